@@ -1,0 +1,97 @@
+// usher's command line: wiring only. Every subcommand returns the process exit code.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "base/version.h"
+#include "config/config.h"
+#include "proxy/server.h"
+
+namespace {
+
+using usher::config::Config;
+
+int run_server(Config config) {
+  usher::proxy::block_control_signals();
+  usher::proxy::Server server(std::move(config));
+  return server.run();
+}
+
+// Loads a config file, printing every problem; nullopt-like empty workers count on failure.
+bool load(const std::string& path, Config& config) {
+  usher::config::Errors errors;
+  auto loaded = usher::config::load_file(path, errors);
+  for (const std::string& message : errors.messages) std::cerr << message << '\n';
+  if (!loaded) return false;
+  config = std::move(*loaded);
+  return true;
+}
+
+int check(const std::string& path) {
+  Config config;
+  if (!load(path, config)) return 1;
+  size_t backends = 0;
+  for (const auto& pool : config.pools) backends += pool.backends.size();
+  std::cout << path << ": configuration is valid (" << config.listeners.size() << " listeners, "
+            << config.pools.size() << " pools, " << backends << " backends)\n";
+  return 0;
+}
+
+int run(const std::string& path) {
+  Config config;
+  if (!load(path, config)) return 1;
+  return run_server(std::move(config));
+}
+
+struct QuickOptions {
+  std::string listen;
+  std::vector<std::string> to;
+  std::string balance = "round-robin";
+  unsigned workers = 0;
+};
+
+int quick_proxy(const QuickOptions& options) {
+  // Built as YAML so quick mode gets exactly the validation of a config file.
+  std::string yaml = "workers: " + std::to_string(options.workers) + "\npools:\n  - name: quick\n" +
+                     "    balance: \"" + options.balance + "\"\n    backends:\n";
+  for (const std::string& to : options.to) yaml += "      - \"" + to + "\"\n";
+  yaml += "listeners:\n  - name: quick\n    listen: \"" + options.listen + "\"\n    pool: quick\n";
+  usher::config::Errors errors;
+  auto config = usher::config::load_string(yaml, "command line", errors);
+  if (!config) {
+    for (const std::string& message : errors.messages) std::cerr << message << '\n';
+    return 1;
+  }
+  return run_server(std::move(*config));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"usher: a load balancer and reverse proxy"};
+  app.set_version_flag("--version", std::string("usher ") + usher::kVersion);
+  app.require_subcommand(1);
+
+  std::string config_path;
+  auto* run_cmd = app.add_subcommand("run", "Run the proxy from a configuration file");
+  run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+
+  auto* check_cmd = app.add_subcommand("check", "Validate a configuration file and exit");
+  check_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+
+  QuickOptions quick;
+  auto* proxy_cmd = app.add_subcommand("proxy", "Proxy HTTP from one address to backends, no config file");
+  proxy_cmd->add_option("--listen", quick.listen, "Address to listen on, e.g. 127.0.0.1:8080")->required();
+  proxy_cmd->add_option("--to", quick.to, "Backend address (repeat for each)")->required();
+  proxy_cmd->add_option("--balance", quick.balance, "Balancing algorithm");
+  proxy_cmd->add_option("--workers", quick.workers, "Worker threads (default: one per core)");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  if (*check_cmd) return check(config_path);
+  if (*run_cmd) return run(config_path);
+  if (*proxy_cmd) return quick_proxy(quick);
+  return 2;
+}

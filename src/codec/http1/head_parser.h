@@ -1,0 +1,20 @@
+#pragma once
+// Strict RFC 9112 parser of request and response heads: bytes in, a parsed head or an error out.
+// No sockets, no allocation: header views go into the caller's scratch span.
+#include "codec/http1/message.h"
+
+namespace usher::http1 {
+
+// `scanned` carries how far earlier calls searched for the end of the head, so a head that
+// arrives one byte at a time is scanned once, not once per byte. Start it at 0 per message.
+ParseStatus parse_request(std::string_view data, const HeadLimits& limits, std::span<Header> scratch,
+                          size_t& scanned, RequestHead& out, ParseError& error);
+
+// `request_method` decides whether the response has a body (HEAD, CONNECT).
+ParseStatus parse_response(std::string_view data, const HeadLimits& limits,
+                           std::span<Header> scratch, Method request_method, size_t& scanned,
+                           ResponseHead& out, ParseError& error);
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace usher::http1

@@ -1,0 +1,70 @@
+#pragma once
+// The validated, immutable configuration. All YAML knowledge lives in this folder; the rest of
+// the program sees only these plain values.
+#include <string>
+#include <vector>
+
+#include "base/address.h"
+#include "base/duration.h"
+#include "base/expected.h"
+
+namespace usher::config {
+
+using namespace std::chrono_literals;
+
+struct Backend {
+  Address address;
+  uint32_t weight = 1;
+};
+
+struct PoolTimeouts {
+  Millis connect = 3s;    // TCP connect to a backend
+  Millis response = 30s;  // waiting for response bytes from a backend
+};
+
+struct Pool {
+  std::string name;
+  std::string balance = "round-robin";
+  std::vector<Backend> backends;
+  PoolTimeouts timeouts;
+};
+
+struct Listener {
+  std::string name;
+  Address listen;
+  size_t pool = 0;  // index into Config::pools
+};
+
+struct ClientTimeouts {
+  Millis header = 10s;  // a whole request head must arrive within this (slowloris)
+  Millis idle = 60s;    // keep-alive wait for the next request
+  Millis body = 60s;    // inactivity while reading from or writing to a client
+  Millis tunnel = 1h;   // inactivity on an upgraded (WebSocket) connection
+  Millis drain = 30s;   // after SIGTERM, in-flight requests get this long to finish
+};
+
+struct Limits {
+  size_t max_request_line = 8 * 1024;
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_headers = 100;
+};
+
+struct Config {
+  unsigned workers = 0;  // 0: one per core
+  std::vector<Listener> listeners;
+  std::vector<Pool> pools;
+  ClientTimeouts timeouts;
+  Limits limits;
+};
+
+// Every problem found, each as "FILE:LINE:COL: message".
+struct Errors {
+  std::vector<std::string> messages;
+};
+
+Expected<Config> load_file(const std::string& path, Errors& errors);
+Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors);
+
+unsigned effective_workers(const Config& config);
+
+}  // namespace usher::config

@@ -1,0 +1,331 @@
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "config/config.h"
+
+namespace usher::config {
+
+namespace {
+
+// Reads YAML nodes into Config fields, recording every problem with its position.
+class Reader {
+ public:
+  Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
+
+  void error(const YAML::Mark& mark, const std::string& message) {
+    std::ostringstream out;
+    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
+    errors_.messages.push_back(out.str());
+  }
+
+  bool expect_map(const YAML::Node& node, const char* what) {
+    if (node.IsMap()) return true;
+    error(node.Mark(), std::string(what) + " must be a mapping");
+    return false;
+  }
+
+  bool expect_sequence(const YAML::Node& node, const char* what) {
+    if (node.IsSequence()) return true;
+    error(node.Mark(), std::string(what) + " must be a list");
+    return false;
+  }
+
+  void check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
+                  const char* where) {
+    for (const auto& entry : map) {
+      auto key = entry.first.as<std::string>();
+      bool known = false;
+      for (const char* name : allowed) known = known || key == name;
+      if (!known) {
+        std::string list;
+        for (const char* name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+        error(entry.first.Mark(), "unknown key '" + key + "' in " + where + " (known: " + list + ")");
+      }
+    }
+  }
+
+  bool scalar(const YAML::Node& node, const char* what, std::string& out) {
+    if (!node.IsScalar()) {
+      error(node.Mark(), std::string(what) + " must be a single value");
+      return false;
+    }
+    out = node.Scalar();
+    return true;
+  }
+
+  void duration(const YAML::Node& node, const char* what, Millis& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = parse_duration(text);
+    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
+    if (parsed->count() == 0) return error(node.Mark(), std::string(what) + " must be above 0");
+    out = *parsed;
+  }
+
+  void size(const YAML::Node& node, const char* what, size_t& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = parse_size(text);
+    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
+    if (*parsed == 0) return error(node.Mark(), std::string(what) + " must be above 0");
+    out = *parsed;
+  }
+
+  void unsigned_number(const YAML::Node& node, const char* what, uint64_t max, unsigned& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || text[0] == '-' || value > max) {
+      return error(node.Mark(), std::string(what) + " must be a whole number from 0 to " +
+                                    std::to_string(max) + ", not '" + text + "'");
+    }
+    out = static_cast<unsigned>(value);
+  }
+
+  void address(const YAML::Node& node, const char* what, Address& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = Address::parse(text);
+    if (!parsed) return error(node.Mark(), parsed.error().message);
+    out = *parsed;
+  }
+
+ private:
+  std::string file_;
+  Errors& errors_;
+};
+
+void read_workers(Reader& r, const YAML::Node& node, Config& config) {
+  if (node.IsScalar() && node.Scalar() == "auto") return;
+  r.unsigned_number(node, "workers", 1024, config.workers);
+}
+
+void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out) {
+  if (!r.expect_map(node, "timeouts")) return;
+  r.check_keys(node, {"client_header", "client_idle", "client_body", "tunnel", "drain"}, "timeouts");
+  if (node["client_header"]) r.duration(node["client_header"], "client_header", out.header);
+  if (node["client_idle"]) r.duration(node["client_idle"], "client_idle", out.idle);
+  if (node["client_body"]) r.duration(node["client_body"], "client_body", out.body);
+  if (node["tunnel"]) r.duration(node["tunnel"], "tunnel", out.tunnel);
+  if (node["drain"]) r.duration(node["drain"], "drain", out.drain);
+}
+
+void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
+  if (!r.expect_map(node, "limits")) return;
+  r.check_keys(node, {"max_request_line", "max_header_bytes", "max_headers"}, "limits");
+  if (node["max_request_line"]) r.size(node["max_request_line"], "max_request_line", out.max_request_line);
+  if (node["max_header_bytes"]) r.size(node["max_header_bytes"], "max_header_bytes", out.max_header_bytes);
+  if (node["max_headers"]) {
+    unsigned n = static_cast<unsigned>(out.max_headers);
+    r.unsigned_number(node["max_headers"], "max_headers", 1000, n);
+    out.max_headers = n;
+  }
+  if (out.max_header_bytes > 1024 * 1024) {
+    r.error(node["max_header_bytes"].Mark(), "max_header_bytes must be at most 1MiB");
+  }
+}
+
+Backend read_backend(Reader& r, const YAML::Node& node) {
+  Backend backend;
+  if (node.IsScalar()) {
+    r.address(node, "backend address", backend.address);
+    return backend;
+  }
+  if (!r.expect_map(node, "a backend")) return backend;
+  r.check_keys(node, {"address", "weight"}, "backend");
+  if (!node["address"]) {
+    r.error(node.Mark(), "backend needs an 'address'");
+  } else {
+    r.address(node["address"], "backend address", backend.address);
+  }
+  if (node["weight"]) {
+    r.unsigned_number(node["weight"], "weight", 1000, backend.weight);
+    if (backend.weight == 0) r.error(node["weight"].Mark(), "weight must be at least 1");
+  }
+  return backend;
+}
+
+void read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts& out) {
+  if (!r.expect_map(node, "pool timeouts")) return;
+  r.check_keys(node, {"connect", "response"}, "pool timeouts");
+  if (node["connect"]) r.duration(node["connect"], "connect", out.connect);
+  if (node["response"]) r.duration(node["response"], "response", out.response);
+}
+
+Pool read_pool(Reader& r, const YAML::Node& node) {
+  Pool pool;
+  if (!r.expect_map(node, "a pool")) return pool;
+  r.check_keys(node, {"name", "balance", "backends", "timeouts"}, "pool");
+  if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
+    if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
+  }
+  if (node["balance"] && r.scalar(node["balance"], "balance", pool.balance) &&
+      pool.balance != "round-robin") {
+    r.error(node["balance"].Mark(), "unknown balance algorithm '" + pool.balance +
+                                        "' (available: round-robin)");
+  }
+  const YAML::Node backends = node["backends"];
+  if (!backends) {
+    r.error(node.Mark(), "pool '" + pool.name + "' needs 'backends'");
+  } else if (r.expect_sequence(backends, "backends")) {
+    if (backends.size() == 0) r.error(backends.Mark(), "pool '" + pool.name + "' has no backends");
+    for (const auto& b : backends) pool.backends.push_back(read_backend(r, b));
+  }
+  if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
+  return pool;
+}
+
+// Listener fields that name pools are resolved after all pools are read.
+struct PendingPoolRef {
+  std::string name;
+  YAML::Mark mark;
+};
+
+Listener read_listener(Reader& r, const YAML::Node& node, PendingPoolRef& ref) {
+  Listener listener;
+  if (!r.expect_map(node, "a listener")) return listener;
+  r.check_keys(node, {"name", "listen", "protocol", "pool", "routes"}, "listener");
+  if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
+  if (!node["listen"]) {
+    r.error(node.Mark(), "listener needs a 'listen' address");
+  } else {
+    r.address(node["listen"], "listen", listener.listen);
+  }
+  std::string protocol = "http";
+  if (node["protocol"] && r.scalar(node["protocol"], "protocol", protocol) && protocol != "http") {
+    r.error(node["protocol"].Mark(), "unknown protocol '" + protocol + "' (available: http)");
+  }
+  if (node["pool"]) {
+    r.scalar(node["pool"], "pool", ref.name);
+    ref.mark = node["pool"].Mark();
+  }
+  if (const YAML::Node routes = node["routes"]; routes && r.expect_sequence(routes, "routes")) {
+    for (const auto& route : routes) {
+      if (!r.expect_map(route, "a route")) continue;
+      r.check_keys(route, {"pool"}, "route");
+      if (!route["pool"]) {
+        r.error(route.Mark(), "route needs a 'pool'");
+      } else if (ref.name.empty()) {
+        r.scalar(route["pool"], "pool", ref.name);
+        ref.mark = route["pool"].Mark();
+      } else {
+        r.error(route.Mark(), "only one default route is supported per listener");
+      }
+    }
+  }
+  if (ref.name.empty() && !node["pool"]) {
+    r.error(node.Mark(), "listener needs a 'pool' (or a route to one)");
+  }
+  return listener;
+}
+
+void check_unique_pools(Reader& r, const YAML::Node& pools, const Config& config) {
+  std::set<std::string> seen;
+  for (size_t i = 0; i < config.pools.size(); ++i) {
+    const std::string& name = config.pools[i].name;
+    if (!name.empty() && !seen.insert(name).second) {
+      r.error(pools[i]["name"].Mark(), "duplicate pool name '" + name + "'");
+    }
+  }
+}
+
+void check_unique_listeners(Reader& r, const YAML::Node& listeners, const Config& config) {
+  std::set<std::string> names;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const Listener& l = config.listeners[i];
+    if (!l.name.empty() && !names.insert(l.name).second) {
+      r.error(listeners[i]["name"].Mark(), "duplicate listener name '" + l.name + "'");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (l.listen.length() && l.listen == config.listeners[j].listen) {
+        r.error(listeners[i]["listen"].Mark(),
+                "address " + l.listen.to_string() + " is already used by another listener");
+      }
+    }
+  }
+}
+
+Config read_root(Reader& r, const YAML::Node& root) {
+  Config config;
+  if (!r.expect_map(root, "the configuration")) return config;
+  r.check_keys(root, {"workers", "listeners", "pools", "timeouts", "limits"}, "the top level");
+  if (root["workers"]) read_workers(r, root["workers"], config);
+  if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
+  if (root["limits"]) read_limits(r, root["limits"], config.limits);
+
+  const YAML::Node pools = root["pools"];
+  if (!pools) {
+    r.error(root.Mark(), "the configuration needs 'pools'");
+  } else if (r.expect_sequence(pools, "pools")) {
+    for (const auto& p : pools) config.pools.push_back(read_pool(r, p));
+    check_unique_pools(r, pools, config);
+  }
+
+  const YAML::Node listeners = root["listeners"];
+  if (!listeners) {
+    r.error(root.Mark(), "the configuration needs 'listeners'");
+  } else if (r.expect_sequence(listeners, "listeners")) {
+    for (const auto& l : listeners) {
+      PendingPoolRef ref;
+      Listener listener = read_listener(r, l, ref);
+      if (!ref.name.empty()) {
+        bool found = false;
+        for (size_t i = 0; i < config.pools.size() && !found; ++i) {
+          if (config.pools[i].name == ref.name) {
+            listener.pool = i;
+            found = true;
+          }
+        }
+        if (!found) r.error(ref.mark, "pool '" + ref.name + "' is not defined");
+      }
+      config.listeners.push_back(std::move(listener));
+    }
+    check_unique_listeners(r, listeners, config);
+  }
+  return config;
+}
+
+}  // namespace
+
+Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors) {
+  Reader reader(name, errors);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    reader.error(e.mark, e.msg);
+    return Error{errors.messages.back()};
+  }
+  Config config;
+  try {
+    config = read_root(reader, root);
+  } catch (const YAML::Exception& e) {
+    reader.error(e.mark, e.msg);
+  }
+  if (!errors.messages.empty()) return Error{errors.messages.front()};
+  return config;
+}
+
+Expected<Config> load_file(const std::string& path, Errors& errors) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    errors.messages.push_back(path + ":1:1: cannot open file");
+    return Error{errors.messages.back()};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_string(text.str(), path, errors);
+}
+
+unsigned effective_workers(const Config& config) {
+  if (config.workers) return config.workers;
+  unsigned cores = std::thread::hardware_concurrency();
+  return cores ? cores : 1;
+}
+
+}  // namespace usher::config

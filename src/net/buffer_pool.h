@@ -1,0 +1,69 @@
+#pragma once
+// Fixed-size I/O buffers lent to a connection only while it has bytes in flight, so an idle
+// connection holds none. Thread rule: one pool per worker, used only by that worker.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+namespace usher::net {
+
+class BufferPool;
+
+// A lent buffer with a window [begin, end) of unconsumed bytes. Returns itself on destruction.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  ~Buffer() { release(); }
+
+  explicit operator bool() const { return data_ != nullptr; }
+  char* data() { return data_; }
+  size_t capacity() const { return capacity_; }
+
+  // Unconsumed bytes.
+  const char* begin() const { return data_ + begin_; }
+  size_t size() const { return end_ - begin_; }
+  bool empty() const { return begin_ == end_; }
+  void consume(size_t n);
+
+  // Free space after the unconsumed bytes; compacts first when that space is short.
+  char* tail();
+  size_t tail_room() const { return capacity_ - end_; }
+  void commit(size_t n) { end_ += n; }
+  void compact();
+
+  void release();
+
+ private:
+  friend class BufferPool;
+  Buffer(BufferPool* pool, char* data, size_t capacity)
+      : pool_(pool), data_(data), capacity_(capacity) {}
+
+  BufferPool* pool_ = nullptr;
+  char* data_ = nullptr;
+  size_t capacity_ = 0;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+class BufferPool {
+ public:
+  explicit BufferPool(size_t buffer_size);
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+  ~BufferPool();
+
+  Buffer take();
+  size_t buffer_size() const { return buffer_size_; }
+  size_t idle_count() const { return idle_.size(); }
+
+ private:
+  friend class Buffer;
+  void give_back(char* data);
+
+  size_t buffer_size_;
+  std::vector<char*> idle_;
+};
+
+}  // namespace usher::net

@@ -1,0 +1,255 @@
+// The epoll backend: edge-triggered, one registration per socket for its lifetime. An operation
+// is first tried at once; only on EAGAIN does it park on the socket until readiness returns.
+// Completions found while dispatching a batch of events are queued and resumed after the batch,
+// so no coroutine can free a socket whose event is still in the batch.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <system_error>
+
+#include "net/reactor.h"
+#include "net/socket.h"
+
+namespace usher::net {
+
+uint64_t monotonic_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000 + static_cast<uint64_t>(ts.tv_nsec) / 1'000'000;
+}
+
+namespace {
+
+bool is_read_side(OpKind kind) {
+  return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn;
+}
+
+// Runs the operation's syscall once; -EAGAIN means "not yet".
+long attempt(IoOp& op) {
+  int fd = op.socket->fd();
+  // Edge-triggered: after an EAGAIN nothing changes until the next event, so skip the syscall.
+  if (is_read_side(op.kind) ? !op.socket->read_ready : !op.socket->write_ready) return -EAGAIN;
+  long n = 0;
+  switch (op.kind) {
+    case OpKind::kRead:
+      n = ::recv(fd, op.buffer, op.length, 0);
+      break;
+    case OpKind::kWrite:
+      n = ::send(fd, op.buffer, op.length, MSG_NOSIGNAL);
+      break;
+    case OpKind::kWritev: {
+      msghdr msg{};
+      msg.msg_iov = const_cast<iovec*>(op.iov);
+      msg.msg_iovlen = static_cast<size_t>(op.iov_count);
+      n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+      break;
+    }
+    case OpKind::kAccept:
+      n = ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      break;
+    case OpKind::kConnect: {
+      int error = 0;
+      socklen_t len = sizeof error;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0) return -errno;
+      return error ? -error : 0;
+    }
+    case OpKind::kPollIn:
+      return op.socket->read_ready ? 0 : -EAGAIN;
+    case OpKind::kSleep:
+      return -EAGAIN;
+  }
+  if (n >= 0) return n;
+  return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+class EpollReactor final : public Reactor {
+ public:
+  EpollReactor() : now_(monotonic_ms()), timers_(now_) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::system_error(errno, std::generic_category());
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  }
+  ~EpollReactor() override {
+    ::close(wake_fd_);
+    ::close(epoll_fd_);
+  }
+
+  void attach(Socket& socket) override {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = &socket;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, socket.fd(), &ev) < 0) {
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+  }
+
+  void detach(Socket& socket) override {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+    // An op still parked here belongs to a coroutine that is being torn down with the socket.
+    for (IoOp* op : {socket.reader, socket.writer}) {
+      if (op) timers_.cancel(op->timer);
+    }
+    socket.reader = socket.writer = nullptr;
+  }
+
+  bool submit(IoOp& op) override {
+    if (op.kind == OpKind::kSleep) {
+      arm_deadline(op);
+      return false;
+    }
+    if (op.kind == OpKind::kConnect) {
+      if (op.result != -EINPROGRESS) return true;
+      op.socket->write_ready = false;
+      op.socket->writer = &op;
+      arm_deadline(op);
+      return false;
+    }
+    long result = attempt(op);
+    if (result != -EAGAIN) {
+      op.result = result;
+      return true;
+    }
+    if (is_read_side(op.kind)) {
+      op.socket->read_ready = false;
+      op.socket->reader = &op;
+    } else {
+      op.socket->write_ready = false;
+      op.socket->writer = &op;
+    }
+    arm_deadline(op);
+    return false;
+  }
+
+  void run(const std::function<void()>& on_wake) override {
+    current_ = this;
+    epoll_event events[256];
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      int timeout = timers_.empty() ? 1000 : static_cast<int>(TimerWheel::kTickMs);
+      int n = ::epoll_wait(epoll_fd_, events, 256, timeout);
+      now_ = monotonic_ms();
+      bool woken = false;
+      for (int i = 0; i < n; ++i) {
+        if (events[i].data.ptr == nullptr) {
+          uint64_t count;
+          while (::read(wake_fd_, &count, sizeof count) > 0) {
+          }
+          woken = true;
+          continue;
+        }
+        dispatch(*static_cast<Socket*>(events[i].data.ptr), events[i].events);
+      }
+      timers_.advance(now_);
+      resume_ready();
+      if (woken && on_wake) on_wake();
+    }
+  }
+
+  void cancel(Socket& socket) override {
+    for (IoOp** slot : {&socket.reader, &socket.writer}) {
+      if (IoOp* op = *slot) {
+        *slot = nullptr;
+        timers_.cancel(op->timer);
+        op->result = -ECANCELED;
+        enqueue(*op);
+      }
+    }
+  }
+
+  void stop() override {
+    stopping_.store(true, std::memory_order_relaxed);
+    wake();
+  }
+
+  void wake() override {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  uint64_t now_ms() const override { return now_; }
+
+ private:
+  void arm_deadline(IoOp& op) {
+    if (op.deadline_ms == 0) return;
+    op.timer.fire = [](TimerEntry* entry) {
+      IoOp* op = reinterpret_cast<IoOp*>(reinterpret_cast<char*>(entry) - offsetof(IoOp, timer));
+      op->result = -ETIMEDOUT;
+      if (op->socket) {
+        if (op->socket->reader == op) op->socket->reader = nullptr;
+        if (op->socket->writer == op) op->socket->writer = nullptr;
+      }
+      current_->enqueue(*op);
+    };
+    timers_.arm(op.timer, op.deadline_ms);
+  }
+
+  void dispatch(Socket& socket, uint32_t events) {
+    if (events & (EPOLLRDHUP | EPOLLHUP)) socket.peer_closed = true;
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      socket.read_ready = true;
+      retry(socket.reader);
+    }
+    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+      socket.write_ready = true;
+      retry(socket.writer);
+    }
+  }
+
+  void retry(IoOp*& slot) {
+    IoOp* op = slot;
+    if (op == nullptr) return;
+    long result = attempt(*op);
+    if (result == -EAGAIN) return;
+    op->result = result;
+    slot = nullptr;
+    timers_.cancel(op->timer);
+    enqueue(*op);
+  }
+
+  void enqueue(IoOp& op) {
+    op.next_ready = nullptr;
+    if (ready_tail_) {
+      ready_tail_->next_ready = &op;
+    } else {
+      ready_head_ = &op;
+    }
+    ready_tail_ = &op;
+  }
+
+  void resume_ready() {
+    while (IoOp* op = ready_head_) {
+      ready_head_ = op->next_ready;
+      if (!ready_head_) ready_tail_ = nullptr;
+      op->waiter.resume();
+    }
+  }
+
+ public:
+  // The timer callback has no context pointer; the reactor running on this thread is it.
+  static thread_local EpollReactor* current_;
+
+ private:
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  uint64_t now_;
+  TimerWheel timers_;
+  IoOp* ready_head_ = nullptr;
+  IoOp* ready_tail_ = nullptr;
+  std::atomic<bool> stopping_{false};
+};
+
+thread_local EpollReactor* EpollReactor::current_ = nullptr;
+
+}  // namespace
+
+std::unique_ptr<Reactor> make_epoll_reactor() { return std::make_unique<EpollReactor>(); }
+
+}  // namespace usher::net

@@ -1,0 +1,58 @@
+#include "net/frame_pool.h"
+
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+namespace usher::net {
+
+namespace {
+
+constexpr std::size_t kGranule = 64;
+constexpr std::size_t kClasses = 64;  // frames up to 4 KiB are pooled
+
+struct FreeFrame {
+  FreeFrame* next;
+};
+
+struct FreeLists {
+  FreeFrame* heads[kClasses] = {};
+  ~FreeLists() {
+    for (FreeFrame*& head : heads) {
+      while (head) std::free(std::exchange(head, head->next));
+    }
+  }
+};
+
+thread_local FreeLists free_lists;
+
+std::size_t size_class(std::size_t size) { return (size + kGranule - 1) / kGranule; }
+
+}  // namespace
+
+void* allocate_frame(std::size_t size) {
+  std::size_t cls = size_class(size);
+  if (cls < kClasses) {
+    if (FreeFrame* frame = free_lists.heads[cls]) {
+      free_lists.heads[cls] = frame->next;
+      return frame;
+    }
+    size = cls * kGranule;
+  }
+  void* memory = std::malloc(size);
+  if (memory == nullptr) throw std::bad_alloc();
+  return memory;
+}
+
+void free_frame(void* frame, std::size_t size) noexcept {
+  std::size_t cls = size_class(size);
+  if (cls < kClasses) {
+    auto* node = static_cast<FreeFrame*>(frame);
+    node->next = free_lists.heads[cls];
+    free_lists.heads[cls] = node;
+    return;
+  }
+  std::free(frame);
+}
+
+}  // namespace usher::net

@@ -1,0 +1,80 @@
+#pragma once
+// The event loop of one worker, behind a completion-style interface ("read into this buffer and
+// wake me"), so that a readiness backend (epoll) and a completion backend (io_uring) fit alike.
+// Thread rule: a reactor and everything attached to it belong to the thread that runs it; only
+// wake() may be called from other threads.
+#include <sys/uio.h>
+
+#include <coroutine>
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "net/timer_wheel.h"
+
+namespace usher::net {
+
+class Socket;
+
+enum class OpKind : uint8_t { kRead, kWrite, kWritev, kAccept, kConnect, kPollIn, kSleep };
+
+// One outstanding operation; it lives in the awaiting coroutine's frame.
+struct IoOp {
+  explicit IoOp(OpKind k) : kind(k) {}
+  OpKind kind;
+  Socket* socket = nullptr;
+  char* buffer = nullptr;
+  size_t length = 0;
+  const iovec* iov = nullptr;
+  int iov_count = 0;
+  uint64_t deadline_ms = 0;  // 0: none
+  long result = 0;           // >= 0 on success, -errno on failure (-ETIMEDOUT on deadline)
+  std::coroutine_handle<> waiter{};
+  TimerEntry timer{};
+  IoOp* next_ready = nullptr;
+};
+
+class Reactor {
+ public:
+  virtual ~Reactor() = default;
+
+  virtual void attach(Socket& socket) = 0;
+  virtual void detach(Socket& socket) = 0;
+  // Starts op; returns true if it completed at once (the caller does not suspend).
+  virtual bool submit(IoOp& op) = 0;
+  // Completes the socket's parked operations with -ECANCELED (after the current batch).
+  virtual void cancel(Socket& socket) = 0;
+  // Runs until stop(); on_wake runs on the loop thread after another thread called wake().
+  virtual void run(const std::function<void()>& on_wake) = 0;
+  virtual void stop() = 0;
+  virtual void wake() = 0;
+  virtual uint64_t now_ms() const = 0;
+};
+
+std::unique_ptr<Reactor> make_epoll_reactor();
+
+uint64_t monotonic_ms();
+
+// Suspends the calling coroutine until the op completes; yields its result.
+class OpAwaitable {
+ public:
+  OpAwaitable(Reactor& reactor, const IoOp& op) : reactor_(reactor), op_(op) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> waiter) {
+    op_.waiter = waiter;
+    return !reactor_.submit(op_);
+  }
+  long await_resume() const noexcept { return op_.result; }
+
+ private:
+  Reactor& reactor_;
+  IoOp op_;
+};
+
+inline OpAwaitable sleep_until(Reactor& reactor, uint64_t deadline_ms) {
+  IoOp op(OpKind::kSleep);
+  op.deadline_ms = deadline_ms;
+  return OpAwaitable(reactor, op);
+}
+
+}  // namespace usher::net

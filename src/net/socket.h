@@ -1,0 +1,61 @@
+#pragma once
+// A non-blocking socket attached to one worker's reactor; its operations are awaitables.
+#include <sys/socket.h>
+
+#include <utility>
+
+#include "base/address.h"
+#include "net/reactor.h"
+
+namespace usher::net {
+
+class Socket {
+ public:
+  Socket(Reactor& reactor, int fd);
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() { close(); }
+
+  // Creates a non-blocking TCP socket for address's family; fd -1 on failure (errno set).
+  static int open_tcp(const Address& address);
+
+  int fd() const { return fd_; }
+  bool is_open() const { return fd_ >= 0; }
+  Reactor& reactor() const { return reactor_; }
+  void close();
+
+  // Each yields bytes moved (0 = peer closed, for reads) or -errno; deadline 0 = none.
+  OpAwaitable read(char* buffer, size_t length, uint64_t deadline_ms) {
+    return make(OpKind::kRead, buffer, length, deadline_ms);
+  }
+  OpAwaitable write(const char* buffer, size_t length, uint64_t deadline_ms) {
+    return make(OpKind::kWrite, const_cast<char*>(buffer), length, deadline_ms);
+  }
+  OpAwaitable writev(const iovec* iov, int count, uint64_t deadline_ms);
+  OpAwaitable accept(uint64_t deadline_ms) { return make(OpKind::kAccept, nullptr, 0, deadline_ms); }
+  // Yields 0 once connected, or -errno.
+  OpAwaitable connect(const Address& to, uint64_t deadline_ms);
+  // Yields 0 when bytes (or EOF) are waiting, without taking a buffer.
+  OpAwaitable readable(uint64_t deadline_ms) {
+    return make(OpKind::kPollIn, nullptr, 0, deadline_ms);
+  }
+
+  // One immediate recv that never parks: -EAGAIN when nothing is waiting. Lets an idle
+  // connection wait with readable() and take a buffer only once bytes are there.
+  long try_read(char* buffer, size_t length);
+
+  // Reactor-private readiness state (epoll backend).
+  IoOp* reader = nullptr;
+  IoOp* writer = nullptr;
+  bool read_ready = true;
+  bool write_ready = true;
+  bool peer_closed = false;  // EPOLLRDHUP/HUP seen: an idle upstream connection is dead
+
+ private:
+  OpAwaitable make(OpKind kind, char* buffer, size_t length, uint64_t deadline_ms);
+
+  Reactor& reactor_;
+  int fd_;
+};
+
+}  // namespace usher::net

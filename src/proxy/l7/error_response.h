@@ -1,0 +1,12 @@
+#pragma once
+// The complete responses usher itself sends (errors and interim replies), built once at start.
+#include <string_view>
+
+namespace usher::proxy::l7 {
+
+// A full "HTTP/1.1 NNN ..." response with a short text body and Connection: close.
+std::string_view error_response(int status);
+
+inline constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,401 @@
+#include "proxy/l7/http_session.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "codec/http1/body.h"
+#include "codec/http1/head_parser.h"
+#include "proxy/l7/error_response.h"
+#include "proxy/l7/head_writer.h"
+#include "proxy/l7/stream.h"
+#include "proxy/l7/upstream_pool.h"
+#include "proxy/worker.h"
+
+namespace usher::proxy::l7 {
+
+namespace {
+
+using http1::Framing;
+using http1::ParseStatus;
+
+struct Client {
+  Client(Worker& w, int fd) : worker(w), socket(w.reactor(), fd) { link.client = &socket; }
+
+  uint64_t after(Millis timeout) const { return worker.reactor().now_ms() + timeout.count(); }
+  std::string_view unread() const { return {in.begin(), in.size()}; }
+  std::string_view ip() const { return {ip_text, ip_length}; }
+
+  Worker& worker;
+  net::Socket socket;
+  net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
+  SessionLink link;
+  char ip_text[INET6_ADDRSTRLEN] = {};
+  uint8_t ip_length = 0;
+  bool linger = false;  // an error response was sent: close gently
+};
+
+// What outlives the request head once it has been serialised for the backend.
+struct RequestInfo {
+  Framing::Kind body_kind = Framing::Kind::kNone;
+  uint64_t body_length = 0;
+  http1::Method method = http1::Method::kOther;
+  bool http10 = false;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool upgrade = false;
+
+  bool replayable() const {
+    return body_kind == Framing::Kind::kNone ||
+           (body_kind == Framing::Kind::kLength && body_length == 0);
+  }
+};
+
+struct ResponseInfo {
+  int status = 0;
+  Framing framing;
+  bool upstream_keep_alive = false;
+  bool client_keep_alive = false;
+  bool dechunk = false;
+};
+
+enum class Next : uint8_t { kKeepAlive, kClose, kAbort };
+
+enum class SendResult : uint8_t { kOk, kUpstreamFailed, kClientFailed, kClientBadBody };
+
+// kNothing: the backend closed or reset before sending a byte (a stale keep-alive connection
+// looks exactly like this, so such a request may be replayed on a fresh connection).
+enum class HeadResult : uint8_t { kOk, kNothing, kTimeout, kBroken, kClientFailed };
+
+void record_peer_ip(Client& c) {
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (::getpeername(c.socket.fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    c.ip_length = static_cast<uint8_t>(
+        format_ip(reinterpret_cast<sockaddr*>(&peer), c.ip_text, sizeof c.ip_text));
+  }
+}
+
+net::Task<bool> send_status(Client& c, int status) {
+  c.linger = true;
+  co_return co_await write_all(c.socket, error_response(status), {}, c.after(c.worker.config().timeouts.body));
+}
+
+net::Task<Next> fail(Client& c, int status) {
+  co_await send_status(c, status);
+  co_return Next::kClose;
+}
+
+// After an error response the client may still be sending; closing with unread bytes would
+// reset the connection and could destroy the response before the client reads it. So: stop
+// writing, discard what arrives for a short while, then close (nginx's lingering close).
+net::Task<void> linger_close(Client& c) {
+  constexpr uint64_t kLingerMs = 2000;
+  constexpr size_t kMaxDiscard = 1 << 20;
+  ::shutdown(c.socket.fd(), SHUT_WR);
+  if (!c.in) c.in = c.worker.buffers().take();
+  const uint64_t deadline = c.worker.reactor().now_ms() + kLingerMs;
+  for (size_t discarded = 0; discarded < kMaxDiscard;) {
+    long n = co_await c.socket.read(c.in.data(), c.in.capacity(), deadline);
+    if (n <= 0) break;
+    discarded += static_cast<size_t>(n);
+  }
+}
+
+// Waits between requests holding no buffer; false when the connection should end.
+net::Task<bool> await_request_bytes(Client& c, bool first) {
+  const auto& timeouts = c.worker.config().timeouts;
+  while (c.in.empty()) {
+    c.in.release();
+    if (c.worker.draining()) co_return false;
+    c.link.idle = true;
+    long ready = co_await c.socket.readable(c.after(first ? timeouts.header : timeouts.idle));
+    c.link.idle = false;
+    if (ready < 0) co_return false;
+    c.in = c.worker.buffers().take();
+    long n = c.socket.try_read(c.in.tail(), c.in.tail_room());
+    if (n == -EAGAIN) continue;
+    if (n <= 0) co_return false;
+    c.in.commit(static_cast<size_t>(n));
+  }
+  co_return true;
+}
+
+// Reads and parses one request head, and serialises it for the backend into `out`.
+// Returns 0, -1 (close quietly) or the HTTP status to answer before closing.
+net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out) {
+  Worker& w = c.worker;
+  const http1::HeadLimits limits = w.head_limits();
+  const uint64_t deadline = c.after(w.config().timeouts.header);
+  size_t scanned = 0;
+  while (true) {
+    http1::RequestHead head;
+    http1::ParseError error;
+    ParseStatus status = http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
+    if (status == ParseStatus::kError) co_return error.http_status;
+    if (status == ParseStatus::kComplete) {
+      out = w.buffers().take();
+      RequestRewrite rewrite{c.ip(), head.expect_continue};
+      size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
+      if (n == 0) co_return 431;
+      out.commit(n);
+      info = RequestInfo{head.framing.kind, head.framing.length, head.method,
+                         head.version_minor == 0, head.keep_alive, head.expect_continue,
+                         head.upgrade};
+      c.in.consume(head.head_bytes);
+      co_return 0;
+    }
+    char* tail = c.in.tail();
+    if (c.in.tail_room() == 0) co_return 431;
+    long n = co_await c.socket.read(tail, c.in.tail_room(), deadline);
+    if (n == -ETIMEDOUT) co_return 408;
+    if (n <= 0) co_return -1;
+    c.in.commit(static_cast<size_t>(n));
+  }
+}
+
+net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t backend_id,
+                                                          const Address& address, Millis timeout,
+                                                          long& error) {
+  int fd = net::Socket::open_tcp(address);
+  if (fd < 0) {
+    error = -errno;
+    co_return nullptr;
+  }
+  auto conn = std::make_unique<UpstreamConn>(w.reactor(), fd, backend_id);
+  error = co_await conn->socket.connect(address, w.reactor().now_ms() + timeout.count());
+  if (error != 0) co_return nullptr;
+  co_return conn;
+}
+
+// Sends the serialised head and streams the request body from the client with back-pressure.
+net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
+                                   const net::Buffer& head, Millis upstream_timeout) {
+  Worker& w = c.worker;
+  http1::BodyDecoder body(Framing{info.body_kind, info.body_length, {}});
+  http1::BodyStep step;
+  size_t first = 0;
+  if (!body.done() && !c.in.empty()) {
+    if (body.feed(c.unread(), step) == ParseStatus::kError) co_return SendResult::kClientBadBody;
+    first = step.consumed;
+  }
+  std::string_view head_bytes(head.begin(), head.size());
+  if (!co_await write_all(upstream, head_bytes, c.unread().substr(0, first), c.after(upstream_timeout))) {
+    co_return SendResult::kUpstreamFailed;
+  }
+  c.in.consume(first);
+  while (!body.done()) {
+    if (c.in.empty()) {
+      if (!c.in) c.in = w.buffers().take();
+      char* tail = c.in.tail();
+      long n = co_await c.socket.read(tail, c.in.tail_room(), c.after(w.config().timeouts.body));
+      if (n <= 0) co_return SendResult::kClientFailed;
+      c.in.commit(static_cast<size_t>(n));
+    }
+    if (body.feed(c.unread(), step) == ParseStatus::kError) co_return SendResult::kClientBadBody;
+    if (!co_await write_all(upstream, c.unread().substr(0, step.consumed), {}, c.after(upstream_timeout))) {
+      co_return SendResult::kUpstreamFailed;
+    }
+    c.in.consume(step.consumed);
+  }
+  co_return SendResult::kOk;
+}
+
+// Reads the response head (forwarding interim 1xx responses) and serialises the final head for
+// the client into `out`.
+net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
+                                         const RequestInfo& info, Millis timeout,
+                                         ResponseInfo& response, net::Buffer& out) {
+  Worker& w = c.worker;
+  const http1::HeadLimits limits = w.head_limits();
+  size_t scanned = 0;
+  bool any_byte = false;
+  while (true) {
+    http1::ResponseHead head;
+    http1::ParseError error;
+    std::string_view unread(in.begin(), in.size());
+    ParseStatus status = http1::parse_response(unread, limits, w.header_scratch(), info.method, scanned, head, error);
+    if (status == ParseStatus::kError) co_return HeadResult::kBroken;
+    if (status == ParseStatus::kIncomplete) {
+      char* tail = in.tail();
+      if (in.tail_room() == 0) co_return HeadResult::kBroken;
+      long n = co_await upstream.read(tail, in.tail_room(), c.after(timeout));
+      if (n == -ETIMEDOUT) co_return HeadResult::kTimeout;
+      if (n <= 0) co_return any_byte ? HeadResult::kBroken : HeadResult::kNothing;
+      any_byte = true;
+      in.commit(static_cast<size_t>(n));
+      continue;
+    }
+    bool interim = head.status < 200 && head.status != 101;
+    if (head.status == 101 && !info.upgrade) co_return HeadResult::kBroken;
+    ResponseRewrite rewrite;
+    rewrite.dechunk = info.http10 && head.framing.kind == Framing::Kind::kChunked;
+    rewrite.client_http10 = info.http10;
+    rewrite.client_keep_alive = interim || (info.keep_alive && !w.draining() && !rewrite.dechunk &&
+                                            head.framing.kind != Framing::Kind::kUntilClose);
+    out.release();
+    out = w.buffers().take();
+    size_t n = write_response_head(head, rewrite, out.data(), out.capacity());
+    if (n == 0) co_return HeadResult::kBroken;
+    out.commit(n);
+    in.consume(head.head_bytes);
+    scanned = 0;
+    if (interim) {
+      // HTTP/1.0 clients know no interim responses; everyone else sees them as they come.
+      if (!info.http10 && !co_await write_all(c.socket, {out.begin(), out.size()}, {},
+                                              c.after(w.config().timeouts.body))) {
+        co_return HeadResult::kClientFailed;
+      }
+      continue;
+    }
+    response = ResponseInfo{head.status, head.framing, head.keep_alive, rewrite.client_keep_alive,
+                            rewrite.dechunk};
+    response.framing.transfer_codings = {};  // its view dies with the buffer contents
+    co_return HeadResult::kOk;
+  }
+}
+
+// Streams the response body to the client. True when the body ended as framed.
+net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+                                    const ResponseInfo& response, const net::Buffer& head,
+                                    Millis upstream_timeout) {
+  Worker& w = c.worker;
+  http1::BodyDecoder body(response.framing);
+  std::string_view pending_head(head.begin(), head.size());
+  const Millis client_timeout = w.config().timeouts.body;
+  while (true) {
+    while (!in.empty() && !body.done()) {
+      http1::BodyStep step;
+      if (body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) co_return false;
+      std::string_view bytes = response.dechunk
+                                   ? std::string_view(in.begin() + step.data_offset, step.data_length)
+                                   : std::string_view(in.begin(), step.consumed);
+      if (!co_await write_all(c.socket, pending_head, bytes, c.after(client_timeout))) co_return false;
+      pending_head = {};
+      in.consume(step.consumed);
+    }
+    if (body.done()) break;
+    if (!pending_head.empty()) {
+      if (!co_await write_all(c.socket, pending_head, {}, c.after(client_timeout))) co_return false;
+      pending_head = {};
+    }
+    char* tail = in.tail();
+    long n = co_await upstream.read(tail, in.tail_room(), c.after(upstream_timeout));
+    if (n == 0 && body.until_close()) co_return true;
+    if (n <= 0) co_return false;
+    in.commit(static_cast<size_t>(n));
+  }
+  if (!pending_head.empty()) {
+    if (!co_await write_all(c.socket, pending_head, {}, c.after(client_timeout))) co_return false;
+  }
+  co_return true;
+}
+
+// After a 101: leftovers cross over, then bytes flow both ways until either side ends.
+net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
+                           const net::Buffer& head) {
+  Worker& w = c.worker;
+  const uint64_t deadline = c.after(w.config().timeouts.body);
+  if (!co_await write_all(c.socket, {head.begin(), head.size()}, {upstream_in.begin(), upstream_in.size()}, deadline) ||
+      !co_await write_all(upstream, c.unread(), {}, deadline)) {
+    co_return;
+  }
+  upstream_in.release();
+  c.in.release();
+  co_await tunnel(c.socket, upstream, w.buffers(), w.config().timeouts.tunnel.count());
+}
+
+int status_for_connect_error(long error) { return error == -ETIMEDOUT ? 504 : 502; }
+
+// Forwards one request to a backend and its response to the client.
+net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info, net::Buffer& request_head) {
+  Worker& w = c.worker;
+  const config::PoolTimeouts& timeouts = pool.config.timeouts;
+  uint64_t ticket = pool.round_robin_ticket.fetch_add(1, std::memory_order_relaxed);
+  uint32_t index = pool.picker.pick(ticket).at(0);
+  uint32_t backend_id = pool.first_backend_id + index;
+  const Address& address = pool.snapshot.backends[index].address;
+
+  for (int attempt = 0;; ++attempt) {
+    std::unique_ptr<UpstreamConn> up = attempt == 0 ? w.upstreams().take(backend_id) : nullptr;
+    const bool reused = up != nullptr;
+    if (!up) {
+      long error = 0;
+      up = co_await connect_upstream(w, backend_id, address, timeouts.connect, error);
+      if (!up) co_return co_await send_status(c, status_for_connect_error(error)), Next::kClose;
+    }
+    const bool may_replay = reused && info.replayable();
+    if (info.expect_continue && c.in.empty() && info.body_kind != Framing::Kind::kNone) {
+      if (!co_await write_all(c.socket, kContinueResponse, {}, c.after(w.config().timeouts.body))) {
+        co_return Next::kClose;
+      }
+    }
+    switch (co_await send_request(c, up->socket, info, request_head, timeouts.response)) {
+      case SendResult::kOk:
+        break;
+      case SendResult::kUpstreamFailed:
+        if (may_replay) continue;
+        co_return co_await fail(c, 502);
+      case SendResult::kClientFailed:
+        co_return Next::kClose;
+      case SendResult::kClientBadBody:
+        co_return co_await fail(c, 400);
+    }
+    net::Buffer upstream_in = w.buffers().take();
+    net::Buffer response_head;
+    ResponseInfo response;
+    switch (co_await read_response_head(c, up->socket, upstream_in, info, timeouts.response, response, response_head)) {
+      case HeadResult::kOk:
+        break;
+      case HeadResult::kNothing:
+        if (may_replay) continue;
+        co_return co_await fail(c, 502);
+      case HeadResult::kTimeout:
+        co_return co_await fail(c, 504);
+      case HeadResult::kBroken:
+        co_return co_await fail(c, 502);
+      case HeadResult::kClientFailed:
+        co_return Next::kClose;
+    }
+    request_head.release();
+    if (response.status == 101) {
+      co_await run_tunnel(c, up->socket, upstream_in, response_head);
+      co_return Next::kClose;
+    }
+    if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head, timeouts.response)) {
+      co_return Next::kAbort;
+    }
+    bool reusable = response.upstream_keep_alive && upstream_in.empty() &&
+                    response.framing.kind != Framing::Kind::kUntilClose;
+    if (reusable && !w.draining()) w.upstreams().give_back(std::move(up));
+    co_return response.client_keep_alive ? Next::kKeepAlive : Next::kClose;
+  }
+}
+
+}  // namespace
+
+net::Task<void> serve_http(Worker& worker, int fd, size_t pool_index) {
+  Client c(worker, fd);
+  worker.add_session(c.link);
+  record_peer_ip(c);
+  PoolState& pool = worker.pool(pool_index);
+  for (bool first = true;; first = false) {
+    if (!co_await await_request_bytes(c, first)) break;
+    RequestInfo info;
+    net::Buffer request_head;
+    int status = co_await read_request_head(c, info, request_head);
+    if (status != 0) {
+      if (status > 0) co_await send_status(c, status);
+      break;
+    }
+    Next next = co_await exchange(c, pool, info, request_head);
+    if (next == Next::kAbort) abort_connection(c.socket);
+    if (next != Next::kKeepAlive || !info.keep_alive) break;
+  }
+  if (c.linger && c.socket.is_open()) co_await linger_close(c);
+  c.in.release();
+  worker.remove_session(c.link);
+}
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,81 @@
+#include "proxy/l7/stream.h"
+
+#include <sys/socket.h>
+
+namespace usher::proxy::l7 {
+
+net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
+                          uint64_t deadline_ms) {
+  iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
+  int first = 0;
+  while (true) {
+    while (first < 2 && iov[first].iov_len == 0) ++first;
+    if (first == 2) co_return true;
+    long n = co_await socket.writev(iov + first, 2 - first, deadline_ms);
+    if (n <= 0) co_return false;
+    auto written = static_cast<size_t>(n);
+    for (int i = first; i < 2 && written > 0; ++i) {
+      size_t step = std::min(written, iov[i].iov_len);
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + step;
+      iov[i].iov_len -= step;
+      written -= step;
+    }
+  }
+}
+
+namespace {
+
+// Counts finished directions; the last one resumes the waiting tunnel.
+struct Join {
+  int pending = 2;
+  std::coroutine_handle<> waiter;
+
+  void arrive() {
+    if (--pending == 0 && waiter) waiter.resume();
+  }
+  bool await_ready() const noexcept { return pending == 0; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+  void await_resume() const noexcept {}
+};
+
+net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffers,
+                     uint64_t idle_ms, Join& join) {
+  net::Buffer buffer = buffers.take();
+  bool clean = false;
+  while (true) {
+    long n = co_await from.read(buffer.data(), buffer.capacity(), from.reactor().now_ms() + idle_ms);
+    if (n <= 0) {
+      clean = n == 0;
+      break;
+    }
+    std::string_view bytes(buffer.data(), static_cast<size_t>(n));
+    if (!co_await write_all(to, bytes, {}, to.reactor().now_ms() + idle_ms)) break;
+  }
+  buffer.release();
+  if (clean) {
+    ::shutdown(to.fd(), SHUT_WR);  // pass the half-close on
+  } else {
+    // Wake the other direction too: one side failing ends the tunnel.
+    ::shutdown(from.fd(), SHUT_RDWR);
+    ::shutdown(to.fd(), SHUT_RDWR);
+  }
+  join.arrive();
+}
+
+}  // namespace
+
+net::Task<void> tunnel(net::Socket& a, net::Socket& b, net::BufferPool& buffers, uint64_t idle_ms) {
+  Join join;
+  net::spawn(pump(a, b, buffers, idle_ms, join));
+  net::spawn(pump(b, a, buffers, idle_ms, join));
+  co_await join;
+}
+
+void abort_connection(net::Socket& socket) {
+  if (!socket.is_open()) return;
+  linger hard{1, 0};
+  ::setsockopt(socket.fd(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  socket.close();
+}
+
+}  // namespace usher::proxy::l7

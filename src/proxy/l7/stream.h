@@ -1,0 +1,22 @@
+#pragma once
+// Moving bytes between sockets: whole writes and the bidirectional tunnel of an upgraded
+// connection. Worker thread only.
+#include <string_view>
+
+#include "net/buffer_pool.h"
+#include "net/socket.h"
+#include "net/task.h"
+
+namespace usher::proxy::l7 {
+
+// Writes a then b completely; false if the peer failed or the deadline passed.
+net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
+                          uint64_t deadline_ms);
+
+// Relays both directions until each has ended; idle_ms bounds inactivity per read.
+net::Task<void> tunnel(net::Socket& a, net::Socket& b, net::BufferPool& buffers, uint64_t idle_ms);
+
+// Closes with RST so the peer cannot mistake a cut-off body for a complete one.
+void abort_connection(net::Socket& socket);
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,30 @@
+#include "proxy/l7/upstream_pool.h"
+
+namespace usher::proxy::l7 {
+
+UpstreamPool::UpstreamPool(uint32_t backend_count, size_t max_idle_per_backend)
+    : idle_(backend_count), max_idle_per_backend_(max_idle_per_backend) {
+  for (auto& list : idle_) list.reserve(max_idle_per_backend_);
+}
+
+std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
+  auto& list = idle_[backend_id];
+  while (!list.empty()) {
+    std::unique_ptr<UpstreamConn> conn = std::move(list.back());
+    list.pop_back();
+    // A parked connection has nothing to say; a close or stray bytes mean it is finished.
+    if (!conn->socket.peer_closed) return conn;
+  }
+  return nullptr;
+}
+
+void UpstreamPool::give_back(std::unique_ptr<UpstreamConn> conn) {
+  auto& list = idle_[conn->backend_id];
+  if (list.size() < max_idle_per_backend_) list.push_back(std::move(conn));
+}
+
+void UpstreamPool::clear() {
+  for (auto& list : idle_) list.clear();
+}
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,33 @@
+#pragma once
+// Idle keep-alive connections to backends, per worker, reused across client connections.
+// Thread rule: owned by one worker; never shared.
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "net/socket.h"
+
+namespace usher::proxy::l7 {
+
+struct UpstreamConn {
+  UpstreamConn(net::Reactor& reactor, int fd, uint32_t backend_id)
+      : socket(reactor, fd), backend_id(backend_id) {}
+  net::Socket socket;
+  uint32_t backend_id;
+};
+
+class UpstreamPool {
+ public:
+  UpstreamPool(uint32_t backend_count, size_t max_idle_per_backend);
+
+  // The most recently parked live connection to the backend, or null.
+  std::unique_ptr<UpstreamConn> take(uint32_t backend_id);
+  void give_back(std::unique_ptr<UpstreamConn> conn);
+  void clear();
+
+ private:
+  std::vector<std::vector<std::unique_ptr<UpstreamConn>>> idle_;
+  size_t max_idle_per_backend_;
+};
+
+}  // namespace usher::proxy::l7

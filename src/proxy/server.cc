@@ -1,0 +1,104 @@
+#include "proxy/server.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "net/reactor.h"
+
+namespace usher::proxy {
+
+namespace {
+
+sigset_t control_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+// Waits up to timeout_ms for a control signal; 0 when none came.
+int wait_signal(int timeout_ms) {
+  sigset_t set = control_signals();
+  timespec ts{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1'000'000};
+  int sig = timeout_ms < 0 ? sigwaitinfo(&set, nullptr) : sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+}  // namespace
+
+void block_control_signals() {
+  sigset_t set = control_signals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+Server::Server(config::Config config) : config_(std::move(config)) {
+  uint32_t backend_count = 0;
+  for (const config::Pool& pool : config_.pools) {
+    pools_.push_back(std::make_unique<PoolState>(pool, backend_count));
+    backend_count += static_cast<uint32_t>(pool.backends.size());
+  }
+  std::vector<PoolState*> pools;
+  for (auto& p : pools_) pools.push_back(p.get());
+  unsigned workers = config::effective_workers(config_);
+  for (unsigned i = 0; i < workers; ++i) {
+    workers_.push_back(std::make_unique<Worker>(config_, pools, backend_count));
+  }
+}
+
+Server::~Server() {
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+}
+
+int Server::run() {
+  for (auto& w : workers_) {
+    std::string error = w->bind_listeners();
+    if (!error.empty()) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+  }
+  for (auto& w : workers_) w->start();
+  for (const config::Listener& l : config_.listeners) {
+    spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
+                 config_.pools[l.pool].name, workers_.size());
+  }
+  while (true) {
+    int sig = wait_signal(-1);
+    if (sig == SIGTERM || sig == SIGINT) break;
+    if (sig == SIGHUP) spdlog::warn("SIGHUP: live reload is not available yet; restart to apply");
+  }
+  spdlog::info("draining: no new connections; in-flight requests have {} ms",
+               config_.timeouts.drain.count());
+  for (auto& w : workers_) w->begin_drain();
+  const uint64_t started = net::monotonic_ms();
+  while (!drained(started)) {
+    int sig = wait_signal(50);
+    if (sig == SIGTERM || sig == SIGINT) {
+      spdlog::warn("second stop signal: exiting now");
+      break;
+    }
+  }
+  for (auto& w : workers_) w->stop();
+  for (auto& w : workers_) w->join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+bool Server::drained(uint64_t started_ms) const {
+  if (net::monotonic_ms() - started_ms >= static_cast<uint64_t>(config_.timeouts.drain.count())) {
+    spdlog::warn("drain timeout reached with connections still open");
+    return true;
+  }
+  for (const auto& w : workers_) {
+    if (w->session_count() != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace usher::proxy

@@ -1,0 +1,33 @@
+#pragma once
+// The process: worker threads plus the control thread (the caller of run()), which owns
+// signals and the drain. Pools' shared state lives here for the whole run.
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "proxy/pool_state.h"
+#include "proxy/worker.h"
+
+namespace usher::proxy {
+
+class Server {
+ public:
+  explicit Server(config::Config config);
+  ~Server();
+
+  // Binds every listener, runs the workers and blocks until SIGTERM/SIGINT have drained them.
+  // Returns the process exit code.
+  int run();
+
+ private:
+  bool drained(uint64_t started_ms) const;
+
+  config::Config config_;
+  std::vector<std::unique_ptr<PoolState>> pools_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+// Blocks the signals the control thread handles; call before any thread starts.
+void block_control_signals();
+
+}  // namespace usher::proxy

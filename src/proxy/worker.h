@@ -1,0 +1,77 @@
+#pragma once
+// One worker: one thread, one reactor, its own listening sockets (SO_REUSEPORT), buffers and
+// upstream connections. Nothing here is shared with other workers but the PoolStates.
+#include <atomic>
+#include <memory>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "codec/http1/message.h"
+#include "config/config.h"
+#include "net/buffer_pool.h"
+#include "net/reactor.h"
+#include "net/socket.h"
+#include "proxy/pool_state.h"
+#include "proxy/l7/upstream_pool.h"
+
+namespace usher::proxy {
+
+// A client connection known to its worker, so draining can close the idle ones.
+struct SessionLink {
+  SessionLink* prev = nullptr;
+  SessionLink* next = nullptr;
+  net::Socket* client = nullptr;
+  bool idle = true;  // waiting between requests: safe to close on drain
+};
+
+class Worker {
+ public:
+  Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Control thread: binds this worker's listening sockets; the error text is empty on success.
+  std::string bind_listeners();
+  void start();
+  // Any thread.
+  void begin_drain();
+  void stop();
+  void join();
+  size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+
+  // Worker thread only, for sessions.
+  const config::Config& config() const { return config_; }
+  net::Reactor& reactor() { return *reactor_; }
+  net::BufferPool& buffers() { return buffers_; }
+  l7::UpstreamPool& upstreams() { return upstreams_; }
+  std::span<http1::Header> header_scratch() { return header_scratch_; }
+  http1::HeadLimits head_limits() const;
+  PoolState& pool(size_t index) { return *pools_[index]; }
+  bool draining() const { return draining_seen_; }
+  void add_session(SessionLink& link);
+  void remove_session(SessionLink& link);
+
+ private:
+  void run();
+  void on_wake();
+
+  const config::Config& config_;
+  std::vector<PoolState*> pools_;
+  std::unique_ptr<net::Reactor> reactor_;
+  net::BufferPool buffers_;
+  l7::UpstreamPool upstreams_;
+  std::vector<http1::Header> header_scratch_;
+  std::vector<int> listen_fds_;
+  std::vector<std::unique_ptr<net::Socket>> listeners_;
+  SessionLink sessions_;  // sentinel of a circular list
+  std::atomic<size_t> session_count_{0};
+  std::atomic<bool> drain_requested_{false};
+  bool draining_seen_ = false;
+  std::thread thread_;
+};
+
+size_t buffer_size_for(const config::Limits& limits);
+
+}  // namespace usher::proxy
