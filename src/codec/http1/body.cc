@@ -113,16 +113,24 @@ ParseStatus BodyDecoder::feed_chunked(std::string_view in, BodyStep& step) {
         if (c == '\r') {
           state_ = State::kLastLf;
         } else if (is_token(c)) {
-          state_ = State::kTrailerLine;
+          state_ = State::kTrailerName;
         } else {
           return fail("invalid trailer field");
         }
         ++i;
         break;
-      case State::kTrailerLine:
+      case State::kTrailerName:
+        if (c == ':') {
+          state_ = State::kTrailerValue;
+        } else if (!is_token(c)) {
+          return fail("invalid trailer field name");
+        }
+        ++i;
+        break;
+      case State::kTrailerValue:
         if (c == '\r') {
           state_ = State::kTrailerLf;
-        } else if (!is_field_value(c) && c != ':') {
+        } else if (!is_field_value(c)) {
           return fail("invalid character in trailer field");
         }
         ++i;
@@ -140,8 +148,8 @@ ParseStatus BodyDecoder::feed_chunked(std::string_view in, BodyStep& step) {
       default:
         return fail("body decoder misuse");
     }
-    if (state_ == State::kTrailerLine || state_ == State::kTrailerLf ||
-        state_ == State::kTrailerLineStart) {
+    if (state_ == State::kTrailerName || state_ == State::kTrailerValue ||
+        state_ == State::kTrailerLf || state_ == State::kTrailerLineStart) {
       if (++trailer_bytes_ > kMaxTrailerBytes) return fail("trailer section too large");
     }
   }

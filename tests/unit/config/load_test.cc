@@ -1,0 +1,105 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "config/config.h"
+
+namespace usher::config {
+namespace {
+
+struct Loaded {
+  bool ok;
+  Config config;
+  std::vector<std::string> errors;
+};
+
+Loaded load(const std::string& yaml) {
+  Errors errors;
+  auto config = load_string(yaml, "usher.yaml", errors);
+  return {config.ok(), config.ok() ? *config : Config{}, errors.messages};
+}
+
+const char* kValid = R"(workers: 2
+timeouts: { client_header: 5s, client_idle: 2m, drain: 500ms }
+limits: { max_header_bytes: 32KiB }
+listeners:
+  - name: web
+    listen: 127.0.0.1:8080
+    routes:
+      - pool: web
+pools:
+  - name: web
+    balance: round-robin
+    backends:
+      - { address: 127.0.0.1:9001, weight: 5 }
+      - 127.0.0.1:9002
+    timeouts: { connect: 250ms, response: 1m }
+)";
+
+TEST(Config, LoadsAValidFile) {
+  Loaded l = load(kValid);
+  ASSERT_TRUE(l.ok) << (l.errors.empty() ? "" : l.errors[0]);
+  EXPECT_EQ(l.config.workers, 2u);
+  EXPECT_EQ(l.config.timeouts.header, Millis(5000));
+  EXPECT_EQ(l.config.timeouts.idle, Millis(120000));
+  EXPECT_EQ(l.config.timeouts.drain, Millis(500));
+  EXPECT_EQ(l.config.limits.max_header_bytes, 32u * 1024);
+  ASSERT_EQ(l.config.pools.size(), 1u);
+  EXPECT_EQ(l.config.pools[0].backends[0].weight, 5u);
+  EXPECT_EQ(l.config.pools[0].backends[1].address.to_string(), "127.0.0.1:9002");
+  EXPECT_EQ(l.config.pools[0].timeouts.connect, Millis(250));
+  EXPECT_EQ(l.config.listeners[0].pool, 0u);
+}
+
+// Each broken config names the exact position of its problem.
+struct BrokenCase {
+  const char* yaml;
+  const char* expected;
+};
+
+TEST(Config, ReportsEachProblemWithLineAndColumn) {
+  const BrokenCase cases[] = {
+      {"listeners: []\npools: []\nworkerz: 2\n", "usher.yaml:3:1: unknown key 'workerz'"},
+      {"workers: many\nlisteners: []\npools: []\n", "usher.yaml:1:10: workers must be a whole number"},
+      {"listeners:\n  - listen: 127.0.0.1:99999\n    pool: p\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n",
+       "usher.yaml:2:13: invalid address '127.0.0.1:99999'"},
+      {"listeners: []\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n  - name: p\n    backends: [127.0.0.1:2]\n",
+       "usher.yaml:5:11: duplicate pool name 'p'"},
+      {"listeners:\n  - listen: 127.0.0.1:80\n    pool: nowhere\npools: []\n",
+       "usher.yaml:3:11: pool 'nowhere' is not defined"},
+      {"timeouts: { client_idle: 10 }\nlisteners: []\npools: []\n",
+       "usher.yaml:1:26: client_idle: invalid duration '10'"},
+      {"listeners: []\npools:\n  - name: p\n    backends: { a: 1 }\n", "usher.yaml:4:15: backends must be a list"},
+      {"listeners: []\npools:\n  - name: p\n    balance: fastest\n    backends: [127.0.0.1:1]\n",
+       "usher.yaml:4:14: unknown balance algorithm 'fastest'"},
+      {"listeners: [\n", "usher.yaml:2:1: "},
+      {"listeners:\n  - listen: 127.0.0.1:80\n    protocol: sctp\n    pool: p\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n",
+       "usher.yaml:3:15: unknown protocol 'sctp'"},
+      {"listeners: []\npools:\n  - name: p\n    backends:\n      - { address: 127.0.0.1:1, weight: 0 }\n",
+       "usher.yaml:5:41: weight must be at least 1"},
+  };
+  for (const BrokenCase& c : cases) {
+    Loaded l = load(c.yaml);
+    EXPECT_FALSE(l.ok) << c.yaml;
+    bool found = false;
+    for (const std::string& e : l.errors) found = found || e.rfind(c.expected, 0) == 0;
+    EXPECT_TRUE(found) << "expected '" << c.expected << "' among:\n"
+                       << (l.errors.empty() ? std::string("(none)") : l.errors[0]);
+  }
+}
+
+TEST(Config, ReportsAllProblemsAtOnce) {
+  Loaded l = load("workerz: 1\nlisteners:\n  - listen: nope\n    pool: p\npools:\n  - name: p\n    backends: []\n");
+  EXPECT_FALSE(l.ok);
+  EXPECT_EQ(l.errors.size(), 3u);
+}
+
+TEST(Config, MissingFileIsAnError) {
+  Errors errors;
+  EXPECT_FALSE(load_file("/nonexistent/usher.yaml", errors).ok());
+  ASSERT_EQ(errors.messages.size(), 1u);
+  EXPECT_EQ(errors.messages[0], "/nonexistent/usher.yaml:1:1: cannot open file");
+}
+
+}  // namespace
+}  // namespace usher::config
