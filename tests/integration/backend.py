@@ -84,9 +84,12 @@ class Connection:
             self.read_exact(int(headers["content-length"]), sink)
 
 
-def respond(sock, status, body=b"", extra=b""):
-    head = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n%s\r\n" % (status, len(body), extra)
-    sock.sendall(head + body)
+def respond(sock, status, body=b"", head_only=False):
+    if status in (204, 304) or status < 200:
+        sock.sendall(b"HTTP/1.1 %d X\r\n\r\n" % status)
+        return
+    head = b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(body))
+    sock.sendall(head if head_only else head + body)
 
 
 def websocket_echo(conn, key):
@@ -172,7 +175,7 @@ class Handler(socketserver.BaseRequestHandler):
             elif path == "/big":
                 total = int(query.get("bytes", "0"))
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
-                for piece in pattern_chunks(total):
+                for piece in pattern_chunks(0 if method == "HEAD" else total):
                     sock.sendall(piece)
             elif path == "/chunked":
                 total = int(query.get("bytes", "0"))

@@ -1,0 +1,67 @@
+"""256 MiB each way, byte-exact, while usher's memory stays bounded."""
+import hashlib
+import http.client
+import threading
+import unittest
+
+from harness import ProxyTestCase, rss_kib
+
+SIZE = 256 * 1024 * 1024
+PATTERN = bytes(range(256)) * 4096  # what backend.py streams
+
+
+class RssSampler:
+    def __init__(self, pid):
+        self.pid, self.peak, self.running = pid, 0, True
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        import time
+        while self.running:
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.01)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+        return self.peak
+
+
+class Transfers(ProxyTestCase):
+    backend_names = ("a",)
+
+    def test_256_mib_download_and_upload_with_bounded_memory(self):
+        sampler = RssSampler(self.usher.pid)
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            conn.request("GET", f"/big?bytes={SIZE}")
+            response = conn.getresponse()
+            digest, total = hashlib.sha256(), 0
+            while True:
+                piece = response.read(1 << 20)
+                if not piece:
+                    break
+                digest.update(piece)
+                total += len(piece)
+            self.assertEqual(total, SIZE)
+            expected = hashlib.sha256()
+            for _ in range(SIZE // len(PATTERN)):
+                expected.update(PATTERN)
+            self.assertEqual(digest.hexdigest(), expected.hexdigest())
+
+            upload = (PATTERN[i % 256:] + PATTERN[:i % 256] for i in range(SIZE // len(PATTERN)))
+            sent = hashlib.sha256()
+            for i in range(SIZE // len(PATTERN)):
+                sent.update(PATTERN[i % 256:] + PATTERN[:i % 256])
+            conn.request("POST", "/upload", body=upload, headers={"Content-Length": str(SIZE)})
+            self.assertEqual(conn.getresponse().read().decode(), f"{SIZE} {sent.hexdigest()}")
+            conn.close()
+        finally:
+            peak = sampler.stop()
+        self.assertLess(peak, 64 * 1024, f"peak RSS {peak} KiB")
+        print(f"\npeak RSS during 2 x 256 MiB: {peak} KiB")
+
+
+if __name__ == "__main__":
+    unittest.main()
