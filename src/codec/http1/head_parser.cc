@@ -215,26 +215,23 @@ struct FieldFacts {
   size_t connection_token_count = 0;
 };
 
+// One decimal number per field. Repeated fields must agree and are forwarded as one; a list in
+// one field ("5, 5") is refused even though RFC 9110 §8.6 would allow merging it, because
+// parsers disagree on lists and nothing legitimate sends them.
 bool parse_content_length(std::string_view value, FieldFacts& facts, Failure& failure,
                           size_t offset) {
-  bool any = false;
-  bool ok = for_each_element(value, [&](std::string_view element) {
-    if (element.size() > 18) return false;
-    uint64_t n = 0;
-    for (char c : element) {
-      if (c < '0' || c > '9') return false;
-      n = n * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (facts.content_length_set && facts.content_length != n) return false;
-    facts.content_length = n;
-    facts.content_length_set = true;
-    any = true;
-    return true;
-  });
-  if (!ok || !any) {
+  bool ok = !value.empty() && value.size() <= 18;
+  uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') ok = false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (!ok || (facts.content_length_set && facts.content_length != n)) {
     failure = {400, "invalid or conflicting Content-Length", offset};
     return false;
   }
+  facts.content_length = n;
+  facts.content_length_set = true;
   return true;
 }
 

@@ -32,9 +32,9 @@ TEST(RequestRewrite, RemovesHopByHopAndAddsForwardingFields) {
 }
 
 TEST(RequestRewrite, NormalisesFraming) {
-  std::string out = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\n");
+  std::string out = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 003\r\n\r\n");
   EXPECT_NE(out.find("\r\nContent-Length: 3\r\n"), std::string::npos);
-  EXPECT_EQ(out.find("3, 3"), std::string::npos);
+  EXPECT_EQ(out.find("003"), std::string::npos);
   out = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n", true);
   EXPECT_NE(out.find("\r\nTransfer-Encoding: chunked\r\n"), std::string::npos);
   EXPECT_EQ(out.find("Expect"), std::string::npos);
