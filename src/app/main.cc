@@ -81,8 +81,10 @@ int main(int argc, char** argv) {
   check_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
 
   QuickOptions quick;
-  auto* proxy_cmd = app.add_subcommand("proxy", "Proxy HTTP from one address to backends, no config file");
-  proxy_cmd->add_option("--listen", quick.listen, "Address to listen on, e.g. 127.0.0.1:8080")->required();
+  auto* proxy_cmd =
+      app.add_subcommand("proxy", "Proxy HTTP from one address to backends, no config file");
+  proxy_cmd->add_option("--listen", quick.listen, "Address to listen on, e.g. 127.0.0.1:8080")
+      ->required();
   proxy_cmd->add_option("--to", quick.to, "Backend address (repeat for each)")->required();
   proxy_cmd->add_option("--balance", quick.balance, "Balancing algorithm");
   proxy_cmd->add_option("--workers", quick.workers, "Worker threads (default: one per core)");

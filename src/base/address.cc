@@ -62,11 +62,13 @@ Expected<Address> Address::parse(std::string_view text) {
     address.length_ = sizeof(sockaddr_in6);
     return address;
   }
-  return Error{"invalid address '" + std::string(text) + "': host must be an IP literal or localhost"};
+  return Error{"invalid address '" + std::string(text) +
+               "': host must be an IP literal or localhost"};
 }
 
 uint16_t Address::port() const {
-  if (family() == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
+  if (family() == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_port);
   return ntohs(reinterpret_cast<const sockaddr_in*>(&storage_)->sin_port);
 }
 
@@ -90,9 +92,10 @@ bool Address::operator==(const Address& other) const {
 }
 
 size_t format_ip(const sockaddr* sa, char* out, size_t cap) {
-  const void* src = sa->sa_family == AF_INET6
-                        ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr)
-                        : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
+  const void* src =
+      sa->sa_family == AF_INET6
+          ? static_cast<const void*>(&reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr)
+          : static_cast<const void*>(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
   if (inet_ntop(sa->sa_family, src, out, cap) == nullptr) return 0;
   return std::strlen(out);
 }

@@ -43,7 +43,8 @@ class Reader {
       if (!known) {
         std::string list;
         for (const char* name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
-        error(entry.first.Mark(), "unknown key '" + key + "' in " + where + " (known: " + list + ")");
+        error(entry.first.Mark(),
+              "unknown key '" + key + "' in " + where + " (known: " + list + ")");
       }
     }
   }
@@ -107,7 +108,8 @@ void read_workers(Reader& r, const YAML::Node& node, Config& config) {
 
 void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out) {
   if (!r.expect_map(node, "timeouts")) return;
-  r.check_keys(node, {"client_header", "client_idle", "client_body", "tunnel", "drain"}, "timeouts");
+  r.check_keys(node, {"client_header", "client_idle", "client_body", "tunnel", "drain"},
+               "timeouts");
   if (node["client_header"]) r.duration(node["client_header"], "client_header", out.header);
   if (node["client_idle"]) r.duration(node["client_idle"], "client_idle", out.idle);
   if (node["client_body"]) r.duration(node["client_body"], "client_body", out.body);
@@ -118,8 +120,10 @@ void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out
 void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
   if (!r.expect_map(node, "limits")) return;
   r.check_keys(node, {"max_request_line", "max_header_bytes", "max_headers"}, "limits");
-  if (node["max_request_line"]) r.size(node["max_request_line"], "max_request_line", out.max_request_line);
-  if (node["max_header_bytes"]) r.size(node["max_header_bytes"], "max_header_bytes", out.max_header_bytes);
+  if (node["max_request_line"])
+    r.size(node["max_request_line"], "max_request_line", out.max_request_line);
+  if (node["max_header_bytes"])
+    r.size(node["max_header_bytes"], "max_header_bytes", out.max_header_bytes);
   if (node["max_headers"]) {
     unsigned n = static_cast<unsigned>(out.max_headers);
     r.unsigned_number(node["max_headers"], "max_headers", 1000, n);
@@ -166,8 +170,8 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   if (node["balance"] && r.scalar(node["balance"], "balance", pool.balance) &&
       pool.balance != "round-robin") {
-    r.error(node["balance"].Mark(), "unknown balance algorithm '" + pool.balance +
-                                        "' (available: round-robin)");
+    r.error(node["balance"].Mark(),
+            "unknown balance algorithm '" + pool.balance + "' (available: round-robin)");
   }
   const YAML::Node backends = node["backends"];
   if (!backends) {

@@ -250,6 +250,8 @@ thread_local EpollReactor* EpollReactor::current_ = nullptr;
 
 }  // namespace
 
-std::unique_ptr<Reactor> make_epoll_reactor() { return std::make_unique<EpollReactor>(); }
+std::unique_ptr<Reactor> make_epoll_reactor() {
+  return std::make_unique<EpollReactor>();
+}
 
 }  // namespace usher::net

@@ -26,7 +26,9 @@ struct FreeLists {
 
 thread_local FreeLists free_lists;
 
-std::size_t size_class(std::size_t size) { return (size + kGranule - 1) / kGranule; }
+std::size_t size_class(std::size_t size) {
+  return (size + kGranule - 1) / kGranule;
+}
 
 }  // namespace
 

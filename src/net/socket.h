@@ -32,7 +32,9 @@ class Socket {
     return make(OpKind::kWrite, const_cast<char*>(buffer), length, deadline_ms);
   }
   OpAwaitable writev(const iovec* iov, int count, uint64_t deadline_ms);
-  OpAwaitable accept(uint64_t deadline_ms) { return make(OpKind::kAccept, nullptr, 0, deadline_ms); }
+  OpAwaitable accept(uint64_t deadline_ms) {
+    return make(OpKind::kAccept, nullptr, 0, deadline_ms);
+  }
   // Yields 0 once connected, or -errno.
   OpAwaitable connect(const Address& to, uint64_t deadline_ms);
   // Yields 0 when bytes (or EOF) are waiting, without taking a buffer.

@@ -95,7 +95,8 @@ void Worker::start() {
 
 void Worker::run() {
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
-    listeners_.push_back(std::make_unique<net::Socket>(*reactor_, std::exchange(listen_fds_[i], -1)));
+    listeners_.push_back(
+        std::make_unique<net::Socket>(*reactor_, std::exchange(listen_fds_[i], -1)));
   }
   for (size_t i = 0; i < listeners_.size(); ++i) {
     net::spawn(accept_loop(*this, *listeners_[i], config_.listeners[i].pool));
@@ -109,7 +110,9 @@ void Worker::begin_drain() {
   reactor_->wake();
 }
 
-void Worker::stop() { reactor_->stop(); }
+void Worker::stop() {
+  reactor_->stop();
+}
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();

@@ -12,8 +12,8 @@
 #include "net/buffer_pool.h"
 #include "net/reactor.h"
 #include "net/socket.h"
-#include "proxy/pool_state.h"
 #include "proxy/l7/upstream_pool.h"
+#include "proxy/pool_state.h"
 
 namespace usher::proxy {
 

@@ -1,6 +1,7 @@
 """256 MiB each way, byte-exact, while usher's memory stays bounded."""
 import hashlib
 import http.client
+import os
 import threading
 import unittest
 
@@ -59,8 +60,10 @@ class Transfers(ProxyTestCase):
             conn.close()
         finally:
             peak = sampler.stop()
-        self.assertLess(peak, 64 * 1024, f"peak RSS {peak} KiB")
         print(f"\npeak RSS during 2 x 256 MiB: {peak} KiB")
+        if os.environ.get("USHER_SANITIZED"):
+            self.skipTest("memory bound not asserted under AddressSanitizer (shadow memory)")
+        self.assertLess(peak, 64 * 1024, f"peak RSS {peak} KiB")
 
 
 if __name__ == "__main__":

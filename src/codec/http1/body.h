@@ -10,8 +10,9 @@
 namespace usher::http1 {
 
 struct BodyStep {
-  size_t consumed = 0;     // bytes of the input that belong to this body
-  size_t data_offset = 0;  // payload within [0, consumed): chunk data, or all of it when not chunked
+  size_t consumed = 0;  // bytes of the input that belong to this body
+  size_t data_offset =
+      0;  // payload within [0, consumed): chunk data, or all of it when not chunked
   size_t data_length = 0;
 };
 

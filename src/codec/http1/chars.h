@@ -6,10 +6,10 @@
 namespace usher::http1 {
 
 struct CharTable {
-  std::array<bool, 256> token{};       // tchar
-  std::array<bool, 256> field_value{}; // VCHAR / obs-text / SP / HTAB
-  std::array<bool, 256> target{};      // visible ASCII allowed in a request-target
-  std::array<int8_t, 256> hex{};       // value of a hex digit, -1 otherwise
+  std::array<bool, 256> token{};        // tchar
+  std::array<bool, 256> field_value{};  // VCHAR / obs-text / SP / HTAB
+  std::array<bool, 256> target{};       // visible ASCII allowed in a request-target
+  std::array<int8_t, 256> hex{};        // value of a hex digit, -1 otherwise
 };
 
 constexpr CharTable make_char_table() {
@@ -33,7 +33,11 @@ constexpr CharTable make_char_table() {
 
 inline constexpr CharTable kChars = make_char_table();
 
-inline bool is_token(unsigned char c) { return kChars.token[c]; }
-inline bool is_field_value(unsigned char c) { return kChars.field_value[c]; }
+inline bool is_token(unsigned char c) {
+  return kChars.token[c];
+}
+inline bool is_field_value(unsigned char c) {
+  return kChars.field_value[c];
+}
 
 }  // namespace usher::http1

@@ -11,7 +11,9 @@ namespace {
 constexpr size_t kMaxLeadingEmptyLines = 8;
 constexpr size_t kMaxConnectionTokens = 16;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 struct Failure {
   int status;
@@ -45,7 +47,8 @@ ParseStatus find_head(std::string_view data, const HeadLimits& limits, bool skip
   size_t pos = std::max(scanned, begin);
   const char* base = data.data();
   while (true) {
-    const void* hit = pos < data.size() ? std::memchr(base + pos, '\n', data.size() - pos) : nullptr;
+    const void* hit =
+        pos < data.size() ? std::memchr(base + pos, '\n', data.size() - pos) : nullptr;
     if (hit == nullptr) {
       scanned = pos;
       bool in_start_line = pos == begin;
@@ -161,8 +164,8 @@ bool parse_fields(std::string_view data, size_t pos, size_t end, const HeadLimit
       return false;
     }
     std::string_view name = data.substr(pos, name_end - pos);
-    scratch[count++] = Header{name, data.substr(value_begin, value_end - value_begin),
-                              classify(name), false};
+    scratch[count++] =
+        Header{name, data.substr(value_begin, value_end - value_begin), classify(name), false};
     pos = cr + 2;
   }
   return true;
@@ -254,8 +257,7 @@ bool parse_transfer_encoding(std::string_view value, FieldFacts& facts, Failure&
   return true;
 }
 
-bool parse_connection(std::string_view value, FieldFacts& facts, Failure& failure,
-                      size_t offset) {
+bool parse_connection(std::string_view value, FieldFacts& facts, Failure& failure, size_t offset) {
   bool ok = for_each_element(value, [&](std::string_view token) {
     if (!is_token_string(token)) return false;
     if (iequals(token, "close")) {
@@ -339,8 +341,8 @@ Method classify_method(std::string_view m) {
     Method method;
   };
   static constexpr Known kKnown[] = {
-      {"GET", Method::kGet},         {"HEAD", Method::kHead},       {"POST", Method::kPost},
-      {"PUT", Method::kPut},         {"DELETE", Method::kDelete},   {"OPTIONS", Method::kOptions},
+      {"GET", Method::kGet},         {"HEAD", Method::kHead},     {"POST", Method::kPost},
+      {"PUT", Method::kPut},         {"DELETE", Method::kDelete}, {"OPTIONS", Method::kOptions},
       {"CONNECT", Method::kConnect}, {"TRACE", Method::kTrace},
   };
   for (const Known& known : kKnown) {
@@ -396,8 +398,7 @@ bool parse_request_line(std::string_view line, size_t offset, RequestHead& out, 
   return true;
 }
 
-bool parse_status_line(std::string_view line, size_t offset, ResponseHead& out,
-                       Failure& failure) {
+bool parse_status_line(std::string_view line, size_t offset, ResponseHead& out, Failure& failure) {
   int minor = parse_version(line.substr(0, 8));
   if (minor < 0 || line.size() < 12 || line[8] != ' ') {
     failure = {502, "invalid status line", offset};
@@ -442,8 +443,9 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-ParseStatus parse_request(std::string_view data, const HeadLimits& limits, std::span<Header> scratch,
-                          size_t& scanned, RequestHead& out, ParseError& error) {
+ParseStatus parse_request(std::string_view data, const HeadLimits& limits,
+                          std::span<Header> scratch, size_t& scanned, RequestHead& out,
+                          ParseError& error) {
   HeadSpan span;
   Failure failure{};
   ParseStatus status = find_head(data, limits, true, 414, 431, scanned, span, failure);
@@ -486,8 +488,8 @@ ParseStatus parse_request(std::string_view data, const HeadLimits& limits, std::
   } else if (facts.content_length_set) {
     out.framing = {Framing::Kind::kLength, facts.content_length, {}};
   }
-  out.keep_alive = out.version_minor == 1 ? !facts.conn_close
-                                          : (facts.conn_keep_alive && !facts.conn_close);
+  out.keep_alive =
+      out.version_minor == 1 ? !facts.conn_close : (facts.conn_keep_alive && !facts.conn_close);
   out.expect_continue = facts.expect_continue && out.version_minor == 1;
   out.upgrade = facts.conn_upgrade && !facts.upgrade.empty() && out.version_minor == 1;
   out.upgrade_protocol = facts.upgrade;
@@ -520,10 +522,10 @@ ParseStatus parse_response(std::string_view data, const HeadLimits& limits,
     return ParseStatus::kError;
   }
   out.headers = scratch.first(count);
-  out.keep_alive = out.version_minor == 1 ? !facts.conn_close
-                                          : (facts.conn_keep_alive && !facts.conn_close);
-  bool bodiless = request_method == Method::kHead || out.status < 200 || out.status == 204 ||
-                  out.status == 304;
+  out.keep_alive =
+      out.version_minor == 1 ? !facts.conn_close : (facts.conn_keep_alive && !facts.conn_close);
+  bool bodiless =
+      request_method == Method::kHead || out.status < 200 || out.status == 204 || out.status == 304;
   if (bodiless) {
     out.framing = {};
   } else if (facts.transfer_encoding_fields > 0) {

@@ -7,8 +7,9 @@ namespace usher::http1 {
 
 // `scanned` carries how far earlier calls searched for the end of the head, so a head that
 // arrives one byte at a time is scanned once, not once per byte. Start it at 0 per message.
-ParseStatus parse_request(std::string_view data, const HeadLimits& limits, std::span<Header> scratch,
-                          size_t& scanned, RequestHead& out, ParseError& error);
+ParseStatus parse_request(std::string_view data, const HeadLimits& limits,
+                          std::span<Header> scratch, size_t& scanned, RequestHead& out,
+                          ParseError& error);
 
 // `request_method` decides whether the response has a body (HEAD, CONNECT).
 ParseStatus parse_response(std::string_view data, const HeadLimits& limits,

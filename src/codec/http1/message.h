@@ -32,13 +32,23 @@ struct Header {
   bool connection_listed = false;  // named by a Connection header: hop-by-hop, never forwarded
 };
 
-enum class Method : uint8_t { kOther, kGet, kHead, kPost, kPut, kDelete, kOptions, kConnect, kTrace };
+enum class Method : uint8_t {
+  kOther,
+  kGet,
+  kHead,
+  kPost,
+  kPut,
+  kDelete,
+  kOptions,
+  kConnect,
+  kTrace
+};
 
 struct Framing {
   enum class Kind : uint8_t { kNone, kLength, kChunked, kUntilClose };
   Kind kind = Kind::kNone;
-  uint64_t length = 0;                  // for kLength (a Content-Length of 0 is kLength too)
-  std::string_view transfer_codings;    // normalised source list when chunked (e.g. "gzip, chunked")
+  uint64_t length = 0;                // for kLength (a Content-Length of 0 is kLength too)
+  std::string_view transfer_codings;  // normalised source list when chunked (e.g. "gzip, chunked")
 };
 
 struct RequestHead {
@@ -48,11 +58,11 @@ struct RequestHead {
   uint8_t version_minor = 1;
   std::span<Header> headers;
   Framing framing;
-  bool keep_alive = true;       // the client wants the connection kept after this exchange
+  bool keep_alive = true;  // the client wants the connection kept after this exchange
   bool expect_continue = false;
-  bool upgrade = false;         // Connection: upgrade with an Upgrade header
+  bool upgrade = false;  // Connection: upgrade with an Upgrade header
   std::string_view upgrade_protocol;
-  size_t head_bytes = 0;        // bytes of the buffer this head occupied (incl. leading CRLFs)
+  size_t head_bytes = 0;  // bytes of the buffer this head occupied (incl. leading CRLFs)
 };
 
 struct ResponseHead {

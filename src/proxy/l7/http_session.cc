@@ -79,7 +79,8 @@ void record_peer_ip(Client& c) {
 
 net::Task<bool> send_status(Client& c, int status) {
   c.linger = true;
-  co_return co_await write_all(c.socket, error_response(status), {}, c.after(c.worker.config().timeouts.body));
+  co_return co_await write_all(c.socket, error_response(status), {},
+                               c.after(c.worker.config().timeouts.body));
 }
 
 net::Task<Next> fail(Client& c, int status) {
@@ -132,7 +133,8 @@ net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out)
   while (true) {
     http1::RequestHead head;
     http1::ParseError error;
-    ParseStatus status = http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
+    ParseStatus status =
+        http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
     if (status == ParseStatus::kError) co_return error.http_status;
     if (status == ParseStatus::kComplete) {
       out = w.buffers().take();
@@ -140,9 +142,9 @@ net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out)
       size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
       if (n == 0) co_return 431;
       out.commit(n);
-      info = RequestInfo{head.framing.kind, head.framing.length, head.method,
-                         head.version_minor == 0, head.keep_alive, head.expect_continue,
-                         head.upgrade};
+      info =
+          RequestInfo{head.framing.kind, head.framing.length,  head.method, head.version_minor == 0,
+                      head.keep_alive,   head.expect_continue, head.upgrade};
       c.in.consume(head.head_bytes);
       co_return 0;
     }
@@ -181,7 +183,8 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
     first = step.consumed;
   }
   std::string_view head_bytes(head.begin(), head.size());
-  if (!co_await write_all(upstream, head_bytes, c.unread().substr(0, first), c.after(upstream_timeout))) {
+  if (!co_await write_all(upstream, head_bytes, c.unread().substr(0, first),
+                          c.after(upstream_timeout))) {
     co_return SendResult::kUpstreamFailed;
   }
   c.in.consume(first);
@@ -194,7 +197,8 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
       c.in.commit(static_cast<size_t>(n));
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return SendResult::kClientBadBody;
-    if (!co_await write_all(upstream, c.unread().substr(0, step.consumed), {}, c.after(upstream_timeout))) {
+    if (!co_await write_all(upstream, c.unread().substr(0, step.consumed), {},
+                            c.after(upstream_timeout))) {
       co_return SendResult::kUpstreamFailed;
     }
     c.in.consume(step.consumed);
@@ -215,7 +219,8 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
     http1::ResponseHead head;
     http1::ParseError error;
     std::string_view unread(in.begin(), in.size());
-    ParseStatus status = http1::parse_response(unread, limits, w.header_scratch(), info.method, scanned, head, error);
+    ParseStatus status = http1::parse_response(unread, limits, w.header_scratch(), info.method,
+                                               scanned, head, error);
     if (status == ParseStatus::kError) co_return HeadResult::kBroken;
     if (status == ParseStatus::kIncomplete) {
       char* tail = in.tail();
@@ -268,10 +273,11 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
     while (!in.empty() && !body.done()) {
       http1::BodyStep step;
       if (body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) co_return false;
-      std::string_view bytes = response.dechunk
-                                   ? std::string_view(in.begin() + step.data_offset, step.data_length)
-                                   : std::string_view(in.begin(), step.consumed);
-      if (!co_await write_all(c.socket, pending_head, bytes, c.after(client_timeout))) co_return false;
+      std::string_view bytes =
+          response.dechunk ? std::string_view(in.begin() + step.data_offset, step.data_length)
+                           : std::string_view(in.begin(), step.consumed);
+      if (!co_await write_all(c.socket, pending_head, bytes, c.after(client_timeout)))
+        co_return false;
       pending_head = {};
       in.consume(step.consumed);
     }
@@ -297,7 +303,8 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
                            const net::Buffer& head) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(w.config().timeouts.body);
-  if (!co_await write_all(c.socket, {head.begin(), head.size()}, {upstream_in.begin(), upstream_in.size()}, deadline) ||
+  if (!co_await write_all(c.socket, {head.begin(), head.size()},
+                          {upstream_in.begin(), upstream_in.size()}, deadline) ||
       !co_await write_all(upstream, c.unread(), {}, deadline)) {
     co_return;
   }
@@ -306,10 +313,13 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
   co_await tunnel(c.socket, upstream, w.buffers(), w.config().timeouts.tunnel.count());
 }
 
-int status_for_connect_error(long error) { return error == -ETIMEDOUT ? 504 : 502; }
+int status_for_connect_error(long error) {
+  return error == -ETIMEDOUT ? 504 : 502;
+}
 
 // Forwards one request to a backend and its response to the client.
-net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info, net::Buffer& request_head) {
+net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
+                         net::Buffer& request_head) {
   Worker& w = c.worker;
   const config::PoolTimeouts& timeouts = pool.config.timeouts;
   uint64_t ticket = pool.round_robin_ticket.fetch_add(1, std::memory_order_relaxed);
@@ -345,7 +355,8 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info, ne
     net::Buffer upstream_in = w.buffers().take();
     net::Buffer response_head;
     ResponseInfo response;
-    switch (co_await read_response_head(c, up->socket, upstream_in, info, timeouts.response, response, response_head)) {
+    switch (co_await read_response_head(c, up->socket, upstream_in, info, timeouts.response,
+                                        response, response_head)) {
       case HeadResult::kOk:
         break;
       case HeadResult::kNothing:
@@ -363,7 +374,8 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info, ne
       co_await run_tunnel(c, up->socket, upstream_in, response_head);
       co_return Next::kClose;
     }
-    if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head, timeouts.response)) {
+    if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head,
+                                      timeouts.response)) {
       co_return Next::kAbort;
     }
     bool reusable = response.upstream_keep_alive && upstream_in.empty() &&

@@ -38,12 +38,13 @@ struct Join {
   void await_resume() const noexcept {}
 };
 
-net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffers,
-                     uint64_t idle_ms, Join& join) {
+net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffers, uint64_t idle_ms,
+                     Join& join) {
   net::Buffer buffer = buffers.take();
   bool clean = false;
   while (true) {
-    long n = co_await from.read(buffer.data(), buffer.capacity(), from.reactor().now_ms() + idle_ms);
+    long n =
+        co_await from.read(buffer.data(), buffer.capacity(), from.reactor().now_ms() + idle_ms);
     if (n <= 0) {
       clean = n == 0;
       break;

@@ -7,7 +7,8 @@ namespace {
 
 BackendSnapshot three() {
   BackendSnapshot s;
-  for (const char* a : {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}) s.backends.push_back({*Address::parse(a), 1});
+  for (const char* a : {"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"})
+    s.backends.push_back({*Address::parse(a), 1});
   return s;
 }
 

@@ -67,18 +67,18 @@ TEST(Body, ChunkedUppercaseHexAndLeadingZeros) {
 
 TEST(Body, ChunkedRejectsAmbiguousFraming) {
   for (const char* wire : {
-           "x\r\n",                           // not hex
-           "\r\n",                            // empty size
-           "5 \r\nhello\r\n0\r\n\r\n",        // whitespace after size
-           "5\nhello\r\n0\r\n\r\n",           // bare LF
-           "5\r\nhelloX\r\n0\r\n\r\n",        // data longer than the size
-           "5\r\nhello\n0\r\n\r\n",           // data not ended by CRLF
-           "-5\r\nhello\r\n0\r\n\r\n",        // sign
-           "0x5\r\nhello\r\n0\r\n\r\n",       // prefix
-           "1000000000000000\r\n",            // 16 hex digits: would overflow arithmetic
-           "5;a\x01\r\nhello\r\n0\r\n\r\n",   // control character in an extension
-           "0\r\nbad trailer\r\n\r\n",        // trailer line without a field name start
-           "0\r\n\r\r\n",                     // CR CR
+           "x\r\n",                          // not hex
+           "\r\n",                           // empty size
+           "5 \r\nhello\r\n0\r\n\r\n",       // whitespace after size
+           "5\nhello\r\n0\r\n\r\n",          // bare LF
+           "5\r\nhelloX\r\n0\r\n\r\n",       // data longer than the size
+           "5\r\nhello\n0\r\n\r\n",          // data not ended by CRLF
+           "-5\r\nhello\r\n0\r\n\r\n",       // sign
+           "0x5\r\nhello\r\n0\r\n\r\n",      // prefix
+           "1000000000000000\r\n",           // 16 hex digits: would overflow arithmetic
+           "5;a\x01\r\nhello\r\n0\r\n\r\n",  // control character in an extension
+           "0\r\nbad trailer\r\n\r\n",       // trailer line without a field name start
+           "0\r\n\r\r\n",                    // CR CR
        }) {
     EXPECT_EQ(decode(kChunked, wire).status, ParseStatus::kError) << wire;
   }

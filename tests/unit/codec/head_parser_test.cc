@@ -93,7 +93,8 @@ TEST(RequestHead, ChunkedWithOtherCodings) {
 }
 
 TEST(RequestHead, IdenticalContentLengthFieldsAreOneLength) {
-  RequestParse r = parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n");
+  RequestParse r =
+      parse("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n");
   ASSERT_EQ(r.status, ParseStatus::kComplete);
   EXPECT_EQ(r.head.framing.length, 7u);
 }
@@ -102,42 +103,66 @@ TEST(RequestHead, ConnectionSemantics) {
   EXPECT_FALSE(parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n").head.keep_alive);
   EXPECT_FALSE(parse("GET / HTTP/1.0\r\n\r\n").head.keep_alive);
   EXPECT_TRUE(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").head.keep_alive);
-  RequestParse r = parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\n\r\n");
+  RequestParse r =
+      parse("GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\n\r\n");
   ASSERT_EQ(r.status, ParseStatus::kComplete);
   EXPECT_TRUE(r.head.headers[2].connection_listed);
 }
 
 TEST(RequestHead, UpgradeAndExpect) {
-  RequestParse r = parse("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  RequestParse r =
+      parse("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
   EXPECT_TRUE(r.head.upgrade);
   EXPECT_EQ(r.head.upgrade_protocol, "websocket");
-  RequestParse e = parse("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+  RequestParse e =
+      parse("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
   EXPECT_TRUE(e.head.expect_continue);
 }
 
 // Every framing ambiguity RFC 9112 tells a server to refuse.
 TEST(RequestHeadRejects, ContentLengthWithTransferEncoding) {
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"), 400);
+  EXPECT_EQ(
+      rejection_status(
+          "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+      400);
+  EXPECT_EQ(
+      rejection_status(
+          "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+      400);
 }
 
 TEST(RequestHeadRejects, DifferingOrMalformedContentLength) {
-  for (const char* value : {"3, 4", "3, 3", "3,3", "-1", "+3", "3a", "0x10", "", " ", "1 2", "99999999999999999999"}) {
-    EXPECT_EQ(rejection_status(std::string("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ") + value + "\r\n\r\n"), 400) << value;
+  for (const char* value :
+       {"3, 4", "3, 3", "3,3", "-1", "+3", "3a", "0x10", "", " ", "1 2", "99999999999999999999"}) {
+    EXPECT_EQ(rejection_status(std::string("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ") +
+                               value + "\r\n\r\n"),
+              400)
+        << value;
   }
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), 400);
+  EXPECT_EQ(rejection_status(
+                "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+            400);
 }
 
 TEST(RequestHeadRejects, TransferEncodingNotEndingInChunked) {
   EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"), 400);
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"), 400);
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n"), 400);
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n"), 400);
+  EXPECT_EQ(
+      rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+      400);
+  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n"),
+            400);
+  EXPECT_EQ(
+      rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;q=1\r\n\r\n"),
+      400);
 }
 
 TEST(RequestHeadRejects, ChunkedTwice) {
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"), 400);
-  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+  EXPECT_EQ(
+      rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"),
+      400);
+  EXPECT_EQ(rejection_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: "
+                             "chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            400);
 }
 
 TEST(RequestHeadRejects, TransferEncodingInHttp10) {
@@ -198,11 +223,18 @@ TEST(RequestHeadRejects, VersionsAndMethods) {
 
 TEST(RequestHeadRejects, Limits) {
   HeadLimits limits{64, 256, 4};
-  EXPECT_EQ(rejection_status("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", limits), 414);
+  EXPECT_EQ(
+      rejection_status("GET /" + std::string(100, 'a') + " HTTP/1.1\r\nHost: h\r\n\r\n", limits),
+      414);
   EXPECT_EQ(rejection_status("GET /" + std::string(100, 'a'), limits), 414);
-  EXPECT_EQ(rejection_status("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a') + "\r\n\r\n", limits), 431);
-  EXPECT_EQ(rejection_status("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a'), limits), 431);
-  EXPECT_EQ(rejection_status("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits), 431);
+  EXPECT_EQ(rejection_status(
+                "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a') + "\r\n\r\n", limits),
+            431);
+  EXPECT_EQ(rejection_status("GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(300, 'a'), limits),
+            431);
+  EXPECT_EQ(
+      rejection_status("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 1\r\nC: 1\r\nD: 1\r\n\r\n", limits),
+      431);
 }
 
 struct ResponseParse {
@@ -238,8 +270,10 @@ TEST(ResponseHead, Framing) {
 
   r = parse_resp("HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", Method::kHead);
   EXPECT_EQ(r.head.framing.kind, Framing::Kind::kNone);
-  for (const char* line : {"HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified", "HTTP/1.1 100 Continue"}) {
-    EXPECT_EQ(parse_resp(std::string(line) + "\r\nContent-Length: 3\r\n\r\n").head.framing.kind, Framing::Kind::kNone);
+  for (const char* line :
+       {"HTTP/1.1 204 No Content", "HTTP/1.1 304 Not Modified", "HTTP/1.1 100 Continue"}) {
+    EXPECT_EQ(parse_resp(std::string(line) + "\r\nContent-Length: 3\r\n\r\n").head.framing.kind,
+              Framing::Kind::kNone);
   }
   r = parse_resp("HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n");
   ASSERT_EQ(r.status, ParseStatus::kComplete);

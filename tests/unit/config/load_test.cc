@@ -60,22 +60,28 @@ struct BrokenCase {
 TEST(Config, ReportsEachProblemWithLineAndColumn) {
   const BrokenCase cases[] = {
       {"listeners: []\npools: []\nworkerz: 2\n", "usher.yaml:3:1: unknown key 'workerz'"},
-      {"workers: many\nlisteners: []\npools: []\n", "usher.yaml:1:10: workers must be a whole number"},
-      {"listeners:\n  - listen: 127.0.0.1:99999\n    pool: p\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n",
+      {"workers: many\nlisteners: []\npools: []\n",
+       "usher.yaml:1:10: workers must be a whole number"},
+      {"listeners:\n  - listen: 127.0.0.1:99999\n    pool: p\npools:\n  - name: p\n    backends: "
+       "[127.0.0.1:1]\n",
        "usher.yaml:2:13: invalid address '127.0.0.1:99999'"},
-      {"listeners: []\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n  - name: p\n    backends: [127.0.0.1:2]\n",
+      {"listeners: []\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n  - name: p\n    "
+       "backends: [127.0.0.1:2]\n",
        "usher.yaml:5:11: duplicate pool name 'p'"},
       {"listeners:\n  - listen: 127.0.0.1:80\n    pool: nowhere\npools: []\n",
        "usher.yaml:3:11: pool 'nowhere' is not defined"},
       {"timeouts: { client_idle: 10 }\nlisteners: []\npools: []\n",
        "usher.yaml:1:26: client_idle: invalid duration '10'"},
-      {"listeners: []\npools:\n  - name: p\n    backends: { a: 1 }\n", "usher.yaml:4:15: backends must be a list"},
+      {"listeners: []\npools:\n  - name: p\n    backends: { a: 1 }\n",
+       "usher.yaml:4:15: backends must be a list"},
       {"listeners: []\npools:\n  - name: p\n    balance: fastest\n    backends: [127.0.0.1:1]\n",
        "usher.yaml:4:14: unknown balance algorithm 'fastest'"},
       {"listeners: [\n", "usher.yaml:2:1: "},
-      {"listeners:\n  - listen: 127.0.0.1:80\n    protocol: sctp\n    pool: p\npools:\n  - name: p\n    backends: [127.0.0.1:1]\n",
+      {"listeners:\n  - listen: 127.0.0.1:80\n    protocol: sctp\n    pool: p\npools:\n  - name: "
+       "p\n    backends: [127.0.0.1:1]\n",
        "usher.yaml:3:15: unknown protocol 'sctp'"},
-      {"listeners: []\npools:\n  - name: p\n    backends:\n      - { address: 127.0.0.1:1, weight: 0 }\n",
+      {"listeners: []\npools:\n  - name: p\n    backends:\n      - { address: 127.0.0.1:1, weight: "
+       "0 }\n",
        "usher.yaml:5:41: weight must be at least 1"},
   };
   for (const BrokenCase& c : cases) {
@@ -89,7 +95,9 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
 }
 
 TEST(Config, ReportsAllProblemsAtOnce) {
-  Loaded l = load("workerz: 1\nlisteners:\n  - listen: nope\n    pool: p\npools:\n  - name: p\n    backends: []\n");
+  Loaded l = load(
+      "workerz: 1\nlisteners:\n  - listen: nope\n    pool: p\npools:\n  - name: p\n    backends: "
+      "[]\n");
   EXPECT_FALSE(l.ok);
   EXPECT_EQ(l.errors.size(), 3u);
 }

@@ -9,7 +9,9 @@ namespace {
 
 std::vector<TimerEntry*> fired;
 
-void record(TimerEntry* e) { fired.push_back(e); }
+void record(TimerEntry* e) {
+  fired.push_back(e);
+}
 
 TEST(TimerWheel, FiresInTimeAndNotBefore) {
   fired.clear();

@@ -15,7 +15,8 @@ std::string rewrite_request(const std::string& text, bool strip_expect = false) 
   http1::RequestHead head;
   http1::ParseError error;
   size_t scanned = 0;
-  EXPECT_EQ(http1::parse_request(text, {}, scratch, scanned, head, error), http1::ParseStatus::kComplete);
+  EXPECT_EQ(http1::parse_request(text, {}, scratch, scanned, head, error),
+            http1::ParseStatus::kComplete);
   char out[4096];
   size_t n = write_request_head(head, {"10.0.0.7", strip_expect}, out, sizeof out);
   return std::string(out, n);
@@ -32,16 +33,20 @@ TEST(RequestRewrite, RemovesHopByHopAndAddsForwardingFields) {
 }
 
 TEST(RequestRewrite, NormalisesFraming) {
-  std::string out = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 003\r\n\r\n");
+  std::string out = rewrite_request(
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 003\r\n\r\n");
   EXPECT_NE(out.find("\r\nContent-Length: 3\r\n"), std::string::npos);
   EXPECT_EQ(out.find("003"), std::string::npos);
-  out = rewrite_request("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n", true);
+  out = rewrite_request(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+      true);
   EXPECT_NE(out.find("\r\nTransfer-Encoding: chunked\r\n"), std::string::npos);
   EXPECT_EQ(out.find("Expect"), std::string::npos);
 }
 
 TEST(RequestRewrite, KeepsUpgrade) {
-  std::string out = rewrite_request("GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  std::string out = rewrite_request(
+      "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
   EXPECT_NE(out.find("Connection: upgrade\r\nUpgrade: websocket\r\n"), std::string::npos);
 }
 
@@ -51,7 +56,8 @@ TEST(RequestRewrite, FailsCleanlyWhenTooSmall) {
   http1::ParseError error;
   size_t scanned = 0;
   std::string text = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
-  ASSERT_EQ(http1::parse_request(text, {}, scratch, scanned, head, error), http1::ParseStatus::kComplete);
+  ASSERT_EQ(http1::parse_request(text, {}, scratch, scanned, head, error),
+            http1::ParseStatus::kComplete);
   char out[20];
   EXPECT_EQ(write_request_head(head, {"1.1.1.1", false}, out, sizeof out), 0u);
 }
@@ -62,22 +68,28 @@ std::string rewrite_response(const std::string& text, ResponseRewrite rewrite,
   http1::ResponseHead head;
   http1::ParseError error;
   size_t scanned = 0;
-  EXPECT_EQ(http1::parse_response(text, {}, scratch, method, scanned, head, error), http1::ParseStatus::kComplete);
+  EXPECT_EQ(http1::parse_response(text, {}, scratch, method, scanned, head, error),
+            http1::ParseStatus::kComplete);
   char out[4096];
   return std::string(out, write_response_head(head, rewrite, out, sizeof out));
 }
 
 TEST(ResponseRewrite, ClosingAndHttp10Clients) {
-  EXPECT_EQ(rewrite_response("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n", {false, false, false}),
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nVia: 1.1 usher\r\n\r\n");
-  EXPECT_EQ(rewrite_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", {false, true, true}),
+  EXPECT_EQ(
+      rewrite_response("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n",
+                       {false, false, false}),
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nVia: 1.1 usher\r\n\r\n");
+  EXPECT_EQ(rewrite_response("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                             {false, true, true}),
             "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 usher\r\n\r\n");
-  EXPECT_EQ(rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", {true, true, false}),
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nVia: 1.1 usher\r\n\r\n");
+  EXPECT_EQ(
+      rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", {true, true, false}),
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nVia: 1.1 usher\r\n\r\n");
 }
 
 TEST(ResponseRewrite, HeadResponsesKeepTheirContentLength) {
-  EXPECT_EQ(rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", {true, false, false}, http1::Method::kHead),
+  EXPECT_EQ(rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", {true, false, false},
+                             http1::Method::kHead),
             "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nVia: 1.1 usher\r\n\r\n");
 }
 

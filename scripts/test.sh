@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check usher has: formatting, the parser fuzzer, and the whole test suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
+#   FUZZ_SECONDS=60 (default) bounds the fuzzing run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format (clang-format --dry-run)"
+git ls-files -- '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+step "fuzz the HTTP/1 codec for ${FUZZ_SECONDS:-60}s (clang libFuzzer, ASan+UBSan)"
+CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DUSHER_FUZZ=ON -DUSHER_SANITIZE=ON -DUSHER_TESTS=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz --target http1_fuzz
+corpus=$(mktemp -d)
+log=$(mktemp)
+if ! build-fuzz/fuzz/http1_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -max_len=4096 \
+    -print_final_stats=1 "$corpus" fuzz/corpus/http1 >"$log" 2>&1; then
+  cat "$log"
+  echo "fuzzing found a failure (reproducer above)" >&2
+  exit 1
+fi
+grep -E '^(Done|stat::number_of_executed_units)' "$log"
+rm -rf "$corpus" "$log"
+
+step "tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+scripts/build.sh build-asan -DUSHER_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+USHER_SANITIZED=1 ctest --test-dir build-asan --output-on-failure
+
+step "tests (release build)"
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ctest --test-dir build --output-on-failure
