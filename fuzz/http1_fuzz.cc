@@ -15,7 +15,8 @@ using namespace usher::http1;
 
 void check_views_inside(std::string_view input, std::span<Header> headers) {
   for (const Header& h : headers) {
-    if (h.name.data() < input.data() || h.value.data() + h.value.size() > input.data() + input.size()) {
+    if (h.name.data() < input.data() ||
+        h.value.data() + h.value.size() > input.data() + input.size()) {
       __builtin_trap();
     }
   }

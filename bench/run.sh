@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# usher against HAProxy and nginx, same backends, same run, interleaved rounds.
+#
+#   bash bench/run.sh                     # 64 and 1000 connections, 3 rounds of 10 s each
+#   CONNS="64" ROUNDS=1 DUR=5 bash bench/run.sh
+#
+# Placement is "one core" (everything on CPU 0, see docs/benchmarks.md): on a 2-core machine it
+# is the stable one, and 1/rps is then the whole system's CPU time per request. Each proxy's own
+# CPU per request is also measured directly from its /proc/PID/stat times over each round.
+# Env: CONNS ("64 1000"), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), IDLE_CONNS (10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ulimit -n 65536
+
+CONNS=${CONNS:-"64 1000"}
+ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-10}
+CPU=${CPU:-0}
+BODY=${BODY:-13}
+IDLE_CONNS=${IDLE_CONNS:-10000}
+RUN=$(mktemp -d)
+PIDS=()
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap 'stop_all; rm -rf "$RUN"' EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "bench: port $1 did not open" >&2; exit 1
+}
+start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
+
+B1=$(free_port); B2=$(free_port); B3=$(free_port)
+HP=$(free_port); NP=$(free_port); UP=$(free_port)
+body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
+
+# The backends: one nginx worker answering a fixed body on three ports.
+cat >"$RUN/backend.conf" <<CONF
+worker_processes 1; pid $RUN/backend.pid; error_log $RUN/backend.err crit; daemon off;
+events { worker_connections 30000; }
+http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
+  server { listen 127.0.0.1:$B1 backlog=4096; listen 127.0.0.1:$B2 backlog=4096; listen 127.0.0.1:$B3 backlog=4096;
+           location / { default_type text/plain; return 200 "$body"; } } }
+CONF
+cat >"$RUN/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 30000
+defaults
+  mode http
+  option http-keep-alive
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend f
+  bind 127.0.0.1:$HP
+  default_backend b
+backend b
+  balance roundrobin
+  server s1 127.0.0.1:$B1
+  server s2 127.0.0.1:$B2
+  server s3 127.0.0.1:$B3
+CONF
+cat >"$RUN/nginx.conf" <<CONF
+worker_processes 1; worker_rlimit_nofile 65536; pid $RUN/nginx.pid; error_log $RUN/nginx.err crit; daemon off;
+events { worker_connections 30000; }
+http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
+  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 1024; keepalive_requests 100000000; }
+  server { listen 127.0.0.1:$NP backlog=4096;
+           location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+
+start nginx -c "$RUN/backend.conf"
+for p in $B1 $B2 $B3; do wait_port "$p"; done
+start haproxy -db -f "$RUN/haproxy.cfg"; HAPROXY_PID=$LAST
+start nginx -c "$RUN/nginx.conf"; NGINX_PID=$LAST
+start build/src/app/usher proxy --listen "127.0.0.1:$UP" --workers 1 --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3"
+USHER_PID=$LAST
+for p in $HP $NP $UP; do wait_port "$p"; done
+# nginx's master forks the worker that does the work: measure the worker.
+sleep 0.3
+NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# round TARGET PORT PID CONNS -> appends "target conns rps p50_ms p99_ms errors cpu_us_per_req"
+round() {
+  local target=$1 port=$2 pid=$3 conns=$4 before after out
+  before=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
+  out=$(taskset -c "$CPU" wrk -t1 -c"$conns" -d"${DUR}s" --latency "http://127.0.0.1:$port/" 2>&1)
+  after=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
+  echo "$out" >>"$RUN/wrk.log"
+  echo "$out" | /usr/bin/python3 -c '
+import re, sys
+text = sys.stdin.read()
+def ms(v):
+    n = float(re.match(r"[\d.]+", v).group())
+    return n / 1000 if v.endswith("us") else n * 1000 if v.endswith("s") and not v.endswith("ms") else n
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = int(re.search(r"(\d+) requests in", text).group(1))
+p50 = ms(re.search(r"50%\s+(\S+)", text).group(1))
+p99 = ms(re.search(r"99%\s+(\S+)", text).group(1))
+errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+errors += int(m.group(1)) if m else 0
+cpu_s = (int(sys.argv[6]) - int(sys.argv[5])) / int(sys.argv[7])
+print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{p50:.3f}", f"{p99:.3f}", errors, f"{cpu_s * 1e6 / max(total, 1):.2f}")
+' "$target" "$conns" "$target" "$conns" "$before" "$after" "$HZ" | tee -a "$RUN/results"
+}
+
+echo "# placement: everything on CPU $CPU; wrk -t1; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes"
+echo "# target conns rps p50_ms p99_ms errors proxy_cpu_us_per_request"
+for conns in $CONNS; do
+  for p in $HP $NP $UP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
+  for r in $(seq 1 "$ROUNDS"); do
+    round haproxy $HP $HAPROXY_PID "$conns"
+    round nginx $NP "$NGINX_WORKER" "$conns"
+    round usher $UP $USHER_PID "$conns"
+    round direct $B1 - "$conns"
+  done
+done
+
+# Idle connections: userspace memory each proxy spends per idle keep-alive client connection.
+idle_kib() {
+  /usr/bin/python3 - "$1" "$2" "$IDLE_CONNS" <<'PY'
+import socket, sys, time
+port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def rss():
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+base = rss()
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+    socks.append(s)
+for s in socks:
+    s.recv(4096)
+time.sleep(1)
+print(f"{(rss() - base) / n:.2f}")
+for s in socks:
+    s.close()
+PY
+}
+echo "# idle connections: $IDLE_CONNS keep-alive clients, each after one request"
+for pair in "haproxy $HP $HAPROXY_PID" "nginx $NP $NGINX_WORKER" "usher $UP $USHER_PID"; do
+  set -- $pair
+  echo "idle $1 $(idle_kib "$2" "$3") KiB/connection"
+done | tee "$RUN/idle"
+
+/usr/bin/python3 - "$RUN/results" <<'PY'
+import statistics as st, sys
+rows = [l.split() for l in open(sys.argv[1])]
+by = {}
+for t, c, rps, p50, p99, err, cpu in rows:
+    by.setdefault((int(c), t), []).append((float(rps), float(p50), float(p99), int(err), float(cpu)))
+print()
+print("| conns | target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req |")
+print("|---|---|---|---|---|---|---|")
+med = {}
+for (c, t), v in sorted(by.items()):
+    m = tuple(st.median(x[i] for x in v) for i in range(5))
+    med[(c, t)] = m
+    cpu = "-" if t == "direct" else f"{m[4]:.1f}"
+    print(f"| {c} | {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in v)} | {cpu} |")
+print()
+for c in sorted({k[0] for k in med}):
+    u, h, n, d = (med.get((c, t)) for t in ("usher", "haproxy", "nginx", "direct"))
+    print(f"conns={c}: usher/haproxy rps {u[0]/h[0]:.2f}, p99 {u[2]/h[2]:.2f}, cpu {u[4]/h[4]:.2f}; "
+          f"usher/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; usher/direct rps {u[0]/d[0]:.2f}")
+PY
