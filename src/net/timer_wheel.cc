@@ -2,6 +2,12 @@
 
 namespace usher::net {
 
+namespace {
+// Rounded up: an entry in the slot of tick T expires at or before T's start, so visiting T fires
+// it without waiting for a later turn.
+uint64_t tick_of(uint64_t ms) { return (ms + TimerWheel::kTickMs - 1) / TimerWheel::kTickMs; }
+}  // namespace
+
 TimerWheel::TimerWheel(uint64_t now_ms) : current_tick_(now_ms / kTickMs) {
   for (TimerEntry& head : slots_) head.prev = head.next = &head;
 }
@@ -9,7 +15,7 @@ TimerWheel::TimerWheel(uint64_t now_ms) : current_tick_(now_ms / kTickMs) {
 void TimerWheel::arm(TimerEntry& entry, uint64_t expiry_ms) {
   if (entry.armed()) cancel(entry);
   entry.expiry_ms = expiry_ms;
-  uint64_t tick = expiry_ms / kTickMs;
+  uint64_t tick = tick_of(expiry_ms);
   if (tick <= current_tick_) tick = current_tick_ + 1;
   TimerEntry& head = slots_[tick % kSlots];
   entry.next = &head;
@@ -36,8 +42,9 @@ void TimerWheel::advance(uint64_t now_ms) {
     TimerEntry* e = head.next;
     while (e != &head) {
       TimerEntry* next = e->next;
-      // fire() only queues work, so it cannot unlink `next` under us.
-      if (e->expiry_ms <= now_ms) {
+      // Entries of later turns of the wheel share the slot and stay; fire() only queues work,
+      // so it cannot unlink `next` under us.
+      if (tick_of(e->expiry_ms) <= target) {
         cancel(*e);
         e->fire(e);
       }

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <ctime>
 
 #include "net/reactor.h"
@@ -84,10 +85,24 @@ int Server::run() {
       break;
     }
   }
+  bool abandoned = !all_sessions_ended();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
   spdlog::info("stopped");
+  if (abandoned) {
+    // Connections still open are abandoned to the kernel, which closes them; their coroutine
+    // frames are never resumed, so skip the teardown that would walk them.
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
   return 0;
+}
+
+bool Server::all_sessions_ended() const {
+  for (const auto& w : workers_) {
+    if (w->session_count() != 0) return false;
+  }
+  return true;
 }
 
 bool Server::drained(uint64_t started_ms) const {
@@ -95,10 +110,7 @@ bool Server::drained(uint64_t started_ms) const {
     spdlog::warn("drain timeout reached with connections still open");
     return true;
   }
-  for (const auto& w : workers_) {
-    if (w->session_count() != 0) return false;
-  }
-  return true;
+  return all_sessions_ended();
 }
 
 }  // namespace usher::proxy

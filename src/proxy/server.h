@@ -21,6 +21,7 @@ class Server {
 
  private:
   bool drained(uint64_t started_ms) const;
+  bool all_sessions_ended() const;
 
   config::Config config_;
   std::vector<std::unique_ptr<PoolState>> pools_;

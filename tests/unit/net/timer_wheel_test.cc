@@ -35,6 +35,18 @@ TEST(TimerWheel, FiresInTimeAndNotBefore) {
   EXPECT_TRUE(wheel.empty());
 }
 
+TEST(TimerWheel, AnExpiryInsideTheCurrentTickFiresOnTheNextTick) {
+  fired.clear();
+  TimerWheel wheel(1000);
+  TimerEntry e;
+  e.fire = record;
+  wheel.arm(e, 1015);  // mid-tick: must not wait for the wheel's next turn
+  wheel.advance(1012);
+  EXPECT_TRUE(fired.empty());
+  wheel.advance(1020);
+  ASSERT_EQ(fired.size(), 1u);
+}
+
 TEST(TimerWheel, CancelledEntriesNeverFire) {
   fired.clear();
   TimerWheel wheel(0);
