@@ -5,7 +5,9 @@ namespace usher::net {
 namespace {
 // Rounded up: an entry in the slot of tick T expires at or before T's start, so visiting T fires
 // it without waiting for a later turn.
-uint64_t tick_of(uint64_t ms) { return (ms + TimerWheel::kTickMs - 1) / TimerWheel::kTickMs; }
+uint64_t tick_of(uint64_t ms) {
+  return (ms + TimerWheel::kTickMs - 1) / TimerWheel::kTickMs;
+}
 }  // namespace
 
 TimerWheel::TimerWheel(uint64_t now_ms) : current_tick_(now_ms / kTickMs) {
