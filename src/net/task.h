@@ -1,6 +1,8 @@
 #pragma once
-// Lazy coroutine tasks. `co_await task` runs it to completion on the caller's thread (symmetric
-// transfer, no scheduler hop); `spawn` starts a detached task that frees itself when it ends.
+// Lazy coroutine tasks. `co_await task` starts the task at once on the caller's thread; a task
+// that finishes without suspending hands control straight back, so a loop of such awaits runs at
+// constant stack depth even where the compiler does not turn symmetric transfer into a tail call
+// (debug and sanitizer builds). `spawn` starts a detached task that frees itself when it ends.
 #include <coroutine>
 #include <exception>
 #include <utility>
@@ -17,6 +19,8 @@ namespace detail {
 struct PromiseBase {
   std::coroutine_handle<> continuation;
   bool detached = false;
+  bool awaiter_on_stack = false;  // the awaiting frame is inside await_suspend, below us
+  bool completed = false;
 
   static void* operator new(std::size_t size) { return allocate_frame(size); }
   static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
@@ -28,11 +32,13 @@ struct PromiseBase {
     template <typename P>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<P> self) noexcept {
       PromiseBase& promise = self.promise();
+      promise.completed = true;
       if (promise.detached) {
         self.destroy();
         return std::noop_coroutine();
       }
-      return promise.continuation ? promise.continuation : std::noop_coroutine();
+      if (promise.awaiter_on_stack || !promise.continuation) return std::noop_coroutine();
+      return promise.continuation;
     }
     void await_resume() noexcept {}
   };
@@ -70,9 +76,14 @@ class [[nodiscard]] Task {
   }
 
   bool await_ready() const noexcept { return false; }
-  std::coroutine_handle<> await_suspend(std::coroutine_handle<> caller) noexcept {
-    handle_.promise().continuation = caller;
-    return handle_;
+  bool await_suspend(std::coroutine_handle<> caller) noexcept {
+    auto& promise = handle_.promise();
+    promise.continuation = caller;
+    promise.awaiter_on_stack = true;
+    handle_.resume();
+    if (promise.completed) return false;  // finished inline: the caller just continues
+    promise.awaiter_on_stack = false;     // suspended: whoever resumes it resumes us after
+    return true;
   }
   T await_resume() {
     if constexpr (!std::is_void_v<T>) return std::move(handle_.promise().value);
