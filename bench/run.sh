@@ -134,20 +134,29 @@ def rss():
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-base = rss()
-socks = []
-for i in range(n):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
-    socks.append(s)
-answered = 0
+def open_idle():
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
+        socks.append(s)
+    answered = 0
+    for s in socks:
+        s.settimeout(5 if answered == 0 else 0.5)  # a proxy at its connection limit leaves some waiting
+        try:
+            answered += 1 if s.recv(4096) else 0
+        except OSError:
+            pass
+    time.sleep(2.5)  # lets usher's idle-time trim run
+    return socks, answered
+# The first wave warms every pool and allocator up to this load; the second measures what
+# holding the connections costs on top of that.
+socks, _ = open_idle()
 for s in socks:
-    s.settimeout(5 if answered == 0 else 0.5)  # a proxy at its connection limit leaves some waiting
-    try:
-        answered += 1 if s.recv(4096) else 0
-    except OSError:
-        pass
-time.sleep(1)
+    s.close()
+time.sleep(2.5)
+base = rss()
+socks, answered = open_idle()
 print(f"{(rss() - base) / max(answered, 1):.2f} KiB/connection over {answered} connections")
 for s in socks:
     s.close()

@@ -9,7 +9,7 @@ namespace usher::net {
 
 namespace {
 // A worker keeps at most this many idle buffers; more go back to the allocator after a burst.
-constexpr size_t kMaxIdleBuffers = 256;
+constexpr size_t kMaxIdleBuffers = 64;
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
@@ -80,6 +80,7 @@ void BufferPool::give_back(char* data) {
     idle_.push_back(data);
   } else {
     std::free(data);
+    released_bytes_ += buffer_size_;
   }
 }
 

@@ -3,6 +3,7 @@
 // connection holds none. Thread rule: one pool per worker, used only by that worker.
 #include <cstddef>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace usher::net {
@@ -57,6 +58,9 @@ class BufferPool {
   Buffer take();
   size_t buffer_size() const { return buffer_size_; }
   size_t idle_count() const { return idle_.size(); }
+  // Bytes handed back to the allocator since the last call: after a burst, a hint that the
+  // allocator holds memory worth returning to the system.
+  size_t take_released_bytes() { return std::exchange(released_bytes_, 0); }
 
  private:
   friend class Buffer;
@@ -64,6 +68,7 @@ class BufferPool {
 
   size_t buffer_size_;
   std::vector<char*> idle_;
+  size_t released_bytes_ = 0;
 };
 
 }  // namespace usher::net

@@ -129,7 +129,7 @@ class EpollReactor final : public Reactor {
     return false;
   }
 
-  void run(const std::function<void()>& on_wake) override {
+  void run(const Hooks& hooks) override {
     current_ = this;
     epoll_event events[256];
     while (!stopping_.load(std::memory_order_relaxed)) {
@@ -149,7 +149,8 @@ class EpollReactor final : public Reactor {
       }
       timers_.advance(now_);
       resume_ready();
-      if (woken && on_wake) on_wake();
+      if (woken && hooks.on_wake) hooks.on_wake();
+      if (n == 0 && hooks.on_idle) hooks.on_idle();
     }
   }
 

@@ -9,7 +9,8 @@ namespace usher::net {
 namespace {
 
 constexpr std::size_t kGranule = 64;
-constexpr std::size_t kClasses = 64;  // frames up to 4 KiB are pooled
+constexpr std::size_t kClasses = 64;        // frames up to 4 KiB are pooled
+constexpr std::size_t kMaxFreePerClass = 1024;  // beyond this, a burst's frames go back to malloc
 
 struct FreeFrame {
   FreeFrame* next;
@@ -17,6 +18,7 @@ struct FreeFrame {
 
 struct FreeLists {
   FreeFrame* heads[kClasses] = {};
+  std::size_t counts[kClasses] = {};
   ~FreeLists() {
     for (FreeFrame*& head : heads) {
       while (head) std::free(std::exchange(head, head->next));
@@ -37,6 +39,7 @@ void* allocate_frame(std::size_t size) {
   if (cls < kClasses) {
     if (FreeFrame* frame = free_lists.heads[cls]) {
       free_lists.heads[cls] = frame->next;
+      --free_lists.counts[cls];
       return frame;
     }
     size = cls * kGranule;
@@ -48,10 +51,11 @@ void* allocate_frame(std::size_t size) {
 
 void free_frame(void* frame, std::size_t size) noexcept {
   std::size_t cls = size_class(size);
-  if (cls < kClasses) {
+  if (cls < kClasses && free_lists.counts[cls] < kMaxFreePerClass) {
     auto* node = static_cast<FreeFrame*>(frame);
     node->next = free_lists.heads[cls];
     free_lists.heads[cls] = node;
+    ++free_lists.counts[cls];
     return;
   }
   std::free(frame);

@@ -44,8 +44,12 @@ class Reactor {
   virtual bool submit(IoOp& op) = 0;
   // Completes the socket's parked operations with -ECANCELED (after the current batch).
   virtual void cancel(Socket& socket) = 0;
-  // Runs until stop(); on_wake runs on the loop thread after another thread called wake().
-  virtual void run(const std::function<void()>& on_wake) = 0;
+  struct Hooks {
+    std::function<void()> on_wake;  // after another thread called wake()
+    std::function<void()> on_idle;  // when a wait ended with nothing to do
+  };
+  // Runs until stop(); the hooks run on the loop thread.
+  virtual void run(const Hooks& hooks) = 0;
   virtual void stop() = 0;
   virtual void wake() = 0;
   virtual uint64_t now_ms() const = 0;

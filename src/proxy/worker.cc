@@ -1,5 +1,6 @@
 #include "proxy/worker.h"
 
+#include <malloc.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -101,7 +102,7 @@ void Worker::run() {
   for (size_t i = 0; i < listeners_.size(); ++i) {
     net::spawn(accept_loop(*this, *listeners_[i], config_.listeners[i].pool));
   }
-  reactor_->run([this] { on_wake(); });
+  reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
 }
 
@@ -131,18 +132,36 @@ void Worker::on_wake() {
   upstreams_.clear();
 }
 
+void Worker::on_idle() {
+  // After a burst the allocator keeps the pages the burst needed (buffers, request frames,
+  // closed connections); give them back while idle, at most once a second, so that idle
+  // connections cost what they hold and not what the busiest moment needed.
+  constexpr uint64_t kTrimIntervalMs = 1000;
+  released_since_trim_ += buffers_.take_released_bytes();
+  uint64_t now = reactor_->now_ms();
+  if ((released_since_trim_ == 0 && session_churn_ == 0) || now - last_trim_ms_ < kTrimIntervalMs) {
+    return;
+  }
+  ::malloc_trim(0);
+  released_since_trim_ = 0;
+  session_churn_ = 0;
+  last_trim_ms_ = now;
+}
+
 void Worker::add_session(SessionLink& link) {
   link.next = &sessions_;
   link.prev = sessions_.prev;
   sessions_.prev->next = &link;
   sessions_.prev = &link;
   session_count_.fetch_add(1, std::memory_order_relaxed);
+  ++session_churn_;
 }
 
 void Worker::remove_session(SessionLink& link) {
   link.prev->next = link.next;
   link.next->prev = link.prev;
   session_count_.fetch_sub(1, std::memory_order_relaxed);
+  ++session_churn_;
 }
 
 }  // namespace usher::proxy

@@ -56,6 +56,7 @@ class Worker {
  private:
   void run();
   void on_wake();
+  void on_idle();
 
   const config::Config& config_;
   std::vector<PoolState*> pools_;
@@ -69,6 +70,9 @@ class Worker {
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> drain_requested_{false};
   bool draining_seen_ = false;
+  size_t released_since_trim_ = 0;
+  size_t session_churn_ = 0;
+  uint64_t last_trim_ms_ = 0;
   std::thread thread_;
 };
 
