@@ -83,14 +83,9 @@ class EpollReactor final : public Reactor {
     ::close(epoll_fd_);
   }
 
-  void attach(Socket& socket) override {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.ptr = &socket;
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, socket.fd(), &ev) < 0) {
-      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-    }
-  }
+  // Writability is watched only once a write has had to wait: on a healthy connection every ACK
+  // would otherwise wake the loop for nothing.
+  void attach(Socket& socket) override { control(socket, EPOLL_CTL_ADD, kReadEvents); }
 
   void detach(Socket& socket) override {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
@@ -108,6 +103,7 @@ class EpollReactor final : public Reactor {
     }
     if (op.kind == OpKind::kConnect) {
       if (op.result != -EINPROGRESS) return true;
+      watch_writable(*op.socket);
       op.socket->write_ready = false;
       op.socket->writer = &op;
       arm_deadline(op);
@@ -122,6 +118,7 @@ class EpollReactor final : public Reactor {
       op.socket->read_ready = false;
       op.socket->reader = &op;
     } else {
+      watch_writable(*op.socket);
       op.socket->write_ready = false;
       op.socket->writer = &op;
     }
@@ -178,6 +175,23 @@ class EpollReactor final : public Reactor {
   uint64_t now_ms() const override { return now_; }
 
  private:
+  static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+  void control(Socket& socket, int op, uint32_t events) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.ptr = &socket;
+    if (::epoll_ctl(epoll_fd_, op, socket.fd(), &ev) < 0) {
+      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+    }
+  }
+
+  void watch_writable(Socket& socket) {
+    if (socket.watching_writable) return;
+    socket.watching_writable = true;
+    control(socket, EPOLL_CTL_MOD, kReadEvents | EPOLLOUT);
+  }
+
   void arm_deadline(IoOp& op) {
     if (op.deadline_ms == 0) return;
     op.timer.fire = [](TimerEntry* entry) {

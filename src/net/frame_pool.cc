@@ -9,7 +9,7 @@ namespace usher::net {
 namespace {
 
 constexpr std::size_t kGranule = 64;
-constexpr std::size_t kClasses = 64;        // frames up to 4 KiB are pooled
+constexpr std::size_t kClasses = 64;            // frames up to 4 KiB are pooled
 constexpr std::size_t kMaxFreePerClass = 1024;  // beyond this, a burst's frames go back to malloc
 
 struct FreeFrame {

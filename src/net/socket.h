@@ -52,6 +52,7 @@ class Socket {
   bool read_ready = true;
   bool write_ready = true;
   bool peer_closed = false;  // EPOLLRDHUP/HUP seen: an idle upstream connection is dead
+  bool watching_writable = false;
 
  private:
   OpAwaitable make(OpKind kind, char* buffer, size_t length, uint64_t deadline_ms);
