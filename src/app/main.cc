@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "app/simulate.h"
 #include "base/version.h"
 #include "config/config.h"
 #include "proxy/server.h"
@@ -86,8 +87,24 @@ int main(int argc, char** argv) {
   proxy_cmd->add_option("--listen", quick.listen, "Address to listen on, e.g. 127.0.0.1:8080")
       ->required();
   proxy_cmd->add_option("--to", quick.to, "Backend address (repeat for each)")->required();
-  proxy_cmd->add_option("--balance", quick.balance, "Balancing algorithm");
+  proxy_cmd->add_option("--balance", quick.balance,
+                        "Balancing algorithm (see usher simulate --help)");
   proxy_cmd->add_option("--workers", quick.workers, "Worker threads (default: one per core)");
+
+  usher::app::SimulateOptions sim;
+  auto* sim_cmd =
+      app.add_subcommand("simulate", "Compare balancing algorithms on a simulated workload");
+  sim_cmd
+      ->add_option("--scenario", sim.scenario,
+                   "Built-in scenario name, a scenario YAML file, or 'list'")
+      ->required();
+  sim_cmd->add_option("--algorithms", sim.algorithms, "Comma-separated algorithms (default: all)")
+      ->delimiter(',');
+  sim_cmd->add_option("--format", sim.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  sim_cmd->add_option("--plot", sim.plot, "Write a PNG: latency CDF and per-server load over time");
+  sim_cmd->add_option("--seed", sim.seed, "Random seed (default: the scenario's)");
+  sim_cmd->add_flag("--recommend", sim.recommend, "Print the winning algorithm and why");
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -95,5 +112,6 @@ int main(int argc, char** argv) {
   if (*check_cmd) return check(config_path);
   if (*run_cmd) return run(config_path);
   if (*proxy_cmd) return quick_proxy(quick);
+  if (*sim_cmd) return usher::app::simulate(sim);
   return 2;
 }

@@ -22,9 +22,19 @@ struct PoolTimeouts {
   Millis response = 30s;  // waiting for response bytes from a backend
 };
 
+// Where a hash-based algorithm takes its key from.
+struct HashKey {
+  enum class Kind : uint8_t { kClientIp, kHeader, kCookie, kUri, kQuery };
+  Kind kind = Kind::kClientIp;
+  std::string name;  // header, cookie or query parameter name
+};
+
 struct Pool {
   std::string name;
   std::string balance = "round-robin";
+  HashKey hash_key;
+  double hash_balance_factor = 1.25;
+  Millis slow_start{0};
   std::vector<Backend> backends;
   PoolTimeouts timeouts;
 };

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "balance/picker.h"
 #include "config/config.h"
 
 namespace usher::config {
@@ -161,18 +162,63 @@ void read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts& out) {
   if (node["response"]) r.duration(node["response"], "response", out.response);
 }
 
+void read_hash_key(Reader& r, const YAML::Node& node, HashKey& out) {
+  std::string text;
+  if (!r.scalar(node, "hash_key", text)) return;
+  auto named = [&](std::string_view prefix, HashKey::Kind kind) {
+    if (text.rfind(prefix, 0) != 0) return false;
+    out = {kind, text.substr(prefix.size())};
+    if (out.name.empty())
+      r.error(node.Mark(), "hash_key '" + text + "' needs a name after the colon");
+    return true;
+  };
+  if (text == "client-ip") {
+    out = {HashKey::Kind::kClientIp, {}};
+  } else if (text == "uri") {
+    out = {HashKey::Kind::kUri, {}};
+  } else if (!named("header:", HashKey::Kind::kHeader) &&
+             !named("cookie:", HashKey::Kind::kCookie) && !named("query:", HashKey::Kind::kQuery)) {
+    r.error(node.Mark(), "unknown hash_key '" + text +
+                             "' (client-ip, uri, header:NAME, cookie:NAME or query:NAME)");
+  }
+}
+
+void read_balance(Reader& r, const YAML::Node& node, Pool& pool) {
+  if (!r.scalar(node, "balance", pool.balance) || balance::find_algorithm(pool.balance)) return;
+  std::string names;
+  for (const auto& a : balance::algorithms())
+    names += (names.empty() ? "" : ", ") + std::string(a.name);
+  r.error(node.Mark(),
+          "unknown balance algorithm '" + pool.balance + "' (available: " + names + ")");
+}
+
+void read_factor(Reader& r, const YAML::Node& node, double& out) {
+  std::string text;
+  if (!r.scalar(node, "hash_balance_factor", text)) return;
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(value > 1.0) || value > 100) {
+    return r.error(node.Mark(),
+                   "hash_balance_factor must be a number above 1 (e.g. 1.25), not '" + text + "'");
+  }
+  out = value;
+}
+
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   if (!r.expect_map(node, "a pool")) return pool;
-  r.check_keys(node, {"name", "balance", "backends", "timeouts"}, "pool");
+  r.check_keys(
+      node,
+      {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends", "timeouts"},
+      "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
   }
-  if (node["balance"] && r.scalar(node["balance"], "balance", pool.balance) &&
-      pool.balance != "round-robin") {
-    r.error(node["balance"].Mark(),
-            "unknown balance algorithm '" + pool.balance + "' (available: round-robin)");
-  }
+  if (node["balance"]) read_balance(r, node["balance"], pool);
+  if (node["hash_key"]) read_hash_key(r, node["hash_key"], pool.hash_key);
+  if (node["hash_balance_factor"])
+    read_factor(r, node["hash_balance_factor"], pool.hash_balance_factor);
+  if (node["slow_start"]) r.duration(node["slow_start"], "slow_start", pool.slow_start);
   const YAML::Node backends = node["backends"];
   if (!backends) {
     r.error(node.Mark(), "pool '" + pool.name + "' needs 'backends'");

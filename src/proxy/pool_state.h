@@ -1,10 +1,12 @@
 #pragma once
-// What all workers share about one pool: its immutable backend snapshot, the picker built from it,
-// and the live counters. Read lock-free from every worker; the counters are relaxed atomics.
+// What all workers share about one pool: its immutable backend snapshot, the picker built from
+// it, and the live counters. Read lock-free from every worker; counters are relaxed atomics.
 #include <atomic>
 #include <cstdint>
+#include <memory>
 
-#include "balance/round_robin.h"
+#include "balance/live.h"
+#include "balance/picker.h"
 #include "balance/snapshot.h"
 #include "config/config.h"
 
@@ -15,21 +17,12 @@ struct PoolState {
 
   const config::Pool& config;
   balance::BackendSnapshot snapshot;
-  balance::RoundRobin picker;
+  balance::Options options;
+  std::unique_ptr<balance::Picker> picker;
+  balance::KeySource key_source;
   uint32_t first_backend_id;  // backends are numbered process-wide for per-worker tables
-  alignas(64) std::atomic<uint64_t> round_robin_ticket{0};
+  balance::LiveState live;
+  alignas(64) std::atomic<uint64_t> ticket{0};
 };
-
-inline balance::BackendSnapshot snapshot_of(const config::Pool& pool) {
-  balance::BackendSnapshot snapshot;
-  for (const config::Backend& b : pool.backends) snapshot.backends.push_back({b.address, b.weight});
-  return snapshot;
-}
-
-inline PoolState::PoolState(const config::Pool& pool, uint32_t first_id)
-    : config(pool),
-      snapshot(snapshot_of(pool)),
-      picker(balance::RoundRobin::build(snapshot)),
-      first_backend_id(first_id) {}
 
 }  // namespace usher::proxy

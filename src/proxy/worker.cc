@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "net/task.h"
 #include "proxy/l7/http_session.h"
@@ -64,7 +65,8 @@ Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint
       reactor_(net::make_epoll_reactor()),
       buffers_(buffer_size_for(config.limits)),
       upstreams_(backend_count, kMaxIdleUpstreamsPerBackend),
-      header_scratch_(config.limits.max_headers) {
+      header_scratch_(config.limits.max_headers),
+      random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
 }
 

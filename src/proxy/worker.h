@@ -50,6 +50,13 @@ class Worker {
   http1::HeadLimits head_limits() const;
   PoolState& pool(size_t index) { return *pools_[index]; }
   bool draining() const { return draining_seen_; }
+  // A fresh 64-bit random number (xorshift64*), for the random algorithms.
+  uint64_t random() {
+    random_state_ ^= random_state_ >> 12;
+    random_state_ ^= random_state_ << 25;
+    random_state_ ^= random_state_ >> 27;
+    return random_state_ * 0x2545F4914F6CDD1DULL;
+  }
   void add_session(SessionLink& link);
   void remove_session(SessionLink& link);
 
@@ -71,6 +78,7 @@ class Worker {
   std::atomic<bool> drain_requested_{false};
   bool draining_seen_ = false;
   size_t released_since_trim_ = 0;
+  uint64_t random_state_;
   size_t session_churn_ = 0;
   uint64_t last_trim_ms_ = 0;
   std::thread thread_;

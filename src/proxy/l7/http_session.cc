@@ -4,11 +4,13 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "codec/http1/body.h"
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/head_writer.h"
+#include "proxy/l7/request_key.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
 #include "proxy/worker.h"
@@ -45,6 +47,7 @@ struct RequestInfo {
   bool keep_alive = true;
   bool expect_continue = false;
   bool upgrade = false;
+  uint64_t key_hash = 0;  // for hash-based pools
 
   bool replayable() const {
     return body_kind == Framing::Kind::kNone ||
@@ -125,7 +128,8 @@ net::Task<bool> await_request_bytes(Client& c, bool first) {
 
 // Reads and parses one request head, and serialises it for the backend into `out`.
 // Returns 0, -1 (close quietly) or the HTTP status to answer before closing.
-net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out) {
+net::Task<int> read_request_head(Client& c, const PoolState& pool, RequestInfo& info,
+                                 net::Buffer& out) {
   Worker& w = c.worker;
   const http1::HeadLimits limits = w.head_limits();
   const uint64_t deadline = c.after(w.config().timeouts.header);
@@ -145,6 +149,9 @@ net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out)
       info =
           RequestInfo{head.framing.kind, head.framing.length,  head.method, head.version_minor == 0,
                       head.keep_alive,   head.expect_continue, head.upgrade};
+      if (pool.key_source == balance::KeySource::kHash) {
+        info.key_hash = request_key_hash(head, pool.config.hash_key, c.ip());
+      }
       c.in.consume(head.head_bytes);
       co_return 0;
     }
@@ -317,15 +324,55 @@ int status_for_connect_error(long error) {
   return error == -ETIMEDOUT ? 504 : 502;
 }
 
+// Worker thread only: the pool's algorithm, fed the key it asks for.
+uint32_t pick_backend(Worker& w, PoolState& pool, const RequestInfo& info) {
+  uint64_t key = 0;
+  switch (pool.key_source) {
+    case balance::KeySource::kTicket:
+      key = pool.ticket.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case balance::KeySource::kRandom:
+      key = w.random();
+      break;
+    case balance::KeySource::kHash:
+      key = info.key_hash;
+      break;
+  }
+  return pool.picker->pick({key, w.reactor().now_ms()}, pool.live);
+}
+
+// Counts a request as active on its backend while it is in flight (least-connections and the
+// like read this across all workers) and measures its time to the response head.
+class ActiveRequest {
+ public:
+  ActiveRequest(balance::LiveState& live, uint32_t backend)
+      : live_(live), backend_(backend), started_(std::chrono::steady_clock::now()) {
+    live_.begin(backend_);
+  }
+  ActiveRequest(const ActiveRequest&) = delete;
+  ActiveRequest& operator=(const ActiveRequest&) = delete;
+  ~ActiveRequest() { live_.end(backend_); }
+
+  void observe_latency(uint64_t now_ms, double decay_ms) {
+    std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - started_;
+    live_.observe_latency(backend_, elapsed.count(), now_ms, decay_ms);
+  }
+
+ private:
+  balance::LiveState& live_;
+  uint32_t backend_;
+  std::chrono::steady_clock::time_point started_;
+};
+
 // Forwards one request to a backend and its response to the client.
 net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
                          net::Buffer& request_head) {
   Worker& w = c.worker;
   const config::PoolTimeouts& timeouts = pool.config.timeouts;
-  uint64_t ticket = pool.round_robin_ticket.fetch_add(1, std::memory_order_relaxed);
-  uint32_t index = pool.picker.pick(ticket).at(0);
-  uint32_t backend_id = pool.first_backend_id + index;
+  const uint32_t index = pick_backend(w, pool, info);
+  const uint32_t backend_id = pool.first_backend_id + index;
   const Address& address = pool.snapshot.backends[index].address;
+  ActiveRequest active(pool.live, index);
 
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<UpstreamConn> up = attempt == 0 ? w.upstreams().take(backend_id) : nullptr;
@@ -396,7 +443,7 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t pool_index) {
     if (!co_await await_request_bytes(c, first)) break;
     RequestInfo info;
     net::Buffer request_head;
-    int status = co_await read_request_head(c, info, request_head);
+    int status = co_await read_request_head(c, pool, info, request_head);
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
       break;

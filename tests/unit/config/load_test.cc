@@ -76,6 +76,12 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
        "usher.yaml:4:15: backends must be a list"},
       {"listeners: []\npools:\n  - name: p\n    balance: fastest\n    backends: [127.0.0.1:1]\n",
        "usher.yaml:4:14: unknown balance algorithm 'fastest'"},
+      {"listeners: []\npools:\n  - name: p\n    balance: hash\n    hash_key: body\n    backends: "
+       "[127.0.0.1:1]\n",
+       "usher.yaml:5:15: unknown hash_key 'body'"},
+      {"listeners: []\npools:\n  - name: p\n    hash_balance_factor: 0.5\n    backends: "
+       "[127.0.0.1:1]\n",
+       "usher.yaml:4:26: hash_balance_factor must be a number above 1"},
       {"listeners: [\n", "usher.yaml:2:1: "},
       {"listeners:\n  - listen: 127.0.0.1:80\n    protocol: sctp\n    pool: p\npools:\n  - name: "
        "p\n    backends: [127.0.0.1:1]\n",

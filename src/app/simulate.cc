@@ -1,0 +1,159 @@
+#include "app/simulate.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "balance/picker.h"
+#include "sim/simulator.h"
+
+namespace usher::app {
+
+namespace {
+
+void print_table(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+  std::printf("scenario %s (seed %llu): %s\n", scenario.name.c_str(),
+              static_cast<unsigned long long>(scenario.seed), scenario.description.c_str());
+  std::printf("%-22s %10s %10s %10s %10s %9s%s\n", "algorithm", "p50 s", "p99 s", "p999 s",
+              "imbalance", "dropped", scenario.sticky ? "  sticky breaks" : "");
+  for (const sim::Result& r : results) {
+    std::printf("%-22s %10.4f %10.4f %10.4f %10.3f %9llu", r.algorithm.c_str(), r.p50_s, r.p99_s,
+                r.p999_s, r.imbalance, static_cast<unsigned long long>(r.dropped));
+    if (scenario.sticky) std::printf("  %13llu", static_cast<unsigned long long>(r.sticky_breaks));
+    std::printf("\n");
+  }
+}
+
+void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+  nlohmann::json out = {
+      {"scenario", scenario.name}, {"seed", scenario.seed}, {"results", nlohmann::json::array()}};
+  for (const sim::Result& r : results) {
+    nlohmann::json servers = nlohmann::json::array();
+    for (const sim::ServerStats& s : r.servers) {
+      servers.push_back(
+          {{"served", s.served}, {"max_queue", s.max_queue}, {"mean_queue", s.mean_queue}});
+    }
+    out["results"].push_back({{"algorithm", r.algorithm},
+                              {"p50_s", r.p50_s},
+                              {"p99_s", r.p99_s},
+                              {"p999_s", r.p999_s},
+                              {"imbalance", r.imbalance},
+                              {"dropped", r.dropped},
+                              {"sticky_breaks", r.sticky_breaks},
+                              {"servers", servers}});
+  }
+  std::cout << out.dump(2) << '\n';
+}
+
+// The winner: fewest drops, then (where clients must stick) no broken stickiness, then lowest p99.
+const sim::Result& winner(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+  auto rank = [&](const sim::Result& r) {
+    return std::tuple(scenario.sticky && r.sticky_breaks > 0, r.dropped, r.p99_s, r.imbalance);
+  };
+  return *std::min_element(results.begin(), results.end(),
+                           [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+}
+
+void print_recommendation(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+  const sim::Result& best = winner(scenario, results);
+  const sim::Result* runner = nullptr;
+  for (const sim::Result& r : results) {
+    if (&r != &best && (!runner || r.p99_s < runner->p99_s)) runner = &r;
+  }
+  std::printf("recommend: %s: p99 %.4f s", best.algorithm.c_str(), best.p99_s);
+  if (runner) std::printf(" (next best %s: %.4f s)", runner->algorithm.c_str(), runner->p99_s);
+  std::printf(", imbalance %.2f, %llu dropped%s\n", best.imbalance,
+              static_cast<unsigned long long>(best.dropped),
+              scenario.sticky ? ", keeps every client on its server" : "");
+}
+
+int plot(const std::string& path, const sim::Scenario& scenario,
+         const std::vector<sim::Result>& results) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("usher-sim-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream script(dir / "plot.gp");
+  script
+      << "set terminal pngcairo size 1400,600\nset output '" << path
+      << "'\nset multiplot layout 1,2 title '" << scenario.name
+      << "'\nset title 'latency CDF'\nset xlabel 'seconds'\nset ylabel 'fraction'\nset logscale x\n"
+      << "set key bottom right\nplot ";
+  for (size_t i = 0; i < results.size(); ++i) {
+    std::ofstream data(dir / ("cdf" + std::to_string(i)));
+    for (size_t q = 0; q < results[i].latency_cdf_s.size(); ++q) {
+      data << std::max(results[i].latency_cdf_s[q], 1e-6) << ' ' << (q + 1) / 100.0 << '\n';
+    }
+    script << (i ? ", " : "") << "'" << (dir / ("cdf" + std::to_string(i))).string()
+           << "' with lines lw 2 title '" << results[i].algorithm << "'";
+  }
+  const sim::Result& best = winner(scenario, results);
+  std::ofstream load(dir / "load");
+  for (size_t t = 0; t < best.load_over_time.size(); ++t) {
+    load << t;
+    for (uint32_t v : best.load_over_time[t]) load << ' ' << v;
+    load << '\n';
+  }
+  script << "\nunset logscale x\nset title 'requests per server over time (" << best.algorithm
+         << ")'\nset xlabel 'sample'\nset ylabel 'active + queued'\nplot ";
+  for (size_t s = 0; s < scenario.servers.size(); ++s) {
+    script << (s ? ", " : "") << "'" << (dir / "load").string() << "' using 1:" << s + 2
+           << " with lines title 'server " << s << "'";
+  }
+  script << "\nunset multiplot\n";
+  script.close();
+  std::string command = "gnuplot '" + (dir / "plot.gp").string() + "'";
+  int rc = std::system(command.c_str());
+  fs::remove_all(dir);
+  if (rc != 0) {
+    std::cerr << "usher simulate: gnuplot failed (is gnuplot installed?)\n";
+    return 1;
+  }
+  std::cerr << "plot written to " << path << '\n';
+  return 0;
+}
+
+}  // namespace
+
+int simulate(const SimulateOptions& options) {
+  if (options.scenario == "list") {
+    for (const std::string& name : sim::builtin_names()) {
+      std::printf("%-20s %s\n", name.c_str(), sim::builtin(name)->description.c_str());
+    }
+    return 0;
+  }
+  bool is_file =
+      options.scenario.find('/') != std::string::npos || options.scenario.ends_with(".yaml");
+  auto scenario =
+      is_file ? sim::load_scenario_file(options.scenario) : sim::builtin(options.scenario);
+  if (!scenario) {
+    std::cerr << "usher simulate: " << scenario.error().message << '\n';
+    return 1;
+  }
+  if (options.seed >= 0) scenario->seed = static_cast<uint64_t>(options.seed);
+  std::vector<std::string> names = options.algorithms;
+  if (names.empty()) {
+    for (const auto& a : balance::algorithms()) names.emplace_back(a.name);
+  }
+  std::vector<sim::Result> results;
+  for (const std::string& name : names) {
+    auto result = sim::simulate(*scenario, name);
+    if (!result) {
+      std::cerr << "usher simulate: " << result.error().message << '\n';
+      return 1;
+    }
+    results.push_back(std::move(*result));
+  }
+  if (options.format == "json") {
+    print_json(*scenario, results);
+  } else {
+    print_table(*scenario, results);
+  }
+  if (options.recommend) print_recommendation(*scenario, results);
+  return options.plot.empty() ? 0 : plot(options.plot, *scenario, results);
+}
+
+}  // namespace usher::app

@@ -1,0 +1,24 @@
+#pragma once
+// The algorithm implementations behind balance::build(). Internal to src/balance.
+#include <memory>
+
+#include "balance/picker.h"
+
+namespace usher::balance {
+
+std::unique_ptr<Picker> make_round_robin(const BackendSnapshot& snapshot);
+std::unique_ptr<Picker> make_weighted_round_robin(const BackendSnapshot& snapshot);
+std::unique_ptr<Picker> make_least_connections(const BackendSnapshot& snapshot,
+                                               const Options& options);
+std::unique_ptr<Picker> make_least_response_time(const BackendSnapshot& snapshot,
+                                                 const Options& options);
+std::unique_ptr<Picker> make_random(const BackendSnapshot& snapshot, const Options& options);
+std::unique_ptr<Picker> make_power_of_two(const BackendSnapshot& snapshot, const Options& options);
+std::unique_ptr<Picker> make_maglev(const BackendSnapshot& snapshot, const Options& options,
+                                    bool bounded);
+
+// A backend's weight now, ramped linearly over slow start from 5 % to 100 %.
+double effective_weight(const BackendSnapshot& snapshot, const LiveState& live, uint32_t i,
+                        uint64_t now_ms, uint64_t slow_start_ms);
+
+}  // namespace usher::balance

@@ -1,0 +1,42 @@
+#pragma once
+// What changes per request about each backend: active requests and the latency estimate. Shared
+// by all workers of the process (so least-connections means least across the whole process) as
+// relaxed atomics on their own cache lines; the simulator drives the same type.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace usher::balance {
+
+struct alignas(64) BackendLive {
+  std::atomic<uint32_t> active{0};
+  std::atomic<double> latency_ms{0};  // peak-EWMA estimate; 0 = none yet
+  std::atomic<uint64_t> latency_updated_ms{0};
+  std::atomic<uint64_t> serving_since_ms{0};  // start of slow start for this backend
+};
+
+class LiveState {
+ public:
+  explicit LiveState(uint32_t backends)
+      : size_(backends), backends_(std::make_unique<BackendLive[]>(backends)) {}
+
+  uint32_t size() const { return size_; }
+  BackendLive& operator[](uint32_t i) { return backends_[i]; }
+  const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
+  uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
+
+  // Any thread: a request to backend i starts / ends.
+  void begin(uint32_t i) { backends_[i].active.fetch_add(1, std::memory_order_relaxed); }
+  void end(uint32_t i) { backends_[i].active.fetch_sub(1, std::memory_order_relaxed); }
+
+  // Peak EWMA (Finagle/Linkerd): a slower sample takes over at once, faster samples pull the
+  // estimate down with weight exp(-elapsed/decay). Races between workers may drop a sample;
+  // the estimate stays a plausible recent latency either way.
+  void observe_latency(uint32_t i, double sample_ms, uint64_t now_ms, double decay_ms);
+
+ private:
+  uint32_t size_;
+  std::unique_ptr<BackendLive[]> backends_;
+};
+
+}  // namespace usher::balance

@@ -1,0 +1,69 @@
+#pragma once
+// Balancing algorithms as pure components: built once from an immutable snapshot, then
+// pick(key, live counters, now) -> the backend to try first. The proxy, the tests and the
+// simulator all call these same objects.
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "balance/live.h"
+#include "balance/snapshot.h"
+#include "base/expected.h"
+
+namespace usher::balance {
+
+// What the caller feeds as the pick key.
+enum class KeySource : uint8_t {
+  kTicket,  // the pool's shared counter, one per request (turns, tie-breaks)
+  kRandom,  // a fresh random number per request
+  kHash,    // a hash of the request's key (client IP, header, cookie, URI, query parameter)
+};
+
+struct PickInput {
+  uint64_t key = 0;
+  uint64_t now_ms = 0;
+};
+
+struct Options {
+  double hash_balance_factor = 1.25;  // bounded-load hashing: capacity = ceil(c * mean load)
+  double latency_decay_ms = 10'000;   // peak-EWMA time constant
+  uint64_t slow_start_ms = 0;         // ramp of a new or recovered backend's weight; 0 = off
+};
+
+class Picker {
+ public:
+  virtual ~Picker() = default;
+  // Any thread; reads only the immutable picker and relaxed live counters.
+  virtual uint32_t pick(const PickInput& input, const LiveState& live) const = 0;
+
+  CandidateOrder order(const PickInput& input, const LiveState& live) const {
+    return CandidateOrder(pick(input, live), count_);
+  }
+  uint32_t size() const { return count_; }
+
+ protected:
+  explicit Picker(uint32_t count) : count_(count) {}
+
+ private:
+  uint32_t count_;
+};
+
+struct AlgorithmInfo {
+  std::string_view name;
+  KeySource key;
+  std::string_view summary;
+};
+
+std::span<const AlgorithmInfo> algorithms();
+const AlgorithmInfo* find_algorithm(std::string_view name);
+
+// Fails on an unknown name or an empty snapshot.
+Expected<std::unique_ptr<Picker>> build(std::string_view algorithm, const BackendSnapshot& snapshot,
+                                        const Options& options);
+
+// 64-bit hash of a request key (XXH3).
+uint64_t hash_key(std::string_view bytes);
+
+}  // namespace usher::balance

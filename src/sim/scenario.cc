@@ -1,0 +1,175 @@
+#include "sim/scenario.h"
+
+#include <yaml-cpp/yaml.h>
+
+namespace usher::sim {
+
+namespace {
+
+Scenario named(std::string name, std::string description) {
+  Scenario s;
+  s.name = std::move(name);
+  s.description = std::move(description);
+  return s;
+}
+
+std::vector<Server> servers(size_t n, uint32_t concurrency, double speed = 1, uint32_t weight = 1) {
+  return std::vector<Server>(n, Server{concurrency, speed, weight, 1000});
+}
+
+Scenario uniform() {
+  Scenario s = named("uniform", "identical servers, uniform short requests at 70% load");
+  s.requests = 200'000;
+  s.arrival_rate = 560;
+  s.duration = {Distribution::Kind::kExponential, 0.1};
+  s.servers = servers(10, 8);
+  return s;
+}
+
+Scenario varying_durations() {
+  Scenario s = named("varying-durations", "jobs of 5 s to 5 min on 5 servers running 4 each");
+  s.requests = 5'000;
+  s.arrival_rate = 0.11;
+  s.duration = {Distribution::Kind::kUniform, 5, 300};
+  s.servers = servers(5, 4);
+  return s;
+}
+
+Scenario sticky_cart() {
+  Scenario s =
+      named("sticky-cart", "shopping carts: a client must stay on the server that holds its cart");
+  s.requests = 100'000;
+  s.arrival_rate = 1000;
+  s.duration = {Distribution::Kind::kExponential, 0.05};
+  s.servers = servers(6, 16);
+  s.keys = 5'000;
+  s.sticky = true;
+  return s;
+}
+
+Scenario heterogeneous() {
+  Scenario s = named("heterogeneous", "one powerful server (weight 8) and two old ones (weight 1)");
+  s.requests = 100'000;
+  s.arrival_rate = 500;
+  s.duration = {Distribution::Kind::kExponential, 0.1};
+  s.servers = {Server{32, 2, 8, 1000}, Server{8, 1, 1, 1000}, Server{8, 1, 1, 1000}};
+  return s;
+}
+
+Scenario independent_api() {
+  Scenario s =
+      named("independent-api", "independent API calls of about 20 ms, lognormal, at 70% load");
+  s.requests = 200'000;
+  s.arrival_rate = 2'200;
+  s.duration = {Distribution::Kind::kLognormal, 0.02, 0.8};
+  s.servers = servers(8, 8);
+  return s;
+}
+
+Scenario skewed_clients() {
+  Scenario s = named("skewed-clients",
+                     "client IPs Zipf-distributed (s = 1.1): a few clients send most requests");
+  s.requests = 100'000;
+  s.arrival_rate = 800;
+  s.duration = {Distribution::Kind::kExponential, 0.05};
+  s.servers = servers(8, 8);
+  s.keys = 10'000;
+  s.zipf_s = 1.1;
+  return s;
+}
+
+Scenario server_crash() {
+  Scenario s = named("server-crash", "5 servers; server 2 crashes at 40 s and returns at 70 s");
+  s.requests = 50'000;
+  s.arrival_rate = 500;
+  s.duration = {Distribution::Kind::kExponential, 0.05};
+  s.servers = servers(5, 8);
+  s.events = {{40, 2, false}, {70, 2, true}};
+  return s;
+}
+
+using Builder = Scenario (*)();
+constexpr std::pair<const char*, Builder> kBuiltins[] = {
+    {"uniform", uniform},
+    {"varying-durations", varying_durations},
+    {"sticky-cart", sticky_cart},
+    {"heterogeneous", heterogeneous},
+    {"independent-api", independent_api},
+    {"skewed-clients", skewed_clients},
+    {"server-crash", server_crash},
+};
+
+Expected<Distribution> read_distribution(const YAML::Node& n) {
+  Distribution d;
+  std::string kind = n["kind"].as<std::string>("exponential");
+  if (kind == "constant") {
+    d = {Distribution::Kind::kConstant, n["value"].as<double>()};
+  } else if (kind == "exponential") {
+    d = {Distribution::Kind::kExponential, n["mean"].as<double>()};
+  } else if (kind == "lognormal") {
+    d = {Distribution::Kind::kLognormal, n["median"].as<double>(), n["sigma"].as<double>()};
+  } else if (kind == "bimodal") {
+    d = {Distribution::Kind::kBimodal, n["short"].as<double>(), n["long"].as<double>(),
+         n["p_long"].as<double>()};
+  } else if (kind == "uniform") {
+    d = {Distribution::Kind::kUniform, n["low"].as<double>(), n["high"].as<double>()};
+  } else {
+    return Error{"unknown duration kind '" + kind +
+                 "' (constant, exponential, lognormal, bimodal, uniform)"};
+  }
+  return d;
+}
+
+}  // namespace
+
+std::vector<std::string> builtin_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, _] : kBuiltins) names.emplace_back(name);
+  return names;
+}
+
+Expected<Scenario> builtin(const std::string& name) {
+  for (const auto& [known, make] : kBuiltins) {
+    if (name == known) return make();
+  }
+  return Error{"unknown scenario '" + name + "' (try --scenario list)"};
+}
+
+Expected<Scenario> load_scenario_file(const std::string& path) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    Scenario s;
+    s.name = root["name"].as<std::string>(path);
+    s.description = root["description"].as<std::string>("");
+    s.seed = root["seed"].as<uint64_t>(1);
+    s.requests = root["requests"].as<uint64_t>(s.requests);
+    s.arrival_rate = root["arrival_rate"].as<double>(s.arrival_rate);
+    s.trace_file = root["trace"].as<std::string>("");
+    s.keys = root["keys"].as<uint64_t>(s.keys);
+    s.zipf_s = root["zipf"].as<double>(0);
+    s.sticky = root["sticky"].as<bool>(false);
+    if (root["duration"]) {
+      auto d = read_distribution(root["duration"]);
+      if (!d) return Error{path + ": " + d.error().message};
+      s.duration = *d;
+    }
+    for (const auto& n : root["servers"]) {
+      Server server{n["concurrency"].as<uint32_t>(8), n["speed"].as<double>(1),
+                    n["weight"].as<uint32_t>(1), n["max_queue"].as<uint32_t>(1000)};
+      for (uint32_t i = 0; i < n["count"].as<uint32_t>(1); ++i) s.servers.push_back(server);
+    }
+    for (const auto& n : root["events"]) {
+      s.events.push_back(
+          {n["at"].as<double>(), n["server"].as<uint32_t>(), n["up"].as<bool>(false)});
+    }
+    if (s.servers.empty()) return Error{path + ": 'servers' lists no server"};
+    if (s.arrival_rate <= 0 || s.keys == 0)
+      return Error{path + ": arrival_rate and keys must be above 0"};
+    return s;
+  } catch (const YAML::Exception& e) {
+    return Error{path + ":" + std::to_string(e.mark.line + 1) + ":" +
+                 std::to_string(e.mark.column + 1) + ": " + e.msg};
+  }
+}
+
+}  // namespace usher::sim

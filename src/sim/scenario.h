@@ -1,0 +1,54 @@
+#pragma once
+// A described workload for the simulator: arrivals, request durations, servers, client keys and
+// timed events. Built-in scenarios cover the classic questions; a YAML file can describe others.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/expected.h"
+
+namespace usher::sim {
+
+struct Distribution {
+  enum class Kind : uint8_t { kConstant, kExponential, kLognormal, kBimodal, kUniform };
+  Kind kind = Kind::kExponential;
+  double a =
+      0.1;  // constant value, exponential mean, lognormal median, bimodal short, uniform low (s)
+  double b = 0;  // lognormal sigma, bimodal long, uniform high (s)
+  double p = 0;  // bimodal: probability of the long one
+};
+
+struct Server {
+  uint32_t concurrency = 8;  // requests served at once; more wait in the server's queue
+  double speed = 1.0;        // a request of duration d takes d / speed here
+  uint32_t weight = 1;
+  uint32_t max_queue = 1000;  // beyond this a request is dropped
+};
+
+struct ServerEvent {
+  double at_s = 0;
+  uint32_t server = 0;
+  bool up = false;  // false: crashes (its in-flight and queued requests are lost); true: joins
+};
+
+struct Scenario {
+  std::string name;
+  std::string description;
+  uint64_t seed = 1;
+  uint64_t requests = 100'000;
+  double arrival_rate = 100;  // Poisson arrivals per second
+  std::string trace_file;     // instead: CSV lines "arrival_s,duration_s,key"
+  Distribution duration;
+  std::vector<Server> servers;
+  std::vector<ServerEvent> events;
+  uint64_t keys = 10'000;  // distinct client keys
+  double zipf_s = 0;       // 0: uniform keys; > 0: Zipf-skewed with this exponent
+  bool sticky = false;     // requests need the same server for the same key
+};
+
+std::vector<std::string> builtin_names();
+Expected<Scenario> builtin(const std::string& name);
+// A YAML file with the keys of Scenario (see docs/balancing.md).
+Expected<Scenario> load_scenario_file(const std::string& path);
+
+}  // namespace usher::sim

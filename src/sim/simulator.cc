@@ -1,0 +1,375 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <queue>
+#include <random>
+#include <sstream>
+#include <unordered_map>
+
+#include "balance/live.h"
+#include "balance/picker.h"
+
+namespace usher::sim {
+
+namespace {
+
+struct Request {
+  double arrival_s;
+  double duration_s;
+  uint64_t key;
+};
+
+enum class EventKind : uint8_t { kArrival, kCompletion, kServer, kSample };
+
+struct Event {
+  double at_s;
+  uint64_t order;  // ties resolve in creation order: deterministic
+  EventKind kind;
+  uint32_t server = 0;
+  uint32_t request = 0;
+  uint32_t generation = 0;  // a completion from before a crash is void
+  bool operator>(const Event& o) const { return at_s != o.at_s ? at_s > o.at_s : order > o.order; }
+};
+
+struct ServerState {
+  bool up = true;
+  uint32_t generation = 0;
+  uint32_t busy = 0;
+  std::deque<uint32_t> queue;
+  std::vector<uint32_t> in_service;
+  double queue_area = 0;  // integral of queue length over time
+  double last_change_s = 0;
+  ServerStats stats;
+};
+
+class Sampler {
+ public:
+  Sampler(const Distribution& d, std::mt19937_64& rng) : d_(d), rng_(rng) {}
+  double next() {
+    switch (d_.kind) {
+      case Distribution::Kind::kConstant:
+        return d_.a;
+      case Distribution::Kind::kExponential:
+        return std::exponential_distribution<double>(1 / d_.a)(rng_);
+      case Distribution::Kind::kLognormal:
+        return std::lognormal_distribution<double>(std::log(d_.a), d_.b)(rng_);
+      case Distribution::Kind::kBimodal:
+        return std::bernoulli_distribution(d_.p)(rng_) ? d_.b : d_.a;
+      case Distribution::Kind::kUniform:
+        return std::uniform_real_distribution<double>(d_.a, d_.b)(rng_);
+    }
+    return d_.a;
+  }
+
+ private:
+  Distribution d_;
+  std::mt19937_64& rng_;
+};
+
+Expected<std::vector<Request>> make_requests(const Scenario& s, std::mt19937_64& rng) {
+  std::vector<Request> requests;
+  if (!s.trace_file.empty()) {
+    std::ifstream in(s.trace_file);
+    if (!in) return Error{"cannot open trace file " + s.trace_file};
+    std::string line;
+    for (size_t n = 1; std::getline(in, line); ++n) {
+      std::istringstream fields(line);
+      Request r{};
+      char comma1 = 0, comma2 = 0;
+      if (!(fields >> r.arrival_s >> comma1 >> r.duration_s >> comma2 >> r.key) || comma1 != ',' ||
+          comma2 != ',') {
+        return Error{s.trace_file + ":" + std::to_string(n) +
+                     ": expected arrival_s,duration_s,key"};
+      }
+      requests.push_back(r);
+    }
+    std::stable_sort(requests.begin(), requests.end(),
+                     [](const Request& a, const Request& b) { return a.arrival_s < b.arrival_s; });
+    return requests;
+  }
+  Sampler duration(s.duration, rng);
+  std::exponential_distribution<double> gap(s.arrival_rate);
+  std::vector<double> zipf_cdf;
+  if (s.zipf_s > 0) {
+    double total = 0;
+    for (uint64_t k = 1; k <= s.keys; ++k)
+      zipf_cdf.push_back(total += 1 / std::pow(static_cast<double>(k), s.zipf_s));
+    for (double& c : zipf_cdf) c /= total;
+  }
+  std::uniform_int_distribution<uint64_t> uniform_key(0, s.keys - 1);
+  std::uniform_real_distribution<double> unit(0, 1);
+  double t = 0;
+  requests.reserve(s.requests);
+  for (uint64_t i = 0; i < s.requests; ++i) {
+    t += gap(rng);
+    uint64_t key =
+        zipf_cdf.empty()
+            ? uniform_key(rng)
+            : static_cast<uint64_t>(std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), unit(rng)) -
+                                    zipf_cdf.begin());
+    requests.push_back({t, duration.next(), key});
+  }
+  return requests;
+}
+
+double quantile(std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  size_t i =
+      std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
+  return sorted[i];
+}
+
+class Simulation {
+ public:
+  Simulation(const Scenario& s, std::string algorithm)
+      : s_(s), algorithm_(std::move(algorithm)), rng_(s.seed), servers_(s.servers.size()) {}
+
+  Expected<Result> run() {
+    auto requests = make_requests(s_, rng_);
+    if (!requests) return requests.error();
+    requests_ = std::move(*requests);
+    if (requests_.empty()) return Error{"the scenario has no requests"};
+    if (auto rebuilt = rebuild(); !rebuilt.ok()) return rebuilt.error();
+    for (uint32_t i = 0; i < requests_.size(); ++i)
+      push({requests_[i].arrival_s, 0, EventKind::kArrival, 0, i, 0});
+    for (const ServerEvent& e : s_.events) {
+      if (e.server >= servers_.size())
+        return Error{"event names server " + std::to_string(e.server) + " of " +
+                     std::to_string(servers_.size())};
+      push({e.at_s, 0, EventKind::kServer, e.server, e.up, 0});
+    }
+    sample_every_s_ = requests_.back().arrival_s / 200;
+    push({0, 0, EventKind::kSample, 0, 0, 0});
+    latencies_.reserve(requests_.size());
+    while (!events_.empty()) {
+      Event e = events_.top();
+      events_.pop();
+      now_s_ = e.at_s;
+      handle(e);
+    }
+    return finish();
+  }
+
+ private:
+  void push(Event e) {
+    e.order = order_++;
+    events_.push(e);
+  }
+
+  // Builds the picker over the servers that are up, as the proxy rebuilds a pool's snapshot.
+  Expected<bool> rebuild() {
+    balance::BackendSnapshot snapshot;
+    alive_.clear();
+    for (uint32_t i = 0; i < servers_.size(); ++i) {
+      if (!servers_[i].up) continue;
+      alive_.push_back(i);
+      std::string address =
+          "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":80";
+      snapshot.backends.push_back({*Address::parse(address), s_.servers[i].weight});
+    }
+    live_ = std::make_unique<balance::LiveState>(static_cast<uint32_t>(alive_.size()));
+    if (alive_.empty()) {
+      picker_.reset();
+      return true;
+    }
+    for (uint32_t j = 0; j < alive_.size(); ++j) {
+      const ServerState& st = servers_[alive_[j]];
+      (*live_)[j].active.store(st.busy + static_cast<uint32_t>(st.queue.size()));
+      (*live_)[j].latency_ms.store(latency_ms_[alive_[j]]);
+      (*live_)[j].latency_updated_ms.store(latency_at_ms_[alive_[j]]);
+      (*live_)[j].serving_since_ms.store(since_ms_[alive_[j]]);
+    }
+    balance::Options options;
+    auto picker = balance::build(algorithm_, snapshot, options);
+    if (!picker) return picker.error();
+    picker_ = std::move(*picker);
+    key_source_ = balance::find_algorithm(algorithm_)->key;
+    return true;
+  }
+
+  void handle(const Event& e) {
+    switch (e.kind) {
+      case EventKind::kArrival:
+        return arrive(e.request);
+      case EventKind::kCompletion:
+        return complete(e);
+      case EventKind::kServer:
+        return change_server(e.server, e.request != 0);
+      case EventKind::kSample:
+        return sample();
+    }
+  }
+
+  uint64_t now_ms() const { return static_cast<uint64_t>(now_s_ * 1000); }
+
+  void arrive(uint32_t id) {
+    if (!picker_) return void(++dropped_);
+    const Request& r = requests_[id];
+    uint64_t key = 0;
+    switch (key_source_) {
+      case balance::KeySource::kTicket:
+        key = ticket_++;
+        break;
+      case balance::KeySource::kRandom:
+        key = rng_();
+        break;
+      case balance::KeySource::kHash:
+        key = balance::hash_key(
+            std::string_view(reinterpret_cast<const char*>(&r.key), sizeof r.key));
+        break;
+    }
+    uint32_t j = picker_->pick({key, now_ms()}, *live_);
+    uint32_t server = alive_[j];
+    if (s_.sticky) {
+      auto [it, fresh] = last_server_.try_emplace(r.key, server);
+      if (!fresh && it->second != server) {
+        ++sticky_breaks_;
+        it->second = server;
+      }
+    }
+    ServerState& st = servers_[server];
+    if (st.busy < s_.servers[server].concurrency) {
+      start(server, id);
+    } else if (st.queue.size() < s_.servers[server].max_queue) {
+      account_queue(st);
+      st.queue.push_back(id);
+      st.stats.max_queue =
+          std::max<uint32_t>(st.stats.max_queue, static_cast<uint32_t>(st.queue.size()));
+    } else {
+      return void(++dropped_);
+    }
+    live_->begin(j);
+  }
+
+  void start(uint32_t server, uint32_t id) {
+    ServerState& st = servers_[server];
+    double service = requests_[id].duration_s / s_.servers[server].speed;
+    ++st.busy;
+    st.in_service.push_back(id);
+    st.stats.busy_s += service;
+    push({now_s_ + service, 0, EventKind::kCompletion, server, id, st.generation});
+  }
+
+  void complete(const Event& e) {
+    ServerState& st = servers_[e.server];
+    if (e.generation != st.generation) return;  // lost in a crash
+    --st.busy;
+    st.in_service.erase(std::find(st.in_service.begin(), st.in_service.end(), e.request));
+    ++st.stats.served;
+    double latency = now_s_ - requests_[e.request].arrival_s;
+    latencies_.push_back(latency);
+    if (uint32_t j = alive_index(e.server); j != kNone) {
+      live_->end(j);
+      live_->observe_latency(j, latency * 1000, now_ms(), balance::Options{}.latency_decay_ms);
+      latency_ms_[e.server] = (*live_)[j].latency_ms.load();  // kept across picker rebuilds
+      latency_at_ms_[e.server] = now_ms();
+    }
+    if (!st.queue.empty()) {
+      account_queue(st);
+      uint32_t next = st.queue.front();
+      st.queue.pop_front();
+      start(e.server, next);
+    }
+  }
+
+  void change_server(uint32_t server, bool up) {
+    ServerState& st = servers_[server];
+    if (st.up == up) return;
+    account_queue(st);
+    if (!up) {
+      dropped_ += st.in_service.size() + st.queue.size();
+      st.in_service.clear();
+      st.queue.clear();
+      st.busy = 0;
+      ++st.generation;
+    } else {
+      since_ms_[server] = now_ms();
+    }
+    st.up = up;
+    (void)rebuild();  // the algorithm was valid at start, so it still builds
+  }
+
+  void sample() {
+    std::vector<uint32_t> load;
+    for (const ServerState& st : servers_)
+      load.push_back(st.busy + static_cast<uint32_t>(st.queue.size()));
+    load_over_time_.push_back(std::move(load));
+    if (completed_all()) return;
+    push({now_s_ + sample_every_s_, 0, EventKind::kSample, 0, 0, 0});
+  }
+
+  bool completed_all() const { return latencies_.size() + dropped_ >= requests_.size(); }
+
+  void account_queue(ServerState& st) {
+    st.queue_area += static_cast<double>(st.queue.size()) * (now_s_ - st.last_change_s);
+    st.last_change_s = now_s_;
+  }
+
+  static constexpr uint32_t kNone = ~0u;
+  uint32_t alive_index(uint32_t server) const {
+    auto it = std::find(alive_.begin(), alive_.end(), server);
+    return it == alive_.end() ? kNone : static_cast<uint32_t>(it - alive_.begin());
+  }
+
+  Result finish() {
+    Result r;
+    r.algorithm = algorithm_;
+    std::sort(latencies_.begin(), latencies_.end());
+    r.p50_s = quantile(latencies_, 0.5);
+    r.p99_s = quantile(latencies_, 0.99);
+    r.p999_s = quantile(latencies_, 0.999);
+    for (int q = 1; q <= 100; ++q)
+      r.latency_cdf_s.push_back(quantile(latencies_, q / 100.0 - 1e-9));
+    r.dropped = dropped_;
+    r.sticky_breaks = sticky_breaks_;
+    double max_util = 0, sum_util = 0;
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      ServerState& st = servers_[i];
+      account_queue(st);
+      st.stats.mean_queue = now_s_ > 0 ? st.queue_area / now_s_ : 0;
+      r.servers.push_back(st.stats);
+      double util = st.stats.busy_s / (s_.servers[i].concurrency * s_.servers[i].speed);
+      max_util = std::max(max_util, util);
+      sum_util += util;
+    }
+    r.imbalance = sum_util > 0 ? max_util / (sum_util / static_cast<double>(servers_.size())) : 0;
+    r.load_over_time = std::move(load_over_time_);
+    return r;
+  }
+
+  const Scenario& s_;
+  std::string algorithm_;
+  std::mt19937_64 rng_;
+  std::vector<Request> requests_;
+  std::vector<ServerState> servers_;
+  std::vector<double> latency_ms_ = std::vector<double>(servers_.size(), 0);
+  std::vector<uint64_t> latency_at_ms_ = std::vector<uint64_t>(servers_.size(), 0);
+  std::vector<uint64_t> since_ms_ = std::vector<uint64_t>(servers_.size(), 0);
+  std::vector<uint32_t> alive_;
+  std::unique_ptr<balance::LiveState> live_;
+  std::unique_ptr<balance::Picker> picker_;
+  balance::KeySource key_source_ = balance::KeySource::kTicket;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+  uint64_t order_ = 0;
+  uint64_t ticket_ = 0;
+  double now_s_ = 0;
+  double sample_every_s_ = 1;
+  std::vector<double> latencies_;
+  uint64_t dropped_ = 0;
+  uint64_t sticky_breaks_ = 0;
+  std::unordered_map<uint64_t, uint32_t> last_server_;
+  std::vector<std::vector<uint32_t>> load_over_time_;
+};
+
+}  // namespace
+
+Expected<Result> simulate(const Scenario& scenario, const std::string& algorithm) {
+  if (scenario.servers.empty()) return Error{"the scenario has no servers"};
+  if (!balance::find_algorithm(algorithm)) return Error{"unknown algorithm '" + algorithm + "'"};
+  return Simulation(scenario, algorithm).run();
+}
+
+}  // namespace usher::sim

@@ -1,0 +1,196 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "balance/picker.h"
+
+namespace usher::balance {
+namespace {
+
+BackendSnapshot backends(std::vector<uint32_t> weights) {
+  BackendSnapshot s;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    s.backends.push_back({*Address::parse("10.0." + std::to_string(i / 250) + "." +
+                                          std::to_string(i % 250 + 1) + ":80"),
+                          weights[i]});
+  }
+  return s;
+}
+
+std::unique_ptr<Picker> make(const std::string& name, const BackendSnapshot& s,
+                             Options options = {}) {
+  auto picker = build(name, s, options);
+  EXPECT_TRUE(picker.ok()) << name;
+  return std::move(*picker);
+}
+
+TEST(Algorithms, EveryNameBuildsAndUnknownNamesDoNot) {
+  for (const AlgorithmInfo& a : algorithms())
+    EXPECT_TRUE(build(a.name, backends({1, 2}), {}).ok()) << a.name;
+  EXPECT_FALSE(build("fastest", backends({1}), {}).ok());
+  EXPECT_FALSE(build("round-robin", BackendSnapshot{}, {}).ok());
+}
+
+TEST(RoundRobin, ExactSequenceAndCandidateOrder) {
+  auto rr = make("round-robin", backends({1, 1, 1}));
+  LiveState live(3);
+  std::vector<uint32_t> picks;
+  for (uint64_t t = 0; t < 7; ++t) picks.push_back(rr->pick({t, 0}, live));
+  EXPECT_EQ(picks, (std::vector<uint32_t>{0, 1, 2, 0, 1, 2, 0}));
+  CandidateOrder order = rr->order({4, 0}, live);
+  EXPECT_EQ(order.at(0), 1u);
+  EXPECT_EQ(order.at(1), 2u);
+  EXPECT_EQ(order.at(2), 0u);
+}
+
+TEST(WeightedRoundRobin, SmoothSequenceFor532) {
+  auto wrr = make("weighted-round-robin", backends({5, 3, 2}));
+  LiveState live(3);
+  std::string seq;
+  for (uint64_t t = 0; t < 10; ++t) seq += static_cast<char>('a' + wrr->pick({t, 0}, live));
+  EXPECT_EQ(seq, "abcaabacba");
+}
+
+std::map<uint32_t, int> count_picks(const Picker& p, int n, bool random_keys) {
+  std::mt19937_64 rng(42);
+  LiveState live(p.size());
+  std::map<uint32_t, int> counts;
+  for (int i = 0; i < n; ++i)
+    counts[p.pick({random_keys ? rng() : static_cast<uint64_t>(i), 0}, live)]++;
+  return counts;
+}
+
+TEST(Weights, FiveThreeTwoGive50_30_20Percent) {
+  // The load-aware algorithms honour weights as capacity (load / weight), not as shares.
+  for (const char* name : {"weighted-round-robin", "random"}) {
+    auto p = make(name, backends({5, 3, 2}));
+    bool random_keys = std::string(name) != "weighted-round-robin";
+    auto counts = count_picks(*p, 100'000, random_keys);
+    EXPECT_NEAR(counts[0] / 1000.0, 50, 0.5) << name;
+    EXPECT_NEAR(counts[1] / 1000.0, 30, 0.5) << name;
+    EXPECT_NEAR(counts[2] / 1000.0, 20, 0.5) << name;
+  }
+}
+
+TEST(LeastConnections, PicksAMinimumPerUnitOfWeight) {
+  std::mt19937_64 rng(7);
+  auto snapshot = backends({1, 2, 1, 4, 1});
+  auto lc = make("least-connections", snapshot);
+  LiveState live(5);
+  for (int round = 0; round < 1000; ++round) {
+    for (uint32_t i = 0; i < 5; ++i) live[i].active.store(static_cast<uint32_t>(rng() % 20));
+    uint32_t pick = lc->pick({rng(), 0}, live);
+    double cost = (live.active(pick) + 1.0) / snapshot.backends[pick].weight;
+    for (uint32_t i = 0; i < 5; ++i)
+      EXPECT_LE(cost, (live.active(i) + 1.0) / snapshot.backends[i].weight);
+  }
+}
+
+TEST(LeastConnections, TiesSpreadRoundRobin) {
+  auto lc = make("least-connections", backends({1, 1, 1}));
+  LiveState live(3);
+  std::vector<uint32_t> picks;
+  for (uint64_t t = 0; t < 6; ++t) picks.push_back(lc->pick({t, 0}, live));
+  EXPECT_EQ(picks, (std::vector<uint32_t>{0, 1, 2, 0, 1, 2}));
+}
+
+TEST(PowerOfTwo, NeverPicksTheMostLoaded) {
+  std::mt19937_64 rng(3);
+  auto p2c = make("power-of-two", backends({1, 1, 1, 1, 1, 1, 1, 1}));
+  LiveState live(8);
+  for (uint32_t i = 0; i < 8; ++i)
+    live[i].active.store(i * 3);  // distinct loads; 7 is the most loaded
+  for (int i = 0; i < 100'000; ++i) EXPECT_NE(p2c->pick({rng(), 0}, live), 7u);
+}
+
+TEST(LeastResponseTime, ShiftsTrafficAwayFromASlowingBackendWithinAFewDecayConstants) {
+  Options options;
+  options.latency_decay_ms = 1000;
+  auto lrt = make("least-response-time", backends({1, 1}), options);
+  LiveState live(2);
+  std::mt19937_64 rng(5);
+  double latency[2] = {10, 10};
+  auto run = [&](uint64_t from_ms, uint64_t to_ms) {
+    int to_first = 0, total = 0;
+    for (uint64_t now = from_ms; now < to_ms; now += 5) {
+      uint32_t b = lrt->pick({rng(), now}, live);
+      live.observe_latency(b, latency[b], now, options.latency_decay_ms);
+      to_first += b == 0;
+      ++total;
+    }
+    return static_cast<double>(to_first) / total;
+  };
+  EXPECT_NEAR(run(0, 5000), 0.5, 0.1);
+  latency[0] = 100;                            // backend 0 becomes ten times slower
+  EXPECT_LT(run(5000, 5000 + 3 * 1000), 0.2);  // within three decay constants
+}
+
+TEST(LeastResponseTime, ANewBackendStartsAtTheMeanEstimate) {
+  auto lrt = make("least-response-time", backends({1, 1, 1}));
+  LiveState live(3);
+  live.observe_latency(0, 10, 1, 10'000);
+  live.observe_latency(1, 30, 1, 10'000);
+  // Backend 2 has no estimate: charged the mean (20), it beats backend 1 and loses to backend 0.
+  EXPECT_EQ(lrt->pick({0, 1}, live), 0u);
+  live[0].active.store(2);  // 10 x 3 = 30 > 20
+  EXPECT_EQ(lrt->pick({0, 1}, live), 2u);
+}
+
+TEST(Maglev, EachOfAHundredBackendsOwnsOnePercentAndARemovalMovesLittleElse) {
+  std::vector<uint32_t> weights(100, 1);
+  auto full = make("hash", backends(weights));
+  auto snapshot = backends(weights);
+  BackendSnapshot without = snapshot;
+  without.backends.erase(without.backends.begin() + 37);
+  auto reduced = make("hash", without);
+  LiveState live(100);
+  std::mt19937_64 rng(11);
+  constexpr int kKeys = 1'000'000;
+  std::vector<int> owned(100, 0);
+  int moved_beyond = 0;
+  for (int k = 0; k < kKeys; ++k) {
+    uint64_t key = rng();
+    uint32_t before = full->pick({key, 0}, live);
+    uint32_t after = reduced->pick({key, 0}, live);
+    uint32_t after_original = after >= 37 ? after + 1 : after;
+    owned[before]++;
+    if (before != 37 && after_original != before) ++moved_beyond;
+  }
+  for (int n : owned) EXPECT_NEAR(n * 100.0 / kKeys, 1.0, 0.2);
+  EXPECT_LE(moved_beyond * 100.0 / kKeys, 1.2);
+}
+
+TEST(Maglev, SameKeySameBackendAcrossBuilds) {
+  auto a = make("ip-hash", backends({1, 1, 1}));
+  auto b = make("ip-hash", backends({1, 1, 1}));
+  LiveState live(3);
+  for (const char* ip : {"10.1.1.1", "192.168.0.7", "::1"}) {
+    EXPECT_EQ(a->pick({hash_key(ip), 0}, live), b->pick({hash_key(ip), 0}, live));
+  }
+}
+
+TEST(BoundedLoad, NoBackendExceedsCTimesTheMean) {
+  Options options;
+  options.hash_balance_factor = 1.25;
+  auto bounded = make("hash-bounded", backends(std::vector<uint32_t>(10, 1)), options);
+  LiveState live(10);
+  std::mt19937_64 rng(13);
+  uint64_t total = 0;
+  for (int i = 0; i < 5000; ++i) {
+    // A skewed population: half the requests carry the same hot key.
+    uint64_t key = (i % 2) ? hash_key("hot") : rng();
+    uint32_t b = bounded->pick({key, 0}, live);
+    live.begin(b);
+    ++total;
+    double mean = static_cast<double>(total) / 10;
+    for (uint32_t j = 0; j < 10; ++j) ASSERT_LE(live.active(j), std::ceil(1.25 * mean));
+  }
+}
+
+}  // namespace
+}  // namespace usher::balance
