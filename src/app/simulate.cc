@@ -91,11 +91,13 @@ int plot(const std::string& path, const sim::Scenario& scenario,
            << "' with lines lw 2 title '" << results[i].algorithm << "'";
   }
   const sim::Result& best = winner(scenario, results);
-  std::ofstream load(dir / "load");
-  for (size_t t = 0; t < best.load_over_time.size(); ++t) {
-    load << t;
-    for (uint32_t v : best.load_over_time[t]) load << ' ' << v;
-    load << '\n';
+  {
+    std::ofstream load(dir / "load");
+    for (size_t t = 0; t < best.load_over_time.size(); ++t) {
+      load << t;
+      for (uint32_t v : best.load_over_time[t]) load << ' ' << v;
+      load << '\n';
+    }
   }
   script << "\nunset logscale x\nset title 'requests per server over time (" << best.algorithm
          << ")'\nset xlabel 'sample'\nset ylabel 'active + queued'\nplot ";

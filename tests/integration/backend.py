@@ -2,8 +2,10 @@
 """A test backend speaking HTTP/1.1 keep-alive on loopback, with endpoints that let the
 integration tests see exactly what reached it.
 
-usage: backend.py PORT NAME
+usage: backend.py PORT NAME [WORK_MS [serial]]
   GET  /                      -> body NAME
+  GET  /work                  -> waits WORK_MS, then NAME; with "serial", one /work at a time
+                                 (a server of limited concurrency, where requests queue)
   GET  /stats                 -> {"requests": N, "connections": N}
   GET  /echo                  -> the request head exactly as received, as the body
   GET  /big?bytes=N           -> N bytes of a fixed pattern (Content-Length)
@@ -16,6 +18,7 @@ usage: backend.py PORT NAME
   GET  /ws                    -> WebSocket echo (RFC 6455 handshake, text and binary frames)
 """
 import base64
+import contextlib
 import hashlib
 import json
 import socket
@@ -183,6 +186,10 @@ class Handler(socketserver.BaseRequestHandler):
                 for piece in pattern_chunks(total):
                     sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
                 sock.sendall(b"0\r\n\r\n")
+            elif path == "/work":
+                with self.server.work_lock:
+                    time.sleep(self.server.work_ms / 1000)
+                respond(sock, 200, name)
             elif path == "/sleep":
                 time.sleep(int(query.get("ms", "0")) / 1000)
                 respond(sock, 200, name)
@@ -212,6 +219,9 @@ def main():
     port, name = int(sys.argv[1]), sys.argv[2]
     server = Server(("127.0.0.1", port), Handler)
     server.name = name
+    server.work_ms = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    serial = len(sys.argv) > 4 and sys.argv[4] == "serial"
+    server.work_lock = threading.Lock() if serial else contextlib.nullcontext()
     server.serve_forever(poll_interval=0.1)
 
 

@@ -68,9 +68,10 @@ class Process:
         self.log.close()
 
 
-def start_backend(name):
+def start_backend(name, *extra):
     port = free_port()
-    return port, Process([sys.executable, os.path.join(HERE, "backend.py"), str(port), name], port=port)
+    return port, Process([sys.executable, os.path.join(HERE, "backend.py"), str(port), name, *map(str, extra)],
+                         port=port)
 
 
 def write_config(text):

@@ -1,0 +1,94 @@
+"""`usher simulate`: the scenarios answer the classic questions the way the field expects."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+from harness import USHER
+
+
+def simulate(*args):
+    result = subprocess.run([USHER, "simulate", *args], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise AssertionError(result.stderr)
+    return result.stdout
+
+
+def results(scenario, algorithms, seed=None):
+    args = ["--scenario", scenario, "--algorithms", ",".join(algorithms), "--format", "json"]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    out = json.loads(simulate(*args))
+    return out, {r["algorithm"]: r for r in out["results"]}
+
+
+class Scenarios(unittest.TestCase):
+    def test_varying_durations_least_connections_and_response_time_beat_round_robin(self):
+        _, r = results("varying-durations", ["round-robin", "least-connections", "least-response-time"])
+        self.assertLess(r["least-connections"]["p99_s"], r["round-robin"]["p99_s"])
+        self.assertLess(r["least-response-time"]["p99_s"], r["round-robin"]["p99_s"])
+
+    def test_heterogeneous_weighted_beats_plain_round_robin(self):
+        _, r = results("heterogeneous", ["round-robin", "weighted-round-robin"])
+        self.assertLess(r["weighted-round-robin"]["p99_s"], r["round-robin"]["p99_s"])
+        self.assertLessEqual(r["weighted-round-robin"]["dropped"], r["round-robin"]["dropped"])
+
+    def test_skewed_clients_bounded_hash_is_more_even_than_ip_hash(self):
+        _, r = results("skewed-clients", ["ip-hash", "hash-bounded"])
+        self.assertIn("bounded", "hash-bounded")
+        self.assertLess(r["hash-bounded"]["imbalance"], r["ip-hash"]["imbalance"])
+
+    def test_sticky_cart_recommends_an_algorithm_that_keeps_clients(self):
+        out = simulate("--scenario", "sticky-cart", "--recommend")
+        line = [l for l in out.splitlines() if l.startswith("recommend: ")][0]
+        self.assertRegex(line, r"^recommend: (ip-hash|hash):")
+
+    def test_json_shape_and_determinism(self):
+        first, _ = results("server-crash", ["random", "power-of-two"], seed=7)
+        second, _ = results("server-crash", ["random", "power-of-two"], seed=7)
+        self.assertEqual(first, second)
+        self.assertEqual(first["scenario"], "server-crash")
+        self.assertEqual(first["seed"], 7)
+        for r in first["results"]:
+            for key in ("algorithm", "p50_s", "p99_s", "p999_s", "imbalance", "dropped"):
+                self.assertIn(key, r)
+        other, _ = results("server-crash", ["random"], seed=8)
+        self.assertNotEqual(other["results"][0]["p99_s"], first["results"][0]["p99_s"])
+
+    def test_scenario_list_and_file(self):
+        listed = simulate("--scenario", "list")
+        for name in ("uniform", "varying-durations", "sticky-cart", "heterogeneous", "independent-api",
+                     "skewed-clients", "server-crash"):
+            self.assertIn(name, listed)
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "trace.csv")
+            with open(trace, "w") as f:
+                for i in range(200):
+                    f.write(f"{i * 0.01},{0.5 if i % 10 == 0 else 0.01},{i % 7}\n")
+            path = os.path.join(d, "s.yaml")
+            with open(path, "w") as f:
+                f.write(f"name: mine\ntrace: {trace}\nservers:\n  - {{count: 3, concurrency: 2}}\n")
+            out, r = results(path, ["round-robin", "least-connections"])
+            self.assertEqual(out["scenario"], "mine")
+            self.assertLessEqual(r["least-connections"]["p99_s"], r["round-robin"]["p99_s"])
+
+    def test_plot_writes_a_png(self):
+        with tempfile.TemporaryDirectory() as d:
+            png = os.path.join(d, "out.png")
+            simulate("--scenario", "server-crash", "--algorithms", "round-robin,least-connections", "--plot", png)
+            with open(png, "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+
+    def test_bad_input_is_a_clear_error(self):
+        result = subprocess.run([USHER, "simulate", "--scenario", "nope"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("unknown scenario 'nope'", result.stderr)
+        result = subprocess.run([USHER, "simulate", "--scenario", "uniform", "--algorithms", "fastest"],
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("unknown algorithm 'fastest'", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
