@@ -148,6 +148,7 @@ Expected<Scenario> load_scenario_file(const std::string& path) {
     s.keys = root["keys"].as<uint64_t>(s.keys);
     s.zipf_s = root["zipf"].as<double>(0);
     s.sticky = root["sticky"].as<bool>(false);
+    s.slow_start_s = root["slow_start"].as<double>(0);
     if (root["duration"]) {
       auto d = read_distribution(root["duration"]);
       if (!d) return Error{path + ": " + d.error().message};

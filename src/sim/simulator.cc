@@ -183,6 +183,7 @@ class Simulation {
       (*live_)[j].serving_since_ms.store(since_ms_[alive_[j]]);
     }
     balance::Options options;
+    options.slow_start_ms = static_cast<uint64_t>(s_.slow_start_s * 1000);
     auto picker = balance::build(algorithm_, snapshot, options);
     if (!picker) return picker.error();
     picker_ = std::move(*picker);

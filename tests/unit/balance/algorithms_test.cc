@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "balance/algorithms.h"
 #include "balance/picker.h"
 
 namespace usher::balance {
@@ -190,6 +191,30 @@ TEST(BoundedLoad, NoBackendExceedsCTimesTheMean) {
     double mean = static_cast<double>(total) / 10;
     for (uint32_t j = 0; j < 10; ++j) ASSERT_LE(live.active(j), std::ceil(1.25 * mean));
   }
+}
+
+TEST(SlowStart, WeightRampsLinearlyFromFivePercent) {
+  auto snapshot = backends({10, 10});
+  LiveState live(2);
+  live[1].serving_since_ms.store(1000);
+  EXPECT_DOUBLE_EQ(effective_weight(snapshot, live, 1, 1000, 10'000), 0.5);  // the 5 % floor
+  EXPECT_DOUBLE_EQ(effective_weight(snapshot, live, 1, 6000, 10'000), 5.0);  // half way
+  EXPECT_DOUBLE_EQ(effective_weight(snapshot, live, 1, 11'000, 10'000), 10.0);
+  EXPECT_DOUBLE_EQ(effective_weight(snapshot, live, 0, 1000, 10'000), 10.0);  // serving all along
+  EXPECT_DOUBLE_EQ(effective_weight(snapshot, live, 1, 1000, 0), 10.0);       // slow start off
+}
+
+TEST(SlowStart, ARecoveredBackendIsNotFloodedByLeastConnections) {
+  Options options;
+  options.slow_start_ms = 10'000;
+  auto lc = make("least-connections", backends({1, 1}), options);
+  LiveState live(2);
+  live[0].active.store(10);
+  live[1].serving_since_ms.store(1000);  // just back, idle
+  // At the start of its ramp, 1 request on it costs as much as 20 on the other.
+  live[1].active.store(1);
+  EXPECT_EQ(lc->pick({0, 1500}, live), 0u);
+  EXPECT_EQ(lc->pick({0, 11'000}, live), 1u);  // ramp over: it is the less loaded
 }
 
 }  // namespace
