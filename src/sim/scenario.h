@@ -41,9 +41,10 @@ struct Scenario {
   Distribution duration;
   std::vector<Server> servers;
   std::vector<ServerEvent> events;
-  uint64_t keys = 10'000;  // distinct client keys
-  double zipf_s = 0;       // 0: uniform keys; > 0: Zipf-skewed with this exponent
-  bool sticky = false;     // requests need the same server for the same key
+  uint64_t keys = 10'000;   // distinct client keys
+  double zipf_s = 0;        // 0: uniform keys; > 0: Zipf-skewed with this exponent
+  bool sticky = false;      // requests need the same server for the same key
+  double slow_start_s = 0;  // a joining server's weight ramps up over this long
 };
 
 std::vector<std::string> builtin_names();
