@@ -27,23 +27,32 @@ uint32_t lowest_cost(uint32_t count, uint64_t ticket, Cost&& cost) {
   return best;
 }
 
+// A backend's load per unit of its (slow-start ramped) weight: what the load-aware
+// algorithms compare.
+struct WeightedLoad {
+  BackendSnapshot snapshot;
+  Options options;
+
+  double weight(const LiveState& live, uint32_t i, uint64_t now_ms) const {
+    return effective_weight(snapshot, live, i, now_ms, options.slow_start_ms);
+  }
+  double load(const LiveState& live, uint32_t i, uint64_t now_ms) const {
+    return (live.active(i) + 1.0) / weight(live, i, now_ms);
+  }
+};
+
 class LeastConnectionsPicker final : public Picker {
  public:
   LeastConnectionsPicker(const BackendSnapshot& snapshot, const Options& options)
-      : Picker(static_cast<uint32_t>(snapshot.backends.size())),
-        snapshot_(snapshot),
-        options_(options) {}
+      : Picker(static_cast<uint32_t>(snapshot.backends.size())), load_{snapshot, options} {}
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
-    return lowest_cost(size(), input.key, [&](uint32_t i) {
-      return (live.active(i) + 1.0) /
-             effective_weight(snapshot_, live, i, input.now_ms, options_.slow_start_ms);
-    });
+    return lowest_cost(size(), input.key,
+                       [&](uint32_t i) { return load_.load(live, i, input.now_ms); });
   }
 
  private:
-  BackendSnapshot snapshot_;
-  Options options_;
+  WeightedLoad load_;
 };
 
 // Peak-EWMA latency x (active + 1) / weight. A backend without an estimate is charged the
@@ -53,9 +62,7 @@ class LeastConnectionsPicker final : public Picker {
 class LeastResponseTimePicker final : public Picker {
  public:
   LeastResponseTimePicker(const BackendSnapshot& snapshot, const Options& options)
-      : Picker(static_cast<uint32_t>(snapshot.backends.size())),
-        snapshot_(snapshot),
-        options_(options) {}
+      : Picker(static_cast<uint32_t>(snapshot.backends.size())), load_{snapshot, options} {}
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
     double known_sum = 0;
@@ -69,8 +76,7 @@ class LeastResponseTimePicker final : public Picker {
     }
     const double neutral = known ? known_sum / known : 1.0;
     return lowest_cost(size(), input.key, [&](uint32_t i) {
-      return estimate(live, i, input.now_ms, neutral) * (live.active(i) + 1.0) /
-             effective_weight(snapshot_, live, i, input.now_ms, options_.slow_start_ms);
+      return estimate(live, i, input.now_ms, neutral) * load_.load(live, i, input.now_ms);
     });
   }
 
@@ -80,12 +86,11 @@ class LeastResponseTimePicker final : public Picker {
     if (latency <= 0) return neutral;
     uint64_t updated = live[i].latency_updated_ms.load(std::memory_order_relaxed);
     if (now_ms <= updated) return latency;
-    double keep = std::exp(-static_cast<double>(now_ms - updated) / options_.latency_decay_ms);
+    double keep = std::exp(-static_cast<double>(now_ms - updated) / load_.options.latency_decay_ms);
     return neutral + (latency - neutral) * keep;
   }
 
-  BackendSnapshot snapshot_;
-  Options options_;
+  WeightedLoad load_;
 };
 
 // Maps 64 random bits to a backend with probability proportional to its weight.
@@ -131,8 +136,7 @@ class PowerOfTwoPicker final : public Picker {
  public:
   PowerOfTwoPicker(const BackendSnapshot& snapshot, const Options& options)
       : Picker(static_cast<uint32_t>(snapshot.backends.size())),
-        snapshot_(snapshot),
-        options_(options),
+        load_{snapshot, options},
         draw_(snapshot) {}
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
@@ -140,16 +144,11 @@ class PowerOfTwoPicker final : public Picker {
     if (size() == 1) return a;
     uint32_t b = draw_.draw(mix(input.key));
     if (b == a) b = (a + 1 + static_cast<uint32_t>(mix(~input.key) % (size() - 1))) % size();
-    auto load = [&](uint32_t i) {
-      return (live.active(i) + 1.0) /
-             effective_weight(snapshot_, live, i, input.now_ms, options_.slow_start_ms);
-    };
-    return load(b) < load(a) ? b : a;
+    return load_.load(live, b, input.now_ms) < load_.load(live, a, input.now_ms) ? b : a;
   }
 
  private:
-  BackendSnapshot snapshot_;
-  Options options_;
+  WeightedLoad load_;
   WeightedDraw draw_;
 };
 
