@@ -17,6 +17,16 @@ std::unique_ptr<Picker> make_power_of_two(const BackendSnapshot& snapshot, const
 std::unique_ptr<Picker> make_maglev(const BackendSnapshot& snapshot, const Options& options,
                                     bool bounded);
 
+// From `start`, the first backend at or after it (cyclically, by `next`) that is usable.
+template <typename Next>
+uint32_t first_usable(const LiveState& live, uint32_t start, uint32_t count, Next&& next) {
+  uint32_t i = start;
+  for (uint32_t tries = 0; tries < count; ++tries, i = next(i)) {
+    if (live.usable(i)) return i;
+  }
+  return kNoBackend;
+}
+
 // A backend's weight now, ramped linearly over slow start from 5 % to 100 %.
 double effective_weight(const BackendSnapshot& snapshot, const LiveState& live, uint32_t i,
                         uint64_t now_ms, uint64_t slow_start_ms);

@@ -13,6 +13,7 @@ struct alignas(64) BackendLive {
   std::atomic<double> latency_ms{0};  // peak-EWMA estimate; 0 = none yet
   std::atomic<uint64_t> latency_updated_ms{0};
   std::atomic<uint64_t> serving_since_ms{0};  // start of slow start for this backend
+  std::atomic<bool> healthy{true};            // set by health checks; pickers skip false
 };
 
 class LiveState {
@@ -24,6 +25,7 @@ class LiveState {
   BackendLive& operator[](uint32_t i) { return backends_[i]; }
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
+  bool usable(uint32_t i) const { return backends_[i].healthy.load(std::memory_order_relaxed); }
 
   // Any thread: a request to backend i starts / ends.
   void begin(uint32_t i) { backends_[i].active.fetch_add(1, std::memory_order_relaxed); }

@@ -12,14 +12,15 @@ namespace {
 
 // Picks the lowest cost, scanning from a rotating start so that ties spread round-robin.
 template <typename Cost>
-uint32_t lowest_cost(uint32_t count, uint64_t ticket, Cost&& cost) {
+uint32_t lowest_cost(const LiveState& live, uint32_t count, uint64_t ticket, Cost&& cost) {
   uint32_t start = static_cast<uint32_t>(ticket % count);
-  uint32_t best = start;
-  double best_cost = cost(start);
-  for (uint32_t step = 1; step < count; ++step) {
+  uint32_t best = kNoBackend;
+  double best_cost = 0;
+  for (uint32_t step = 0; step < count; ++step) {
     uint32_t i = (start + step) % count;
+    if (!live.usable(i)) continue;
     double c = cost(i);
-    if (c < best_cost) {
+    if (best == kNoBackend || c < best_cost) {
       best = i;
       best_cost = c;
     }
@@ -47,7 +48,7 @@ class LeastConnectionsPicker final : public Picker {
       : Picker(static_cast<uint32_t>(snapshot.backends.size())), load_{snapshot, options} {}
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
-    return lowest_cost(size(), input.key,
+    return lowest_cost(live, size(), input.key,
                        [&](uint32_t i) { return load_.load(live, i, input.now_ms); });
   }
 
@@ -75,7 +76,7 @@ class LeastResponseTimePicker final : public Picker {
       }
     }
     const double neutral = known ? known_sum / known : 1.0;
-    return lowest_cost(size(), input.key, [&](uint32_t i) {
+    return lowest_cost(live, size(), input.key, [&](uint32_t i) {
       return estimate(live, i, input.now_ms, neutral) * load_.load(live, i, input.now_ms);
     });
   }
@@ -93,6 +94,15 @@ class LeastResponseTimePicker final : public Picker {
   WeightedLoad load_;
 };
 
+// A 64-bit mix (splitmix64's finaliser) so two draws from one key are independent.
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 // Maps 64 random bits to a backend with probability proportional to its weight.
 class WeightedDraw {
  public:
@@ -106,26 +116,24 @@ class WeightedDraw {
     auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), point);
     return static_cast<uint32_t>(it - cumulative_.begin());
   }
+  // A draw among usable backends: redraws a few times, then takes the next usable one.
+  uint32_t usable_draw(uint64_t bits, const LiveState& live) const {
+    uint32_t b = draw(bits);
+    for (int redraw = 0; redraw < 4 && !live.usable(b); ++redraw) b = draw(bits = mix(bits));
+    const auto count = static_cast<uint32_t>(cumulative_.size());
+    return first_usable(live, b, count, [&](uint32_t i) { return (i + 1) % count; });
+  }
 
  private:
   std::vector<uint64_t> cumulative_;
 };
 
-// A 64-bit mix (splitmix64's finaliser) so two draws from one key are independent.
-uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 class RandomPicker final : public Picker {
  public:
   explicit RandomPicker(const BackendSnapshot& snapshot)
       : Picker(static_cast<uint32_t>(snapshot.backends.size())), draw_(snapshot) {}
-  uint32_t pick(const PickInput& input, const LiveState&) const override {
-    return draw_.draw(input.key);
+  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+    return draw_.usable_draw(input.key, live);
   }
 
  private:
@@ -140,10 +148,11 @@ class PowerOfTwoPicker final : public Picker {
         draw_(snapshot) {}
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
-    uint32_t a = draw_.draw(input.key);
-    if (size() == 1) return a;
-    uint32_t b = draw_.draw(mix(input.key));
+    uint32_t a = draw_.usable_draw(input.key, live);
+    if (a == kNoBackend || size() == 1) return a;
+    uint32_t b = draw_.usable_draw(mix(input.key), live);
     if (b == a) b = (a + 1 + static_cast<uint32_t>(mix(~input.key) % (size() - 1))) % size();
+    if (!live.usable(b)) return a;
     return load_.load(live, b, input.now_ms) < load_.load(live, a, input.now_ms) ? b : a;
   }
 

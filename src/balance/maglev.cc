@@ -41,15 +41,21 @@ class MaglevPicker final : public Picker {
   }
 
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
-    uint64_t slot = input.key % table_.size();
-    if (!bounded_) return table_[slot];
+    // An unusable backend's keys walk on along the table: they spread over the others, and
+    // come back to it unchanged when it returns.
+    const uint64_t slot = input.key % table_.size();
     uint64_t total_active = 0;
-    for (uint32_t i = 0; i < size(); ++i) total_active += live.active(i);
+    if (bounded_) {
+      for (uint32_t i = 0; i < size(); ++i) total_active += live.active(i);
+    }
+    uint32_t fallback = kNoBackend;
     for (uint64_t step = 0; step < table_.size(); ++step) {
       uint32_t b = table_[(slot + step) % table_.size()];
-      if (live.active(b) < capacity(b, total_active)) return b;
+      if (!live.usable(b)) continue;
+      if (!bounded_ || live.active(b) < capacity(b, total_active)) return b;
+      if (fallback == kNoBackend) fallback = b;
     }
-    return table_[slot];
+    return fallback;
   }
 
  private:

@@ -32,10 +32,14 @@ struct Options {
   uint64_t slow_start_ms = 0;         // ramp of a new or recovered backend's weight; 0 = off
 };
 
+// Returned by pick() when no backend of the pool is usable (all failed their health checks).
+inline constexpr uint32_t kNoBackend = ~0u;
+
 class Picker {
  public:
   virtual ~Picker() = default;
-  // Any thread; reads only the immutable picker and relaxed live counters.
+  // Any thread; reads only the immutable picker and relaxed live counters. Never returns an
+  // unusable (unhealthy) backend; kNoBackend when there is none.
   virtual uint32_t pick(const PickInput& input, const LiveState& live) const = 0;
 
   CandidateOrder order(const PickInput& input, const LiveState& live) const {

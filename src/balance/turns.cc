@@ -12,8 +12,9 @@ namespace {
 class RoundRobinPicker final : public Picker {
  public:
   explicit RoundRobinPicker(uint32_t count) : Picker(count) {}
-  uint32_t pick(const PickInput& input, const LiveState&) const override {
-    return static_cast<uint32_t>(input.key % size());
+  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+    return first_usable(live, static_cast<uint32_t>(input.key % size()), size(),
+                        [&](uint32_t i) { return (i + 1) % size(); });
   }
 };
 
@@ -43,8 +44,14 @@ class SmoothWeightedPicker final : public Picker {
       sequence_.push_back(best);
     }
   }
-  uint32_t pick(const PickInput& input, const LiveState&) const override {
-    return sequence_[input.key % sequence_.size()];
+  // An unusable backend's turns go to the turns after it, so the others keep their proportions.
+  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+    const uint64_t start = input.key % sequence_.size();
+    for (uint64_t step = 0; step < sequence_.size(); ++step) {
+      uint32_t b = sequence_[(start + step) % sequence_.size()];
+      if (live.usable(b)) return b;
+    }
+    return kNoBackend;
   }
 
  private:

@@ -193,6 +193,40 @@ TEST(BoundedLoad, NoBackendExceedsCTimesTheMean) {
   }
 }
 
+TEST(Health, NoAlgorithmPicksAnUnhealthyBackendAndAllDownIsNoBackend) {
+  std::mt19937_64 rng(17);
+  for (const AlgorithmInfo& a : algorithms()) {
+    auto p = make(std::string(a.name), backends({5, 3, 2, 1}));
+    LiveState live(4);
+    live[1].healthy.store(false);
+    live[3].healthy.store(false);
+    std::map<uint32_t, int> counts;
+    for (int i = 0; i < 2000; ++i) counts[p->pick({rng(), 0}, live)]++;
+    EXPECT_EQ(counts.count(1) + counts.count(3), 0u) << a.name;
+    EXPECT_EQ(counts[0] + counts[2], 2000) << a.name;
+    live[0].healthy.store(false);
+    live[2].healthy.store(false);
+    EXPECT_EQ(p->pick({rng(), 0}, live), kNoBackend) << a.name;
+  }
+}
+
+TEST(Health, HashedKeysOfHealthyBackendsStayWhileOneIsDown) {
+  auto p = make("hash", backends(std::vector<uint32_t>(10, 1)));
+  LiveState live(10);
+  std::mt19937_64 rng(19);
+  std::vector<uint64_t> keys(10'000);
+  std::vector<uint32_t> before;
+  for (uint64_t& k : keys) before.push_back(p->pick({k = rng(), 0}, live));
+  live[4].healthy.store(false);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    uint32_t now = p->pick({keys[i], 0}, live);
+    if (before[i] != 4) {
+      EXPECT_EQ(now, before[i]);
+    }
+    EXPECT_NE(now, 4u);
+  }
+}
+
 TEST(SlowStart, WeightRampsLinearlyFromFivePercent) {
   auto snapshot = backends({10, 10});
   LiveState live(2);
