@@ -1,6 +1,7 @@
 #pragma once
 // The validated, immutable configuration. All YAML knowledge lives in this folder; the rest of
 // the program sees only these plain values.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,19 @@ struct HashKey {
   std::string name;  // header, cookie or query parameter name
 };
 
+struct HealthCheck {
+  enum class Type : uint8_t { kHttp, kTcp };
+  Type type = Type::kHttp;
+  std::string path = "/health";
+  std::string host;  // Host header of an HTTP check; default: the backend's address
+  int expect_status_min = 200;
+  int expect_status_max = 200;
+  Millis interval = 10s;
+  Millis timeout = 2s;
+  uint32_t rise = 3;  // consecutive successes to return
+  uint32_t fall = 3;  // consecutive failures to remove
+};
+
 struct Pool {
   std::string name;
   std::string balance = "round-robin";
@@ -37,6 +51,7 @@ struct Pool {
   Millis slow_start{0};
   std::vector<Backend> backends;
   PoolTimeouts timeouts;
+  std::optional<HealthCheck> health;
 };
 
 struct Listener {

@@ -1,5 +1,6 @@
 #include <yaml-cpp/yaml.h>
 
+#include <cstdio>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -204,13 +205,58 @@ void read_factor(Reader& r, const YAML::Node& node, double& out) {
   out = value;
 }
 
+void read_expect_status(Reader& r, const YAML::Node& node, HealthCheck& out) {
+  std::string text;
+  if (!r.scalar(node, "expect_status", text)) return;
+  int low = 0, high = 0;
+  char dash = 0, extra = 0;
+  int fields = std::sscanf(text.c_str(), "%d%c%d%c", &low, &dash, &high, &extra);
+  if (fields == 1) high = low;
+  bool ok =
+      (fields == 1 || (fields == 3 && dash == '-')) && low >= 100 && high <= 599 && low <= high;
+  if (!ok)
+    return r.error(node.Mark(),
+                   "expect_status must be a status (200) or a range (200-399), not '" + text + "'");
+  out.expect_status_min = low;
+  out.expect_status_max = high;
+}
+
+HealthCheck read_health(Reader& r, const YAML::Node& node) {
+  HealthCheck check;
+  if (!r.expect_map(node, "health")) return check;
+  r.check_keys(node,
+               {"type", "path", "host", "expect_status", "interval", "timeout", "rise", "fall"},
+               "health");
+  std::string type = "http";
+  if (node["type"] && r.scalar(node["type"], "type", type)) {
+    if (type == "tcp") {
+      check.type = HealthCheck::Type::kTcp;
+    } else if (type != "http") {
+      r.error(node["type"].Mark(), "unknown health check type '" + type + "' (http or tcp)");
+    }
+  }
+  if (node["path"] && r.scalar(node["path"], "path", check.path) && check.path.rfind('/', 0) != 0) {
+    r.error(node["path"].Mark(), "health path must start with '/'");
+  }
+  if (node["host"]) r.scalar(node["host"], "host", check.host);
+  if (node["expect_status"]) read_expect_status(r, node["expect_status"], check);
+  if (node["interval"]) r.duration(node["interval"], "interval", check.interval);
+  if (node["timeout"]) r.duration(node["timeout"], "timeout", check.timeout);
+  for (auto [key, field] : {std::pair{"rise", &check.rise}, std::pair{"fall", &check.fall}}) {
+    if (!node[key]) continue;
+    r.unsigned_number(node[key], key, 100, *field);
+    if (*field == 0) r.error(node[key].Mark(), std::string(key) + " must be at least 1");
+  }
+  return check;
+}
+
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   if (!r.expect_map(node, "a pool")) return pool;
-  r.check_keys(
-      node,
-      {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends", "timeouts"},
-      "pool");
+  r.check_keys(node,
+               {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
+                "timeouts", "health"},
+               "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
   }
@@ -227,6 +273,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
     for (const auto& b : backends) pool.backends.push_back(read_backend(r, b));
   }
   if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
+  if (node["health"]) pool.health = read_health(r, node["health"]);
   return pool;
 }
 

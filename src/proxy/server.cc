@@ -64,6 +64,16 @@ int Server::run() {
       return 1;
     }
   }
+  std::vector<health::CheckTarget> targets;
+  for (auto& pool : pools_) {
+    if (!pool->config.health) continue;
+    for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
+      targets.push_back({pool->config.name, pool->snapshot.backends[i].address,
+                         &*pool->config.health, &pool->live[i]});
+    }
+  }
+  checker_ = std::make_unique<health::Checker>(targets);
+  checker_->start();
   for (auto& w : workers_) w->start();
   for (const config::Listener& l : config_.listeners) {
     spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
@@ -88,6 +98,7 @@ int Server::run() {
   bool abandoned = !all_sessions_ended();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  checker_->stop();
   spdlog::info("stopped");
   if (abandoned) {
     // Connections still open are abandoned to the kernel, which closes them; their coroutine

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "health/checker.h"
 #include "proxy/pool_state.h"
 #include "proxy/worker.h"
 
@@ -26,6 +27,7 @@ class Server {
   config::Config config_;
   std::vector<std::unique_ptr<PoolState>> pools_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<health::Checker> checker_;
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -4,6 +4,8 @@ integration tests see exactly what reached it.
 
 usage: backend.py PORT NAME [WORK_MS [serial]]
   GET  /                      -> body NAME
+  GET  /health                -> 200, or the status in $BACKEND_HEALTH (an application that is up
+                                 but broken, which a TCP check cannot see)
   GET  /work                  -> waits WORK_MS, then NAME; with "serial", one /work at a time
                                  (a server of limited concurrency, where requests queue)
   GET  /stats                 -> {"requests": N, "connections": N}
@@ -21,6 +23,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import socketserver
 import sys
@@ -186,6 +189,8 @@ class Handler(socketserver.BaseRequestHandler):
                 for piece in pattern_chunks(total):
                     sock.sendall(b"%x\r\n" % len(piece) + piece + b"\r\n")
                 sock.sendall(b"0\r\n\r\n")
+            elif path == "/health":
+                respond(sock, int(os.environ.get("BACKEND_HEALTH", "200")), b"health")
             elif path == "/work":
                 with self.server.work_lock:
                     time.sleep(self.server.work_ms / 1000)

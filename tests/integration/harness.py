@@ -68,10 +68,11 @@ class Process:
         self.log.close()
 
 
-def start_backend(name, *extra):
-    port = free_port()
+def start_backend(name, *extra, port=None, health=None):
+    port = port or free_port()
+    env = dict(os.environ, BACKEND_HEALTH=str(health)) if health else None
     return port, Process([sys.executable, os.path.join(HERE, "backend.py"), str(port), name, *map(str, extra)],
-                         port=port)
+                         port=port, env=env)
 
 
 def write_config(text):

@@ -24,7 +24,7 @@ std::string build(const Canned& c) {
   std::string body = std::to_string(c.status) + " " + c.reason + "\n";
   return "HTTP/1.1 " + std::to_string(c.status) + " " + c.reason +
          "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
+         (c.status == 503 ? "\r\nRetry-After: 1" : "") + "\r\nConnection: close\r\n\r\n" + body;
 }
 
 struct Table {

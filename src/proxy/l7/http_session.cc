@@ -370,6 +370,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   Worker& w = c.worker;
   const config::PoolTimeouts& timeouts = pool.config.timeouts;
   const uint32_t index = pick_backend(w, pool, info);
+  if (index == balance::kNoBackend) co_return co_await fail(c, 503);
   const uint32_t backend_id = pool.first_backend_id + index;
   const Address& address = pool.snapshot.backends[index].address;
   ActiveRequest active(pool.live, index);

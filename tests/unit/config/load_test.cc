@@ -34,6 +34,7 @@ pools:
       - { address: 127.0.0.1:9001, weight: 5 }
       - 127.0.0.1:9002
     timeouts: { connect: 250ms, response: 1m }
+    health: { type: http, path: /healthz, expect_status: 200-299, interval: 2s, timeout: 500ms, rise: 2, fall: 4 }
 )";
 
 TEST(Config, LoadsAValidFile) {
@@ -49,6 +50,15 @@ TEST(Config, LoadsAValidFile) {
   EXPECT_EQ(l.config.pools[0].backends[1].address.to_string(), "127.0.0.1:9002");
   EXPECT_EQ(l.config.pools[0].timeouts.connect, Millis(250));
   EXPECT_EQ(l.config.listeners[0].pool, 0u);
+  ASSERT_TRUE(l.config.pools[0].health.has_value());
+  const HealthCheck& h = *l.config.pools[0].health;
+  EXPECT_EQ(h.path, "/healthz");
+  EXPECT_EQ(h.expect_status_min, 200);
+  EXPECT_EQ(h.expect_status_max, 299);
+  EXPECT_EQ(h.interval, Millis(2000));
+  EXPECT_EQ(h.timeout, Millis(500));
+  EXPECT_EQ(h.rise, 2u);
+  EXPECT_EQ(h.fall, 4u);
 }
 
 // Each broken config names the exact position of its problem.

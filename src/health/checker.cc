@@ -1,0 +1,109 @@
+#include "health/checker.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <system_error>
+
+#include "balance/picker.h"
+#include "health/probe.h"
+#include "health/state.h"
+#include "net/socket.h"
+
+namespace usher::health {
+
+// A socket pair whose far end stop() writes to, ending a check loop's wait early.
+std::pair<int, int> wake_pair() {
+  int fds[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0) {
+    throw std::system_error(errno, std::generic_category(), "socketpair");
+  }
+  return {fds[0], fds[1]};
+}
+
+// One backend under check.
+struct Checker::Target {
+  Target(net::Reactor& reactor, const CheckTarget& target, std::pair<int, int> fds)
+      : what(target),
+        request(health_request(*target.check, target.address)),
+        wake(reactor, fds.first),
+        wake_writer(fds.second),
+        state(target.check->rise, target.check->fall) {}
+  ~Target() { ::close(wake_writer); }
+
+  CheckTarget what;
+  std::string request;
+  net::Socket wake;
+  int wake_writer;
+  char wake_byte = 0;
+  HealthState state;
+  std::atomic<bool> stopping{false};
+};
+
+Checker::Checker(const std::vector<CheckTarget>& targets) : reactor_(net::make_epoll_reactor()) {
+  for (const CheckTarget& target : targets) {
+    targets_.push_back(std::make_unique<Target>(*reactor_, target, wake_pair()));
+  }
+}
+
+Checker::~Checker() {
+  stop();
+}
+
+void Checker::start() {
+  if (targets_.empty()) return;
+  running_ = targets_.size();
+  thread_ = std::thread([this] {
+    for (auto& target : targets_) net::spawn(run(*target));
+    reactor_->run({});
+  });
+}
+
+void Checker::stop() {
+  if (!thread_.joinable()) return;
+  for (auto& target : targets_) {
+    target->stopping = true;
+    [[maybe_unused]] ssize_t n = ::write(target->wake_writer, "x", 1);
+  }
+  thread_.join();
+}
+
+net::Task<void> Checker::run(Target& t) {
+  const config::HealthCheck& check = *t.what.check;
+  const auto interval = static_cast<uint64_t>(check.interval.count());
+  // Checks of many backends spread over the interval instead of arriving together; each later
+  // wait varies by up to 10 % for the same reason.
+  uint64_t jitter = balance::hash_key(t.what.address.to_string());
+  auto next_jitter = [&jitter] {
+    return jitter = balance::hash_key({reinterpret_cast<char*>(&jitter), 8});
+  };
+  uint64_t delay = next_jitter() % interval;
+  const std::string who = "pool=" + t.what.pool + " backend=" + t.what.address.to_string();
+  while (!t.stopping) {
+    // Waits out the delay, or until stop() signals the eventfd.
+    co_await t.wake.read(&t.wake_byte, 1, reactor_->now_ms() + delay);
+    if (t.stopping) break;
+    const uint64_t started = net::monotonic_ms();
+    ProbeResult result = co_await probe(*reactor_, t.what.address, check, t.request);
+    const uint64_t took = net::monotonic_ms() - started;
+    const bool was_healthy = t.state.healthy();
+    const bool flipped = t.state.observe(result.ok);
+    if (flipped) {
+      spdlog::warn("health: {} {} -> {} after {} {} checks (last: {}, {} ms)", who,
+                   was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP",
+                   was_healthy ? check.fall : check.rise, result.ok ? "passed" : "failed",
+                   result.detail, took);
+      balance::BackendLive& live = *t.what.live;
+      if (!was_healthy) live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+      live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
+    } else if (t.state.streak() > 0) {
+      spdlog::info("health: {} check {} ({}, {} ms): {} {}/{}", who,
+                   result.ok ? "passed" : "failed", result.detail, took,
+                   result.ok ? "rise" : "fall", t.state.streak(), t.state.needed());
+    }
+    delay = interval - interval / 10 + next_jitter() % (interval / 5 + 1);
+  }
+  if (--running_ == 0) reactor_->stop();
+}
+
+}  // namespace usher::health

@@ -1,0 +1,48 @@
+#pragma once
+// Active health checks: one thread with its own reactor probes every backend of every pool that
+// has a `health` section, once per process (never once per worker), feeds the results to each
+// backend's rise/fall machine, publishes the state to the workers through the pool's live
+// counters, and logs every check that counts towards a change and every change.
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "balance/live.h"
+#include "base/address.h"
+#include "config/config.h"
+#include "net/reactor.h"
+#include "net/task.h"
+
+namespace usher::health {
+
+// One backend to check, and where its state is published.
+struct CheckTarget {
+  std::string pool;
+  Address address;
+  const config::HealthCheck* check;
+  balance::BackendLive* live;
+};
+
+class Checker {
+ public:
+  explicit Checker(const std::vector<CheckTarget>& targets);
+  Checker(const Checker&) = delete;
+  Checker& operator=(const Checker&) = delete;
+  ~Checker();
+
+  void start();
+  // Any thread: ends every check loop (a probe in flight finishes within its timeout), then joins.
+  void stop();
+
+ private:
+  struct Target;
+  net::Task<void> run(Target& target);
+
+  std::unique_ptr<net::Reactor> reactor_;
+  std::vector<std::unique_ptr<Target>> targets_;
+  std::atomic<size_t> running_{0};
+  std::thread thread_;
+};
+
+}  // namespace usher::health

@@ -1,0 +1,104 @@
+"""Active health checks: real usher, real backends, loopback, bounded in time."""
+import collections
+import http.client
+import re
+import signal
+import time
+import unittest
+
+from harness import exchange, start_backend, start_usher, status_of
+
+
+def spread(port, requests=30):
+    counts = collections.Counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(requests):
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        counts[response.read().decode() if response.status == 200 else response.status] += 1
+    conn.close()
+    return counts
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class BrokenApplication(unittest.TestCase):
+    """Backend b accepts TCP but its application answers 500 on /health."""
+
+    def run_with(self, check):
+        a = start_backend("a")
+        b = start_backend("b", health=500)
+        port, usher = start_usher([a[0], b[0]], pool_extra=f"    health: {{ {check}, interval: 200ms, timeout: 1s, rise: 2, fall: 2 }}\n")
+        try:
+            time.sleep(1.2)  # several intervals: enough for fall 2
+            return spread(port), usher.output()
+        finally:
+            usher.stop()
+            a[1].stop()
+            b[1].stop()
+
+    def test_http_check_removes_it(self):
+        counts, log = self.run_with("type: http, path: /health, expect_status: 200")
+        self.assertEqual(counts, {"a": 30})
+        self.assertRegex(log, r"backend=127\.0\.0\.1:\d+ UP -> DOWN after 2 failed checks \(last: status 500")
+
+    def test_tcp_check_keeps_it(self):
+        counts, log = self.run_with("type: tcp")
+        self.assertEqual(counts, {"a": 15, "b": 15})
+        self.assertNotIn("DOWN", log)
+
+
+class Timeline(unittest.TestCase):
+    def test_fall_three_then_rise_three_with_one_second_interval(self):
+        backends = [start_backend(n) for n in ("a", "b", "c")]
+        port, usher = start_usher([p for p, _ in backends],
+                                  pool_extra="    health: { interval: 1s, timeout: 500ms, rise: 3, fall: 3 }\n")
+        b_port = backends[1][0]
+        who = f"backend=127.0.0.1:{b_port}"
+        try:
+            backends[1][1].signal(signal.SIGKILL)
+            killed = time.monotonic()
+            self.assertTrue(wait_for(lambda: f"{who} UP -> DOWN" in usher.output(), 6))
+            removed = time.monotonic() - killed
+            self.assertLessEqual(removed, 3 * 1.1 + 1 + 0.5)  # interval x fall (+ jitter) + one interval
+            counts = spread(port)
+            self.assertNotIn("b", counts)
+            self.assertEqual(sum(counts.values()), 30)
+
+            backends[1] = start_backend("b", port=b_port)
+            self.assertTrue(wait_for(lambda: f"{who} DOWN -> UP" in usher.output(), 6))
+            self.assertIn("b", spread(port))
+            lines = [l for l in usher.output().splitlines() if who in l]
+            steps = [re.search(r"(fall \d/3|rise \d/3|UP -> DOWN|DOWN -> UP)", l).group(1) for l in lines]
+            self.assertEqual(steps, ["fall 1/3", "fall 2/3", "UP -> DOWN", "rise 1/3", "rise 2/3", "DOWN -> UP"], lines)
+        finally:
+            usher.stop()
+            for _, b in backends:
+                b.stop()
+
+
+class NothingHealthy(unittest.TestCase):
+    def test_503_with_retry_after_at_once(self):
+        a = start_backend("a", health=503)
+        port, usher = start_usher([a[0]], pool_extra="    health: { interval: 100ms, rise: 1, fall: 1 }\n")
+        try:
+            self.assertTrue(wait_for(lambda: "UP -> DOWN" in usher.output(), 3))
+            started = time.monotonic()
+            out = exchange(port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            self.assertEqual(status_of(out), 503)
+            self.assertIn(b"Retry-After: 1\r\n", out)
+            self.assertLess(time.monotonic() - started, 0.5)
+        finally:
+            usher.stop()
+            a[1].stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
