@@ -26,6 +26,15 @@ class LiveState {
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
   bool usable(uint32_t i) const { return backends_[i].healthy.load(std::memory_order_relaxed); }
+  // The next usable backend after `after` in candidate order, another one whenever one is usable;
+  // ~0u when none is.
+  uint32_t next_usable(uint32_t after) const {
+    for (uint32_t step = 1; step <= size_; ++step) {
+      uint32_t i = (after + step) % size_;
+      if (usable(i)) return i;
+    }
+    return ~0u;
+  }
 
   // Any thread: a request to backend i starts / ends.
   void begin(uint32_t i) { backends_[i].active.fetch_add(1, std::memory_order_relaxed); }

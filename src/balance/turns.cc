@@ -12,9 +12,19 @@ namespace {
 class RoundRobinPicker final : public Picker {
  public:
   explicit RoundRobinPicker(uint32_t count) : Picker(count) {}
+  // With some backends down, turns go round the usable ones only: the next backend in line does
+  // not inherit a dead one's share.
   uint32_t pick(const PickInput& input, const LiveState& live) const override {
-    return first_usable(live, static_cast<uint32_t>(input.key % size()), size(),
-                        [&](uint32_t i) { return (i + 1) % size(); });
+    const auto turn = static_cast<uint32_t>(input.key % size());
+    if (live.usable(turn)) return turn;
+    uint32_t usable = 0;
+    for (uint32_t i = 0; i < size(); ++i) usable += live.usable(i);
+    if (usable == 0) return kNoBackend;
+    uint64_t nth = input.key % usable;
+    for (uint32_t i = 0; i < size(); ++i) {
+      if (live.usable(i) && nth-- == 0) return i;
+    }
+    return kNoBackend;
   }
 };
 

@@ -43,6 +43,15 @@ struct HealthCheck {
   uint32_t fall = 3;  // consecutive failures to remove
 };
 
+struct Retries {
+  uint32_t attempts = 3;                        // tries in all, the first included
+  Millis per_try_timeout{0};                    // 0: the pool's response timeout
+  Millis backoff = 25ms;                        // base of the exponential backoff (with jitter)
+  std::vector<int> statuses = {502, 503, 504};  // retried for idempotent requests
+  double budget_percent = 20;                   // retries may add at most this share of requests
+  double budget_floor_per_second = 10;          // ... plus this many per second
+};
+
 struct Pool {
   std::string name;
   std::string balance = "round-robin";
@@ -52,6 +61,7 @@ struct Pool {
   std::vector<Backend> backends;
   PoolTimeouts timeouts;
   std::optional<HealthCheck> health;
+  Retries retries;
 };
 
 struct Listener {

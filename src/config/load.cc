@@ -250,12 +250,54 @@ HealthCheck read_health(Reader& r, const YAML::Node& node) {
   return check;
 }
 
+void read_number(Reader& r, const YAML::Node& node, const char* what, double max, double& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  if (!text.empty() && text.back() == '%') text.pop_back();
+  char* end = nullptr;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || value < 0 || value > max) {
+    return r.error(node.Mark(), std::string(what) + " must be a number from 0 to " +
+                                    std::to_string(static_cast<int>(max)) + ", not '" + text + "'");
+  }
+  out = value;
+}
+
+Retries read_retries(Reader& r, const YAML::Node& node) {
+  Retries retries;
+  if (!r.expect_map(node, "retries")) return retries;
+  r.check_keys(node,
+               {"attempts", "per_try_timeout", "backoff", "statuses", "budget", "budget_floor"},
+               "retries");
+  if (node["attempts"]) {
+    r.unsigned_number(node["attempts"], "attempts", 10, retries.attempts);
+    if (retries.attempts == 0) r.error(node["attempts"].Mark(), "attempts must be at least 1");
+  }
+  if (node["per_try_timeout"])
+    r.duration(node["per_try_timeout"], "per_try_timeout", retries.per_try_timeout);
+  if (node["backoff"]) r.duration(node["backoff"], "backoff", retries.backoff);
+  if (const YAML::Node statuses = node["statuses"];
+      statuses && r.expect_sequence(statuses, "statuses")) {
+    retries.statuses.clear();
+    for (const auto& status : statuses) {
+      unsigned code = 0;
+      r.unsigned_number(status, "a retried status", 599, code);
+      if (code < 500) r.error(status.Mark(), "only 5xx statuses can be retried");
+      retries.statuses.push_back(static_cast<int>(code));
+    }
+  }
+  if (node["budget"]) read_number(r, node["budget"], "budget", 100, retries.budget_percent);
+  if (node["budget_floor"])
+    read_number(r, node["budget_floor"], "budget_floor", 10'000, retries.budget_floor_per_second);
+  return retries;
+}
+
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   if (!r.expect_map(node, "a pool")) return pool;
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health"},
+                "timeouts", "health", "retries"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -274,6 +316,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
   if (node["health"]) pool.health = read_health(r, node["health"]);
+  if (node["retries"]) pool.retries = read_retries(r, node["retries"]);
   return pool;
 }
 

@@ -27,6 +27,7 @@ PoolState::PoolState(const config::Pool& pool, uint32_t first_id)
       picker(std::move(*balance::build(pool.balance, snapshot, options))),
       key_source(balance::find_algorithm(pool.balance)->key),
       first_backend_id(first_id),
-      live(static_cast<uint32_t>(snapshot.backends.size())) {}
+      live(static_cast<uint32_t>(snapshot.backends.size())),
+      retry_budget(pool.retries.budget_percent / 100, pool.retries.budget_floor_per_second) {}
 
 }  // namespace usher::proxy

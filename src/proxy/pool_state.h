@@ -9,6 +9,7 @@
 #include "balance/picker.h"
 #include "balance/snapshot.h"
 #include "config/config.h"
+#include "proxy/retry_budget.h"
 
 namespace usher::proxy {
 
@@ -22,6 +23,7 @@ struct PoolState {
   balance::KeySource key_source;
   uint32_t first_backend_id;  // backends are numbered process-wide for per-worker tables
   balance::LiveState live;
+  RetryBudget retry_budget;
   alignas(64) std::atomic<uint64_t> ticket{0};
 };
 

@@ -17,6 +17,7 @@ usage: backend.py PORT NAME [WORK_MS [serial]]
   GET  /status?code=N         -> that status
   GET  /ambiguous             -> a response with both Content-Length and Transfer-Encoding
   GET  /cut                   -> promises 1000 bytes, sends 10, closes
+  ANY  /reset                 -> reads the request, then resets the connection without answering
   GET  /ws                    -> WebSocket echo (RFC 6455 handshake, text and binary frames)
 """
 import base64
@@ -26,6 +27,7 @@ import json
 import os
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -205,6 +207,10 @@ class Handler(socketserver.BaseRequestHandler):
                              b"5\r\nhello\r\n0\r\n\r\n")
             elif path == "/cut":
                 sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+                return False
+            elif path == "/reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
                 return False
             elif path == "/ws":
                 websocket_echo(conn, headers.get("sec-websocket-key", ""))

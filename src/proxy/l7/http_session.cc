@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -49,6 +50,11 @@ struct RequestInfo {
   bool upgrade = false;
   uint64_t key_hash = 0;  // for hash-based pools
 
+  bool idempotent() const {
+    using http1::Method;
+    return method == Method::kGet || method == Method::kHead || method == Method::kOptions ||
+           method == Method::kPut || method == Method::kDelete || method == Method::kTrace;
+  }
   bool replayable() const {
     return body_kind == Framing::Kind::kNone ||
            (body_kind == Framing::Kind::kLength && body_length == 0);
@@ -364,72 +370,133 @@ class ActiveRequest {
   std::chrono::steady_clock::time_point started_;
 };
 
-// Forwards one request to a backend and its response to the client.
-net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
-                         net::Buffer& request_head) {
+// How one try on one backend ended. Only kDone answered the client; the others say why not,
+// with the status the client gets if no retry follows.
+enum class TryResult : uint8_t { kDone, kConnectFailed, kReset, kTimeout, kRetryStatus };
+
+struct Try {
+  TryResult result = TryResult::kDone;
+  Next next = Next::kClose;
+  int status = 0;
+};
+
+// One try on backend `index`. A keep-alive connection found stale before any response byte is
+// replaced by a fresh one at once: that is the backend's idle timeout, not a failure.
+net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
+                           net::Buffer& request_head, bool retry_statuses, bool& continue_sent) {
   Worker& w = c.worker;
   const config::PoolTimeouts& timeouts = pool.config.timeouts;
-  const uint32_t index = pick_backend(w, pool, info);
-  if (index == balance::kNoBackend) co_return co_await fail(c, 503);
+  const Millis response_timeout = pool.config.retries.per_try_timeout.count()
+                                      ? pool.config.retries.per_try_timeout
+                                      : timeouts.response;
   const uint32_t backend_id = pool.first_backend_id + index;
   const Address& address = pool.snapshot.backends[index].address;
   ActiveRequest active(pool.live, index);
 
-  for (int attempt = 0;; ++attempt) {
-    std::unique_ptr<UpstreamConn> up = attempt == 0 ? w.upstreams().take(backend_id) : nullptr;
+  for (bool first = true;; first = false) {
+    std::unique_ptr<UpstreamConn> up = first ? w.upstreams().take(backend_id) : nullptr;
     const bool reused = up != nullptr;
     if (!up) {
       long error = 0;
       up = co_await connect_upstream(w, backend_id, address, timeouts.connect, error);
-      if (!up) co_return co_await send_status(c, status_for_connect_error(error)), Next::kClose;
+      if (!up)
+        co_return Try{TryResult::kConnectFailed, Next::kClose, status_for_connect_error(error)};
     }
     const bool may_replay = reused && info.replayable();
-    if (info.expect_continue && c.in.empty() && info.body_kind != Framing::Kind::kNone) {
+    if (info.expect_continue && !continue_sent && c.in.empty() &&
+        info.body_kind != Framing::Kind::kNone) {
+      continue_sent = true;
       if (!co_await write_all(c.socket, kContinueResponse, {}, c.after(w.config().timeouts.body))) {
-        co_return Next::kClose;
+        co_return Try{};
       }
     }
-    switch (co_await send_request(c, up->socket, info, request_head, timeouts.response)) {
+    switch (co_await send_request(c, up->socket, info, request_head, response_timeout)) {
       case SendResult::kOk:
         break;
       case SendResult::kUpstreamFailed:
         if (may_replay) continue;
-        co_return co_await fail(c, 502);
+        co_return Try{TryResult::kReset, Next::kClose, 502};
       case SendResult::kClientFailed:
-        co_return Next::kClose;
+        co_return Try{};
       case SendResult::kClientBadBody:
-        co_return co_await fail(c, 400);
+        co_return Try{TryResult::kDone, co_await fail(c, 400)};
     }
     net::Buffer upstream_in = w.buffers().take();
     net::Buffer response_head;
     ResponseInfo response;
-    switch (co_await read_response_head(c, up->socket, upstream_in, info, timeouts.response,
+    switch (co_await read_response_head(c, up->socket, upstream_in, info, response_timeout,
                                         response, response_head)) {
       case HeadResult::kOk:
+        active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
         break;
       case HeadResult::kNothing:
         if (may_replay) continue;
-        co_return co_await fail(c, 502);
+        co_return Try{TryResult::kReset, Next::kClose, 502};
       case HeadResult::kTimeout:
-        co_return co_await fail(c, 504);
+        co_return Try{TryResult::kTimeout, Next::kClose, 504};
       case HeadResult::kBroken:
-        co_return co_await fail(c, 502);
+        co_return Try{TryResult::kDone, co_await fail(c, 502)};
       case HeadResult::kClientFailed:
-        co_return Next::kClose;
+        co_return Try{};
+    }
+    const auto& statuses = pool.config.retries.statuses;
+    if (retry_statuses &&
+        std::find(statuses.begin(), statuses.end(), response.status) != statuses.end() &&
+        pool.retry_budget.try_spend(w.reactor().now_ms())) {
+      co_return Try{TryResult::kRetryStatus, Next::kClose, response.status};
     }
     request_head.release();
     if (response.status == 101) {
       co_await run_tunnel(c, up->socket, upstream_in, response_head);
-      co_return Next::kClose;
+      co_return Try{};
     }
     if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head,
                                       timeouts.response)) {
-      co_return Next::kAbort;
+      co_return Try{TryResult::kDone, Next::kAbort};
     }
     bool reusable = response.upstream_keep_alive && upstream_in.empty() &&
                     response.framing.kind != Framing::Kind::kUntilClose;
     if (reusable && !w.draining()) w.upstreams().give_back(std::move(up));
-    co_return response.client_keep_alive ? Next::kKeepAlive : Next::kClose;
+    co_return Try{TryResult::kDone, response.client_keep_alive ? Next::kKeepAlive : Next::kClose};
+  }
+}
+
+// Exponential with jitter: base x 2^(retry-1) x [0.5, 1.5), capped at 40 x base.
+uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
+  uint64_t base = static_cast<uint64_t>(retries.backoff.count());
+  uint64_t wait = std::min(base << std::min<uint32_t>(retry - 1, 16), 40 * base);
+  return wait / 2 + (wait ? w.random() % wait : 0);
+}
+
+// Forwards one request and its response, retrying on the next backend in candidate order when
+// that is safe: always when the connection failed (nothing was sent), and for idempotent
+// requests without a body also on a reset before the response, a per-try timeout, or a
+// configured status. Every retry spends from the pool's retry budget.
+net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
+                         net::Buffer& request_head) {
+  Worker& w = c.worker;
+  const config::Retries& retries = pool.config.retries;
+  pool.retry_budget.on_request();
+  uint32_t index = pick_backend(w, pool, info);
+  bool continue_sent = false;
+  for (uint32_t attempt = 1;; ++attempt) {
+    if (index == balance::kNoBackend) co_return co_await fail(c, 503);
+    const bool more = attempt < retries.attempts;
+    const bool safe_after_send = more && info.idempotent() && info.replayable();
+    Try t =
+        co_await try_backend(c, pool, index, info, request_head, safe_after_send, continue_sent);
+    if (t.result == TryResult::kDone) co_return t.next;
+    // A timed-out try is retried only under an explicit per-try timeout: otherwise a hung pool
+    // would hold the client for attempts x the response timeout.
+    const bool allowed = t.result == TryResult::kConnectFailed ? more
+                         : t.result == TryResult::kTimeout
+                             ? safe_after_send && retries.per_try_timeout.count() > 0
+                             : safe_after_send;
+    const bool retry = t.result == TryResult::kRetryStatus ||
+                       (allowed && pool.retry_budget.try_spend(w.reactor().now_ms()));
+    if (!retry) co_return co_await fail(c, t.status);
+    index = pool.live.next_usable(index);
+    co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
   }
 }
 

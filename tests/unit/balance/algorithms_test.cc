@@ -210,6 +210,15 @@ TEST(Health, NoAlgorithmPicksAnUnhealthyBackendAndAllDownIsNoBackend) {
   }
 }
 
+TEST(Health, RoundRobinSharesADeadBackendsTurnsEvenly) {
+  auto rr = make("round-robin", backends({1, 1, 1, 1}));
+  LiveState live(4);
+  live[1].healthy.store(false);
+  std::map<uint32_t, int> counts;
+  for (uint64_t t = 0; t < 30'000; ++t) counts[rr->pick({t, 0}, live)]++;
+  for (uint32_t b : {0u, 2u, 3u}) EXPECT_NEAR(counts[b], 10'000, 300) << b;
+}
+
 TEST(Health, HashedKeysOfHealthyBackendsStayWhileOneIsDown) {
   auto p = make("hash", backends(std::vector<uint32_t>(10, 1)));
   LiveState live(10);
