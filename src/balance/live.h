@@ -25,7 +25,19 @@ class LiveState {
   BackendLive& operator[](uint32_t i) { return backends_[i]; }
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
-  bool usable(uint32_t i) const { return backends_[i].healthy.load(std::memory_order_relaxed); }
+  bool usable(uint32_t i) const {
+    return backends_[i].healthy.load(std::memory_order_relaxed) ||
+           panic_.load(std::memory_order_relaxed);
+  }
+  // Panic mode (Envoy's): too few backends are healthy to carry the load, so every backend is
+  // used, healthy or not, rather than crushing the few that are left.
+  void set_panic(bool on) { panic_.store(on, std::memory_order_relaxed); }
+  bool panic() const { return panic_.load(std::memory_order_relaxed); }
+  uint32_t healthy_count() const {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < size_; ++i) n += backends_[i].healthy.load(std::memory_order_relaxed);
+    return n;
+  }
   // The next usable backend after `after` in candidate order, another one whenever one is usable;
   // ~0u when none is.
   uint32_t next_usable(uint32_t after) const {
@@ -48,6 +60,7 @@ class LiveState {
  private:
   uint32_t size_;
   std::unique_ptr<BackendLive[]> backends_;
+  std::atomic<bool> panic_{false};
 };
 
 }  // namespace usher::balance

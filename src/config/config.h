@@ -37,6 +37,7 @@ struct HealthCheck {
   std::string host;  // Host header of an HTTP check; default: the backend's address
   int expect_status_min = 200;
   int expect_status_max = 200;
+  std::string expect_body;  // when set, the response's first 4 KiB must contain it
   Millis interval = 10s;
   Millis timeout = 2s;
   uint32_t rise = 3;  // consecutive successes to return
@@ -62,6 +63,7 @@ struct Pool {
   PoolTimeouts timeouts;
   std::optional<HealthCheck> health;
   Retries retries;
+  double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
 };
 
 struct Listener {

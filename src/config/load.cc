@@ -225,7 +225,8 @@ HealthCheck read_health(Reader& r, const YAML::Node& node) {
   HealthCheck check;
   if (!r.expect_map(node, "health")) return check;
   r.check_keys(node,
-               {"type", "path", "host", "expect_status", "interval", "timeout", "rise", "fall"},
+               {"type", "path", "host", "expect_status", "expect_body", "interval", "timeout",
+                "rise", "fall"},
                "health");
   std::string type = "http";
   if (node["type"] && r.scalar(node["type"], "type", type)) {
@@ -239,6 +240,7 @@ HealthCheck read_health(Reader& r, const YAML::Node& node) {
     r.error(node["path"].Mark(), "health path must start with '/'");
   }
   if (node["host"]) r.scalar(node["host"], "host", check.host);
+  if (node["expect_body"]) r.scalar(node["expect_body"], "expect_body", check.expect_body);
   if (node["expect_status"]) read_expect_status(r, node["expect_status"], check);
   if (node["interval"]) r.duration(node["interval"], "interval", check.interval);
   if (node["timeout"]) r.duration(node["timeout"], "timeout", check.timeout);
@@ -297,7 +299,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "a pool")) return pool;
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries"},
+                "timeouts", "health", "retries", "panic_threshold"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -317,6 +319,8 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
   if (node["health"]) pool.health = read_health(r, node["health"]);
   if (node["retries"]) pool.retries = read_retries(r, node["retries"]);
+  if (node["panic_threshold"])
+    read_number(r, node["panic_threshold"], "panic_threshold", 100, pool.panic_percent);
   return pool;
 }
 

@@ -68,6 +68,18 @@ void Checker::stop() {
   thread_.join();
 }
 
+void Checker::update_panic(const CheckTarget& what) {
+  if (what.panic_percent <= 0) return;
+  balance::LiveState& live = *what.pool_live;
+  const double healthy_percent = 100.0 * live.healthy_count() / live.size();
+  const bool panic = healthy_percent < what.panic_percent;
+  if (panic == live.panic()) return;
+  live.set_panic(panic);
+  spdlog::warn("health: pool={} {} panic: {:.0f}% of backends healthy, threshold {:.0f}%{}",
+               what.pool, panic ? "enters" : "leaves", healthy_percent, what.panic_percent,
+               panic ? ": spreading over all backends" : "");
+}
+
 net::Task<void> Checker::run(Target& t) {
   const config::HealthCheck& check = *t.what.check;
   const auto interval = static_cast<uint64_t>(check.interval.count());
@@ -93,9 +105,10 @@ net::Task<void> Checker::run(Target& t) {
                    was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP",
                    was_healthy ? check.fall : check.rise, result.ok ? "passed" : "failed",
                    result.detail, took);
-      balance::BackendLive& live = *t.what.live;
+      balance::BackendLive& live = (*t.what.pool_live)[t.what.backend];
       if (!was_healthy) live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
       live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
+      update_panic(t.what);
     } else if (t.state.streak() > 0) {
       spdlog::info("health: {} check {} ({}, {} ms): {} {}/{}", who,
                    result.ok ? "passed" : "failed", result.detail, took,

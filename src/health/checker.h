@@ -21,7 +21,9 @@ struct CheckTarget {
   std::string pool;
   Address address;
   const config::HealthCheck* check;
-  balance::BackendLive* live;
+  balance::LiveState* pool_live;
+  uint32_t backend;
+  double panic_percent;  // the pool's panic threshold, 0 for none
 };
 
 class Checker {
@@ -38,6 +40,7 @@ class Checker {
  private:
   struct Target;
   net::Task<void> run(Target& target);
+  static void update_panic(const CheckTarget& what);
 
   std::unique_ptr<net::Reactor> reactor_;
   std::vector<std::unique_ptr<Target>> targets_;

@@ -16,6 +16,24 @@ std::string describe(const char* step, long error) {
   return std::string(step) + ": " + std::strerror(static_cast<int>(-error));
 }
 
+// Reads on (the check asked for Connection: close) until the expected text shows up in the
+// first 4 KiB of the body, the body ends, or the deadline passes.
+net::Task<ProbeResult> expect_body(net::Socket& socket, const config::HealthCheck& check,
+                                   std::string& buffer, size_t body_start, size_t received,
+                                   uint64_t deadline) {
+  while (true) {
+    std::string_view body(buffer.data() + body_start, received - body_start);
+    if (body.find(check.expect_body) != std::string_view::npos)
+      co_return ProbeResult{true, "body matched"};
+    if (received == buffer.size()) break;
+    long n = co_await socket.read(buffer.data() + received, buffer.size() - received, deadline);
+    if (n < 0) co_return ProbeResult{false, describe("receive", n)};
+    if (n == 0) break;
+    received += static_cast<size_t>(n);
+  }
+  co_return ProbeResult{false, "body lacks '" + check.expect_body + "'"};
+}
+
 net::Task<ProbeResult> http_exchange(net::Socket& socket, const config::HealthCheck& check,
                                      const std::string& request, uint64_t deadline) {
   for (size_t sent = 0; sent < request.size();) {
@@ -23,7 +41,7 @@ net::Task<ProbeResult> http_exchange(net::Socket& socket, const config::HealthCh
     if (n <= 0) co_return ProbeResult{false, describe("send", n ? n : -EPIPE)};
     sent += static_cast<size_t>(n);
   }
-  std::string response(4096, '\0');
+  std::string response(8192, '\0');  // a head of up to 4 KiB, then 4 KiB of body
   std::vector<http1::Header> scratch(64);
   size_t received = 0;
   size_t scanned = 0;
@@ -40,11 +58,13 @@ net::Task<ProbeResult> http_exchange(net::Socket& socket, const config::HealthCh
       co_return ProbeResult{false, std::string("malformed response: ") + error.reason};
     }
     if (status == http1::ParseStatus::kIncomplete) {
-      if (received == response.size()) co_return ProbeResult{false, "response head too large"};
+      if (received >= 4096) co_return ProbeResult{false, "response head too large"};
       continue;
     }
     bool ok = head.status >= check.expect_status_min && head.status <= check.expect_status_max;
-    co_return ProbeResult{ok, (ok ? "" : "status ") + std::to_string(head.status)};
+    if (!ok) co_return ProbeResult{false, "status " + std::to_string(head.status)};
+    if (check.expect_body.empty()) co_return ProbeResult{true, std::to_string(head.status)};
+    co_return co_await expect_body(socket, check, response, head.head_bytes, received, deadline);
   }
 }
 

@@ -69,7 +69,7 @@ int Server::run() {
     if (!pool->config.health) continue;
     for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
       targets.push_back({pool->config.name, pool->snapshot.backends[i].address,
-                         &*pool->config.health, &pool->live[i]});
+                         &*pool->config.health, &pool->live, i, pool->config.panic_percent});
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);

@@ -55,6 +55,38 @@ class BrokenApplication(unittest.TestCase):
         self.assertNotIn("DOWN", log)
 
 
+class ExpectBody(unittest.TestCase):
+    def test_a_check_can_require_text_in_the_body(self):
+        a = start_backend("a")  # its /health answers 200 with the body "health"
+        b = start_backend("b")
+        port, usher = start_usher([a[0], b[0]], pool_extra=(
+            "    health: { interval: 150ms, rise: 1, fall: 1, expect_body: health }\n"))
+        port2, usher2 = start_usher([a[0], b[0]], pool_extra=(
+            "    health: { interval: 150ms, rise: 1, fall: 1, expect_body: ready }\n"))
+        try:
+            time.sleep(0.8)
+            self.assertEqual(spread(port, 10), {"a": 5, "b": 5})
+            self.assertEqual(spread(port2, 10), {503: 10})
+            self.assertIn("body lacks 'ready'", usher2.output())
+        finally:
+            for p in (usher, usher2, a[1], b[1]):
+                p.stop()
+
+
+class Panic(unittest.TestCase):
+    def test_below_the_threshold_every_backend_is_used(self):
+        backends = [start_backend("a"), start_backend("b", health=500), start_backend("c", health=500)]
+        port, usher = start_usher([p for p, _ in backends], pool_extra=(
+            "    panic_threshold: 50\n    health: { interval: 150ms, rise: 1, fall: 1 }\n"))
+        try:
+            self.assertTrue(wait_for(lambda: "enters panic" in usher.output(), 3))
+            self.assertEqual(set(spread(port, 30)), {"a", "b", "c"})
+        finally:
+            usher.stop()
+            for _, b in backends:
+                b.stop()
+
+
 class Timeline(unittest.TestCase):
     def test_fall_three_then_rise_three_with_one_second_interval(self):
         backends = [start_backend(n) for n in ("a", "b", "c")]

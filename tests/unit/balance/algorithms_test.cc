@@ -210,6 +210,16 @@ TEST(Health, NoAlgorithmPicksAnUnhealthyBackendAndAllDownIsNoBackend) {
   }
 }
 
+TEST(Health, PanicMakesEveryBackendUsable) {
+  LiveState live(3);
+  live[0].healthy.store(false);
+  live[1].healthy.store(false);
+  EXPECT_EQ(live.healthy_count(), 1u);
+  EXPECT_FALSE(live.usable(0));
+  live.set_panic(true);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_TRUE(live.usable(i));
+}
+
 TEST(Health, RoundRobinSharesADeadBackendsTurnsEvenly) {
   auto rr = make("round-robin", backends({1, 1, 1, 1}));
   LiveState live(4);
