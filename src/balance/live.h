@@ -12,8 +12,11 @@ struct alignas(64) BackendLive {
   std::atomic<uint32_t> active{0};
   std::atomic<double> latency_ms{0};  // peak-EWMA estimate; 0 = none yet
   std::atomic<uint64_t> latency_updated_ms{0};
-  std::atomic<uint64_t> serving_since_ms{0};  // start of slow start for this backend
-  std::atomic<bool> healthy{true};            // set by health checks; pickers skip false
+  std::atomic<uint64_t> serving_since_ms{0};      // start of slow start for this backend
+  std::atomic<bool> healthy{true};                // set by health checks; pickers skip false
+  std::atomic<uint32_t> consecutive_failures{0};  // on real traffic (passive checks)
+  std::atomic<uint64_t> ejected_until_ms{0};      // 0: not ejected
+  std::atomic<uint32_t> ejections{0};
 };
 
 class LiveState {

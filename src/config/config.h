@@ -53,6 +53,13 @@ struct Retries {
   double budget_floor_per_second = 10;          // ... plus this many per second
 };
 
+// Passive checks: real traffic ejects a backend that keeps failing.
+struct Outlier {
+  uint32_t consecutive_failures = 5;  // connect failures, resets and 5xx responses in a row
+  Millis base_ejection = 30s;         // first ejection; each repeat adds as much again
+  double max_ejection_percent = 50;   // never eject more of the pool than this
+};
+
 struct Pool {
   std::string name;
   std::string balance = "round-robin";
@@ -64,6 +71,7 @@ struct Pool {
   std::optional<HealthCheck> health;
   Retries retries;
   double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
+  std::optional<Outlier> outlier;
 };
 
 struct Listener {

@@ -294,12 +294,31 @@ Retries read_retries(Reader& r, const YAML::Node& node) {
   return retries;
 }
 
+Outlier read_outlier(Reader& r, const YAML::Node& node) {
+  Outlier outlier;
+  if (!r.expect_map(node, "outlier")) return outlier;
+  r.check_keys(node, {"consecutive_failures", "base_ejection", "max_ejection_percent"}, "outlier");
+  if (node["consecutive_failures"]) {
+    r.unsigned_number(node["consecutive_failures"], "consecutive_failures", 1000,
+                      outlier.consecutive_failures);
+    if (outlier.consecutive_failures == 0)
+      r.error(node["consecutive_failures"].Mark(), "consecutive_failures must be at least 1");
+  }
+  if (node["base_ejection"])
+    r.duration(node["base_ejection"], "base_ejection", outlier.base_ejection);
+  if (node["max_ejection_percent"]) {
+    read_number(r, node["max_ejection_percent"], "max_ejection_percent", 100,
+                outlier.max_ejection_percent);
+  }
+  return outlier;
+}
+
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   if (!r.expect_map(node, "a pool")) return pool;
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries", "panic_threshold"},
+                "timeouts", "health", "retries", "panic_threshold", "outlier"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -319,8 +338,17 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
   if (node["health"]) pool.health = read_health(r, node["health"]);
   if (node["retries"]) pool.retries = read_retries(r, node["retries"]);
-  if (node["panic_threshold"])
+  if (node["panic_threshold"]) {
     read_number(r, node["panic_threshold"], "panic_threshold", 100, pool.panic_percent);
+  }
+  if (node["outlier"]) {
+    pool.outlier = read_outlier(r, node["outlier"]);
+    if (!node["health"]) {
+      r.error(node["outlier"].Mark(),
+              "outlier detection needs a 'health' section: ejected backends return through active "
+              "checks");
+    }
+  }
   return pool;
 }
 

@@ -95,6 +95,16 @@ net::Task<void> Checker::run(Target& t) {
     // Waits out the delay, or until stop() signals the eventfd.
     co_await t.wake.read(&t.wake_byte, 1, reactor_->now_ms() + delay);
     if (t.stopping) break;
+    balance::BackendLive& live = (*t.what.pool_live)[t.what.backend];
+    const uint64_t ejected_until = live.ejected_until_ms.load(std::memory_order_relaxed);
+    if (ejected_until != 0) {
+      if (t.state.healthy()) t.state.force_down();
+      // No checks while the ejection lasts: it is the backend's time to recover.
+      if (net::monotonic_ms() < ejected_until) {
+        delay = std::min<uint64_t>(interval, ejected_until - net::monotonic_ms());
+        continue;
+      }
+    }
     const uint64_t started = net::monotonic_ms();
     ProbeResult result = co_await probe(*reactor_, t.what.address, check, t.request);
     const uint64_t took = net::monotonic_ms() - started;
@@ -105,8 +115,10 @@ net::Task<void> Checker::run(Target& t) {
                    was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP",
                    was_healthy ? check.fall : check.rise, result.ok ? "passed" : "failed",
                    result.detail, took);
-      balance::BackendLive& live = (*t.what.pool_live)[t.what.backend];
-      if (!was_healthy) live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+      if (!was_healthy) {
+        live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+        live.ejected_until_ms.store(0, std::memory_order_relaxed);
+      }
       live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
       update_panic(t.what);
     } else if (t.state.streak() > 0) {

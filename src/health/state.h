@@ -28,6 +28,12 @@ class HealthState {
     return true;
   }
 
+  // Passive checks ejected the backend: it must earn `rise` successes like any down backend.
+  void force_down() {
+    healthy_ = false;
+    successes_ = failures_ = 0;
+  }
+
   bool healthy() const { return healthy_; }
   // The current streak towards a change: failures while healthy, successes while not.
   uint32_t streak() const { return healthy_ ? failures_ : successes_; }

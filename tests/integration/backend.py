@@ -3,7 +3,7 @@
 integration tests see exactly what reached it.
 
 usage: backend.py PORT NAME [WORK_MS [serial]]
-  GET  /                      -> body NAME
+  GET  /                      -> body NAME, with status 200 or the one in $BACKEND_FAIL
   GET  /health                -> 200, or the status in $BACKEND_HEALTH (an application that is up
                                  but broken, which a TCP check cannot see)
   GET  /work                  -> waits WORK_MS, then NAME; with "serial", one /work at a time
@@ -216,7 +216,7 @@ class Handler(socketserver.BaseRequestHandler):
                 websocket_echo(conn, headers.get("sec-websocket-key", ""))
                 return False
             else:
-                respond(sock, 200, name)
+                respond(sock, int(os.environ.get("BACKEND_FAIL", "200")), name)
         return headers.get("connection", "").lower() != "close"
 
 

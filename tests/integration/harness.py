@@ -68,9 +68,13 @@ class Process:
         self.log.close()
 
 
-def start_backend(name, *extra, port=None, health=None):
+def start_backend(name, *extra, port=None, health=None, fail=None):
     port = port or free_port()
-    env = dict(os.environ, BACKEND_HEALTH=str(health)) if health else None
+    env = dict(os.environ)
+    if health:
+        env["BACKEND_HEALTH"] = str(health)
+    if fail:
+        env["BACKEND_FAIL"] = str(fail)
     return port, Process([sys.executable, os.path.join(HERE, "backend.py"), str(port), name, *map(str, extra)],
                          port=port, env=env)
 

@@ -15,7 +15,8 @@ def spread(port, requests=30):
     for _ in range(requests):
         conn.request("GET", "/")
         response = conn.getresponse()
-        counts[response.read().decode() if response.status == 200 else response.status] += 1
+        body = response.read().decode()
+        counts[body if response.status == 200 else response.status] += 1
     conn.close()
     return counts
 
@@ -70,6 +71,44 @@ class ExpectBody(unittest.TestCase):
             self.assertIn("body lacks 'ready'", usher2.output())
         finally:
             for p in (usher, usher2, a[1], b[1]):
+                p.stop()
+
+
+class Outlier(unittest.TestCase):
+    def test_failing_real_traffic_ejects_for_a_growing_time_and_checks_bring_it_back(self):
+        a = start_backend("a")
+        b = start_backend("b", fail=500)  # passes /health, fails real requests
+        port, usher = start_usher([a[0], b[0]], pool_extra=(
+            "    retries: { attempts: 1 }\n"
+            "    health: { interval: 100ms, rise: 1, fall: 3 }\n"
+            "    outlier: { consecutive_failures: 3, base_ejection: 1s, max_ejection_percent: 50 }\n"))
+        who = f"backend=127.0.0.1:{b[0]}"
+        try:
+            counts = spread(port, 20)
+            self.assertEqual(counts[500], 3)  # the third failure ejects it
+            self.assertEqual(counts["a"], 17)
+            self.assertIn(f"{who} UP -> EJECTED for 1000 ms after 3 consecutive failures (ejection 1)", usher.output())
+            self.assertTrue(wait_for(lambda: f"{who} DOWN -> UP" in usher.output(), 3))
+            counts = spread(port, 20)
+            self.assertEqual(counts[500], 3)
+            self.assertIn(f"{who} UP -> EJECTED for 2000 ms after 3 consecutive failures (ejection 2)", usher.output())
+        finally:
+            for p in (usher, a[1], b[1]):
+                p.stop()
+
+    def test_never_more_than_the_allowed_share(self):
+        a = start_backend("a", fail=500)
+        b = start_backend("b", fail=500)
+        port, usher = start_usher([a[0], b[0]], pool_extra=(
+            "    retries: { attempts: 1 }\n"
+            "    health: { interval: 1s }\n"
+            "    outlier: { consecutive_failures: 2, base_ejection: 10s, max_ejection_percent: 50 }\n"))
+        try:
+            counts = spread(port, 20)
+            self.assertEqual(counts[500], 20)  # one ejected; the other stays: 50 % at most
+            self.assertEqual(usher.output().count("EJECTED for"), 1)
+        finally:
+            for p in (usher, a[1], b[1]):
                 p.stop()
 
 

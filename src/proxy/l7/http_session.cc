@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <chrono>
 
+#include <spdlog/spdlog.h>
+
 #include "codec/http1/body.h"
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/error_response.h"
@@ -377,7 +379,8 @@ enum class TryResult : uint8_t { kDone, kConnectFailed, kReset, kTimeout, kRetry
 struct Try {
   TryResult result = TryResult::kDone;
   Next next = Next::kClose;
-  int status = 0;
+  int status = 0;           // what the client is told if no retry follows
+  int upstream_status = 0;  // the backend's response status, when one came
 };
 
 // One try on backend `index`. A keep-alive connection found stale before any response byte is
@@ -434,8 +437,8 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
         co_return Try{TryResult::kReset, Next::kClose, 502};
       case HeadResult::kTimeout:
         co_return Try{TryResult::kTimeout, Next::kClose, 504};
-      case HeadResult::kBroken:
-        co_return Try{TryResult::kDone, co_await fail(c, 502)};
+      case HeadResult::kBroken:  // a protocol violation: answered, and counted against it
+        co_return Try{TryResult::kDone, co_await fail(c, 502), 0, 502};
       case HeadResult::kClientFailed:
         co_return Try{};
     }
@@ -443,12 +446,12 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     if (retry_statuses &&
         std::find(statuses.begin(), statuses.end(), response.status) != statuses.end() &&
         pool.retry_budget.try_spend(w.reactor().now_ms())) {
-      co_return Try{TryResult::kRetryStatus, Next::kClose, response.status};
+      co_return Try{TryResult::kRetryStatus, Next::kClose, response.status, response.status};
     }
     request_head.release();
     if (response.status == 101) {
       co_await run_tunnel(c, up->socket, upstream_in, response_head);
-      co_return Try{};
+      co_return Try{TryResult::kDone, Next::kClose, 0, 101};
     }
     if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head,
                                       timeouts.response)) {
@@ -457,8 +460,44 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     bool reusable = response.upstream_keep_alive && upstream_in.empty() &&
                     response.framing.kind != Framing::Kind::kUntilClose;
     if (reusable && !w.draining()) w.upstreams().give_back(std::move(up));
-    co_return Try{TryResult::kDone, response.client_keep_alive ? Next::kKeepAlive : Next::kClose};
+    co_return Try{TryResult::kDone, response.client_keep_alive ? Next::kKeepAlive : Next::kClose, 0,
+                  response.status};
   }
+}
+
+// Passive checks: a backend failing real traffic `consecutive_failures` times in a row leaves the
+// pool (unless that would eject more than the allowed share) for base x ejections; active checks
+// bring it back. Any worker thread; racing workers agree through the compare-exchange.
+void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
+  balance::BackendLive& b = pool.live[index];
+  if (!pool.config.outlier) return;
+  if (!failed) {
+    if (b.consecutive_failures.load(std::memory_order_relaxed))
+      b.consecutive_failures.store(0, std::memory_order_relaxed);
+    return;
+  }
+  const config::Outlier& rule = *pool.config.outlier;
+  if (b.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 <
+      rule.consecutive_failures)
+    return;
+  uint32_t ejected = 0;
+  for (uint32_t i = 0; i < pool.live.size(); ++i)
+    ejected += pool.live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
+  if ((ejected + 1) * 100.0 > rule.max_ejection_percent * pool.live.size()) return;
+  const uint32_t times = b.ejections.load(std::memory_order_relaxed) + 1;
+  const uint64_t until =
+      w.reactor().now_ms() + static_cast<uint64_t>(rule.base_ejection.count()) * times;
+  uint64_t expected = 0;
+  if (!b.ejected_until_ms.compare_exchange_strong(expected, until, std::memory_order_relaxed))
+    return;
+  b.ejections.store(times, std::memory_order_relaxed);
+  b.consecutive_failures.store(0, std::memory_order_relaxed);
+  b.healthy.store(false, std::memory_order_relaxed);
+  spdlog::warn(
+      "outlier: pool={} backend={} UP -> EJECTED for {} ms after {} consecutive failures (ejection "
+      "{})",
+      pool.config.name, pool.snapshot.backends[index].address.to_string(),
+      rule.base_ejection.count() * times, rule.consecutive_failures, times);
 }
 
 // Exponential with jitter: base x 2^(retry-1) x [0.5, 1.5), capped at 40 x base.
@@ -485,6 +524,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const bool safe_after_send = more && info.idempotent() && info.replayable();
     Try t =
         co_await try_backend(c, pool, index, info, request_head, safe_after_send, continue_sent);
+    record_outcome(w, pool, index, t.result != TryResult::kDone || t.upstream_status >= 500);
     if (t.result == TryResult::kDone) co_return t.next;
     // A timed-out try is retried only under an explicit per-try timeout: otherwise a hung pool
     // would hold the client for attempts x the response timeout.
