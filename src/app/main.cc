@@ -4,18 +4,18 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "app/server.h"
 #include "app/simulate.h"
 #include "base/version.h"
 #include "config/config.h"
-#include "proxy/server.h"
 
 namespace {
 
 using usher::config::Config;
 
 int run_server(Config config) {
-  usher::proxy::block_control_signals();
-  usher::proxy::Server server(std::move(config));
+  usher::app::block_control_signals();
+  usher::app::Server server(std::move(config));
   return server.run();
 }
 

@@ -17,6 +17,7 @@ struct alignas(64) BackendLive {
   std::atomic<uint32_t> consecutive_failures{0};  // on real traffic (passive checks)
   std::atomic<uint64_t> ejected_until_ms{0};      // 0: not ejected
   std::atomic<uint32_t> ejections{0};
+  std::atomic<bool> draining{false};  // set by the admin API: no new requests
 };
 
 class LiveState {
@@ -28,9 +29,11 @@ class LiveState {
   BackendLive& operator[](uint32_t i) { return backends_[i]; }
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
+  // Draining wins over panic: an operator took the backend out on purpose.
   bool usable(uint32_t i) const {
-    return backends_[i].healthy.load(std::memory_order_relaxed) ||
-           panic_.load(std::memory_order_relaxed);
+    const BackendLive& b = backends_[i];
+    if (b.draining.load(std::memory_order_relaxed)) return false;
+    return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
   }
   // Panic mode (Envoy's): too few backends are healthy to carry the load, so every backend is
   // used, healthy or not, rather than crushing the few that are left.

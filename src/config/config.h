@@ -95,7 +95,8 @@ struct Limits {
 };
 
 struct Config {
-  unsigned workers = 0;  // 0: one per core
+  unsigned workers = 0;          // 0: one per core
+  std::optional<Address> admin;  // the admin API's listen address
   std::vector<Listener> listeners;
   std::vector<Pool> pools;
   ClientTimeouts timeouts;

@@ -425,7 +425,15 @@ void check_unique_listeners(Reader& r, const YAML::Node& listeners, const Config
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_map(root, "the configuration")) return config;
-  r.check_keys(root, {"workers", "listeners", "pools", "timeouts", "limits"}, "the top level");
+  r.check_keys(root, {"workers", "admin", "listeners", "pools", "timeouts", "limits"},
+               "the top level");
+  if (const YAML::Node admin = root["admin"]; admin && r.expect_map(admin, "admin")) {
+    r.check_keys(admin, {"listen"}, "admin");
+    if (admin["listen"]) {
+      config.admin.emplace();
+      r.address(admin["listen"], "admin listen", *config.admin);
+    }
+  }
   if (root["workers"]) read_workers(r, root["workers"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
   if (root["limits"]) read_limits(r, root["limits"], config.limits);

@@ -20,6 +20,7 @@ Loaded load(const std::string& yaml) {
 }
 
 const char* kValid = R"(workers: 2
+admin: { listen: 127.0.0.1:9900 }
 timeouts: { client_header: 5s, client_idle: 2m, drain: 500ms }
 limits: { max_header_bytes: 32KiB }
 listeners:
@@ -41,6 +42,8 @@ TEST(Config, LoadsAValidFile) {
   Loaded l = load(kValid);
   ASSERT_TRUE(l.ok) << (l.errors.empty() ? "" : l.errors[0]);
   EXPECT_EQ(l.config.workers, 2u);
+  ASSERT_TRUE(l.config.admin.has_value());
+  EXPECT_EQ(l.config.admin->to_string(), "127.0.0.1:9900");
   EXPECT_EQ(l.config.timeouts.header, Millis(5000));
   EXPECT_EQ(l.config.timeouts.idle, Millis(120000));
   EXPECT_EQ(l.config.timeouts.drain, Millis(500));

@@ -1,4 +1,4 @@
-#include "proxy/server.h"
+#include "app/server.h"
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -8,7 +8,7 @@
 
 #include "net/reactor.h"
 
-namespace usher::proxy {
+namespace usher::app {
 
 namespace {
 
@@ -40,14 +40,14 @@ void block_control_signals() {
 Server::Server(config::Config config) : config_(std::move(config)) {
   uint32_t backend_count = 0;
   for (const config::Pool& pool : config_.pools) {
-    pools_.push_back(std::make_unique<PoolState>(pool, backend_count));
+    pools_.push_back(std::make_unique<proxy::PoolState>(pool, backend_count));
     backend_count += static_cast<uint32_t>(pool.backends.size());
   }
-  std::vector<PoolState*> pools;
+  std::vector<proxy::PoolState*> pools;
   for (auto& p : pools_) pools.push_back(p.get());
   unsigned workers = config::effective_workers(config_);
   for (unsigned i = 0; i < workers; ++i) {
-    workers_.push_back(std::make_unique<Worker>(config_, pools, backend_count));
+    workers_.push_back(std::make_unique<proxy::Worker>(config_, pools, backend_count));
   }
 }
 
@@ -73,6 +73,17 @@ int Server::run() {
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);
+  if (config_.admin) {
+    std::vector<proxy::PoolState*> pools;
+    for (auto& p : pools_) pools.push_back(p.get());
+    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pools);
+    if (std::string error = admin_->bind(); !error.empty()) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+    admin_->start();
+    spdlog::info("admin API on {}", config_.admin->to_string());
+  }
   checker_->start();
   for (auto& w : workers_) w->start();
   for (const config::Listener& l : config_.listeners) {
@@ -86,6 +97,7 @@ int Server::run() {
   }
   spdlog::info("draining: no new connections; in-flight requests have {} ms",
                config_.timeouts.drain.count());
+  if (admin_) admin_->set_draining();
   for (auto& w : workers_) w->begin_drain();
   const uint64_t started = net::monotonic_ms();
   while (!drained(started)) {
@@ -99,6 +111,7 @@ int Server::run() {
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
   checker_->stop();
+  if (admin_) admin_->stop();
   spdlog::info("stopped");
   if (abandoned) {
     // Connections still open are abandoned to the kernel, which closes them; their coroutine
@@ -124,4 +137,4 @@ bool Server::drained(uint64_t started_ms) const {
   return all_sessions_ended();
 }
 
-}  // namespace usher::proxy
+}  // namespace usher::app

@@ -1,15 +1,17 @@
 #pragma once
-// The process: worker threads plus the control thread (the caller of run()), which owns
-// signals and the drain. Pools' shared state lives here for the whole run.
+// The process: worker threads, the health checker and the admin listener on their own threads,
+// and the control thread (the caller of run()), which owns signals and the drain. Pools' shared
+// state lives here for the whole run.
 #include <memory>
 #include <vector>
 
+#include "admin/admin.h"
 #include "config/config.h"
 #include "health/checker.h"
 #include "proxy/pool_state.h"
 #include "proxy/worker.h"
 
-namespace usher::proxy {
+namespace usher::app {
 
 class Server {
  public:
@@ -25,12 +27,13 @@ class Server {
   bool all_sessions_ended() const;
 
   config::Config config_;
-  std::vector<std::unique_ptr<PoolState>> pools_;
-  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<proxy::PoolState>> pools_;
+  std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<health::Checker> checker_;
+  std::unique_ptr<admin::AdminServer> admin_;
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.
 void block_control_signals();
 
-}  // namespace usher::proxy
+}  // namespace usher::app
