@@ -52,12 +52,10 @@ std::string AdminServer::bind() {
 void AdminServer::start() {
   thread_ = std::thread([this] {
     net::spawn(accept_loop());
+    // stop() cancels the accept; the accept loop then ends the reactor, so no frame is left.
     reactor_->run({.on_wake =
                        [this] {
-                         if (stopping_) {
-                           reactor_->cancel(*listener_);
-                           reactor_->stop();
-                         }
+                         if (stopping_) reactor_->cancel(*listener_);
                        },
                    .on_idle = {}});
   });
@@ -76,6 +74,7 @@ net::Task<void> AdminServer::accept_loop() {
     if (fd == -ECANCELED) break;
     if (fd >= 0) net::spawn(serve(static_cast<int>(fd)));
   }
+  reactor_->stop();
 }
 
 // One request per connection: admin traffic is rare and small.

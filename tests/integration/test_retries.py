@@ -122,6 +122,12 @@ class NonIdempotent(unittest.TestCase):
             self.assertEqual(after - before - 2, 1)  # the stats requests aside, one attempt
 
             before = after
+            out = exchange(port, b"POST /reset HTTP/1.1\r\nHost: t\r\nIdempotency-Key: k1\r\n\r\n")
+            self.assertEqual(status_of(out), 502)
+            after = sum(backend_stats(p)["requests"] for p, _ in backends)
+            self.assertEqual(after - before - 2, 3)  # marked idempotent (and bodiless): retried
+
+            before = after
             out = exchange(port, b"GET /reset HTTP/1.1\r\nHost: t\r\n\r\n")
             self.assertEqual(status_of(out), 502)
             after = sum(backend_stats(p)["requests"] for p, _ in backends)

@@ -52,10 +52,13 @@ struct RequestInfo {
   bool upgrade = false;
   uint64_t key_hash = 0;  // for hash-based pools
 
+  bool marked_idempotent = false;  // carries an Idempotency-Key: the client allows a replay
+
   bool idempotent() const {
     using http1::Method;
-    return method == Method::kGet || method == Method::kHead || method == Method::kOptions ||
-           method == Method::kPut || method == Method::kDelete || method == Method::kTrace;
+    return marked_idempotent || method == Method::kGet || method == Method::kHead ||
+           method == Method::kOptions || method == Method::kPut || method == Method::kDelete ||
+           method == Method::kTrace;
   }
   bool replayable() const {
     return body_kind == Framing::Kind::kNone ||
@@ -159,6 +162,11 @@ net::Task<int> read_request_head(Client& c, const PoolState& pool, RequestInfo& 
                       head.keep_alive,   head.expect_continue, head.upgrade};
       if (pool.key_source == balance::KeySource::kHash) {
         info.key_hash = request_key_hash(head, pool.config.hash_key, c.ip());
+      }
+      for (const http1::Header& h : head.headers) {
+        if (h.id == http1::HeaderId::kOther && http1::iequals(h.name, "idempotency-key")) {
+          info.marked_idempotent = true;
+        }
       }
       c.in.consume(head.head_bytes);
       co_return 0;
