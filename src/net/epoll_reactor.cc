@@ -149,6 +149,9 @@ class EpollReactor final : public Reactor {
       if (woken && hooks.on_wake) hooks.on_wake();
       if (n == 0 && hooks.on_idle) hooks.on_idle();
     }
+    // Completions already queued (a cancelled accept, say) still reach their coroutines, so
+    // those can finish and free their frames rather than be abandoned mid-await.
+    resume_ready();
   }
 
   void cancel(Socket& socket) override {

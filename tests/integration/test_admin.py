@@ -75,7 +75,7 @@ class Drain(unittest.TestCase):
 
             usher.signal(signal.SIGTERM)
             time.sleep(0.1)
-            self.assertEqual(usher.wait(5), 0)
+            self.assertEqual(usher.wait(5), 0, usher.output()[-4000:])
         finally:
             usher.stop()
             for _, b in backends:
