@@ -8,6 +8,7 @@ bash scripts/setup.sh
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 PORT=${PORT:-8080}
+ADMIN_PORT=${ADMIN_PORT:-9900}
 BACKEND_PORTS=${BACKEND_PORTS:-"9101 9102 9103"}
 run=$(mktemp -d)
 pids=()
@@ -38,8 +39,11 @@ done
 for p in $BACKEND_PORTS; do wait_port "$p"; done
 
 {
+  printf 'admin:\n  listen: 127.0.0.1:%s\n' "$ADMIN_PORT"
   printf 'listeners:\n  - name: demo\n    listen: 127.0.0.1:%s\n    pool: demo\n' "$PORT"
-  printf 'pools:\n  - name: demo\n    balance: round-robin\n    backends:\n'
+  printf 'pools:\n  - name: demo\n    balance: round-robin\n'
+  printf '    health: { type: http, path: /health, interval: 1s, timeout: 500ms, rise: 2, fall: 2 }\n'
+  printf '    backends:\n'
   for p in $BACKEND_PORTS; do printf '      - 127.0.0.1:%s\n' "$p"; done
 } >"$run/usher.yaml"
 build/src/app/usher check -c "$run/usher.yaml"
@@ -54,6 +58,10 @@ Try:
   for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:$PORT/; echo; done   # round-robin
   curl -s http://127.0.0.1:$PORT/echo                                  # what a backend receives
   curl -s -X POST --data-binary @/etc/os-release http://127.0.0.1:$PORT/upload
+  curl -s http://127.0.0.1:$ADMIN_PORT/api/v1/pools                    # backends: healthy, draining, active
+  curl -s -X POST http://127.0.0.1:$ADMIN_PORT/api/v1/pools/demo/backends/127.0.0.1:${BACKEND_PORTS%% *}/drain
+  usher simulate --scenario varying-durations --recommend   # as build/src/app/usher
+Health checks run every second: stop a backend (its PID is in 'ps') and watch usher's log.
 Stop with Ctrl-C (or: kill $$).
 MSG
 for _ in 1 2 3; do curl -s "http://127.0.0.1:$PORT/"; echo; done
