@@ -43,8 +43,7 @@ Server::Server(config::Config config) : config_(std::move(config)) {
     pools_.push_back(std::make_unique<proxy::PoolState>(pool, backend_count));
     backend_count += static_cast<uint32_t>(pool.backends.size());
   }
-  std::vector<proxy::PoolState*> pools;
-  for (auto& p : pools_) pools.push_back(p.get());
+  const std::vector<proxy::PoolState*> pools = pool_views();
   unsigned workers = config::effective_workers(config_);
   for (unsigned i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<proxy::Worker>(config_, pools, backend_count));
@@ -74,9 +73,7 @@ int Server::run() {
   }
   checker_ = std::make_unique<health::Checker>(targets);
   if (config_.admin) {
-    std::vector<proxy::PoolState*> pools;
-    for (auto& p : pools_) pools.push_back(p.get());
-    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pools);
+    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views());
     if (std::string error = admin_->bind(); !error.empty()) {
       spdlog::error("{}", error);
       return 1;
@@ -120,6 +117,12 @@ int Server::run() {
     std::_Exit(0);
   }
   return 0;
+}
+
+std::vector<proxy::PoolState*> Server::pool_views() const {
+  std::vector<proxy::PoolState*> pools;
+  for (const auto& p : pools_) pools.push_back(p.get());
+  return pools;
 }
 
 bool Server::all_sessions_ended() const {

@@ -25,6 +25,7 @@ class Server {
  private:
   bool drained(uint64_t started_ms) const;
   bool all_sessions_ended() const;
+  std::vector<proxy::PoolState*> pool_views() const;
 
   config::Config config_;
   std::vector<std::unique_ptr<proxy::PoolState>> pools_;

@@ -108,6 +108,7 @@ HeaderId classify(std::string_view name) {
       {"x-forwarded-proto", HeaderId::kXForwardedProto},
       {"via", HeaderId::kVia},
       {"trailer", HeaderId::kTrailer},
+      {"idempotency-key", HeaderId::kIdempotencyKey},
   };
   for (const Known& known : kKnown) {
     if (known.name.size() == name.size() && iequals(known.name, name)) return known.id;

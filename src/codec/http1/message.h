@@ -23,6 +23,7 @@ enum class HeaderId : uint8_t {
   kXForwardedProto,
   kVia,
   kTrailer,
+  kIdempotencyKey,
 };
 
 struct Header {

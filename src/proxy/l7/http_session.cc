@@ -164,7 +164,7 @@ net::Task<int> read_request_head(Client& c, const PoolState& pool, RequestInfo& 
         info.key_hash = request_key_hash(head, pool.config.hash_key, c.ip());
       }
       for (const http1::Header& h : head.headers) {
-        if (h.id == http1::HeaderId::kOther && http1::iequals(h.name, "idempotency-key")) {
+        if (h.id == http1::HeaderId::kIdempotencyKey) {
           info.marked_idempotent = true;
         }
       }
