@@ -84,8 +84,14 @@ int Server::run() {
   checker_->start();
   for (auto& w : workers_) w->start();
   for (const config::Listener& l : config_.listeners) {
-    spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
-                 config_.pools[l.pool].name, workers_.size());
+    const config::Route& last = l.routes.back();
+    if (l.routes.size() == 1 && last.action == config::Route::Action::kPool) {
+      spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
+                   config_.pools[last.pool].name, workers_.size());
+    } else {
+      spdlog::info("listening on {} -> {} routes ({} workers)", l.listen.to_string(),
+                   l.routes.size(), workers_.size());
+    }
   }
   while (true) {
     int sig = wait_signal(-1);

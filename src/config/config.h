@@ -8,6 +8,7 @@
 #include "base/address.h"
 #include "base/duration.h"
 #include "base/expected.h"
+#include "base/ip_range.h"
 
 namespace usher::config {
 
@@ -16,6 +17,7 @@ using namespace std::chrono_literals;
 struct Backend {
   Address address;
   uint32_t weight = 1;
+  std::string name;  // shown in logs and ${backend}; default: the address
 };
 
 struct PoolTimeouts {
@@ -60,6 +62,18 @@ struct Outlier {
   double max_ejection_percent = 50;   // never eject more of the pool than this
 };
 
+// Pins a client to one backend by a cookie naming it with an opaque id (never its address).
+struct Sticky {
+  enum class Mode : uint8_t {
+    kInsert,  // usher sets its own cookie
+    kPrefix,  // usher prefixes the application's cookie value with the id ("id~value")
+  };
+  std::string cookie;
+  Mode mode = Mode::kInsert;
+  Millis max_age{0};   // 0: a session cookie
+  std::string secret;  // mixed into the ids so they cannot be derived from addresses
+};
+
 struct Pool {
   std::string name;
   std::string balance = "round-robin";
@@ -72,12 +86,94 @@ struct Pool {
   Retries retries;
   double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
   std::optional<Outlier> outlier;
+  std::optional<Sticky> sticky;
+};
+
+// A condition on a string: present at all, equal, starting with, or fully matching an RE2
+// regular expression (linear time in the input).
+struct StringMatch {
+  enum class Kind : uint8_t { kPresent, kExact, kPrefix, kRegex };
+  Kind kind = Kind::kPresent;
+  std::string text;
+};
+
+// A condition on a header, query parameter or cookie.
+struct NamedMatch {
+  std::string name;
+  StringMatch value;
+};
+
+// Every condition set must hold; an empty match matches every request.
+struct RouteMatch {
+  std::string host;  // "api.example.com" exact, "*.example.com" suffix, "admin.*" prefix
+  std::optional<StringMatch> path;  // never kPresent
+  std::vector<std::string> methods;
+  std::vector<NamedMatch> headers;
+  std::vector<NamedMatch> query;
+  std::vector<NamedMatch> cookies;
+};
+
+// A header value with variables, split at load: literal text and ${...} references in order.
+struct HeaderTemplate {
+  enum class Variable : uint8_t { kNone, kClientIp, kRequestId, kBackend };
+  struct Part {
+    std::string literal;
+    Variable variable = Variable::kNone;
+  };
+  std::vector<Part> parts;
+};
+
+struct HeaderEdit {
+  std::string name;
+  HeaderTemplate value;
+};
+
+// Applied to the fields of a forwarded message: remove and set drop fields of that name, then
+// set and add append theirs.
+struct HeaderPolicy {
+  std::vector<std::string> remove;
+  std::vector<HeaderEdit> set;
+  std::vector<HeaderEdit> add;
+  bool empty() const { return remove.empty() && set.empty() && add.empty(); }
+};
+
+struct Redirect {
+  int status = 302;
+  std::string scheme;  // empty: the request's; a new scheme drops the port of the Host
+  std::string host;    // empty: the request's Host
+  std::string path;    // empty: the request's path; the query is kept either way
+};
+
+struct FixedResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
+};
+
+struct Route {
+  enum class Action : uint8_t { kPool, kRedirect, kRespond };
+  RouteMatch match;
+  Action action = Action::kPool;
+  size_t pool = 0;  // index into Config::pools
+  Redirect redirect;
+  FixedResponse respond;
+  std::string strip_prefix;    // removed from the path before forwarding
+  std::string prefix_rewrite;  // replaces the matched path_prefix
+  PoolTimeouts timeouts;       // the pool's unless the route overrides them
+  Retries retries;             // likewise
+  HeaderPolicy request_headers;
+  HeaderPolicy response_headers;
 };
 
 struct Listener {
   std::string name;
   Address listen;
-  size_t pool = 0;  // index into Config::pools
+  std::vector<Route> routes;  // first match wins; none matches: 404
+  // Peers whose X-Forwarded-*/Forwarded fields are believed (kept and extended); from anyone
+  // else those fields are replaced.
+  std::vector<IpRange> trusted_proxies;
+  bool forwarded = false;  // also send RFC 7239 Forwarded
+  bool request_id = true;  // keep a valid X-Request-Id or generate one; echo it in the response
 };
 
 struct ClientTimeouts {

@@ -8,100 +8,11 @@
 
 #include "balance/picker.h"
 #include "config/config.h"
+#include "config/reader.h"
 
 namespace usher::config {
 
 namespace {
-
-// Reads YAML nodes into Config fields, recording every problem with its position.
-class Reader {
- public:
-  Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
-
-  void error(const YAML::Mark& mark, const std::string& message) {
-    std::ostringstream out;
-    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
-    errors_.messages.push_back(out.str());
-  }
-
-  bool expect_map(const YAML::Node& node, const char* what) {
-    if (node.IsMap()) return true;
-    error(node.Mark(), std::string(what) + " must be a mapping");
-    return false;
-  }
-
-  bool expect_sequence(const YAML::Node& node, const char* what) {
-    if (node.IsSequence()) return true;
-    error(node.Mark(), std::string(what) + " must be a list");
-    return false;
-  }
-
-  void check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
-                  const char* where) {
-    for (const auto& entry : map) {
-      auto key = entry.first.as<std::string>();
-      bool known = false;
-      for (const char* name : allowed) known = known || key == name;
-      if (!known) {
-        std::string list;
-        for (const char* name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
-        error(entry.first.Mark(),
-              "unknown key '" + key + "' in " + where + " (known: " + list + ")");
-      }
-    }
-  }
-
-  bool scalar(const YAML::Node& node, const char* what, std::string& out) {
-    if (!node.IsScalar()) {
-      error(node.Mark(), std::string(what) + " must be a single value");
-      return false;
-    }
-    out = node.Scalar();
-    return true;
-  }
-
-  void duration(const YAML::Node& node, const char* what, Millis& out) {
-    std::string text;
-    if (!scalar(node, what, text)) return;
-    auto parsed = parse_duration(text);
-    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
-    if (parsed->count() == 0) return error(node.Mark(), std::string(what) + " must be above 0");
-    out = *parsed;
-  }
-
-  void size(const YAML::Node& node, const char* what, size_t& out) {
-    std::string text;
-    if (!scalar(node, what, text)) return;
-    auto parsed = parse_size(text);
-    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
-    if (*parsed == 0) return error(node.Mark(), std::string(what) + " must be above 0");
-    out = *parsed;
-  }
-
-  void unsigned_number(const YAML::Node& node, const char* what, uint64_t max, unsigned& out) {
-    std::string text;
-    if (!scalar(node, what, text)) return;
-    char* end = nullptr;
-    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || text[0] == '-' || value > max) {
-      return error(node.Mark(), std::string(what) + " must be a whole number from 0 to " +
-                                    std::to_string(max) + ", not '" + text + "'");
-    }
-    out = static_cast<unsigned>(value);
-  }
-
-  void address(const YAML::Node& node, const char* what, Address& out) {
-    std::string text;
-    if (!scalar(node, what, text)) return;
-    auto parsed = Address::parse(text);
-    if (!parsed) return error(node.Mark(), parsed.error().message);
-    out = *parsed;
-  }
-
- private:
-  std::string file_;
-  Errors& errors_;
-};
 
 void read_workers(Reader& r, const YAML::Node& node, Config& config) {
   if (node.IsScalar() && node.Scalar() == "auto") return;
@@ -140,10 +51,12 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   Backend backend;
   if (node.IsScalar()) {
     r.address(node, "backend address", backend.address);
+    backend.name = backend.address.to_string();
     return backend;
   }
   if (!r.expect_map(node, "a backend")) return backend;
-  r.check_keys(node, {"address", "weight"}, "backend");
+  r.check_keys(node, {"address", "weight", "name"}, "backend");
+  if (node["name"]) r.scalar(node["name"], "backend name", backend.name);
   if (!node["address"]) {
     r.error(node.Mark(), "backend needs an 'address'");
   } else {
@@ -153,14 +66,8 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
     r.unsigned_number(node["weight"], "weight", 1000, backend.weight);
     if (backend.weight == 0) r.error(node["weight"].Mark(), "weight must be at least 1");
   }
+  if (backend.name.empty()) backend.name = backend.address.to_string();
   return backend;
-}
-
-void read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts& out) {
-  if (!r.expect_map(node, "pool timeouts")) return;
-  r.check_keys(node, {"connect", "response"}, "pool timeouts");
-  if (node["connect"]) r.duration(node["connect"], "connect", out.connect);
-  if (node["response"]) r.duration(node["response"], "response", out.response);
 }
 
 void read_hash_key(Reader& r, const YAML::Node& node, HashKey& out) {
@@ -265,35 +172,6 @@ void read_number(Reader& r, const YAML::Node& node, const char* what, double max
   out = value;
 }
 
-Retries read_retries(Reader& r, const YAML::Node& node) {
-  Retries retries;
-  if (!r.expect_map(node, "retries")) return retries;
-  r.check_keys(node,
-               {"attempts", "per_try_timeout", "backoff", "statuses", "budget", "budget_floor"},
-               "retries");
-  if (node["attempts"]) {
-    r.unsigned_number(node["attempts"], "attempts", 10, retries.attempts);
-    if (retries.attempts == 0) r.error(node["attempts"].Mark(), "attempts must be at least 1");
-  }
-  if (node["per_try_timeout"])
-    r.duration(node["per_try_timeout"], "per_try_timeout", retries.per_try_timeout);
-  if (node["backoff"]) r.duration(node["backoff"], "backoff", retries.backoff);
-  if (const YAML::Node statuses = node["statuses"];
-      statuses && r.expect_sequence(statuses, "statuses")) {
-    retries.statuses.clear();
-    for (const auto& status : statuses) {
-      unsigned code = 0;
-      r.unsigned_number(status, "a retried status", 599, code);
-      if (code < 500) r.error(status.Mark(), "only 5xx statuses can be retried");
-      retries.statuses.push_back(static_cast<int>(code));
-    }
-  }
-  if (node["budget"]) read_number(r, node["budget"], "budget", 100, retries.budget_percent);
-  if (node["budget_floor"])
-    read_number(r, node["budget_floor"], "budget_floor", 10'000, retries.budget_floor_per_second);
-  return retries;
-}
-
 Outlier read_outlier(Reader& r, const YAML::Node& node) {
   Outlier outlier;
   if (!r.expect_map(node, "outlier")) return outlier;
@@ -313,12 +191,34 @@ Outlier read_outlier(Reader& r, const YAML::Node& node) {
   return outlier;
 }
 
+Sticky read_sticky(Reader& r, const YAML::Node& node) {
+  Sticky sticky;
+  if (!r.expect_map(node, "sticky")) return sticky;
+  r.check_keys(node, {"cookie", "mode", "max_age", "secret"}, "sticky");
+  if (!node["cookie"]) {
+    r.error(node.Mark(), "sticky needs a 'cookie' name");
+  } else if (r.scalar(node["cookie"], "cookie", sticky.cookie) && !is_cookie_name(sticky.cookie)) {
+    r.error(node["cookie"].Mark(), "'" + sticky.cookie + "' is not a valid cookie name");
+  }
+  std::string mode = "insert";
+  if (node["mode"] && r.scalar(node["mode"], "mode", mode)) {
+    if (mode == "prefix") {
+      sticky.mode = Sticky::Mode::kPrefix;
+    } else if (mode != "insert") {
+      r.error(node["mode"].Mark(), "unknown sticky mode '" + mode + "' (insert or prefix)");
+    }
+  }
+  if (node["max_age"]) r.duration(node["max_age"], "max_age", sticky.max_age);
+  if (node["secret"]) r.scalar(node["secret"], "secret", sticky.secret);
+  return sticky;
+}
+
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   if (!r.expect_map(node, "a pool")) return pool;
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries", "panic_threshold", "outlier"},
+                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -335,12 +235,13 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
     if (backends.size() == 0) r.error(backends.Mark(), "pool '" + pool.name + "' has no backends");
     for (const auto& b : backends) pool.backends.push_back(read_backend(r, b));
   }
-  if (node["timeouts"]) read_pool_timeouts(r, node["timeouts"], pool.timeouts);
+  if (node["timeouts"]) pool.timeouts = read_pool_timeouts(r, node["timeouts"], pool.timeouts);
   if (node["health"]) pool.health = read_health(r, node["health"]);
-  if (node["retries"]) pool.retries = read_retries(r, node["retries"]);
+  if (node["retries"]) pool.retries = read_retries(r, node["retries"], Retries{});
   if (node["panic_threshold"]) {
     read_number(r, node["panic_threshold"], "panic_threshold", 100, pool.panic_percent);
   }
+  if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
   if (node["outlier"]) {
     pool.outlier = read_outlier(r, node["outlier"]);
     if (!node["health"]) {
@@ -350,50 +251,6 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
     }
   }
   return pool;
-}
-
-// Listener fields that name pools are resolved after all pools are read.
-struct PendingPoolRef {
-  std::string name;
-  YAML::Mark mark;
-};
-
-Listener read_listener(Reader& r, const YAML::Node& node, PendingPoolRef& ref) {
-  Listener listener;
-  if (!r.expect_map(node, "a listener")) return listener;
-  r.check_keys(node, {"name", "listen", "protocol", "pool", "routes"}, "listener");
-  if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
-  if (!node["listen"]) {
-    r.error(node.Mark(), "listener needs a 'listen' address");
-  } else {
-    r.address(node["listen"], "listen", listener.listen);
-  }
-  std::string protocol = "http";
-  if (node["protocol"] && r.scalar(node["protocol"], "protocol", protocol) && protocol != "http") {
-    r.error(node["protocol"].Mark(), "unknown protocol '" + protocol + "' (available: http)");
-  }
-  if (node["pool"]) {
-    r.scalar(node["pool"], "pool", ref.name);
-    ref.mark = node["pool"].Mark();
-  }
-  if (const YAML::Node routes = node["routes"]; routes && r.expect_sequence(routes, "routes")) {
-    for (const auto& route : routes) {
-      if (!r.expect_map(route, "a route")) continue;
-      r.check_keys(route, {"pool"}, "route");
-      if (!route["pool"]) {
-        r.error(route.Mark(), "route needs a 'pool'");
-      } else if (ref.name.empty()) {
-        r.scalar(route["pool"], "pool", ref.name);
-        ref.mark = route["pool"].Mark();
-      } else {
-        r.error(route.Mark(), "only one default route is supported per listener");
-      }
-    }
-  }
-  if (ref.name.empty() && !node["pool"]) {
-    r.error(node.Mark(), "listener needs a 'pool' (or a route to one)");
-  }
-  return listener;
 }
 
 void check_unique_pools(Reader& r, const YAML::Node& pools, const Config& config) {
@@ -450,27 +307,51 @@ Config read_root(Reader& r, const YAML::Node& root) {
   if (!listeners) {
     r.error(root.Mark(), "the configuration needs 'listeners'");
   } else if (r.expect_sequence(listeners, "listeners")) {
-    for (const auto& l : listeners) {
-      PendingPoolRef ref;
-      Listener listener = read_listener(r, l, ref);
-      if (!ref.name.empty()) {
-        bool found = false;
-        for (size_t i = 0; i < config.pools.size() && !found; ++i) {
-          if (config.pools[i].name == ref.name) {
-            listener.pool = i;
-            found = true;
-          }
-        }
-        if (!found) r.error(ref.mark, "pool '" + ref.name + "' is not defined");
-      }
-      config.listeners.push_back(std::move(listener));
-    }
+    for (const auto& l : listeners) config.listeners.push_back(read_listener(r, l, config.pools));
     check_unique_listeners(r, listeners, config);
   }
   return config;
 }
 
 }  // namespace
+
+PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base) {
+  PoolTimeouts out = base;
+  if (!r.expect_map(node, "timeouts")) return out;
+  r.check_keys(node, {"connect", "response"}, "timeouts");
+  if (node["connect"]) r.duration(node["connect"], "connect", out.connect);
+  if (node["response"]) r.duration(node["response"], "response", out.response);
+  return out;
+}
+
+Retries read_retries(Reader& r, const YAML::Node& node, Retries base) {
+  Retries retries = std::move(base);
+  if (!r.expect_map(node, "retries")) return retries;
+  r.check_keys(node,
+               {"attempts", "per_try_timeout", "backoff", "statuses", "budget", "budget_floor"},
+               "retries");
+  if (node["attempts"]) {
+    r.unsigned_number(node["attempts"], "attempts", 10, retries.attempts);
+    if (retries.attempts == 0) r.error(node["attempts"].Mark(), "attempts must be at least 1");
+  }
+  if (node["per_try_timeout"])
+    r.duration(node["per_try_timeout"], "per_try_timeout", retries.per_try_timeout);
+  if (node["backoff"]) r.duration(node["backoff"], "backoff", retries.backoff);
+  if (const YAML::Node statuses = node["statuses"];
+      statuses && r.expect_sequence(statuses, "statuses")) {
+    retries.statuses.clear();
+    for (const auto& status : statuses) {
+      unsigned code = 0;
+      r.unsigned_number(status, "a retried status", 599, code);
+      if (code < 500) r.error(status.Mark(), "only 5xx statuses can be retried");
+      retries.statuses.push_back(static_cast<int>(code));
+    }
+  }
+  if (node["budget"]) read_number(r, node["budget"], "budget", 100, retries.budget_percent);
+  if (node["budget_floor"])
+    read_number(r, node["budget_floor"], "budget_floor", 10'000, retries.budget_floor_per_second);
+  return retries;
+}
 
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors) {
   Reader reader(name, errors);

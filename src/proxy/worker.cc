@@ -35,7 +35,7 @@ int bind_reuseport(const Address& address, std::string& error) {
   return fd;
 }
 
-net::Task<void> accept_loop(Worker& worker, net::Socket& listener, size_t pool_index) {
+net::Task<void> accept_loop(Worker& worker, net::Socket& listener, size_t listener_index) {
   while (true) {
     long fd = co_await listener.accept(0);
     if (fd == -ECANCELED || !listener.is_open()) break;
@@ -48,7 +48,7 @@ net::Task<void> accept_loop(Worker& worker, net::Socket& listener, size_t pool_i
     }
     int one = 1;
     ::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    net::spawn(l7::serve_http(worker, static_cast<int>(fd), pool_index));
+    net::spawn(l7::serve_http(worker, static_cast<int>(fd), listener_index));
   }
 }
 
@@ -68,6 +68,9 @@ Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint
       header_scratch_(config.limits.max_headers),
       random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
+  listeners_routes_.reserve(config.listeners.size());
+  for (const config::Listener& listener : config.listeners)
+    listeners_routes_.emplace_back(listener, pools_);
 }
 
 Worker::~Worker() {
@@ -102,7 +105,7 @@ void Worker::run() {
         std::make_unique<net::Socket>(*reactor_, std::exchange(listen_fds_[i], -1)));
   }
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    net::spawn(accept_loop(*this, *listeners_[i], config_.listeners[i].pool));
+    net::spawn(accept_loop(*this, *listeners_[i], i));
   }
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();

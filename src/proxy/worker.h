@@ -13,6 +13,7 @@
 #include "net/reactor.h"
 #include "net/socket.h"
 #include "proxy/l7/upstream_pool.h"
+#include "proxy/listener_routes.h"
 #include "proxy/pool_state.h"
 
 namespace usher::proxy {
@@ -48,7 +49,7 @@ class Worker {
   l7::UpstreamPool& upstreams() { return upstreams_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   http1::HeadLimits head_limits() const;
-  PoolState& pool(size_t index) { return *pools_[index]; }
+  const ListenerRoutes& listener(size_t index) const { return listeners_routes_[index]; }
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
@@ -67,6 +68,7 @@ class Worker {
 
   const config::Config& config_;
   std::vector<PoolState*> pools_;
+  std::vector<ListenerRoutes> listeners_routes_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;

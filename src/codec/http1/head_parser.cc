@@ -109,6 +109,12 @@ HeaderId classify(std::string_view name) {
       {"via", HeaderId::kVia},
       {"trailer", HeaderId::kTrailer},
       {"idempotency-key", HeaderId::kIdempotencyKey},
+      {"cookie", HeaderId::kCookie},
+      {"set-cookie", HeaderId::kSetCookie},
+      {"x-request-id", HeaderId::kXRequestId},
+      {"x-forwarded-host", HeaderId::kXForwardedHost},
+      {"x-forwarded-port", HeaderId::kXForwardedPort},
+      {"forwarded", HeaderId::kForwarded},
   };
   for (const Known& known : kKnown) {
     if (known.name.size() == name.size() && iequals(known.name, name)) return known.id;

@@ -24,6 +24,12 @@ enum class HeaderId : uint8_t {
   kVia,
   kTrailer,
   kIdempotencyKey,
+  kCookie,
+  kSetCookie,
+  kXRequestId,
+  kXForwardedHost,
+  kXForwardedPort,
+  kForwarded,
 };
 
 struct Header {

@@ -1,7 +1,7 @@
 #include "proxy/l7/head_writer.h"
 
-#include <charconv>
-#include <cstring>
+#include "codec/http1/head_parser.h"
+#include "proxy/l7/head_buffer.h"
 
 namespace usher::proxy::l7 {
 
@@ -10,32 +10,11 @@ namespace {
 using http1::Header;
 using http1::HeaderId;
 
-class Writer {
+// Field lines and framing on top of HeadBuffer.
+class Writer : public HeadBuffer {
  public:
-  Writer(char* out, size_t capacity) : out_(out), capacity_(capacity) {}
-
-  Writer& operator<<(std::string_view s) {
-    if (overflow_ || capacity_ - size_ < s.size()) {
-      overflow_ = true;
-      return *this;
-    }
-    std::memcpy(out_ + size_, s.data(), s.size());
-    size_ += s.size();
-    return *this;
-  }
-  Writer& operator<<(uint64_t n) {
-    char digits[24];
-    auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-    return *this << std::string_view(digits, static_cast<size_t>(end - digits));
-  }
+  using HeadBuffer::HeadBuffer;
   void field(const Header& h) { *this << h.name << ": " << h.value << "\r\n"; }
-  size_t finish() { return overflow_ ? 0 : size_; }
-
- private:
-  char* out_;
-  size_t capacity_;
-  size_t size_ = 0;
-  bool overflow_ = false;
 };
 
 // Fields that describe one connection only and never travel past a proxy.
@@ -61,25 +40,188 @@ void write_framing(Writer& w, const http1::Framing& framing) {
   }
 }
 
+// Removed by the edits: named by `remove` or replaced by `set`.
+bool edited_away(const Header& h, const config::HeaderPolicy* edits) {
+  if (!edits) return false;
+  for (const std::string& name : edits->remove) {
+    if (http1::iequals(h.name, name)) return true;
+  }
+  for (const config::HeaderEdit& edit : edits->set) {
+    if (http1::iequals(h.name, edit.name)) return true;
+  }
+  return false;
+}
+
+void write_template(Writer& w, const config::HeaderTemplate& value, const TemplateValues& values) {
+  using Variable = config::HeaderTemplate::Variable;
+  for (const auto& part : value.parts) {
+    switch (part.variable) {
+      case Variable::kNone:
+        w << part.literal;
+        break;
+      case Variable::kClientIp:
+        w << values.client_ip;
+        break;
+      case Variable::kRequestId:
+        w << values.request_id;
+        break;
+      case Variable::kBackend:
+        w << values.backend;
+        break;
+    }
+  }
+}
+
+void write_added(Writer& w, const config::HeaderPolicy* edits, const TemplateValues& values) {
+  if (!edits) return;
+  for (const auto* list : {&edits->set, &edits->add}) {
+    for (const config::HeaderEdit& edit : *list) {
+      w << edit.name << ": ";
+      write_template(w, edit.value, values);
+      w << "\r\n";
+    }
+  }
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// A Cookie field without the sticky cookie (insert mode) or with its "id~" removed (prefix
+// mode); nothing at all when no other cookie remains.
+void write_cookie(Writer& w, const Header& h, const StickyCookie& sticky) {
+  bool first = true;
+  for (std::string_view list = h.value; !list.empty();) {
+    size_t end = list.find(';');
+    std::string_view pair = trim(list.substr(0, end));
+    list = end == std::string_view::npos ? std::string_view() : list.substr(end + 1);
+    size_t eq = pair.find('=');
+    if (pair.empty()) continue;
+    if (pair.substr(0, eq) == sticky.name) {
+      if (!sticky.prefix_mode || eq == std::string_view::npos) continue;
+      std::string_view value = pair.substr(eq + 1);
+      size_t tilde = value.find('~');
+      if (tilde != std::string_view::npos) value.remove_prefix(tilde + 1);
+      w << (first ? "Cookie: " : "; ") << sticky.name << "=" << value;
+    } else {
+      w << (first ? "Cookie: " : "; ") << pair;
+    }
+    first = false;
+  }
+  if (!first) w << "\r\n";
+}
+
+// Forwarded's node syntax quotes IPv6 addresses in brackets (RFC 7239 §6).
+void write_forwarded_for(Writer& w, std::string_view ip) {
+  if (ip.find(':') != std::string_view::npos) {
+    w << "for=\"[" << ip << "]\"";
+  } else {
+    w << "for=" << ip;
+  }
+}
+
+struct ForwardingFields {
+  const Header* proto = nullptr;
+  const Header* host = nullptr;
+  const Header* port = nullptr;
+  const Header* request_host = nullptr;
+};
+
+void write_forwarding(Writer& w, const http1::RequestHead& head, const RequestRewrite& rewrite,
+                      const ForwardingFields& kept) {
+  w << "X-Forwarded-For: ";
+  if (rewrite.trusted_peer) {
+    for (const Header& h : head.headers) {
+      if (h.id == HeaderId::kXForwardedFor && !trim(h.value).empty()) w << trim(h.value) << ", ";
+    }
+  }
+  w << rewrite.peer_ip << "\r\n";
+  w << "X-Forwarded-Proto: " << (kept.proto ? kept.proto->value : "http") << "\r\n";
+  if (kept.host) {
+    w << "X-Forwarded-Host: " << kept.host->value << "\r\n";
+  } else if (kept.request_host) {
+    w << "X-Forwarded-Host: " << kept.request_host->value << "\r\n";
+  }
+  w << "X-Forwarded-Port: " << (kept.port ? kept.port->value : rewrite.port) << "\r\n";
+  if (rewrite.forwarded) {
+    w << "Forwarded: ";
+    if (rewrite.trusted_peer) {
+      for (const Header& h : head.headers) {
+        if (h.id == HeaderId::kForwarded && !trim(h.value).empty()) w << trim(h.value) << ", ";
+      }
+    }
+    write_forwarded_for(w, rewrite.peer_ip);
+    if (kept.request_host) w << ";host=\"" << kept.request_host->value << "\"";
+    w << ";proto=http\r\n";
+  }
+  if (!rewrite.request_id.empty()) w << "X-Request-Id: " << rewrite.request_id << "\r\n";
+}
+
+// Whether the request field is dropped here because usher writes its own version.
+bool replaced_by_usher(const Header& h, const RequestRewrite& rewrite, ForwardingFields& kept) {
+  switch (h.id) {
+    case HeaderId::kContentLength:
+    case HeaderId::kXForwardedFor:
+      return true;
+    case HeaderId::kXForwardedProto:
+      if (rewrite.trusted_peer && !kept.proto) kept.proto = &h;
+      return true;
+    case HeaderId::kXForwardedHost:
+      if (rewrite.trusted_peer && !kept.host) kept.host = &h;
+      return true;
+    case HeaderId::kXForwardedPort:
+      if (rewrite.trusted_peer && !kept.port) kept.port = &h;
+      return true;
+    case HeaderId::kForwarded:
+      return rewrite.forwarded || !rewrite.trusted_peer;
+    case HeaderId::kXRequestId:
+      return !rewrite.request_id.empty();
+    case HeaderId::kExpect:
+      return rewrite.strip_expect;
+    case HeaderId::kHost:
+      kept.request_host = &h;
+      return false;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 size_t write_request_head(const http1::RequestHead& head, const RequestRewrite& rewrite, char* out,
                           size_t capacity) {
   Writer w(out, capacity);
-  w << head.method_text << " " << head.target << " HTTP/1.1\r\n";
+  w << head.method_text << " " << rewrite.new_prefix << head.target.substr(rewrite.strip)
+    << " HTTP/1.1\r\n";
+  ForwardingFields kept;
   for (const Header& h : head.headers) {
-    if (hop_by_hop(h) || h.id == HeaderId::kContentLength || h.id == HeaderId::kXForwardedProto) {
+    if (hop_by_hop(h) || replaced_by_usher(h, rewrite, kept) || edited_away(h, rewrite.edits))
+      continue;
+    if (h.id == HeaderId::kCookie && !rewrite.sticky.name.empty()) {
+      write_cookie(w, h, rewrite.sticky);
       continue;
     }
-    if (h.id == HeaderId::kExpect && rewrite.strip_expect) continue;
     w.field(h);
   }
   write_framing(w, head.framing);
   if (head.upgrade) w << "Connection: upgrade\r\nUpgrade: " << head.upgrade_protocol << "\r\n";
-  w << "X-Forwarded-For: " << rewrite.client_ip << "\r\n";
-  w << "X-Forwarded-Proto: http\r\nVia: 1.1 usher\r\n\r\n";
+  write_forwarding(w, head, rewrite, kept);
+  write_added(w, rewrite.edits, rewrite.values);
+  w << "Via: 1.1 usher\r\n\r\n";
   return w.finish();
 }
+
+namespace {
+
+bool is_sticky_set_cookie(const Header& h, const StickyCookie& sticky) {
+  if (h.id != HeaderId::kSetCookie || sticky.name.empty()) return false;
+  std::string_view value = trim(h.value);
+  return value.starts_with(sticky.name) && value.substr(sticky.name.size()).starts_with('=');
+}
+
+}  // namespace
 
 size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrite& rewrite,
                            char* out, size_t capacity) {
@@ -88,9 +230,18 @@ size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrit
   // A bodiless response (HEAD, 204, 304) keeps its Content-Length: it describes the resource,
   // not this message's framing.
   bool reframed = head.framing.kind != http1::Framing::Kind::kNone;
+  const bool final = !rewrite.interim;
   for (const Header& h : head.headers) {
     if (hop_by_hop(h) && !(head.status == 101 && h.id == HeaderId::kUpgrade)) continue;
     if (reframed && h.id == HeaderId::kContentLength) continue;
+    if (final && !rewrite.request_id.empty() && h.id == HeaderId::kXRequestId) continue;
+    if (final && edited_away(h, rewrite.edits)) continue;
+    if (final && is_sticky_set_cookie(h, rewrite.sticky_prefix)) {
+      std::string_view value = trim(h.value);
+      w << "Set-Cookie: " << rewrite.sticky_prefix.name << "=" << rewrite.backend_id << "~"
+        << value.substr(rewrite.sticky_prefix.name.size() + 1) << "\r\n";
+      continue;
+    }
     w.field(h);
   }
   if (!rewrite.dechunk) write_framing(w, head.framing);
@@ -100,6 +251,11 @@ size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrit
     w << "Connection: close\r\n";
   } else if (rewrite.client_http10) {
     w << "Connection: keep-alive\r\n";
+  }
+  if (final) {
+    w << rewrite.set_cookie;
+    if (!rewrite.request_id.empty()) w << "X-Request-Id: " << rewrite.request_id << "\r\n";
+    write_added(w, rewrite.edits, rewrite.values);
   }
   w << "Via: 1.1 usher\r\n\r\n";
   return w.finish();

@@ -1,15 +1,39 @@
 #pragma once
 // Serialises the heads usher forwards: hop-by-hop fields removed (RFC 9110 §7.6.1), framing
-// re-emitted in one normalised form, forwarding fields added. Writes into a caller buffer with
-// no allocation; returns false when the head does not fit.
+// re-emitted in one normalised form, forwarding fields and the route's header edits applied.
+// Writes into a caller buffer with no allocation.
 #include <string_view>
 
 #include "codec/http1/message.h"
+#include "config/config.h"
 
 namespace usher::proxy::l7 {
 
-struct RequestRewrite {
+// The values ${...} in header edits stand for.
+struct TemplateValues {
   std::string_view client_ip;
+  std::string_view request_id;
+  std::string_view backend;
+};
+
+// The sticky cookie as it travels: removed from requests (insert mode) or unprefixed (prefix
+// mode, "id~value" -> "value").
+struct StickyCookie {
+  std::string_view name;
+  bool prefix_mode = false;
+};
+
+struct RequestRewrite {
+  std::string_view peer_ip;  // the connection's peer, appended to X-Forwarded-For
+  bool trusted_peer = false;  // keep and extend the peer's X-Forwarded-* and Forwarded fields
+  bool forwarded = false;     // write RFC 7239 Forwarded
+  std::string_view port;      // the listener's port, for X-Forwarded-Port
+  std::string_view request_id;  // when set, replaces any X-Request-Id
+  size_t strip = 0;             // leading target bytes replaced by new_prefix
+  std::string_view new_prefix;
+  StickyCookie sticky;
+  const config::HeaderPolicy* edits = nullptr;
+  TemplateValues values;
   bool strip_expect = false;  // usher answers 100-continue itself
 };
 
@@ -21,6 +45,13 @@ struct ResponseRewrite {
   bool client_keep_alive = true;
   bool client_http10 = false;
   bool dechunk = false;  // the body is sent decoded and delimited by close (HTTP/1.0 clients)
+  bool interim = false;  // a 1xx before the final response: no edits, no cookies
+  std::string_view set_cookie;  // a whole "Set-Cookie: ...\r\n" line to add (sticky insert)
+  StickyCookie sticky_prefix;   // prefix mode: the application's cookie gets "id~" in front
+  std::string_view backend_id;
+  std::string_view request_id;  // echoed as X-Request-Id
+  const config::HeaderPolicy* edits = nullptr;
+  TemplateValues values;
 };
 
 size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrite& rewrite,

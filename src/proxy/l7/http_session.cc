@@ -13,10 +13,12 @@
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/head_writer.h"
+#include "proxy/l7/local_response.h"
 #include "proxy/l7/request_key.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
 #include "proxy/worker.h"
+#include "route/fields.h"
 
 namespace usher::proxy::l7 {
 
@@ -26,20 +28,38 @@ using http1::Framing;
 using http1::ParseStatus;
 
 struct Client {
-  Client(Worker& w, int fd) : worker(w), socket(w.reactor(), fd) { link.client = &socket; }
+  Client(Worker& w, int fd, const ListenerRoutes& r) : worker(w), routes(r), socket(w.reactor(), fd) {
+    link.client = &socket;
+  }
 
   uint64_t after(Millis timeout) const { return worker.reactor().now_ms() + timeout.count(); }
   std::string_view unread() const { return {in.begin(), in.size()}; }
   std::string_view ip() const { return {ip_text, ip_length}; }
 
   Worker& worker;
+  const ListenerRoutes& routes;
   net::Socket socket;
   net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
   SessionLink link;
   char ip_text[INET6_ADDRSTRLEN] = {};
   uint8_t ip_length = 0;
-  bool linger = false;  // an error response was sent: close gently
+  bool trusted_peer = false;  // in the listener's trusted_proxies
+  bool linger = false;        // an error response was sent: close gently
 };
+
+// A short text kept with the request after its head buffer is gone.
+template <size_t N>
+struct ShortText {
+  char data[N];
+  uint8_t size = 0;
+  std::string_view view() const { return {data, size}; }
+  void assign(std::string_view text) {
+    size = static_cast<uint8_t>(std::min(text.size(), N));
+    std::copy_n(text.data(), size, data);
+  }
+};
+
+constexpr size_t kMaxRequestIdLength = 128;
 
 // What outlives the request head once it has been serialised for the backend.
 struct RequestInfo {
@@ -51,6 +71,12 @@ struct RequestInfo {
   bool expect_continue = false;
   bool upgrade = false;
   uint64_t key_hash = 0;  // for hash-based pools
+  const RouteTarget* target = nullptr;
+  bool local = false;  // the head buffer holds usher's own complete response, not a request
+  uint32_t sticky_backend = balance::kNoBackend;  // named by the request's sticky cookie
+  bool https_client = false;  // a trusted proxy says the client came over HTTPS
+  ShortText<INET6_ADDRSTRLEN> client_ip;  // the real client, after trusted proxies
+  ShortText<kMaxRequestIdLength> request_id;
 
   bool marked_idempotent = false;  // carries an Idempotency-Key: the client allows a replay
 
@@ -82,12 +108,20 @@ enum class SendResult : uint8_t { kOk, kUpstreamFailed, kClientFailed, kClientBa
 // looks exactly like this, so such a request may be replayed on a fresh connection).
 enum class HeadResult : uint8_t { kOk, kNothing, kTimeout, kBroken, kClientFailed };
 
-void record_peer_ip(Client& c) {
+bool trusted(const ListenerRoutes& routes, const IpBytes& ip) {
+  for (const IpRange& range : routes.config.trusted_proxies) {
+    if (range.contains(ip)) return true;
+  }
+  return false;
+}
+
+void record_peer(Client& c) {
   sockaddr_storage peer{};
   socklen_t len = sizeof peer;
   if (::getpeername(c.socket.fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    c.ip_length = static_cast<uint8_t>(
-        format_ip(reinterpret_cast<sockaddr*>(&peer), c.ip_text, sizeof c.ip_text));
+    const auto* address = reinterpret_cast<const sockaddr*>(&peer);
+    c.ip_length = static_cast<uint8_t>(format_ip(address, c.ip_text, sizeof c.ip_text));
+    c.trusted_peer = trusted(c.routes, IpBytes::from_sockaddr(address));
   }
 }
 
@@ -137,10 +171,235 @@ net::Task<bool> await_request_bytes(Client& c, bool first) {
   co_return true;
 }
 
-// Reads and parses one request head, and serialises it for the backend into `out`.
+// The fields the router and the header policy read, found in one pass.
+struct RequestFields {
+  std::string_view host;
+  std::string_view request_id;
+  std::string_view forwarded_proto;  // from a trusted peer only
+  bool idempotency_key = false;
+};
+
+RequestFields scan_fields(const http1::RequestHead& head, bool trusted_peer) {
+  RequestFields f;
+  for (const http1::Header& h : head.headers) {
+    switch (h.id) {
+      case http1::HeaderId::kHost:
+        f.host = h.value;
+        break;
+      case http1::HeaderId::kXRequestId:
+        if (f.request_id.empty()) f.request_id = h.value;
+        break;
+      case http1::HeaderId::kXForwardedProto:
+        if (trusted_peer && f.forwarded_proto.empty()) f.forwarded_proto = h.value;
+        break;
+      case http1::HeaderId::kIdempotencyKey:
+        f.idempotency_key = true;
+        break;
+      default:
+        break;
+    }
+  }
+  return f;
+}
+
+// Request ids from clients are kept when they are short and plain; anything else is replaced,
+// so that logs and backends never see control characters or megabyte-long ids.
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > kMaxRequestIdLength) return false;
+  for (char ch : id) {
+    bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':' || ch == '+' || ch == '/' ||
+              ch == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A random UUID (version 4) as text.
+void generate_request_id(Worker& w, ShortText<kMaxRequestIdLength>& out) {
+  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;          // version 4
+  uint64_t low = (w.random() & ~(3ULL << 62)) | (2ULL << 62);    // RFC 4122 variant
+  char text[37];
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(high >> 32), static_cast<unsigned>((high >> 16) & 0xffff),
+                static_cast<unsigned>(high & 0xffff), static_cast<unsigned>(low >> 48),
+                static_cast<unsigned long long>(low & 0xffffffffffffULL));
+  out.assign({text, 36});
+}
+
+// The real client behind trusted proxies: walking X-Forwarded-For from the right, the first
+// address that is not itself a trusted proxy (nginx's real_ip_recursive).
+std::string_view real_client_ip(const Client& c, const http1::RequestHead& head) {
+  std::string_view client = c.ip();
+  if (!c.trusted_peer) return client;
+  for (size_t i = head.headers.size(); i-- > 0;) {
+    const http1::Header& h = head.headers[i];
+    if (h.id != http1::HeaderId::kXForwardedFor) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.rfind(',');
+      std::string_view element = list.substr(comma == std::string_view::npos ? 0 : comma + 1);
+      list = list.substr(0, comma == std::string_view::npos ? 0 : comma);
+      while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
+        element.remove_prefix(1);
+      while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
+        element.remove_suffix(1);
+      if (element.empty()) continue;
+      IpBytes ip = IpBytes::from_text(element);
+      if (ip.family == 0) return client;
+      client = element;
+      if (!trusted(c.routes, ip)) return client;
+    }
+  }
+  return client;
+}
+
+// What every local response shares: the request id, and the connection ends when the request
+// came with a body usher did not read.
+LocalResponse local_response_for(const RequestInfo& info) {
+  LocalResponse response;
+  response.request_id = info.request_id.view();
+  response.close = !info.keep_alive || !info.replayable();
+  response.head_only = info.method == http1::Method::kHead;
+  return response;
+}
+
+// The Location of a redirect route, from its parts and the request's.
+size_t write_redirect(const config::Redirect& r, const route::RequestView& view,
+                      std::string_view host_field, const RequestInfo& info, net::Buffer& out) {
+  const std::string_view request_scheme = info.https_client ? "https" : "http";
+  const std::string_view scheme = r.scheme.empty() ? request_scheme : r.scheme;
+  // A new scheme means a new default port: the request's port would be wrong.
+  const std::string_view host = !r.host.empty()             ? std::string_view(r.host)
+                                : scheme != request_scheme ? view.host
+                                                           : host_field;
+  const std::string_view path = r.path.empty() ? view.path : std::string_view(r.path);
+  const bool query = !view.query.empty();
+  const std::string_view location[] = {scheme, "://", host, path, query ? "?" : "",
+                                       query ? view.query : ""};
+  LocalResponse response = local_response_for(info);
+  response.status = r.status;
+  response.location = location;
+  return write_local_response(response, out.data(), out.capacity());
+}
+
+size_t write_fixed(const config::FixedResponse& r, const RequestInfo& info, net::Buffer& out) {
+  LocalResponse response = local_response_for(info);
+  response.status = r.status;
+  response.content_type = r.content_type;
+  response.body = r.body;
+  return write_local_response(response, out.data(), out.capacity());
+}
+
+// Where the path rewrite of a route applies: the target sent is new_prefix followed by the
+// target after `strip` bytes (an absolute-form target becomes origin-form).
+void plan_rewrite(const config::Route& route, const http1::RequestHead& head,
+                  std::string_view path, RequestRewrite& rewrite) {
+  const std::string_view prefix =
+      route.prefix_rewrite.empty() ? route.strip_prefix : route.match.path->text;
+  if (prefix.empty() || !path.starts_with(prefix)) return;
+  rewrite.strip = static_cast<size_t>(path.data() - head.target.data()) + prefix.size();
+  rewrite.new_prefix = route.prefix_rewrite;
+  if (rewrite.new_prefix.empty() && !head.target.substr(rewrite.strip).starts_with('/'))
+    rewrite.new_prefix = "/";
+}
+
+// The sticky cookie names a backend of this pool: remember which.
+void read_sticky(const PoolState& pool, const http1::RequestHead& head, RequestInfo& info,
+                 RequestRewrite& rewrite) {
+  const config::Sticky& sticky = *pool.config.sticky;
+  rewrite.sticky = {sticky.cookie, sticky.mode == config::Sticky::Mode::kPrefix};
+  auto value = route::find_cookie(head.headers, sticky.cookie);
+  if (!value) return;
+  std::string_view id = *value;
+  if (rewrite.sticky.prefix_mode) id = id.substr(0, id.find('~'));
+  info.sticky_backend = pool.sticky_backend(id);
+}
+
+// Serialises the head for the backend of a pool route. Returns 0 or the status to answer.
+int write_forwarded_head(Client& c, const http1::RequestHead& head, const route::RequestView& view,
+                         RequestInfo& info, net::Buffer& out) {
+  const ListenerRoutes& routes = c.routes;
+  const config::Route& route = *info.target->config;
+  PoolState& pool = *info.target->pool;
+  RequestRewrite rewrite;
+  rewrite.peer_ip = c.ip();
+  rewrite.trusted_peer = c.trusted_peer;
+  rewrite.forwarded = routes.config.forwarded;
+  rewrite.port = routes.port;
+  rewrite.request_id = info.request_id.view();
+  rewrite.strip_expect = head.expect_continue;
+  if (!route.request_headers.empty()) rewrite.edits = &route.request_headers;
+  rewrite.values = {info.client_ip.view(), info.request_id.view(), {}};
+  plan_rewrite(route, head, view.path, rewrite);
+  if (pool.config.sticky) read_sticky(pool, head, info, rewrite);
+  if (pool.key_source == balance::KeySource::kHash) {
+    info.key_hash = request_key_hash(head, pool.config.hash_key, info.client_ip.view());
+  }
+  size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
+  if (n == 0) return 431;
+  out.commit(n);
+  return 0;
+}
+
+// Routes a parsed request and serialises what is sent next: the head for the backend, or
+// usher's own complete response. Returns 0 or the status of an error to answer.
+int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
+                    net::Buffer& out) {
+  Worker& w = c.worker;
+  const ListenerRoutes& routes = c.routes;
+  const RequestFields fields = scan_fields(head, c.trusted_peer);
+  info.body_kind = head.framing.kind;
+  info.body_length = head.framing.length;
+  info.method = head.method;
+  info.http10 = head.version_minor == 0;
+  info.keep_alive = head.keep_alive;
+  info.expect_continue = head.expect_continue;
+  info.upgrade = head.upgrade;
+  info.marked_idempotent = fields.idempotency_key;
+  info.https_client = http1::iequals(fields.forwarded_proto, "https");
+  info.client_ip.assign(real_client_ip(c, head));
+  if (routes.config.request_id) {
+    if (valid_request_id(fields.request_id)) {
+      info.request_id.assign(fields.request_id);
+    } else {
+      generate_request_id(w, info.request_id);
+    }
+  }
+  char host[route::kMaxHost];
+  route::RequestView view{head.method_text, route::normalize_host(fields.host, host), {}, {},
+                          head.headers};
+  route::split_target(head.target, view.path, view.query);
+  const uint32_t index = routes.table.match(view);
+  out = w.buffers().take();
+  size_t n = 0;
+  if (index == route::kNoRoute) {
+    static const config::FixedResponse kNoRoute{404, "no route for this request\n",
+                                                "text/plain; charset=utf-8"};
+    n = write_fixed(kNoRoute, info, out);
+  } else {
+    info.target = &routes.targets[index];
+    const config::Route& route = *info.target->config;
+    switch (route.action) {
+      case config::Route::Action::kPool:
+        return write_forwarded_head(c, head, view, info, out);
+      case config::Route::Action::kRedirect:
+        n = write_redirect(route.redirect, view, fields.host, info, out);
+        break;
+      case config::Route::Action::kRespond:
+        n = write_fixed(route.respond, info, out);
+        break;
+    }
+  }
+  if (n == 0) return 500;
+  out.commit(n);
+  info.local = true;
+  return 0;
+}
+
+// Reads and parses one request head and prepares what follows (see prepare_request).
 // Returns 0, -1 (close quietly) or the HTTP status to answer before closing.
-net::Task<int> read_request_head(Client& c, const PoolState& pool, RequestInfo& info,
-                                 net::Buffer& out) {
+net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out) {
   Worker& w = c.worker;
   const http1::HeadLimits limits = w.head_limits();
   const uint64_t deadline = c.after(w.config().timeouts.header);
@@ -152,24 +411,9 @@ net::Task<int> read_request_head(Client& c, const PoolState& pool, RequestInfo& 
         http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
     if (status == ParseStatus::kError) co_return error.http_status;
     if (status == ParseStatus::kComplete) {
-      out = w.buffers().take();
-      RequestRewrite rewrite{c.ip(), head.expect_continue};
-      size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
-      if (n == 0) co_return 431;
-      out.commit(n);
-      info =
-          RequestInfo{head.framing.kind, head.framing.length,  head.method, head.version_minor == 0,
-                      head.keep_alive,   head.expect_continue, head.upgrade};
-      if (pool.key_source == balance::KeySource::kHash) {
-        info.key_hash = request_key_hash(head, pool.config.hash_key, c.ip());
-      }
-      for (const http1::Header& h : head.headers) {
-        if (h.id == http1::HeaderId::kIdempotencyKey) {
-          info.marked_idempotent = true;
-        }
-      }
+      int prepared = prepare_request(c, head, info, out);
       c.in.consume(head.head_bytes);
-      co_return 0;
+      co_return prepared;
     }
     char* tail = c.in.tail();
     if (c.in.tail_room() == 0) co_return 431;
@@ -232,8 +476,9 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
 // Reads the response head (forwarding interim 1xx responses) and serialises the final head for
 // the client into `out`.
 net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
-                                         const RequestInfo& info, Millis timeout,
-                                         ResponseInfo& response, net::Buffer& out) {
+                                         const RequestInfo& info, const ResponseRewrite& edits,
+                                         Millis timeout, ResponseInfo& response,
+                                         net::Buffer& out) {
   Worker& w = c.worker;
   const http1::HeadLimits limits = w.head_limits();
   size_t scanned = 0;
@@ -257,7 +502,8 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
     }
     bool interim = head.status < 200 && head.status != 101;
     if (head.status == 101 && !info.upgrade) co_return HeadResult::kBroken;
-    ResponseRewrite rewrite;
+    ResponseRewrite rewrite = edits;
+    rewrite.interim = interim;
     rewrite.dechunk = info.http10 && head.framing.kind == Framing::Kind::kChunked;
     rewrite.client_http10 = info.http10;
     rewrite.client_keep_alive = interim || (info.keep_alive && !w.draining() && !rewrite.dechunk &&
@@ -380,6 +626,25 @@ class ActiveRequest {
   std::chrono::steady_clock::time_point started_;
 };
 
+// What the route and the sticky policy change in a response from backend `index`.
+ResponseRewrite response_edits(const RequestInfo& info, const PoolState& pool, uint32_t index) {
+  const config::Route& route = *info.target->config;
+  ResponseRewrite r;
+  r.request_id = info.request_id.view();
+  if (!route.response_headers.empty()) r.edits = &route.response_headers;
+  r.values = {info.client_ip.view(), info.request_id.view(), pool.config.backends[index].name};
+  if (pool.config.sticky) {
+    const StickyBackend& sticky = pool.sticky[index];
+    if (pool.config.sticky->mode == config::Sticky::Mode::kPrefix) {
+      r.sticky_prefix = {pool.config.sticky->cookie, true};
+      r.backend_id = sticky.id;
+    } else if (index != info.sticky_backend) {
+      r.set_cookie = info.https_client ? sticky.set_cookie_secure : sticky.set_cookie;
+    }
+  }
+  return r;
+}
+
 // How one try on one backend ended. Only kDone answered the client; the others say why not,
 // with the status the client gets if no retry follows.
 enum class TryResult : uint8_t { kDone, kConnectFailed, kReset, kTimeout, kRetryStatus };
@@ -396,10 +661,10 @@ struct Try {
 net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
                            net::Buffer& request_head, bool retry_statuses, bool& continue_sent) {
   Worker& w = c.worker;
-  const config::PoolTimeouts& timeouts = pool.config.timeouts;
-  const Millis response_timeout = pool.config.retries.per_try_timeout.count()
-                                      ? pool.config.retries.per_try_timeout
-                                      : timeouts.response;
+  const config::Route& route = *info.target->config;
+  const config::PoolTimeouts& timeouts = route.timeouts;
+  const Millis response_timeout =
+      route.retries.per_try_timeout.count() ? route.retries.per_try_timeout : timeouts.response;
   const uint32_t backend_id = pool.first_backend_id + index;
   const Address& address = pool.snapshot.backends[index].address;
   ActiveRequest active(pool.live, index);
@@ -435,7 +700,8 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     net::Buffer upstream_in = w.buffers().take();
     net::Buffer response_head;
     ResponseInfo response;
-    switch (co_await read_response_head(c, up->socket, upstream_in, info, response_timeout,
+    switch (co_await read_response_head(c, up->socket, upstream_in, info,
+                                        response_edits(info, pool, index), response_timeout,
                                         response, response_head)) {
       case HeadResult::kOk:
         active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
@@ -450,7 +716,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
       case HeadResult::kClientFailed:
         co_return Try{};
     }
-    const auto& statuses = pool.config.retries.statuses;
+    const auto& statuses = route.retries.statuses;
     if (retry_statuses &&
         std::find(statuses.begin(), statuses.end(), response.status) != statuses.end() &&
         pool.retry_budget.try_spend(w.reactor().now_ms())) {
@@ -522,9 +788,12 @@ uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
 net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
                          net::Buffer& request_head) {
   Worker& w = c.worker;
-  const config::Retries& retries = pool.config.retries;
+  const config::Retries& retries = info.target->config->retries;
   pool.retry_budget.on_request();
-  uint32_t index = pick_backend(w, pool, info);
+  // A pinned client stays on its backend while that one is usable.
+  uint32_t index = info.sticky_backend != balance::kNoBackend && pool.live.usable(info.sticky_backend)
+                       ? info.sticky_backend
+                       : pick_backend(w, pool, info);
   bool continue_sent = false;
   for (uint32_t attempt = 1;; ++attempt) {
     if (index == balance::kNoBackend) co_return co_await fail(c, 503);
@@ -548,25 +817,35 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   }
 }
 
+// Sends usher's own response. A request body that was not read ends the connection.
+net::Task<Next> answer_locally(Client& c, const RequestInfo& info, const net::Buffer& response) {
+  if (!co_await write_all(c.socket, {response.begin(), response.size()}, {},
+                          c.after(c.worker.config().timeouts.body))) {
+    co_return Next::kClose;
+  }
+  if (!info.replayable()) c.linger = true;
+  co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
+}
+
 }  // namespace
 
-net::Task<void> serve_http(Worker& worker, int fd, size_t pool_index) {
-  Client c(worker, fd);
+net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
+  Client c(worker, fd, worker.listener(listener_index));
   worker.add_session(c.link);
-  record_peer_ip(c);
-  PoolState& pool = worker.pool(pool_index);
+  record_peer(c);
   for (bool first = true;; first = false) {
     if (!co_await await_request_bytes(c, first)) break;
     RequestInfo info;
     net::Buffer request_head;
-    int status = co_await read_request_head(c, pool, info, request_head);
+    int status = co_await read_request_head(c, info, request_head);
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
       break;
     }
-    Next next = co_await exchange(c, pool, info, request_head);
+    Next next = info.local ? co_await answer_locally(c, info, request_head)
+                           : co_await exchange(c, *info.target->pool, info, request_head);
     if (next == Next::kAbort) abort_connection(c.socket);
-    if (next != Next::kKeepAlive || !info.keep_alive) break;
+    if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }
   if (c.linger && c.socket.is_open()) co_await linger_close(c);
   c.in.release();

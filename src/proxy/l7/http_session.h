@@ -1,6 +1,6 @@
 #pragma once
 // One client connection speaking HTTP/1.x: reads requests, forwards each to a backend of the
-// pool, relays the response, keeps both sides alive when the protocol allows.
+// pool its route names, relays the response, keeps both sides alive when the protocol allows.
 #include "net/task.h"
 
 namespace usher::proxy {
@@ -10,6 +10,6 @@ class Worker;
 namespace usher::proxy::l7 {
 
 // Worker thread only. Owns fd from here on.
-net::Task<void> serve_http(Worker& worker, int fd, size_t pool_index);
+net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index);
 
 }  // namespace usher::proxy::l7

@@ -7,14 +7,9 @@
 
 namespace usher::proxy::l7 {
 
-// Hash of the configured part of the request; a request without it falls back to its client IP,
-// so it still sticks to one backend.
+// Hash of the configured part of the request; a request without it falls back to its client IP
+// (the real client's, after trusted proxies), so it still sticks to one backend.
 uint64_t request_key_hash(const http1::RequestHead& head, const config::HashKey& key,
                           std::string_view client_ip);
-
-// The value of cookie `name` in a Cookie header value, or empty.
-std::string_view find_cookie(std::string_view cookie_header, std::string_view name);
-// The raw value of query parameter `name` in a request target, or empty.
-std::string_view find_query(std::string_view target, std::string_view name);
 
 }  // namespace usher::proxy::l7

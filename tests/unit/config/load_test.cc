@@ -52,7 +52,8 @@ TEST(Config, LoadsAValidFile) {
   EXPECT_EQ(l.config.pools[0].backends[0].weight, 5u);
   EXPECT_EQ(l.config.pools[0].backends[1].address.to_string(), "127.0.0.1:9002");
   EXPECT_EQ(l.config.pools[0].timeouts.connect, Millis(250));
-  EXPECT_EQ(l.config.listeners[0].pool, 0u);
+  ASSERT_EQ(l.config.listeners[0].routes.size(), 1u);
+  EXPECT_EQ(l.config.listeners[0].routes[0].pool, 0u);
   ASSERT_TRUE(l.config.pools[0].health.has_value());
   const HealthCheck& h = *l.config.pools[0].health;
   EXPECT_EQ(h.path, "/healthz");

@@ -1,0 +1,122 @@
+#pragma once
+// Internal to src/config: reads YAML nodes into Config fields, recording every problem as
+// "FILE:LINE:COL: message".
+#include <yaml-cpp/yaml.h>
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+
+#include "config/config.h"
+
+namespace usher::config {
+
+// Reads YAML nodes into Config fields, recording every problem with its position.
+class Reader {
+ public:
+  Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
+
+  void error(const YAML::Mark& mark, const std::string& message) {
+    std::ostringstream out;
+    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
+    errors_.messages.push_back(out.str());
+  }
+
+  bool expect_map(const YAML::Node& node, const char* what) {
+    if (node.IsMap()) return true;
+    error(node.Mark(), std::string(what) + " must be a mapping");
+    return false;
+  }
+
+  bool expect_sequence(const YAML::Node& node, const char* what) {
+    if (node.IsSequence()) return true;
+    error(node.Mark(), std::string(what) + " must be a list");
+    return false;
+  }
+
+  void check_keys(const YAML::Node& map, std::initializer_list<const char*> allowed,
+                  const char* where) {
+    for (const auto& entry : map) {
+      auto key = entry.first.as<std::string>();
+      bool known = false;
+      for (const char* name : allowed) known = known || key == name;
+      if (!known) {
+        std::string list;
+        for (const char* name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+        error(entry.first.Mark(),
+              "unknown key '" + key + "' in " + where + " (known: " + list + ")");
+      }
+    }
+  }
+
+  bool scalar(const YAML::Node& node, const char* what, std::string& out) {
+    if (!node.IsScalar()) {
+      error(node.Mark(), std::string(what) + " must be a single value");
+      return false;
+    }
+    out = node.Scalar();
+    return true;
+  }
+
+  void duration(const YAML::Node& node, const char* what, Millis& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = parse_duration(text);
+    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
+    if (parsed->count() == 0) return error(node.Mark(), std::string(what) + " must be above 0");
+    out = *parsed;
+  }
+
+  void size(const YAML::Node& node, const char* what, size_t& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = parse_size(text);
+    if (!parsed) return error(node.Mark(), std::string(what) + ": " + parsed.error().message);
+    if (*parsed == 0) return error(node.Mark(), std::string(what) + " must be above 0");
+    out = *parsed;
+  }
+
+  void unsigned_number(const YAML::Node& node, const char* what, uint64_t max, unsigned& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    char* end = nullptr;
+    unsigned long long value = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || *end != '\0' || text[0] == '-' || value > max) {
+      return error(node.Mark(), std::string(what) + " must be a whole number from 0 to " +
+                                    std::to_string(max) + ", not '" + text + "'");
+    }
+    out = static_cast<unsigned>(value);
+  }
+
+  void address(const YAML::Node& node, const char* what, Address& out) {
+    std::string text;
+    if (!scalar(node, what, text)) return;
+    auto parsed = Address::parse(text);
+    if (!parsed) return error(node.Mark(), parsed.error().message);
+    out = *parsed;
+  }
+
+ private:
+  std::string file_;
+  Errors& errors_;
+};
+
+// RFC 9110 token: header, cookie and method names.
+inline bool is_http_token(std::string_view text) {
+  constexpr std::string_view kSymbols = "!#$%&'*+-.^_`|~";
+  for (char c : text) {
+    bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && kSymbols.find(c) == std::string_view::npos) return false;
+  }
+  return !text.empty();
+}
+inline bool is_cookie_name(std::string_view text) { return is_http_token(text); }
+
+// Shared by the pool and route readers.
+PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base);
+Retries read_retries(Reader& r, const YAML::Node& node, Retries base);
+
+// Listeners come after pools: their routes name pools and inherit pool settings.
+Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);
+
+}  // namespace usher::config

@@ -1,0 +1,417 @@
+// Listeners and their routes: match conditions, actions, path rewrites, per-route overrides and
+// header policies. Regular expressions are compiled here once so that a bad one is reported
+// with its position; the router compiles its own copies per worker.
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "config/reader.h"
+
+namespace usher::config {
+
+namespace {
+
+// Fields usher writes itself; edits would duplicate or contradict them, and framing fields
+// would make the forwarded message ambiguous.
+constexpr std::string_view kRequestOwned[] = {
+    "content-length", "transfer-encoding", "connection",        "keep-alive",
+    "upgrade",        "te",                "proxy-connection",  "expect",
+    "via",            "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
+    "x-forwarded-port", "forwarded",       "x-request-id",
+};
+constexpr std::string_view kResponseOwned[] = {
+    "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+    "te",             "via",               "x-request-id",
+};
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+bool valid_regex(Reader& r, const YAML::Node& node, const std::string& pattern) {
+  RE2 compiled(pattern, RE2::Quiet);
+  if (compiled.ok()) return true;
+  r.error(node.Mark(), "invalid regular expression '" + pattern + "': " + compiled.error());
+  return false;
+}
+
+// "api.example.com" exact, "*.example.com" any subdomain, "admin.*" any domain below "admin".
+void read_host(Reader& r, const YAML::Node& node, std::string& out) {
+  if (!r.scalar(node, "host", out)) return;
+  out = lowercase(out);
+  std::string_view core = out;
+  if (core.starts_with("*.")) core.remove_prefix(2);
+  if (core.ends_with(".*") && core.size() != out.size()) core = {};  // both ends: not allowed
+  if (core.ends_with(".*")) core.remove_suffix(2);
+  bool ok = !core.empty() && core.find('*') == std::string_view::npos &&
+            core.find(':') == std::string_view::npos;
+  if (!ok) {
+    r.error(node.Mark(), "host '" + out +
+                             "' must be a name ('api.example.com'), a suffix ('*.example.com') or "
+                             "a prefix ('admin.*'), without a port");
+  }
+}
+
+void read_path(Reader& r, const YAML::Node& node, const char* key, StringMatch::Kind kind,
+               std::optional<StringMatch>& out) {
+  if (out) return r.error(node.Mark(), "give only one of path, path_prefix and path_regex");
+  StringMatch match{kind, {}};
+  if (!r.scalar(node, key, match.text)) return;
+  if (kind == StringMatch::Kind::kRegex) {
+    if (!valid_regex(r, node, match.text)) return;
+  } else if (!match.text.starts_with('/')) {
+    return r.error(node.Mark(), std::string(key) + " must start with '/'");
+  }
+  out = std::move(match);
+}
+
+void read_methods(Reader& r, const YAML::Node& node, std::vector<std::string>& out) {
+  auto one = [&](const YAML::Node& item) {
+    std::string method;
+    if (!r.scalar(item, "method", method)) return;
+    if (!is_http_token(method)) return r.error(item.Mark(), "'" + method + "' is not a method");
+    out.push_back(method);
+  };
+  if (node.IsSequence()) {
+    for (const auto& item : node) one(item);
+  } else {
+    one(node);
+  }
+}
+
+// [{ name: X, value | prefix | regex: ... }]; a name alone asks only for presence.
+void read_named(Reader& r, const YAML::Node& node, const char* what, bool token_names,
+                std::vector<NamedMatch>& out) {
+  if (!r.expect_sequence(node, what)) return;
+  for (const auto& item : node) {
+    if (!r.expect_map(item, what)) continue;
+    r.check_keys(item, {"name", "value", "prefix", "regex"}, what);
+    NamedMatch match;
+    if (!item["name"]) {
+      r.error(item.Mark(), std::string(what) + " condition needs a 'name'");
+      continue;
+    }
+    if (!r.scalar(item["name"], "name", match.name)) continue;
+    if (token_names && !is_http_token(match.name)) {
+      r.error(item["name"].Mark(), "'" + match.name + "' is not a valid name");
+    }
+    int given = 0;
+    for (auto [key, kind] : {std::pair{"value", StringMatch::Kind::kExact},
+                             std::pair{"prefix", StringMatch::Kind::kPrefix},
+                             std::pair{"regex", StringMatch::Kind::kRegex}}) {
+      if (!item[key]) continue;
+      ++given;
+      match.value.kind = kind;
+      r.scalar(item[key], key, match.value.text);
+      if (kind == StringMatch::Kind::kRegex) valid_regex(r, item[key], match.value.text);
+    }
+    if (given > 1) r.error(item.Mark(), "give only one of value, prefix and regex");
+    out.push_back(std::move(match));
+  }
+}
+
+RouteMatch read_match(Reader& r, const YAML::Node& node) {
+  RouteMatch match;
+  if (!r.expect_map(node, "match")) return match;
+  r.check_keys(node,
+               {"host", "path", "path_prefix", "path_regex", "method", "headers", "query",
+                "cookies"},
+               "match");
+  if (node["host"]) read_host(r, node["host"], match.host);
+  if (node["path"]) read_path(r, node["path"], "path", StringMatch::Kind::kExact, match.path);
+  if (node["path_prefix"]) {
+    read_path(r, node["path_prefix"], "path_prefix", StringMatch::Kind::kPrefix, match.path);
+  }
+  if (node["path_regex"]) {
+    read_path(r, node["path_regex"], "path_regex", StringMatch::Kind::kRegex, match.path);
+  }
+  if (node["method"]) read_methods(r, node["method"], match.methods);
+  if (node["headers"]) read_named(r, node["headers"], "headers", true, match.headers);
+  if (node["query"]) read_named(r, node["query"], "query", false, match.query);
+  if (node["cookies"]) read_named(r, node["cookies"], "cookies", true, match.cookies);
+  return match;
+}
+
+bool matches_everything(const RouteMatch& m) {
+  return m.host.empty() && !m.path && m.methods.empty() && m.headers.empty() && m.query.empty() &&
+         m.cookies.empty();
+}
+
+// "text ${client_ip} more" -> parts; ${backend} only where the backend is known (responses).
+HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response) {
+  HeaderTemplate out;
+  std::string text;
+  if (!r.scalar(node, "header value", text)) return out;
+  if (text.find_first_of("\r\n") != std::string::npos || text.find('\0') != std::string::npos) {
+    r.error(node.Mark(), "a header value cannot contain line breaks or NUL");
+    return out;
+  }
+  using Variable = HeaderTemplate::Variable;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t open = text.find("${", pos);
+    if (open == std::string::npos) {
+      out.parts.push_back({text.substr(pos), Variable::kNone});
+      break;
+    }
+    if (open > pos) out.parts.push_back({text.substr(pos, open - pos), Variable::kNone});
+    size_t close = text.find('}', open);
+    std::string name = close == std::string::npos ? "" : text.substr(open + 2, close - open - 2);
+    Variable variable = name == "client_ip"                ? Variable::kClientIp
+                        : name == "request_id"             ? Variable::kRequestId
+                        : name == "backend" && response    ? Variable::kBackend
+                                                           : Variable::kNone;
+    if (variable == Variable::kNone) {
+      r.error(node.Mark(), "unknown variable in '" + text + "' (available: ${client_ip}, " +
+                               "${request_id}" + (response ? ", ${backend}" : "") + ")");
+      return out;
+    }
+    out.parts.push_back({{}, variable});
+    pos = close + 1;
+  }
+  return out;
+}
+
+void check_edit_name(Reader& r, const YAML::Node& node, const std::string& name, bool response) {
+  if (!is_http_token(name)) return r.error(node.Mark(), "'" + name + "' is not a header name");
+  std::string lower = lowercase(name);
+  auto owned = [&](auto& list) { return std::find(std::begin(list), std::end(list), lower); };
+  bool taken = response ? owned(kResponseOwned) != std::end(kResponseOwned)
+                        : owned(kRequestOwned) != std::end(kRequestOwned);
+  if (taken) {
+    r.error(node.Mark(), name + " is written by usher itself and cannot be edited here" +
+                             (response ? std::string()
+                                       : std::string(" (see trusted_proxies, forwarded and "
+                                                     "request_id on the listener)")));
+  }
+}
+
+HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response) {
+  HeaderPolicy policy;
+  const char* what = response ? "response_headers" : "request_headers";
+  if (!r.expect_map(node, what)) return policy;
+  r.check_keys(node, {"add", "set", "remove"}, what);
+  if (const YAML::Node remove = node["remove"]; remove && r.expect_sequence(remove, "remove")) {
+    for (const auto& item : remove) {
+      std::string name;
+      if (!r.scalar(item, "header name", name)) continue;
+      check_edit_name(r, item, name, response);
+      policy.remove.push_back(name);
+    }
+  }
+  for (auto [key, list] : {std::pair{"set", &policy.set}, std::pair{"add", &policy.add}}) {
+    const YAML::Node edits = node[key];
+    if (!edits || !r.expect_map(edits, key)) continue;
+    for (const auto& entry : edits) {
+      HeaderEdit edit{entry.first.as<std::string>(), {}};
+      check_edit_name(r, entry.first, edit.name, response);
+      edit.value = read_template(r, entry.second, response);
+      list->push_back(std::move(edit));
+    }
+  }
+  return policy;
+}
+
+Redirect read_redirect(Reader& r, const YAML::Node& node) {
+  Redirect redirect;
+  if (!r.expect_map(node, "redirect")) return redirect;
+  r.check_keys(node, {"status", "scheme", "host", "path"}, "redirect");
+  if (node["status"]) {
+    unsigned status = 0;
+    r.unsigned_number(node["status"], "redirect status", 999, status);
+    redirect.status = static_cast<int>(status);
+    constexpr int kAllowed[] = {301, 302, 303, 307, 308};
+    if (std::find(std::begin(kAllowed), std::end(kAllowed), redirect.status) == std::end(kAllowed))
+      r.error(node["status"].Mark(), "redirect status must be 301, 302, 303, 307 or 308");
+  }
+  if (node["scheme"] && r.scalar(node["scheme"], "scheme", redirect.scheme) &&
+      redirect.scheme != "http" && redirect.scheme != "https") {
+    r.error(node["scheme"].Mark(), "redirect scheme must be http or https");
+  }
+  if (node["host"]) r.scalar(node["host"], "host", redirect.host);
+  if (node["path"] && r.scalar(node["path"], "path", redirect.path) &&
+      !redirect.path.starts_with('/')) {
+    r.error(node["path"].Mark(), "redirect path must start with '/'");
+  }
+  for (const std::string* part : {&redirect.host, &redirect.path}) {
+    if (part->find_first_of(" \r\n\t") != std::string::npos)
+      r.error(node.Mark(), "redirect host and path cannot contain spaces or line breaks");
+  }
+  return redirect;
+}
+
+FixedResponse read_respond(Reader& r, const YAML::Node& node) {
+  FixedResponse respond;
+  if (!r.expect_map(node, "respond")) return respond;
+  r.check_keys(node, {"status", "body", "content_type"}, "respond");
+  if (node["status"]) {
+    unsigned status = 0;
+    r.unsigned_number(node["status"], "respond status", 599, status);
+    if (status < 200) r.error(node["status"].Mark(), "respond status must be from 200 to 599");
+    respond.status = static_cast<int>(status);
+  }
+  if (node["body"]) r.scalar(node["body"], "body", respond.body);
+  if (node["content_type"] &&
+      r.scalar(node["content_type"], "content_type", respond.content_type) &&
+      respond.content_type.find_first_of("\r\n") != std::string::npos) {
+    r.error(node["content_type"].Mark(), "content_type cannot contain line breaks");
+  }
+  return respond;
+}
+
+bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools, size_t& out) {
+  std::string name;
+  if (!r.scalar(node, "pool", name)) return false;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    if (pools[i].name == name) {
+      out = i;
+      return true;
+    }
+  }
+  r.error(node.Mark(), "pool '" + name + "' is not defined");
+  return false;
+}
+
+void read_rewrite(Reader& r, const YAML::Node& node, Route& route) {
+  if (node["strip_prefix"] && node["prefix_rewrite"]) {
+    return r.error(node["prefix_rewrite"].Mark(), "give only one of strip_prefix and prefix_rewrite");
+  }
+  if (node["strip_prefix"] && r.scalar(node["strip_prefix"], "strip_prefix", route.strip_prefix) &&
+      !route.strip_prefix.starts_with('/')) {
+    r.error(node["strip_prefix"].Mark(), "strip_prefix must start with '/'");
+  }
+  if (node["prefix_rewrite"] &&
+      r.scalar(node["prefix_rewrite"], "prefix_rewrite", route.prefix_rewrite)) {
+    if (!route.prefix_rewrite.starts_with('/'))
+      r.error(node["prefix_rewrite"].Mark(), "prefix_rewrite must start with '/'");
+    if (!route.match.path || route.match.path->kind != StringMatch::Kind::kPrefix)
+      r.error(node["prefix_rewrite"].Mark(), "prefix_rewrite needs a path_prefix match");
+  }
+}
+
+Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools) {
+  Route route;
+  if (!r.expect_map(node, "a route")) return route;
+  r.check_keys(node,
+               {"match", "pool", "redirect", "respond", "strip_prefix", "prefix_rewrite",
+                "timeouts", "retries", "request_headers", "response_headers"},
+               "route");
+  if (node["match"]) route.match = read_match(r, node["match"]);
+  int actions = (node["pool"] ? 1 : 0) + (node["redirect"] ? 1 : 0) + (node["respond"] ? 1 : 0);
+  if (actions != 1) {
+    r.error(node.Mark(), "a route needs exactly one of 'pool', 'redirect' and 'respond'");
+    return route;
+  }
+  if (node["redirect"]) {
+    route.action = Route::Action::kRedirect;
+    route.redirect = read_redirect(r, node["redirect"]);
+  } else if (node["respond"]) {
+    route.action = Route::Action::kRespond;
+    route.respond = read_respond(r, node["respond"]);
+  }
+  for (const char* key : {"strip_prefix", "prefix_rewrite", "timeouts", "retries",
+                          "request_headers", "response_headers"}) {
+    if (node[key] && route.action != Route::Action::kPool)
+      r.error(node[key].Mark(), std::string(key) + " applies only to routes with a 'pool'");
+  }
+  if (route.action != Route::Action::kPool || !find_pool(r, node["pool"], pools, route.pool)) {
+    return route;
+  }
+  const Pool& pool = pools[route.pool];
+  read_rewrite(r, node, route);
+  route.timeouts = node["timeouts"] ? read_pool_timeouts(r, node["timeouts"], pool.timeouts)
+                                    : pool.timeouts;
+  route.retries =
+      node["retries"] ? read_retries(r, node["retries"], pool.retries) : pool.retries;
+  if (node["request_headers"])
+    route.request_headers = read_header_policy(r, node["request_headers"], false);
+  if (node["response_headers"])
+    route.response_headers = read_header_policy(r, node["response_headers"], true);
+  return route;
+}
+
+void read_routes(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools,
+                 Listener& listener) {
+  if (!r.expect_sequence(node, "routes")) return;
+  if (node.size() == 0) r.error(node.Mark(), "routes is empty: give at least one route");
+  const YAML::Node* catch_all = nullptr;
+  for (const auto& item : node) {
+    if (catch_all) {
+      r.error(item.Mark(), "this route is never used: the route before it matches every request");
+    }
+    listener.routes.push_back(read_route(r, item, pools));
+    if (matches_everything(listener.routes.back().match)) catch_all = &item;
+  }
+}
+
+void read_trusted(Reader& r, const YAML::Node& node, std::vector<IpRange>& out) {
+  if (!r.expect_sequence(node, "trusted_proxies")) return;
+  for (const auto& item : node) {
+    std::string text;
+    if (!r.scalar(item, "trusted proxy", text)) continue;
+    auto range = IpRange::parse(text);
+    if (!range) {
+      r.error(item.Mark(), range.error().message);
+      continue;
+    }
+    out.push_back(*range);
+  }
+}
+
+void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  if (text == "true" || text == "on") {
+    out = true;
+  } else if (text == "false" || text == "off") {
+    out = false;
+  } else {
+    r.error(node.Mark(), std::string(what) + " must be true or false, not '" + text + "'");
+  }
+}
+
+}  // namespace
+
+Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools) {
+  Listener listener;
+  if (!r.expect_map(node, "a listener")) return listener;
+  r.check_keys(node,
+               {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded",
+                "request_id"},
+               "listener");
+  if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
+  if (!node["listen"]) {
+    r.error(node.Mark(), "listener needs a 'listen' address");
+  } else {
+    r.address(node["listen"], "listen", listener.listen);
+  }
+  std::string protocol = "http";
+  if (node["protocol"] && r.scalar(node["protocol"], "protocol", protocol) && protocol != "http") {
+    r.error(node["protocol"].Mark(), "unknown protocol '" + protocol + "' (available: http)");
+  }
+  if (node["routes"]) read_routes(r, node["routes"], pools, listener);
+  if (node["pool"]) {
+    // The listener's pool is the default after any routes.
+    Route fallback;
+    if (find_pool(r, node["pool"], pools, fallback.pool)) {
+      fallback.timeouts = pools[fallback.pool].timeouts;
+      fallback.retries = pools[fallback.pool].retries;
+      if (!listener.routes.empty() && matches_everything(listener.routes.back().match)) {
+        r.error(node["pool"].Mark(), "this pool is never used: the last route matches every request");
+      }
+      listener.routes.push_back(std::move(fallback));
+    }
+  }
+  if (!node["pool"] && !node["routes"]) {
+    r.error(node.Mark(), "listener needs a 'pool' or 'routes'");
+  }
+  if (node["trusted_proxies"]) read_trusted(r, node["trusted_proxies"], listener.trusted_proxies);
+  if (node["forwarded"]) read_flag(r, node["forwarded"], "forwarded", listener.forwarded);
+  if (node["request_id"]) read_flag(r, node["request_id"], "request_id", listener.request_id);
+  return listener;
+}
+
+}  // namespace usher::config
