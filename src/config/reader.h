@@ -110,7 +110,9 @@ inline bool is_http_token(std::string_view text) {
   }
   return !text.empty();
 }
-inline bool is_cookie_name(std::string_view text) { return is_http_token(text); }
+inline bool is_cookie_name(std::string_view text) {
+  return is_http_token(text);
+}
 
 // Shared by the pool and route readers.
 PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base);

@@ -15,14 +15,25 @@ namespace {
 // Fields usher writes itself; edits would duplicate or contradict them, and framing fields
 // would make the forwarded message ambiguous.
 constexpr std::string_view kRequestOwned[] = {
-    "content-length", "transfer-encoding", "connection",        "keep-alive",
-    "upgrade",        "te",                "proxy-connection",  "expect",
-    "via",            "x-forwarded-for",   "x-forwarded-proto", "x-forwarded-host",
-    "x-forwarded-port", "forwarded",       "x-request-id",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "proxy-connection",
+    "expect",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
+    "x-request-id",
 };
 constexpr std::string_view kResponseOwned[] = {
-    "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
-    "te",             "via",               "x-request-id",
+    "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "via",
+    "x-request-id",
 };
 
 std::string lowercase(std::string text) {
@@ -116,10 +127,9 @@ void read_named(Reader& r, const YAML::Node& node, const char* what, bool token_
 RouteMatch read_match(Reader& r, const YAML::Node& node) {
   RouteMatch match;
   if (!r.expect_map(node, "match")) return match;
-  r.check_keys(node,
-               {"host", "path", "path_prefix", "path_regex", "method", "headers", "query",
-                "cookies"},
-               "match");
+  r.check_keys(
+      node, {"host", "path", "path_prefix", "path_regex", "method", "headers", "query", "cookies"},
+      "match");
   if (node["host"]) read_host(r, node["host"], match.host);
   if (node["path"]) read_path(r, node["path"], "path", StringMatch::Kind::kExact, match.path);
   if (node["path_prefix"]) {
@@ -160,10 +170,10 @@ HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response) {
     if (open > pos) out.parts.push_back({text.substr(pos, open - pos), Variable::kNone});
     size_t close = text.find('}', open);
     std::string name = close == std::string::npos ? "" : text.substr(open + 2, close - open - 2);
-    Variable variable = name == "client_ip"                ? Variable::kClientIp
-                        : name == "request_id"             ? Variable::kRequestId
-                        : name == "backend" && response    ? Variable::kBackend
-                                                           : Variable::kNone;
+    Variable variable = name == "client_ip"             ? Variable::kClientIp
+                        : name == "request_id"          ? Variable::kRequestId
+                        : name == "backend" && response ? Variable::kBackend
+                                                        : Variable::kNone;
     if (variable == Variable::kNone) {
       r.error(node.Mark(), "unknown variable in '" + text + "' (available: ${client_ip}, " +
                                "${request_id}" + (response ? ", ${backend}" : "") + ")");
@@ -277,7 +287,8 @@ bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools
 
 void read_rewrite(Reader& r, const YAML::Node& node, Route& route) {
   if (node["strip_prefix"] && node["prefix_rewrite"]) {
-    return r.error(node["prefix_rewrite"].Mark(), "give only one of strip_prefix and prefix_rewrite");
+    return r.error(node["prefix_rewrite"].Mark(),
+                   "give only one of strip_prefix and prefix_rewrite");
   }
   if (node["strip_prefix"] && r.scalar(node["strip_prefix"], "strip_prefix", route.strip_prefix) &&
       !route.strip_prefix.starts_with('/')) {
@@ -322,10 +333,9 @@ Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
   }
   const Pool& pool = pools[route.pool];
   read_rewrite(r, node, route);
-  route.timeouts = node["timeouts"] ? read_pool_timeouts(r, node["timeouts"], pool.timeouts)
-                                    : pool.timeouts;
-  route.retries =
-      node["retries"] ? read_retries(r, node["retries"], pool.retries) : pool.retries;
+  route.timeouts =
+      node["timeouts"] ? read_pool_timeouts(r, node["timeouts"], pool.timeouts) : pool.timeouts;
+  route.retries = node["retries"] ? read_retries(r, node["retries"], pool.retries) : pool.retries;
   if (node["request_headers"])
     route.request_headers = read_header_policy(r, node["request_headers"], false);
   if (node["response_headers"])
@@ -337,13 +347,14 @@ void read_routes(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
                  Listener& listener) {
   if (!r.expect_sequence(node, "routes")) return;
   if (node.size() == 0) r.error(node.Mark(), "routes is empty: give at least one route");
-  const YAML::Node* catch_all = nullptr;
+  bool catch_all_seen = false;
   for (const auto& item : node) {
-    if (catch_all) {
-      r.error(item.Mark(), "this route is never used: the route before it matches every request");
+    if (catch_all_seen) {
+      return r.error(item.Mark(),
+                     "this route is never used: the route before it matches every request");
     }
     listener.routes.push_back(read_route(r, item, pools));
-    if (matches_everything(listener.routes.back().match)) catch_all = &item;
+    catch_all_seen = matches_everything(listener.routes.back().match);
   }
 }
 
@@ -400,7 +411,8 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
       fallback.timeouts = pools[fallback.pool].timeouts;
       fallback.retries = pools[fallback.pool].retries;
       if (!listener.routes.empty() && matches_everything(listener.routes.back().match)) {
-        r.error(node["pool"].Mark(), "this pool is never used: the last route matches every request");
+        r.error(node["pool"].Mark(),
+                "this pool is never used: the last route matches every request");
       }
       listener.routes.push_back(std::move(fallback));
     }

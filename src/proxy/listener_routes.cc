@@ -6,8 +6,8 @@ ListenerRoutes::ListenerRoutes(const config::Listener& listener,
                                const std::vector<PoolState*>& pools)
     : config(listener), table(listener.routes), port(std::to_string(listener.listen.port())) {
   for (const config::Route& route : listener.routes) {
-    targets.push_back({&route, route.action == config::Route::Action::kPool ? pools[route.pool]
-                                                                            : nullptr});
+    targets.push_back(
+        {&route, route.action == config::Route::Action::kPool ? pools[route.pool] : nullptr});
   }
 }
 

@@ -53,7 +53,7 @@ void split_target(std::string_view target, std::string_view& path, std::string_v
     size_t scheme = target.find("://");
     size_t slash = scheme == std::string_view::npos ? target.size() : target.find('/', scheme + 3);
     size_t question = target.find('?', scheme == std::string_view::npos ? 0 : scheme + 3);
-    target = slash < question ? target.substr(slash)
+    target = slash < question                     ? target.substr(slash)
              : question != std::string_view::npos ? target.substr(question)
                                                   : std::string_view();
   }

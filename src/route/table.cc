@@ -165,8 +165,7 @@ uint32_t Table::match(const RequestView& request) const {
   while (true) {
     size_t best = count;
     for (size_t i = 0; i < count; ++i) {
-      if (lists[i].next != lists[i].end &&
-          (best == count || *lists[i].next < *lists[best].next)) {
+      if (lists[i].next != lists[i].end && (best == count || *lists[i].next < *lists[best].next)) {
         best = i;
       }
     }

@@ -178,7 +178,7 @@ class Handler(socketserver.BaseRequestHandler):
                 with Stats.lock:
                     body = json.dumps({"requests": Stats.requests, "connections": Stats.connections})
                 respond(sock, 200, body.encode())
-            elif path == "/echo":
+            elif path.endswith("/echo"):
                 respond(sock, 200, raw)
             elif path == "/big":
                 total = int(query.get("bytes", "0"))
@@ -200,6 +200,10 @@ class Handler(socketserver.BaseRequestHandler):
             elif path == "/sleep":
                 time.sleep(int(query.get("ms", "0")) / 1000)
                 respond(sock, 200, name)
+            elif path == "/set-cookie":
+                cookie = b"%s=%s; Path=/" % (query.get("name", "c").encode(), query.get("value", "v").encode())
+                sock.sendall(b"HTTP/1.1 200 OK\r\nSet-Cookie: " + cookie + b"\r\nContent-Length: %d\r\n\r\n" % len(name)
+                             + name)
             elif path == "/status":
                 respond(sock, int(query.get("code", "200")), name)
             elif path == "/ambiguous":

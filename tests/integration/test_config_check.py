@@ -24,6 +24,18 @@ BROKEN = [
     ("bad duration", "timeouts: { client_idle: 5 sec }\n" + VALID, ":1:26: client_idle: invalid duration '5 sec'"),
     ("zero duration", "timeouts: { drain: 0s }\n" + VALID, ":1:20: drain must be above 0"),
     ("syntax", "listeners: [\n", ":2:1:"),
+    ("bad regex", VALID.replace("pool: web", "routes:\n      - match: { path_regex: \"(x\" }\n        pool: web"),
+     ":6:30: invalid regular expression '(x'"),
+    ("unreachable route", VALID.replace("pool: web", "routes:\n      - pool: web\n      - pool: web"),
+     ":7:9: this route is never used"),
+    ("two actions", VALID.replace("pool: web", "routes:\n      - { pool: web, respond: { status: 200 } }"),
+     ":6:9: a route needs exactly one of 'pool', 'redirect' and 'respond'"),
+    ("owned header", VALID.replace("pool: web", "routes:\n      - { pool: web, request_headers: { set: { Via: x } } }"),
+     ":6:48: Via is written by usher itself"),
+    ("bad variable", VALID.replace("pool: web", "routes:\n      - { pool: web, request_headers: { add: { X-A: '${backend}' } } }"),
+     ":6:53: unknown variable in '${backend}'"),
+    ("bad trusted proxy", VALID.replace("pool: web", "pool: web\n    trusted_proxies: [10.0.0.0/33]"),
+     ":6:23: '10.0.0.0/33' has an invalid prefix length"),
 ]
 
 

@@ -28,7 +28,8 @@ using http1::Framing;
 using http1::ParseStatus;
 
 struct Client {
-  Client(Worker& w, int fd, const ListenerRoutes& r) : worker(w), routes(r), socket(w.reactor(), fd) {
+  Client(Worker& w, int fd, const ListenerRoutes& r)
+      : worker(w), routes(r), socket(w.reactor(), fd) {
     link.client = &socket;
   }
 
@@ -74,8 +75,8 @@ struct RequestInfo {
   const RouteTarget* target = nullptr;
   bool local = false;  // the head buffer holds usher's own complete response, not a request
   uint32_t sticky_backend = balance::kNoBackend;  // named by the request's sticky cookie
-  bool https_client = false;  // a trusted proxy says the client came over HTTPS
-  ShortText<INET6_ADDRSTRLEN> client_ip;  // the real client, after trusted proxies
+  bool https_client = false;                      // a trusted proxy says the client came over HTTPS
+  ShortText<INET6_ADDRSTRLEN> client_ip;          // the real client, after trusted proxies
   ShortText<kMaxRequestIdLength> request_id;
 
   bool marked_idempotent = false;  // carries an Idempotency-Key: the client allows a replay
@@ -217,12 +218,12 @@ bool valid_request_id(std::string_view id) {
 
 // A random UUID (version 4) as text.
 void generate_request_id(Worker& w, ShortText<kMaxRequestIdLength>& out) {
-  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;          // version 4
-  uint64_t low = (w.random() & ~(3ULL << 62)) | (2ULL << 62);    // RFC 4122 variant
+  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;       // version 4
+  uint64_t low = (w.random() & ~(3ULL << 62)) | (2ULL << 62);  // RFC 4122 variant
   char text[37];
-  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx",
-                static_cast<unsigned>(high >> 32), static_cast<unsigned>((high >> 16) & 0xffff),
-                static_cast<unsigned>(high & 0xffff), static_cast<unsigned>(low >> 48),
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(high >> 32),
+                static_cast<unsigned>((high >> 16) & 0xffff), static_cast<unsigned>(high & 0xffff),
+                static_cast<unsigned>(low >> 48),
                 static_cast<unsigned long long>(low & 0xffffffffffffULL));
   out.assign({text, 36});
 }
@@ -270,13 +271,13 @@ size_t write_redirect(const config::Redirect& r, const route::RequestView& view,
   const std::string_view request_scheme = info.https_client ? "https" : "http";
   const std::string_view scheme = r.scheme.empty() ? request_scheme : r.scheme;
   // A new scheme means a new default port: the request's port would be wrong.
-  const std::string_view host = !r.host.empty()             ? std::string_view(r.host)
+  const std::string_view host = !r.host.empty()            ? std::string_view(r.host)
                                 : scheme != request_scheme ? view.host
                                                            : host_field;
   const std::string_view path = r.path.empty() ? view.path : std::string_view(r.path);
   const bool query = !view.query.empty();
-  const std::string_view location[] = {scheme, "://", host, path, query ? "?" : "",
-                                       query ? view.query : ""};
+  const std::string_view location[] = {
+      scheme, "://", host, path, query ? "?" : "", query ? view.query : ""};
   LocalResponse response = local_response_for(info);
   response.status = r.status;
   response.location = location;
@@ -293,8 +294,8 @@ size_t write_fixed(const config::FixedResponse& r, const RequestInfo& info, net:
 
 // Where the path rewrite of a route applies: the target sent is new_prefix followed by the
 // target after `strip` bytes (an absolute-form target becomes origin-form).
-void plan_rewrite(const config::Route& route, const http1::RequestHead& head,
-                  std::string_view path, RequestRewrite& rewrite) {
+void plan_rewrite(const config::Route& route, const http1::RequestHead& head, std::string_view path,
+                  RequestRewrite& rewrite) {
   const std::string_view prefix =
       route.prefix_rewrite.empty() ? route.strip_prefix : route.match.path->text;
   if (prefix.empty() || !path.starts_with(prefix)) return;
@@ -367,8 +368,8 @@ int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info
     }
   }
   char host[route::kMaxHost];
-  route::RequestView view{head.method_text, route::normalize_host(fields.host, host), {}, {},
-                          head.headers};
+  route::RequestView view{
+      head.method_text, route::normalize_host(fields.host, host), {}, {}, head.headers};
   route::split_target(head.target, view.path, view.query);
   const uint32_t index = routes.table.match(view);
   out = w.buffers().take();
@@ -477,8 +478,7 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
 // the client into `out`.
 net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
                                          const RequestInfo& info, const ResponseRewrite& edits,
-                                         Millis timeout, ResponseInfo& response,
-                                         net::Buffer& out) {
+                                         Millis timeout, ResponseInfo& response, net::Buffer& out) {
   Worker& w = c.worker;
   const http1::HeadLimits limits = w.head_limits();
   size_t scanned = 0;
@@ -791,9 +791,10 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   const config::Retries& retries = info.target->config->retries;
   pool.retry_budget.on_request();
   // A pinned client stays on its backend while that one is usable.
-  uint32_t index = info.sticky_backend != balance::kNoBackend && pool.live.usable(info.sticky_backend)
-                       ? info.sticky_backend
-                       : pick_backend(w, pool, info);
+  uint32_t index =
+      info.sticky_backend != balance::kNoBackend && pool.live.usable(info.sticky_backend)
+          ? info.sticky_backend
+          : pick_backend(w, pool, info);
   bool continue_sent = false;
   for (uint32_t attempt = 1;; ++attempt) {
     if (index == balance::kNoBackend) co_return co_await fail(c, 503);
@@ -817,12 +818,13 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   }
 }
 
-// Sends usher's own response. A request body that was not read ends the connection.
-net::Task<Next> answer_locally(Client& c, const RequestInfo& info, const net::Buffer& response) {
-  if (!co_await write_all(c.socket, {response.begin(), response.size()}, {},
-                          c.after(c.worker.config().timeouts.body))) {
-    co_return Next::kClose;
-  }
+// Forwards the request, or sends usher's own response; a request body that was not read then
+// ends the connection.
+net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
+  if (!info.local) co_return co_await exchange(c, *info.target->pool, info, head);
+  const bool sent = co_await write_all(c.socket, {head.begin(), head.size()}, {},
+                                       c.after(c.worker.config().timeouts.body));
+  if (!sent) co_return Next::kClose;
   if (!info.replayable()) c.linger = true;
   co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
 }
@@ -842,8 +844,7 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
       if (status > 0) co_await send_status(c, status);
       break;
     }
-    Next next = info.local ? co_await answer_locally(c, info, request_head)
-                           : co_await exchange(c, *info.target->pool, info, request_head);
+    Next next = co_await answer(c, info, request_head);
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }

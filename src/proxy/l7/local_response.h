@@ -11,9 +11,9 @@ struct LocalResponse {
   std::string_view content_type;
   std::string_view body;
   std::span<const std::string_view> location;  // concatenated; empty: no Location
-  std::string_view request_id;                        // echoed when set
-  bool close = false;                                 // Connection: close
-  bool head_only = false;                             // a HEAD request: no body bytes
+  std::string_view request_id;                 // echoed when set
+  bool close = false;                          // Connection: close
+  bool head_only = false;                      // a HEAD request: no body bytes
 };
 
 // Returns bytes written, 0 when out is too small.

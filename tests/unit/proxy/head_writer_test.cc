@@ -187,7 +187,8 @@ TEST(ResponseRewrite, ClosingAndHttp10Clients) {
                              connection(false, true, true)),
             "HTTP/1.1 200 OK\r\nConnection: close\r\nVia: 1.1 usher\r\n\r\n");
   EXPECT_EQ(
-      rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", connection(true, true, false)),
+      rewrite_response("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n",
+                       connection(true, true, false)),
       "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nVia: 1.1 usher\r\n\r\n");
 }
 
@@ -230,8 +231,7 @@ TEST(ResponseRewrite, AppliesHeaderEditsWithTheBackendName) {
   ResponseRewrite r;
   r.edits = &edits;
   r.values.backend = "app-2";
-  std::string out =
-      rewrite_response("HTTP/1.1 204 No Content\r\nServer: secret/1.0\r\n\r\n", r);
+  std::string out = rewrite_response("HTTP/1.1 204 No Content\r\nServer: secret/1.0\r\n\r\n", r);
   EXPECT_EQ(out, "HTTP/1.1 204 No Content\r\nX-Served-By: app-2\r\nVia: 1.1 usher\r\n\r\n");
 }
 
