@@ -122,6 +122,65 @@ TEST(Config, ReportsAllProblemsAtOnce) {
   EXPECT_EQ(l.errors.size(), 3u);
 }
 
+TEST(Config, RoutesInheritAndOverrideTheirPool) {
+  Loaded l = load(R"(listeners:
+  - listen: 127.0.0.1:8080
+    trusted_proxies: [10.0.0.0/8, "::1"]
+    forwarded: true
+    request_id: false
+    routes:
+      - match: { host: "Admin.*", path_prefix: /api/, method: [GET, POST],
+                 headers: [{ name: X-A, regex: "^v[0-9]" }], query: [{ name: q }],
+                 cookies: [{ name: c, prefix: "x" }] }
+        pool: api
+        prefix_rewrite: /v2/
+        timeouts: { response: 2s }
+        retries: { attempts: 1 }
+        response_headers: { set: { X-Served-By: "b=${backend}" }, remove: [Server] }
+      - match: { path: /old }
+        redirect: { status: 308, scheme: https }
+    pool: web
+pools:
+  - name: web
+    backends: [127.0.0.1:9001]
+  - name: api
+    timeouts: { connect: 100ms, response: 9s }
+    retries: { attempts: 4, budget: 5 }
+    sticky: { cookie: SRV, mode: prefix, max_age: 1h, secret: s3 }
+    backends: [{ address: 127.0.0.1:9002, name: api-1 }]
+)");
+  ASSERT_TRUE(l.ok) << (l.errors.empty() ? "" : l.errors[0]);
+  const Listener& listener = l.config.listeners[0];
+  EXPECT_EQ(listener.trusted_proxies.size(), 2u);
+  EXPECT_TRUE(listener.forwarded);
+  EXPECT_FALSE(listener.request_id);
+  ASSERT_EQ(listener.routes.size(), 3u);  // the listener's pool is the last route
+  const Route& api = listener.routes[0];
+  EXPECT_EQ(api.match.host, "admin.*");
+  EXPECT_EQ(api.match.path->kind, StringMatch::Kind::kPrefix);
+  EXPECT_EQ(api.match.methods, (std::vector<std::string>{"GET", "POST"}));
+  EXPECT_EQ(api.match.headers[0].value.kind, StringMatch::Kind::kRegex);
+  EXPECT_EQ(api.match.query[0].value.kind, StringMatch::Kind::kPresent);
+  EXPECT_EQ(api.match.cookies[0].value.text, "x");
+  EXPECT_EQ(api.pool, 1u);
+  EXPECT_EQ(api.prefix_rewrite, "/v2/");
+  EXPECT_EQ(api.timeouts.connect, Millis(100));    // from the pool
+  EXPECT_EQ(api.timeouts.response, Millis(2000));  // the route's own
+  EXPECT_EQ(api.retries.attempts, 1u);
+  EXPECT_EQ(api.retries.budget_percent, 5);
+  ASSERT_EQ(api.response_headers.set.size(), 1u);
+  EXPECT_EQ(api.response_headers.set[0].value.parts.size(), 2u);
+  EXPECT_EQ(listener.routes[1].action, Route::Action::kRedirect);
+  EXPECT_EQ(listener.routes[1].redirect.status, 308);
+  EXPECT_EQ(listener.routes[2].pool, 0u);
+  const Pool& pool = l.config.pools[1];
+  ASSERT_TRUE(pool.sticky.has_value());
+  EXPECT_EQ(pool.sticky->mode, Sticky::Mode::kPrefix);
+  EXPECT_EQ(pool.sticky->max_age, Millis(3600000));
+  EXPECT_EQ(pool.backends[0].name, "api-1");
+  EXPECT_EQ(l.config.pools[0].backends[0].name, "127.0.0.1:9001");
+}
+
 TEST(Config, MissingFileIsAnError) {
   Errors errors;
   EXPECT_FALSE(load_file("/nonexistent/usher.yaml", errors).ok());
