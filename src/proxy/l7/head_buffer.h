@@ -13,6 +13,7 @@ class HeadBuffer {
   HeadBuffer(char* out, size_t capacity) : out_(out), capacity_(capacity) {}
 
   HeadBuffer& operator<<(std::string_view s) {
+    if (s.empty()) return *this;  // an empty view may hold a null pointer: no memcpy
     if (overflow_ || capacity_ - size_ < s.size()) {
       overflow_ = true;
       return *this;

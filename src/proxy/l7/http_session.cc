@@ -216,16 +216,18 @@ bool valid_request_id(std::string_view id) {
   return true;
 }
 
-// A random UUID (version 4) as text.
+// A random UUID (version 4) as text: 8-4-4-4-12 hex digits.
 void generate_request_id(Worker& w, ShortText<kMaxRequestIdLength>& out) {
-  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;       // version 4
+  constexpr char kHex[] = "0123456789abcdef";
+  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;        // version 4
   uint64_t low = (w.random() & ~(3ULL << 62)) | (2ULL << 62);  // RFC 4122 variant
-  char text[37];
-  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(high >> 32),
-                static_cast<unsigned>((high >> 16) & 0xffff), static_cast<unsigned>(high & 0xffff),
-                static_cast<unsigned>(low >> 48),
-                static_cast<unsigned long long>(low & 0xffffffffffffULL));
-  out.assign({text, 36});
+  char* p = out.data;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) *p++ = '-';
+    uint64_t word = i < 16 ? high : low;
+    *p++ = kHex[(word >> (60 - 4 * (i % 16))) & 0xf];
+  }
+  out.size = 36;
 }
 
 // The real client behind trusted proxies: walking X-Forwarded-For from the right, the first
