@@ -219,7 +219,7 @@ bool valid_request_id(std::string_view id) {
 // A random UUID (version 4) as text: 8-4-4-4-12 hex digits.
 void generate_request_id(Worker& w, ShortText<kMaxRequestIdLength>& out) {
   constexpr char kHex[] = "0123456789abcdef";
-  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;        // version 4
+  uint64_t high = (w.random() & ~0xf000ULL) | 0x4000ULL;       // version 4
   uint64_t low = (w.random() & ~(3ULL << 62)) | (2ULL << 62);  // RFC 4122 variant
   char* p = out.data;
   for (int i = 0; i < 32; ++i) {
