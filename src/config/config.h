@@ -152,6 +152,7 @@ struct FixedResponse {
 
 struct Route {
   enum class Action : uint8_t { kPool, kRedirect, kRespond };
+  std::string name;  // in metrics and logs; default: its position in the list ("0", "1", ...)
   RouteMatch match;
   Action action = Action::kPool;
   size_t pool = 0;  // index into Config::pools

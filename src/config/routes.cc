@@ -307,9 +307,10 @@ Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
   Route route;
   if (!r.expect_map(node, "a route")) return route;
   r.check_keys(node,
-               {"match", "pool", "redirect", "respond", "strip_prefix", "prefix_rewrite",
+               {"name", "match", "pool", "redirect", "respond", "strip_prefix", "prefix_rewrite",
                 "timeouts", "retries", "request_headers", "response_headers"},
                "route");
+  if (node["name"]) r.scalar(node["name"], "route name", route.name);
   if (node["match"]) route.match = read_match(r, node["match"]);
   int actions = (node["pool"] ? 1 : 0) + (node["redirect"] ? 1 : 0) + (node["respond"] ? 1 : 0);
   if (actions != 1) {
@@ -354,6 +355,8 @@ void read_routes(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
                      "this route is never used: the route before it matches every request");
     }
     listener.routes.push_back(read_route(r, item, pools));
+    if (listener.routes.back().name.empty())
+      listener.routes.back().name = std::to_string(listener.routes.size() - 1);
     catch_all_seen = matches_everything(listener.routes.back().match);
   }
 }
@@ -407,6 +410,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   if (node["pool"]) {
     // The listener's pool is the default after any routes.
     Route fallback;
+    fallback.name = "default";
     if (find_pool(r, node["pool"], pools, fallback.pool)) {
       fallback.timeouts = pools[fallback.pool].timeouts;
       fallback.retries = pools[fallback.pool].retries;

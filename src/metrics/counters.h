@@ -1,0 +1,80 @@
+#pragma once
+// Counters and histograms for the request path. Each is written by exactly one thread (its
+// worker's shard) and read by any: the write is a relaxed load and store, no atomic
+// read-modify-write and no lock; readers merge the shards.
+#include <atomic>
+#include <cstdint>
+#include <iterator>
+
+namespace usher::metrics {
+
+class Counter {
+ public:
+  void add(uint64_t n = 1) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  uint64_t read() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+// Upper bounds in seconds, from half a millisecond to ten seconds; one more bucket is +Inf.
+inline constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                           0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+inline constexpr size_t kBuckets = std::size(kBucketBounds) + 1;
+
+// Per-bucket (not cumulative) counts; the exposition makes them cumulative.
+class Histogram {
+ public:
+  void observe(double seconds) {
+    size_t i = 0;
+    while (i < std::size(kBucketBounds) && seconds > kBucketBounds[i]) ++i;
+    buckets_[i].add();
+    sum_micros_.add(static_cast<uint64_t>(seconds * 1e6));
+  }
+  uint64_t bucket(size_t i) const { return buckets_[i].read(); }
+  uint64_t sum_micros() const { return sum_micros_.read(); }
+
+ private:
+  Counter buckets_[kBuckets];
+  Counter sum_micros_;
+};
+
+// Status classes 1xx..5xx as indices 0..4.
+inline size_t status_class(int status) {
+  return status >= 100 && status < 600 ? static_cast<size_t>(status / 100 - 1) : 4;
+}
+inline constexpr const char* kStatusClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// Why a try on a backend gave no usable response.
+enum class UpstreamError : uint8_t { kConnect, kTimeout, kReset, kProtocol };
+inline constexpr const char* kUpstreamErrors[] = {"connect", "timeout", "reset", "protocol"};
+inline constexpr size_t kUpstreamErrorKinds = std::size(kUpstreamErrors);
+
+struct BackendCounters {
+  Counter responses[5];  // by status class of the backend's response
+  Counter errors[kUpstreamErrorKinds];
+  Counter bytes_sent;      // request bytes to the backend
+  Counter bytes_received;  // response bytes from it
+  Histogram first_byte;    // request start to the response head
+  Histogram total;         // request start to the end of the response
+};
+
+struct ListenerCounters {
+  Counter connections;
+  Counter bytes_received;  // from clients
+  Counter bytes_sent;      // to clients
+};
+
+struct RouteCounters {
+  Counter responses[5];  // what clients were answered, usher's own responses included
+  Histogram duration;    // head received to response sent
+};
+
+struct PoolCounters {
+  Counter retries;
+  Counter no_backend;  // answered 503: nothing usable
+};
+
+}  // namespace usher::metrics

@@ -1,0 +1,42 @@
+#pragma once
+// Every counter of the process: one shard per worker, laid out by the configuration's numbering
+// (backends process-wide in pool order, routes in listener order), merged when read.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "metrics/counters.h"
+
+namespace usher::metrics {
+
+// One worker's counters. Worker thread writes; any thread reads.
+struct Shard {
+  Shard(size_t listeners, size_t routes, size_t pools, size_t backends);
+
+  std::unique_ptr<ListenerCounters[]> listeners;
+  std::unique_ptr<RouteCounters[]> routes;
+  std::unique_ptr<PoolCounters[]> pools;
+  std::unique_ptr<BackendCounters[]> backends;
+};
+
+class Registry {
+ public:
+  Registry(const config::Config& config, unsigned workers);
+
+  Shard& shard(unsigned worker) { return *shards_[worker]; }
+  // First process-wide route number of a listener's routes.
+  size_t first_route(size_t listener) const { return first_route_[listener]; }
+
+  // Appends the counter and histogram families in Prometheus text format (version 0.0.4).
+  void write_prometheus(std::string& out) const;
+
+ private:
+  const config::Config& config_;
+  std::vector<size_t> first_route_;
+  size_t routes_ = 0;
+  size_t backends_ = 0;
+  std::vector<std::unique_ptr<Shard>> shards_;
+};
+
+}  // namespace usher::metrics

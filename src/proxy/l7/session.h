@@ -1,0 +1,95 @@
+#pragma once
+// Internal to the HTTP/1 session: one client connection and what is kept of each request.
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
+
+#include "balance/picker.h"
+#include "base/ip_range.h"
+#include "codec/http1/message.h"
+#include "net/buffer_pool.h"
+#include "net/socket.h"
+#include "proxy/listener_routes.h"
+#include "proxy/worker.h"
+
+namespace usher::proxy::l7 {
+
+using http1::Framing;
+
+struct Client {
+  Client(Worker& w, int fd, const ListenerRoutes& r)
+      : worker(w), routes(r), socket(w.reactor(), fd) {
+    link.client = &socket;
+  }
+
+  uint64_t after(Millis timeout) const { return worker.reactor().now_ms() + timeout.count(); }
+  std::string_view unread() const { return {in.begin(), in.size()}; }
+  std::string_view ip() const { return {ip_text, ip_length}; }
+
+  Worker& worker;
+  const ListenerRoutes& routes;
+  net::Socket socket;
+  net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
+  SessionLink link;
+  char ip_text[INET6_ADDRSTRLEN] = {};
+  uint8_t ip_length = 0;
+  bool trusted_peer = false;  // in the listener's trusted_proxies
+  bool linger = false;        // an error response was sent: close gently
+};
+
+// A short text kept with the request after its head buffer is gone.
+template <size_t N>
+struct ShortText {
+  char data[N];
+  uint8_t size = 0;
+  std::string_view view() const { return {data, size}; }
+  void assign(std::string_view text) {
+    size = static_cast<uint8_t>(std::min(text.size(), N));
+    std::copy_n(text.data(), size, data);
+  }
+};
+
+constexpr size_t kMaxRequestIdLength = 128;
+
+// What outlives the request head once it has been serialised for the backend.
+struct RequestInfo {
+  Framing::Kind body_kind = Framing::Kind::kNone;
+  uint64_t body_length = 0;
+  http1::Method method = http1::Method::kOther;
+  bool http10 = false;
+  bool keep_alive = true;
+  bool expect_continue = false;
+  bool upgrade = false;
+  uint64_t key_hash = 0;  // for hash-based pools
+  const RouteTarget* target = nullptr;
+  bool local = false;  // the head buffer holds usher's own complete response, not a request
+  uint32_t sticky_backend = balance::kNoBackend;  // named by the request's sticky cookie
+  bool https_client = false;                      // a trusted proxy says the client came over HTTPS
+  ShortText<INET6_ADDRSTRLEN> client_ip;          // the real client, after trusted proxies
+  ShortText<kMaxRequestIdLength> request_id;
+
+  bool marked_idempotent = false;  // carries an Idempotency-Key: the client allows a replay
+
+  bool idempotent() const {
+    using http1::Method;
+    return marked_idempotent || method == Method::kGet || method == Method::kHead ||
+           method == Method::kOptions || method == Method::kPut || method == Method::kDelete ||
+           method == Method::kTrace;
+  }
+  bool replayable() const {
+    return body_kind == Framing::Kind::kNone ||
+           (body_kind == Framing::Kind::kLength && body_length == 0);
+  }
+};
+
+// Whether the listener's trusted_proxies include this address.
+inline bool trusted(const ListenerRoutes& routes, const IpBytes& ip) {
+  for (const IpRange& range : routes.config.trusted_proxies) {
+    if (range.contains(ip)) return true;
+  }
+  return false;
+}
+
+}  // namespace usher::proxy::l7
