@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "admin/metrics_page.h"
 #include "codec/http1/head_parser.h"
 
 namespace usher::admin {
@@ -28,8 +29,12 @@ std::string error(int status, std::string_view reason, const std::string& messag
 
 }  // namespace
 
-AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools)
-    : listen_(listen), pools_(std::move(pools)), reactor_(net::make_epoll_reactor()) {}
+AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
+                         const metrics::Registry& metrics)
+    : listen_(listen),
+      pools_(std::move(pools)),
+      metrics_(metrics),
+      reactor_(net::make_epoll_reactor()) {}
 
 AdminServer::~AdminServer() {
   stop();
@@ -111,6 +116,9 @@ net::Task<void> AdminServer::serve(int fd) {
 std::string AdminServer::respond(std::string_view method, std::string_view target) {
   target = target.substr(0, target.find('?'));
   if (target == "/livez") return response(200, "OK", "ok\n", "text/plain");
+  if (target == "/metrics") {
+    return response(200, "OK", metrics_page(metrics_, pools_), "text/plain; version=0.0.4");
+  }
   if (target == "/readyz") {
     return draining_ ? response(503, "Service Unavailable", "draining\n", "text/plain")
                      : response(200, "OK", "ready\n", "text/plain");

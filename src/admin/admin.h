@@ -2,6 +2,7 @@
 // The admin listener: health endpoints for orchestrators and the REST API that steers pools.
 // It runs on its own thread and reactor, away from the workers' request path; what it changes
 // reaches the workers through the pools' live state (relaxed atomics).
+//   GET  /metrics                                 Prometheus text format
 //   GET  /livez                                   200 while the process runs
 //   GET  /readyz                                  200, or 503 once draining has begun
 //   GET  /api/v1/pools                            pools and backends as JSON
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "base/address.h"
+#include "metrics/registry.h"
 #include "net/reactor.h"
 #include "net/socket.h"
 #include "net/task.h"
@@ -23,7 +25,8 @@ namespace usher::admin {
 
 class AdminServer {
  public:
-  AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools);
+  AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
+              const metrics::Registry& metrics);
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();
@@ -40,6 +43,7 @@ class AdminServer {
 
   Address listen_;
   std::vector<proxy::PoolState*> pools_;
+  const metrics::Registry& metrics_;
   std::unique_ptr<net::Reactor> reactor_;
   std::unique_ptr<net::Socket> listener_;
   std::atomic<bool> draining_{false};

@@ -40,13 +40,16 @@ void block_control_signals() {
 Server::Server(config::Config config) : config_(std::move(config)) {
   uint32_t backend_count = 0;
   for (const config::Pool& pool : config_.pools) {
-    pools_.push_back(std::make_unique<proxy::PoolState>(pool, backend_count));
+    const auto id = static_cast<uint32_t>(pools_.size());
+    pools_.push_back(std::make_unique<proxy::PoolState>(pool, id, backend_count));
     backend_count += static_cast<uint32_t>(pool.backends.size());
   }
   const std::vector<proxy::PoolState*> pools = pool_views();
   unsigned workers = config::effective_workers(config_);
+  metrics_ = std::make_unique<metrics::Registry>(config_, workers);
   for (unsigned i = 0; i < workers; ++i) {
-    workers_.push_back(std::make_unique<proxy::Worker>(config_, pools, backend_count));
+    workers_.push_back(
+        std::make_unique<proxy::Worker>(config_, pools, backend_count, metrics_->shard(i)));
   }
 }
 
@@ -73,7 +76,7 @@ int Server::run() {
   }
   checker_ = std::make_unique<health::Checker>(targets);
   if (config_.admin) {
-    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views());
+    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_);
     if (std::string error = admin_->bind(); !error.empty()) {
       spdlog::error("{}", error);
       return 1;

@@ -8,6 +8,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "health/checker.h"
+#include "metrics/registry.h"
 #include "proxy/pool_state.h"
 #include "proxy/worker.h"
 
@@ -29,6 +30,7 @@ class Server {
 
   config::Config config_;
   std::vector<std::unique_ptr<proxy::PoolState>> pools_;
+  std::unique_ptr<metrics::Registry> metrics_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;

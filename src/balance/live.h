@@ -17,7 +17,9 @@ struct alignas(64) BackendLive {
   std::atomic<uint32_t> consecutive_failures{0};  // on real traffic (passive checks)
   std::atomic<uint64_t> ejected_until_ms{0};      // 0: not ejected
   std::atomic<uint32_t> ejections{0};
-  std::atomic<bool> draining{false};  // set by the admin API: no new requests
+  std::atomic<bool> draining{false};   // set by the admin API: no new requests
+  std::atomic<uint32_t> went_down{0};  // health transitions, counted by the checker
+  std::atomic<uint32_t> went_up{0};
 };
 
 class LiveState {

@@ -120,6 +120,7 @@ net::Task<void> Checker::run(Target& t) {
         live.ejected_until_ms.store(0, std::memory_order_relaxed);
       }
       live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
+      (was_healthy ? live.went_down : live.went_up).fetch_add(1, std::memory_order_relaxed);
       update_panic(t.what);
     } else if (t.state.streak() > 0) {
       spdlog::info("health: {} check {} ({}, {} ms): {} {}/{}", who,

@@ -63,6 +63,7 @@ struct BackendCounters {
 
 struct ListenerCounters {
   Counter connections;
+  Counter responses[5];    // every answer to a client, errors before routing included
   Counter bytes_received;  // from clients
   Counter bytes_sent;      // to clients
 };

@@ -66,6 +66,17 @@ void Registry::write_prometheus(std::string& out) const {
         "usher_listener_connections_total", {{"listener", listener_label(listeners[i])}},
         merged(s, [i](const Shard& x) -> const Counter& { return x.listeners[i].connections; }));
   }
+  e.family("usher_listener_responses_total", "counter",
+           "Responses to clients by status class, errors before routing included.");
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    for (size_t c = 0; c < 5; ++c) {
+      e.sample("usher_listener_responses_total",
+               {{"listener", listener_label(listeners[i])}, {"code", kStatusClasses[c]}},
+               merged(s, [i, c](const Shard& x) -> const Counter& {
+                 return x.listeners[i].responses[c];
+               }));
+    }
+  }
   e.family("usher_listener_received_bytes_total", "counter", "Bytes received from clients.");
   for (size_t i = 0; i < listeners.size(); ++i) {
     e.sample(

@@ -3,8 +3,11 @@
 namespace usher::proxy {
 
 ListenerRoutes::ListenerRoutes(const config::Listener& listener,
-                               const std::vector<PoolState*>& pools)
-    : config(listener), table(listener.routes), port(std::to_string(listener.listen.port())) {
+                               const std::vector<PoolState*>& pools, size_t first)
+    : config(listener),
+      table(listener.routes),
+      port(std::to_string(listener.listen.port())),
+      first_route(first) {
   for (const config::Route& route : listener.routes) {
     targets.push_back(
         {&route, route.action == config::Route::Action::kPool ? pools[route.pool] : nullptr});

@@ -16,12 +16,14 @@ struct RouteTarget {
 };
 
 struct ListenerRoutes {
-  ListenerRoutes(const config::Listener& listener, const std::vector<PoolState*>& pools);
+  ListenerRoutes(const config::Listener& listener, const std::vector<PoolState*>& pools,
+                 size_t first_route);
 
   const config::Listener& config;
   route::Table table;
   std::vector<RouteTarget> targets;  // by route index
   std::string port;                  // the listen port as text, for X-Forwarded-Port
+  size_t first_route;                // process-wide number of route 0, for metrics
 };
 
 }  // namespace usher::proxy

@@ -41,8 +41,9 @@ std::vector<StickyBackend> sticky_of(const config::Pool& pool) {
 }  // namespace
 
 // The configuration was validated, so the algorithm exists and the pool has backends.
-PoolState::PoolState(const config::Pool& pool, uint32_t first_id)
+PoolState::PoolState(const config::Pool& pool, uint32_t pool_id, uint32_t first_id)
     : config(pool),
+      id(pool_id),
       snapshot(snapshot_of(pool)),
       options(options_of(pool)),
       picker(std::move(*balance::build(pool.balance, snapshot, options))),

@@ -26,12 +26,13 @@ struct StickyBackend {
 };
 
 struct PoolState {
-  PoolState(const config::Pool& pool, uint32_t first_backend_id);
+  PoolState(const config::Pool& pool, uint32_t id, uint32_t first_backend_id);
 
   // Worker thread: the backend a sticky cookie's id names, or balance::kNoBackend.
   uint32_t sticky_backend(std::string_view id) const;
 
   const config::Pool& config;
+  uint32_t id;  // position in the configuration's pools
   balance::BackendSnapshot snapshot;
   balance::Options options;
   std::unique_ptr<balance::Picker> picker;

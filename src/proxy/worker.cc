@@ -59,9 +59,11 @@ size_t buffer_size_for(const config::Limits& limits) {
   return std::max<size_t>(16 * 1024, limits.max_header_bytes + 4 * 1024);
 }
 
-Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count)
+Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
+               metrics::Shard& metrics)
     : config_(config),
       pools_(std::move(pools)),
+      metrics_(metrics),
       reactor_(net::make_epoll_reactor()),
       buffers_(buffer_size_for(config.limits)),
       upstreams_(backend_count, kMaxIdleUpstreamsPerBackend),
@@ -69,8 +71,11 @@ Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint
       random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
   listeners_routes_.reserve(config.listeners.size());
-  for (const config::Listener& listener : config.listeners)
-    listeners_routes_.emplace_back(listener, pools_);
+  size_t first_route = 0;
+  for (const config::Listener& listener : config.listeners) {
+    listeners_routes_.emplace_back(listener, pools_, first_route);
+    first_route += listener.routes.size();
+  }
 }
 
 Worker::~Worker() {

@@ -9,6 +9,7 @@
 
 #include "codec/http1/message.h"
 #include "config/config.h"
+#include "metrics/registry.h"
 #include "net/buffer_pool.h"
 #include "net/reactor.h"
 #include "net/socket.h"
@@ -28,7 +29,8 @@ struct SessionLink {
 
 class Worker {
  public:
-  Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count);
+  Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
+         metrics::Shard& metrics);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -50,6 +52,7 @@ class Worker {
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   http1::HeadLimits head_limits() const;
   const ListenerRoutes& listener(size_t index) const { return listeners_routes_[index]; }
+  metrics::Shard& metrics() { return metrics_; }
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
@@ -69,6 +72,7 @@ class Worker {
   const config::Config& config_;
   std::vector<PoolState*> pools_;
   std::vector<ListenerRoutes> listeners_routes_;
+  metrics::Shard& metrics_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;

@@ -55,10 +55,20 @@ void record_peer(Client& c) {
   }
 }
 
+// Every write to the client goes through here, so that bytes sent are counted in one place
+// (as handed to the socket: a failed write ends the connection anyway). Not a coroutine itself:
+// no frame of its own.
+net::Task<bool> write_client(Client& c, std::string_view a, std::string_view b,
+                             uint64_t deadline_ms) {
+  c.current.bytes_sent += a.size() + b.size();
+  return write_all(c.socket, a, b, deadline_ms);
+}
+
 net::Task<bool> send_status(Client& c, int status) {
   c.linger = true;
-  co_return co_await write_all(c.socket, error_response(status), {},
-                               c.after(c.worker.config().timeouts.body));
+  c.current.status = status;
+  co_return co_await write_client(c, error_response(status), {},
+                                  c.after(c.worker.config().timeouts.body));
 }
 
 net::Task<Next> fail(Client& c, int status) {
@@ -115,6 +125,8 @@ net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out)
         http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
     if (status == ParseStatus::kError) co_return error.http_status;
     if (status == ParseStatus::kComplete) {
+      c.current.started = std::chrono::steady_clock::now();
+      c.current.bytes_received += head.head_bytes;
       int prepared = prepare_request(c, head, info, out);
       c.in.consume(head.head_bytes);
       co_return prepared;
@@ -159,6 +171,7 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
     co_return SendResult::kUpstreamFailed;
   }
   c.in.consume(first);
+  c.current.bytes_received += first;
   while (!body.done()) {
     if (c.in.empty()) {
       if (!c.in) c.in = w.buffers().take();
@@ -173,6 +186,7 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
       co_return SendResult::kUpstreamFailed;
     }
     c.in.consume(step.consumed);
+    c.current.bytes_received += step.consumed;
   }
   co_return SendResult::kOk;
 }
@@ -181,7 +195,8 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
 // the client into `out`.
 net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
                                          const RequestInfo& info, const ResponseRewrite& edits,
-                                         Millis timeout, ResponseInfo& response, net::Buffer& out) {
+                                         Millis timeout, ResponseInfo& response, net::Buffer& out,
+                                         uint64_t& upstream_bytes) {
   Worker& w = c.worker;
   const http1::HeadLimits limits = w.head_limits();
   size_t scanned = 0;
@@ -217,11 +232,12 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
     if (n == 0) co_return HeadResult::kBroken;
     out.commit(n);
     in.consume(head.head_bytes);
+    upstream_bytes += head.head_bytes;
     scanned = 0;
     if (interim) {
       // HTTP/1.0 clients know no interim responses; everyone else sees them as they come.
-      if (!info.http10 && !co_await write_all(c.socket, {out.begin(), out.size()}, {},
-                                              c.after(w.config().timeouts.body))) {
+      if (!info.http10 && !co_await write_client(c, {out.begin(), out.size()}, {},
+                                                 c.after(w.config().timeouts.body))) {
         co_return HeadResult::kClientFailed;
       }
       continue;
@@ -236,7 +252,7 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
 // Streams the response body to the client. True when the body ended as framed.
 net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
                                     const ResponseInfo& response, const net::Buffer& head,
-                                    Millis upstream_timeout) {
+                                    Millis upstream_timeout, uint64_t& upstream_bytes) {
   Worker& w = c.worker;
   http1::BodyDecoder body(response.framing);
   std::string_view pending_head(head.begin(), head.size());
@@ -248,14 +264,14 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
       std::string_view bytes =
           response.dechunk ? std::string_view(in.begin() + step.data_offset, step.data_length)
                            : std::string_view(in.begin(), step.consumed);
-      if (!co_await write_all(c.socket, pending_head, bytes, c.after(client_timeout)))
-        co_return false;
+      if (!co_await write_client(c, pending_head, bytes, c.after(client_timeout))) co_return false;
       pending_head = {};
       in.consume(step.consumed);
+      upstream_bytes += step.consumed;
     }
     if (body.done()) break;
     if (!pending_head.empty()) {
-      if (!co_await write_all(c.socket, pending_head, {}, c.after(client_timeout))) co_return false;
+      if (!co_await write_client(c, pending_head, {}, c.after(client_timeout))) co_return false;
       pending_head = {};
     }
     char* tail = in.tail();
@@ -265,7 +281,7 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
     in.commit(static_cast<size_t>(n));
   }
   if (!pending_head.empty()) {
-    if (!co_await write_all(c.socket, pending_head, {}, c.after(client_timeout))) co_return false;
+    if (!co_await write_client(c, pending_head, {}, c.after(client_timeout))) co_return false;
   }
   co_return true;
 }
@@ -275,8 +291,8 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
                            const net::Buffer& head) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(w.config().timeouts.body);
-  if (!co_await write_all(c.socket, {head.begin(), head.size()},
-                          {upstream_in.begin(), upstream_in.size()}, deadline) ||
+  if (!co_await write_client(c, {head.begin(), head.size()},
+                             {upstream_in.begin(), upstream_in.size()}, deadline) ||
       !co_await write_all(upstream, c.unread(), {}, deadline)) {
     co_return;
   }
@@ -318,9 +334,14 @@ class ActiveRequest {
   ActiveRequest& operator=(const ActiveRequest&) = delete;
   ~ActiveRequest() { live_.end(backend_); }
 
-  void observe_latency(uint64_t now_ms, double decay_ms) {
-    std::chrono::duration<double, std::milli> elapsed = std::chrono::steady_clock::now() - started_;
-    live_.observe_latency(backend_, elapsed.count(), now_ms, decay_ms);
+  // Returns the seconds since the try began.
+  double observe_latency(uint64_t now_ms, double decay_ms) {
+    const double seconds = elapsed();
+    live_.observe_latency(backend_, seconds * 1e3, now_ms, decay_ms);
+    return seconds;
+  }
+  double elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
   }
 
  private:
@@ -370,7 +391,13 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
       route.retries.per_try_timeout.count() ? route.retries.per_try_timeout : timeouts.response;
   const uint32_t backend_id = pool.first_backend_id + index;
   const Address& address = pool.snapshot.backends[index].address;
+  metrics::BackendCounters& counters = w.metrics().backends[backend_id];
   ActiveRequest active(pool.live, index);
+  // Request bytes reach the backend as the head plus the body counted from the client.
+  const uint64_t body_before = c.current.bytes_received;
+  auto count_sent = [&] {
+    counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
+  };
 
   for (bool first = true;; first = false) {
     std::unique_ptr<UpstreamConn> up = first ? w.upstreams().take(backend_id) : nullptr;
@@ -385,11 +412,14 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     if (info.expect_continue && !continue_sent && c.in.empty() &&
         info.body_kind != Framing::Kind::kNone) {
       continue_sent = true;
-      if (!co_await write_all(c.socket, kContinueResponse, {}, c.after(w.config().timeouts.body))) {
+      if (!co_await write_client(c, kContinueResponse, {}, c.after(w.config().timeouts.body))) {
         co_return Try{};
       }
     }
-    switch (co_await send_request(c, up->socket, info, request_head, response_timeout)) {
+    const SendResult sent =
+        co_await send_request(c, up->socket, info, request_head, response_timeout);
+    count_sent();
+    switch (sent) {
       case SendResult::kOk:
         break;
       case SendResult::kUpstreamFailed:
@@ -403,18 +433,28 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     net::Buffer upstream_in = w.buffers().take();
     net::Buffer response_head;
     ResponseInfo response;
-    switch (co_await read_response_head(c, up->socket, upstream_in, info,
-                                        response_edits(info, pool, index), response_timeout,
-                                        response, response_head)) {
-      case HeadResult::kOk:
-        active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
+    uint64_t upstream_bytes = 0;
+    const HeadResult head_result = co_await read_response_head(
+        c, up->socket, upstream_in, info, response_edits(info, pool, index), response_timeout,
+        response, response_head, upstream_bytes);
+    counters.bytes_received.add(upstream_bytes);
+    upstream_bytes = 0;
+    switch (head_result) {
+      case HeadResult::kOk: {
+        const double seconds =
+            active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
+        counters.first_byte.observe(seconds);
+        counters.responses[metrics::status_class(response.status)].add();
+        c.current.upstream_seconds = seconds;
         break;
+      }
       case HeadResult::kNothing:
         if (may_replay) continue;
         co_return Try{TryResult::kReset, Next::kClose, 502};
       case HeadResult::kTimeout:
         co_return Try{TryResult::kTimeout, Next::kClose, 504};
       case HeadResult::kBroken:  // a protocol violation: answered, and counted against it
+        counters.errors[static_cast<size_t>(metrics::UpstreamError::kProtocol)].add();
         co_return Try{TryResult::kDone, co_await fail(c, 502), 0, 502};
       case HeadResult::kClientFailed:
         co_return Try{};
@@ -426,14 +466,16 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
       co_return Try{TryResult::kRetryStatus, Next::kClose, response.status, response.status};
     }
     request_head.release();
+    c.current.status = response.status;
     if (response.status == 101) {
       co_await run_tunnel(c, up->socket, upstream_in, response_head);
       co_return Try{TryResult::kDone, Next::kClose, 0, 101};
     }
-    if (!co_await relay_response_body(c, up->socket, upstream_in, response, response_head,
-                                      timeouts.response)) {
-      co_return Try{TryResult::kDone, Next::kAbort};
-    }
+    const bool relayed = co_await relay_response_body(
+        c, up->socket, upstream_in, response, response_head, timeouts.response, upstream_bytes);
+    counters.bytes_received.add(upstream_bytes);
+    counters.total.observe(active.elapsed());
+    if (!relayed) co_return Try{TryResult::kDone, Next::kAbort};
     bool reusable = response.upstream_keep_alive && upstream_in.empty() &&
                     response.framing.kind != Framing::Kind::kUntilClose;
     if (reusable && !w.draining()) w.upstreams().give_back(std::move(up));
@@ -477,6 +519,25 @@ void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
       rule.base_ejection.count() * times, rule.consecutive_failures, times);
 }
 
+void count_error(metrics::BackendCounters& counters, TryResult result) {
+  using metrics::UpstreamError;
+  UpstreamError kind = UpstreamError::kReset;
+  switch (result) {
+    case TryResult::kConnectFailed:
+      kind = UpstreamError::kConnect;
+      break;
+    case TryResult::kTimeout:
+      kind = UpstreamError::kTimeout;
+      break;
+    case TryResult::kReset:
+      break;
+    case TryResult::kDone:
+    case TryResult::kRetryStatus:  // a response came and was counted by its status
+      return;
+  }
+  counters.errors[static_cast<size_t>(kind)].add();
+}
+
 // Exponential with jitter: base x 2^(retry-1) x [0.5, 1.5), capped at 40 x base.
 uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
   uint64_t base = static_cast<uint64_t>(retries.backoff.count());
@@ -499,14 +560,20 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
           ? info.sticky_backend
           : pick_backend(w, pool, info);
   bool continue_sent = false;
+  metrics::PoolCounters& counters = w.metrics().pools[pool.id];
   for (uint32_t attempt = 1;; ++attempt) {
-    if (index == balance::kNoBackend) co_return co_await fail(c, 503);
+    if (index == balance::kNoBackend) {
+      counters.no_backend.add();
+      co_return co_await fail(c, 503);
+    }
+    c.current.backend = index;
     const bool more = attempt < retries.attempts;
     const bool safe_after_send = more && info.idempotent() && info.replayable();
     Try t =
         co_await try_backend(c, pool, index, info, request_head, safe_after_send, continue_sent);
     record_outcome(w, pool, index, t.result != TryResult::kDone || t.upstream_status >= 500);
     if (t.result == TryResult::kDone) co_return t.next;
+    count_error(w.metrics().backends[pool.first_backend_id + index], t.result);
     // A timed-out try is retried only under an explicit per-try timeout: otherwise a hung pool
     // would hold the client for attempts x the response timeout.
     const bool allowed = t.result == TryResult::kConnectFailed ? more
@@ -516,6 +583,8 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const bool retry = t.result == TryResult::kRetryStatus ||
                        (allowed && pool.retry_budget.try_spend(w.reactor().now_ms()));
     if (!retry) co_return co_await fail(c, t.status);
+    counters.retries.add();
+    ++c.current.retries;
     index = pool.live.next_usable(index);
     co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
   }
@@ -525,11 +594,29 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
 // ends the connection.
 net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
   if (!info.local) co_return co_await exchange(c, *info.target->pool, info, head);
-  const bool sent = co_await write_all(c.socket, {head.begin(), head.size()}, {},
-                                       c.after(c.worker.config().timeouts.body));
+  c.current.status = info.local_status;
+  const bool sent = co_await write_client(c, {head.begin(), head.size()}, {},
+                                          c.after(c.worker.config().timeouts.body));
   if (!sent) co_return Next::kClose;
   if (!info.replayable()) c.linger = true;
   co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
+}
+
+// Counts a finished request: what its client was answered, on its listener and route.
+void account(Client& c, const RequestInfo& info, size_t listener_index) {
+  metrics::Shard& m = c.worker.metrics();
+  metrics::ListenerCounters& listener = m.listeners[listener_index];
+  listener.bytes_received.add(c.current.bytes_received);
+  listener.bytes_sent.add(c.current.bytes_sent);
+  if (c.current.status == 0) return;
+  const size_t status_class = metrics::status_class(c.current.status);
+  listener.responses[status_class].add();
+  if (!info.target) return;
+  const size_t route =
+      c.routes.first_route + static_cast<size_t>(info.target - c.routes.targets.data());
+  m.routes[route].responses[status_class].add();
+  m.routes[route].duration.observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count());
 }
 
 }  // namespace
@@ -537,17 +624,21 @@ net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
 net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
   Client c(worker, fd, worker.listener(listener_index));
   worker.add_session(c.link);
+  worker.metrics().listeners[listener_index].connections.add();
   record_peer(c);
   for (bool first = true;; first = false) {
     if (!co_await await_request_bytes(c, first)) break;
     RequestInfo info;
     net::Buffer request_head;
+    c.current = RequestOutcome{};
     int status = co_await read_request_head(c, info, request_head);
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
+      account(c, info, listener_index);
       break;
     }
     Next next = co_await answer(c, info, request_head);
+    account(c, info, listener_index);
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }

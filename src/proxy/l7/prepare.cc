@@ -214,10 +214,12 @@ int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info
   const uint32_t index = routes.table.match(view);
   out = w.buffers().take();
   size_t n = 0;
+  int status = 0;
   if (index == route::kNoRoute) {
     static const config::FixedResponse kNoRoute{404, "no route for this request\n",
                                                 "text/plain; charset=utf-8"};
     n = write_fixed(kNoRoute, info, out);
+    status = kNoRoute.status;
   } else {
     info.target = &routes.targets[index];
     const config::Route& route = *info.target->config;
@@ -226,15 +228,18 @@ int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info
         return write_forwarded_head(c, head, view, info, out);
       case config::Route::Action::kRedirect:
         n = write_redirect(route.redirect, view, fields.host, info, out);
+        status = route.redirect.status;
         break;
       case config::Route::Action::kRespond:
         n = write_fixed(route.respond, info, out);
+        status = route.respond.status;
         break;
     }
   }
   if (n == 0) return 500;
   out.commit(n);
   info.local = true;
+  info.local_status = status;
   return 0;
 }
 

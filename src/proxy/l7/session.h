@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 
@@ -17,6 +18,17 @@
 namespace usher::proxy::l7 {
 
 using http1::Framing;
+
+// What happened to the request in flight, for metrics and the access log.
+struct RequestOutcome {
+  std::chrono::steady_clock::time_point started;
+  int status = 0;  // what the client was sent; 0: nothing
+  uint32_t backend = balance::kNoBackend;
+  uint32_t retries = 0;
+  uint64_t bytes_received = 0;  // from the client: head and body
+  uint64_t bytes_sent = 0;      // to the client
+  double upstream_seconds = 0;  // to the response head of the backend that answered
+};
 
 struct Client {
   Client(Worker& w, int fd, const ListenerRoutes& r)
@@ -37,6 +49,7 @@ struct Client {
   uint8_t ip_length = 0;
   bool trusted_peer = false;  // in the listener's trusted_proxies
   bool linger = false;        // an error response was sent: close gently
+  RequestOutcome current;     // requests on one connection are handled one at a time
 };
 
 // A short text kept with the request after its head buffer is gone.
@@ -65,6 +78,7 @@ struct RequestInfo {
   uint64_t key_hash = 0;  // for hash-based pools
   const RouteTarget* target = nullptr;
   bool local = false;  // the head buffer holds usher's own complete response, not a request
+  int local_status = 0;
   uint32_t sticky_backend = balance::kNoBackend;  // named by the request's sticky cookie
   bool https_client = false;                      // a trusted proxy says the client came over HTTPS
   ShortText<INET6_ADDRSTRLEN> client_ip;          // the real client, after trusted proxies

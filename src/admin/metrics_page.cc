@@ -1,0 +1,62 @@
+#include "admin/metrics_page.h"
+
+#include "base/version.h"
+#include "metrics/prometheus.h"
+
+namespace usher::admin {
+
+namespace {
+
+// One gauge or counter family with a sample per backend.
+template <typename Read>
+void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& pools,
+                 std::string_view name, std::string_view type, std::string_view help, Read read) {
+  e.family(name, type, help);
+  for (const proxy::PoolState* pool : pools) {
+    for (uint32_t i = 0; i < pool->live.size(); ++i) {
+      e.sample(name, {{"pool", pool->config.name}, {"backend", pool->config.backends[i].name}},
+               static_cast<uint64_t>(read(pool->live[i])));
+    }
+  }
+}
+
+}  // namespace
+
+std::string metrics_page(const metrics::Registry& registry,
+                         const std::vector<proxy::PoolState*>& pools) {
+  std::string out;
+  metrics::Exposition e(out);
+  e.family("usher_build_info", "gauge", "Build of the running usher; always 1.");
+  e.sample("usher_build_info", {{"version", kVersion}}, uint64_t{1});
+  using Live = balance::BackendLive;
+  constexpr auto relaxed = std::memory_order_relaxed;
+  per_backend(e, pools, "usher_backend_up", "gauge",
+              "1 while health checks (or the absence of them) keep the backend in its pool.",
+              [](const Live& b) { return b.healthy.load(relaxed); });
+  per_backend(e, pools, "usher_backend_draining", "gauge",
+              "1 while the backend is drained by the admin API.",
+              [](const Live& b) { return b.draining.load(relaxed); });
+  per_backend(e, pools, "usher_backend_active_requests", "gauge",
+              "Requests in flight on the backend, over all workers.",
+              [](const Live& b) { return b.active.load(relaxed); });
+  per_backend(e, pools, "usher_backend_ejections_total", "counter",
+              "Times passive checks ejected the backend.",
+              [](const Live& b) { return b.ejections.load(relaxed); });
+  e.family("usher_backend_health_transitions_total", "counter",
+           "Health state changes decided by active checks.");
+  for (const proxy::PoolState* pool : pools) {
+    for (uint32_t i = 0; i < pool->live.size(); ++i) {
+      const std::string& backend = pool->config.backends[i].name;
+      e.sample("usher_backend_health_transitions_total",
+               {{"pool", pool->config.name}, {"backend", backend}, {"to", "down"}},
+               uint64_t{pool->live[i].went_down.load(relaxed)});
+      e.sample("usher_backend_health_transitions_total",
+               {{"pool", pool->config.name}, {"backend", backend}, {"to", "up"}},
+               uint64_t{pool->live[i].went_up.load(relaxed)});
+    }
+  }
+  registry.write_prometheus(out);
+  return out;
+}
+
+}  // namespace usher::admin
