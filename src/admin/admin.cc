@@ -30,10 +30,11 @@ std::string error(int status, std::string_view reason, const std::string& messag
 }  // namespace
 
 AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
-                         const metrics::Registry& metrics)
+                         const metrics::Registry& metrics, const log::AccessLog* access_log)
     : listen_(listen),
       pools_(std::move(pools)),
       metrics_(metrics),
+      access_log_(access_log),
       reactor_(net::make_epoll_reactor()) {}
 
 AdminServer::~AdminServer() {
@@ -117,7 +118,8 @@ std::string AdminServer::respond(std::string_view method, std::string_view targe
   target = target.substr(0, target.find('?'));
   if (target == "/livez") return response(200, "OK", "ok\n", "text/plain");
   if (target == "/metrics") {
-    return response(200, "OK", metrics_page(metrics_, pools_), "text/plain; version=0.0.4");
+    return response(200, "OK", metrics_page(metrics_, pools_, access_log_),
+                    "text/plain; version=0.0.4");
   }
   if (target == "/readyz") {
     return draining_ ? response(503, "Service Unavailable", "draining\n", "text/plain")

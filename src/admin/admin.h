@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/address.h"
+#include "log/access_log.h"
 #include "metrics/registry.h"
 #include "net/reactor.h"
 #include "net/socket.h"
@@ -26,7 +27,7 @@ namespace usher::admin {
 class AdminServer {
  public:
   AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
-              const metrics::Registry& metrics);
+              const metrics::Registry& metrics, const log::AccessLog* access_log);
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();
@@ -44,6 +45,7 @@ class AdminServer {
   Address listen_;
   std::vector<proxy::PoolState*> pools_;
   const metrics::Registry& metrics_;
+  const log::AccessLog* access_log_;
   std::unique_ptr<net::Reactor> reactor_;
   std::unique_ptr<net::Socket> listener_;
   std::atomic<bool> draining_{false};

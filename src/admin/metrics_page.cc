@@ -23,7 +23,8 @@ void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& p
 }  // namespace
 
 std::string metrics_page(const metrics::Registry& registry,
-                         const std::vector<proxy::PoolState*>& pools) {
+                         const std::vector<proxy::PoolState*>& pools,
+                         const log::AccessLog* access_log) {
   std::string out;
   metrics::Exposition e(out);
   e.family("usher_build_info", "gauge", "Build of the running usher; always 1.");
@@ -54,6 +55,13 @@ std::string metrics_page(const metrics::Registry& registry,
                {{"pool", pool->config.name}, {"backend", backend}, {"to", "up"}},
                uint64_t{pool->live[i].went_up.load(relaxed)});
     }
+  }
+  if (access_log) {
+    e.family("usher_access_log_lines_total", "counter", "Access log lines produced.");
+    e.sample("usher_access_log_lines_total", {}, access_log->lines());
+    e.family("usher_access_log_dropped_lines_total", "counter",
+             "Access log lines dropped because the writer or the file could not keep up.");
+    e.sample("usher_access_log_dropped_lines_total", {}, access_log->dropped());
   }
   registry.write_prometheus(out);
   return out;

@@ -18,6 +18,7 @@ sigset_t control_signals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   return set;
 }
 
@@ -47,9 +48,13 @@ Server::Server(config::Config config) : config_(std::move(config)) {
   const std::vector<proxy::PoolState*> pools = pool_views();
   unsigned workers = config::effective_workers(config_);
   metrics_ = std::make_unique<metrics::Registry>(config_, workers);
+  if (config_.access_log.target != config::AccessLog::Target::kOff) {
+    access_log_ = std::make_unique<log::AccessLog>(config_.access_log, workers);
+  }
   for (unsigned i = 0; i < workers; ++i) {
     workers_.push_back(
-        std::make_unique<proxy::Worker>(config_, pools, backend_count, metrics_->shard(i)));
+        std::make_unique<proxy::Worker>(config_, pools, backend_count, metrics_->shard(i),
+                                        access_log_ ? &access_log_->channel(i) : nullptr));
   }
 }
 
@@ -76,7 +81,8 @@ int Server::run() {
   }
   checker_ = std::make_unique<health::Checker>(targets);
   if (config_.admin) {
-    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_);
+    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,
+                                                  access_log_.get());
     if (std::string error = admin_->bind(); !error.empty()) {
       spdlog::error("{}", error);
       return 1;
@@ -84,6 +90,7 @@ int Server::run() {
     admin_->start();
     spdlog::info("admin API on {}", config_.admin->to_string());
   }
+  if (access_log_) access_log_->start();
   checker_->start();
   for (auto& w : workers_) w->start();
   for (const config::Listener& l : config_.listeners) {
@@ -100,6 +107,10 @@ int Server::run() {
     int sig = wait_signal(-1);
     if (sig == SIGTERM || sig == SIGINT) break;
     if (sig == SIGHUP) spdlog::warn("SIGHUP: live reload is not available yet; restart to apply");
+    if (sig == SIGUSR1 && access_log_) {
+      spdlog::info("SIGUSR1: reopening the access log");
+      access_log_->reopen();
+    }
   }
   spdlog::info("draining: no new connections; in-flight requests have {} ms",
                config_.timeouts.drain.count());
@@ -118,6 +129,7 @@ int Server::run() {
   for (auto& w : workers_) w->join();
   checker_->stop();
   if (admin_) admin_->stop();
+  if (access_log_) access_log_->stop();
   spdlog::info("stopped");
   if (abandoned) {
     // Connections still open are abandoned to the kernel, which closes them; their coroutine

@@ -8,6 +8,7 @@
 #include "admin/admin.h"
 #include "config/config.h"
 #include "health/checker.h"
+#include "log/access_log.h"
 #include "metrics/registry.h"
 #include "proxy/pool_state.h"
 #include "proxy/worker.h"
@@ -31,6 +32,7 @@ class Server {
   config::Config config_;
   std::vector<std::unique_ptr<proxy::PoolState>> pools_;
   std::unique_ptr<metrics::Registry> metrics_;
+  std::unique_ptr<log::AccessLog> access_log_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;

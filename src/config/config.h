@@ -191,6 +191,15 @@ struct Limits {
   size_t max_headers = 100;
 };
 
+// One line per request, written off the workers.
+struct AccessLog {
+  enum class Target : uint8_t { kOff, kStdout, kFile };
+  enum class Format : uint8_t { kJson, kCombined };
+  Target target = Target::kOff;
+  std::string path;  // for kFile
+  Format format = Format::kJson;
+};
+
 struct Config {
   unsigned workers = 0;          // 0: one per core
   std::optional<Address> admin;  // the admin API's listen address
@@ -198,6 +207,7 @@ struct Config {
   std::vector<Pool> pools;
   ClientTimeouts timeouts;
   Limits limits;
+  AccessLog access_log;
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

@@ -279,11 +279,45 @@ void check_unique_listeners(Reader& r, const YAML::Node& listeners, const Config
   }
 }
 
+// off | stdout | a file path
+void read_access_log(Reader& r, const YAML::Node& node, AccessLog& out) {
+  std::string text;
+  if (!r.scalar(node, "access_log", text)) return;
+  if (text == "off" || text == "false") {
+    out.target = AccessLog::Target::kOff;
+  } else if (text == "stdout") {
+    out.target = AccessLog::Target::kStdout;
+  } else if (text.empty()) {
+    r.error(node.Mark(), "access_log must be off, stdout or a file path");
+  } else {
+    out.target = AccessLog::Target::kFile;
+    out.path = text;
+  }
+}
+
+void read_access_log_format(Reader& r, const YAML::Node& node, AccessLog& out) {
+  std::string text;
+  if (!r.scalar(node, "access_log_format", text)) return;
+  if (text == "json") {
+    out.format = AccessLog::Format::kJson;
+  } else if (text == "combined") {
+    out.format = AccessLog::Format::kCombined;
+  } else {
+    r.error(node.Mark(), "access_log_format must be json or combined, not '" + text + "'");
+  }
+}
+
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_map(root, "the configuration")) return config;
-  r.check_keys(root, {"workers", "admin", "listeners", "pools", "timeouts", "limits"},
+  r.check_keys(root,
+               {"workers", "admin", "listeners", "pools", "timeouts", "limits", "access_log",
+                "access_log_format"},
                "the top level");
+  if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
+  if (root["access_log_format"]) {
+    read_access_log_format(r, root["access_log_format"], config.access_log);
+  }
   if (const YAML::Node admin = root["admin"]; admin && r.expect_map(admin, "admin")) {
     r.check_keys(admin, {"listen"}, "admin");
     if (admin["listen"]) {

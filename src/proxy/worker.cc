@@ -60,10 +60,11 @@ size_t buffer_size_for(const config::Limits& limits) {
 }
 
 Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-               metrics::Shard& metrics)
+               metrics::Shard& metrics, log::Channel* access_log)
     : config_(config),
       pools_(std::move(pools)),
       metrics_(metrics),
+      access_log_(access_log),
       reactor_(net::make_epoll_reactor()),
       buffers_(buffer_size_for(config.limits)),
       upstreams_(backend_count, kMaxIdleUpstreamsPerBackend),
@@ -114,6 +115,7 @@ void Worker::run() {
   }
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
+  if (access_log_) access_log_->flush();
 }
 
 void Worker::begin_drain() {
@@ -143,6 +145,7 @@ void Worker::on_wake() {
 }
 
 void Worker::on_idle() {
+  if (access_log_) access_log_->flush();
   // After a burst the allocator keeps the pages the burst needed (buffers, request frames,
   // closed connections); give them back while idle, at most once a second, so that idle
   // connections cost what they hold and not what the busiest moment needed.

@@ -9,6 +9,7 @@
 
 #include "codec/http1/message.h"
 #include "config/config.h"
+#include "log/access_log.h"
 #include "metrics/registry.h"
 #include "net/buffer_pool.h"
 #include "net/reactor.h"
@@ -30,7 +31,7 @@ struct SessionLink {
 class Worker {
  public:
   Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-         metrics::Shard& metrics);
+         metrics::Shard& metrics, log::Channel* access_log);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -53,6 +54,7 @@ class Worker {
   http1::HeadLimits head_limits() const;
   const ListenerRoutes& listener(size_t index) const { return listeners_routes_[index]; }
   metrics::Shard& metrics() { return metrics_; }
+  log::Channel* access_log() { return access_log_; }  // null when the access log is off
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
@@ -73,6 +75,7 @@ class Worker {
   std::vector<PoolState*> pools_;
   std::vector<ListenerRoutes> listeners_routes_;
   metrics::Shard& metrics_;
+  log::Channel* access_log_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;

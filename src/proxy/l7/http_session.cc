@@ -602,6 +602,41 @@ net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
   co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
 }
 
+// One access log line for a finished request.
+void log_request(Client& c, const RequestInfo& info, size_t listener_index) {
+  log::Channel* channel = c.worker.access_log();
+  if (!channel || c.current.status == 0) return;
+  using Field = LoggedFields::Field;
+  const config::Listener& listener = c.worker.config().listeners[listener_index];
+  log::RequestRecord r;
+  r.client = info.client_ip.size ? info.client_ip.view() : c.ip();
+  r.method = info.logged.get(Field::kMethod);
+  r.host = info.logged.get(Field::kHost);
+  r.target = info.logged.get(Field::kTarget);
+  r.referer = info.logged.get(Field::kReferer);
+  r.user_agent = info.logged.get(Field::kUserAgent);
+  r.request_id = info.request_id.view();
+  r.version_minor = info.http10 ? 0 : 1;
+  r.status = c.current.status;
+  r.bytes_sent = c.current.bytes_sent;
+  r.bytes_received = c.current.bytes_received;
+  r.duration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
+  r.listener = listener.name.empty() ? std::string_view("-") : std::string_view(listener.name);
+  if (info.target) {
+    r.route = info.target->config->name;
+    if (const PoolState* pool = info.target->pool) {
+      r.pool = pool->config.name;
+      if (c.current.backend != balance::kNoBackend) {
+        r.backend = pool->config.backends[c.current.backend].name;
+        if (c.current.upstream_seconds > 0) r.upstream_seconds = c.current.upstream_seconds;
+      }
+    }
+  }
+  r.retries = c.current.retries;
+  channel->append(r);
+}
+
 // Counts a finished request: what its client was answered, on its listener and route.
 void account(Client& c, const RequestInfo& info, size_t listener_index) {
   metrics::Shard& m = c.worker.metrics();
@@ -635,10 +670,13 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
       account(c, info, listener_index);
+      log_request(c, info, listener_index);
       break;
     }
     Next next = co_await answer(c, info, request_head);
     account(c, info, listener_index);
+    log_request(c, info, listener_index);
+    info.logged.text.release();
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }

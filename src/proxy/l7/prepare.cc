@@ -183,8 +183,28 @@ int write_forwarded_head(Client& c, const http1::RequestHead& head, const route:
   return 0;
 }
 
+// Keeps what the access log needs of the head; a target too long for the buffer is cut.
+void capture_for_log(Worker& w, const http1::RequestHead& head, std::string_view host,
+                     LoggedFields& out) {
+  std::string_view referer, user_agent;
+  for (const http1::Header& h : head.headers) {
+    if (referer.empty() && http1::iequals(h.name, "referer")) referer = h.value;
+    if (user_agent.empty() && http1::iequals(h.name, "user-agent")) user_agent = h.value;
+  }
+  out.text = w.buffers().take();
+  const std::string_view fields[] = {head.method_text, host, head.target, referer, user_agent};
+  for (size_t i = 0; i < LoggedFields::kCount; ++i) {
+    size_t n = std::min(fields[i].size(), out.text.tail_room());
+    std::copy_n(fields[i].data(), n, out.text.tail());
+    out.text.commit(n);
+    out.lengths[i] = static_cast<uint32_t>(n);
+  }
+}
+
 }  // namespace
 
+// Routes a parsed request and serialises what is sent next: the head for the backend, or
+// usher's own complete response. Returns 0 or the status of an error to answer.
 int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
                     net::Buffer& out) {
   Worker& w = c.worker;
@@ -207,6 +227,7 @@ int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info
       generate_request_id(w, info.request_id);
     }
   }
+  if (w.access_log()) capture_for_log(w, head, fields.host, info.logged);
   char host[route::kMaxHost];
   route::RequestView view{
       head.method_text, route::normalize_host(fields.host, host), {}, {}, head.headers};

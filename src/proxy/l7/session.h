@@ -66,6 +66,20 @@ struct ShortText {
 
 constexpr size_t kMaxRequestIdLength = 128;
 
+// Copies of the head's fields the access log prints, taken only while it is on: the head's
+// bytes are gone by the time the line is written.
+struct LoggedFields {
+  enum Field : uint8_t { kMethod, kHost, kTarget, kReferer, kUserAgent, kCount };
+  net::Buffer text;  // the fields back to back
+  uint32_t lengths[kCount] = {};
+
+  std::string_view get(Field field) const {
+    size_t offset = 0;
+    for (int i = 0; i < field; ++i) offset += lengths[i];
+    return text ? std::string_view(text.begin() + offset, lengths[field]) : std::string_view();
+  }
+};
+
 // What outlives the request head once it has been serialised for the backend.
 struct RequestInfo {
   Framing::Kind body_kind = Framing::Kind::kNone;
@@ -83,6 +97,7 @@ struct RequestInfo {
   bool https_client = false;                      // a trusted proxy says the client came over HTTPS
   ShortText<INET6_ADDRSTRLEN> client_ip;          // the real client, after trusted proxies
   ShortText<kMaxRequestIdLength> request_id;
+  LoggedFields logged;
 
   bool marked_idempotent = false;  // carries an Idempotency-Key: the client allows a replay
 

@@ -1,0 +1,123 @@
+#pragma once
+// The access log: one line per request, JSON or nginx's "combined". Workers never write to the
+// file: each appends lines to its own buffer, and full buffers (or every 100 ms) go to a writer
+// thread through a single-producer single-consumer ring: when a buffer is full, when its oldest
+// line is 100 ms old, or when the worker has nothing else to do. When the writer is behind (a slow
+// disk, a pipe nobody reads) the worker drops the buffer and counts its lines instead of waiting.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+
+namespace usher::log {
+
+// What one finished request contributes to its line. Views valid for the append call only.
+struct RequestRecord {
+  std::string_view client;
+  std::string_view method;
+  std::string_view host;
+  std::string_view target;
+  std::string_view referer;
+  std::string_view user_agent;
+  std::string_view request_id;
+  uint8_t version_minor = 1;
+  int status = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  double duration_seconds = 0;
+  double upstream_seconds = -1;  // below 0: no backend answered
+  std::string_view listener;
+  std::string_view route;
+  std::string_view pool;
+  std::string_view backend;
+  uint32_t retries = 0;
+};
+
+// Appends one line, newline included. `now` is the wall-clock time of the response.
+void format_line(config::AccessLog::Format format, const RequestRecord& record,
+                 std::chrono::system_clock::time_point now, std::string& out);
+
+// A worker's side of the log.
+class Channel {
+ public:
+  static constexpr size_t kBufferBytes = 64 * 1024;
+  static constexpr size_t kSlots = 4;
+
+  explicit Channel(config::AccessLog::Format format);
+
+  // Worker thread.
+  void append(const RequestRecord& record);
+  void flush();
+
+  // Writer thread: writes every handed-over buffer with `write`; returns whether any was there.
+  template <typename Write>
+  bool drain(Write&& write);
+
+  // Any thread.
+  uint64_t lines() const { return lines_.load(std::memory_order_relaxed); }
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  config::AccessLog::Format format_;
+  std::string current_;
+  uint64_t current_lines_ = 0;
+  std::chrono::system_clock::time_point oldest_;  // of the lines in current_
+  std::string slots_[kSlots];
+  alignas(64) std::atomic<uint64_t> head_{0};  // next slot the writer takes
+  alignas(64) std::atomic<uint64_t> tail_{0};  // next slot the worker fills
+  std::atomic<uint64_t> lines_{0};
+  std::atomic<uint64_t> dropped_{0};
+};
+
+template <typename Write>
+bool Channel::drain(Write&& write) {
+  bool any = false;
+  for (uint64_t head = head_.load(std::memory_order_relaxed);
+       head != tail_.load(std::memory_order_acquire); ++head) {
+    std::string& slot = slots_[head % kSlots];
+    write(std::string_view(slot));
+    slot.clear();
+    head_.store(head + 1, std::memory_order_release);
+    any = true;
+  }
+  return any;
+}
+
+class AccessLog {
+ public:
+  AccessLog(const config::AccessLog& config, unsigned workers);
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+  ~AccessLog();
+
+  Channel& channel(unsigned worker) { return *channels_[worker]; }
+  void start();
+  // Writes what the workers handed over (giving up on a sink that stays blocked) and stops.
+  void stop();
+  // Any thread (SIGUSR1): the writer reopens the file, for log rotation.
+  void reopen() { reopen_.store(true, std::memory_order_relaxed); }
+
+  uint64_t lines() const;
+  uint64_t dropped() const;  // lines dropped by workers plus lines the sink refused
+
+ private:
+  void run();
+  bool open_file();
+  void write_out(std::string_view bytes, bool stopping);
+
+  config::AccessLog config_;
+  std::vector<std::unique_ptr<Channel>> channels_;
+  int fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> reopen_{false};
+  std::atomic<uint64_t> refused_bytes_{0};
+  std::atomic<uint64_t> refused_lines_{0};
+  std::thread thread_;
+};
+
+}  // namespace usher::log
