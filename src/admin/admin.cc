@@ -6,35 +6,17 @@
 
 #include <cerrno>
 #include <cstring>
-#include <nlohmann/json.hpp>
-
-#include "admin/metrics_page.h"
 #include "codec/http1/head_parser.h"
 
 namespace usher::admin {
 
-namespace {
-
-std::string response(int status, std::string_view reason, const std::string& body,
-                     std::string_view type = "application/json") {
-  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
-         "\r\nContent-Type: " + std::string(type) +
-         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-         body;
-}
-
-std::string error(int status, std::string_view reason, const std::string& message) {
-  return response(status, reason, nlohmann::json{{"error", message}}.dump() + "\n");
-}
-
-}  // namespace
 
 AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
-                         const metrics::Registry& metrics, const log::AccessLog* access_log)
+                         const metrics::Registry& metrics, const log::AccessLog* access_log,
+                         std::string token)
     : listen_(listen),
-      pools_(std::move(pools)),
-      metrics_(metrics),
-      access_log_(access_log),
+      sampler_(metrics, pools),
+      context_{std::move(pools), metrics, access_log, sampler_, std::move(token)},
       reactor_(net::make_epoll_reactor()) {}
 
 AdminServer::~AdminServer() {
@@ -56,6 +38,7 @@ std::string AdminServer::bind() {
 }
 
 void AdminServer::start() {
+  sampler_.start();
   thread_ = std::thread([this] {
     net::spawn(accept_loop());
     // stop() cancels the accept; the accept loop then ends the reactor, so no frame is left.
@@ -72,6 +55,7 @@ void AdminServer::stop() {
   stopping_ = true;
   reactor_->wake();
   thread_.join();
+  sampler_.stop();
 }
 
 net::Task<void> AdminServer::accept_loop() {
@@ -100,11 +84,12 @@ net::Task<void> AdminServer::serve(int fd) {
     auto status = http1::parse_request({buffer.data(), received}, {4096, 8192, 64}, scratch,
                                        scanned, head, parse_error);
     if (status == http1::ParseStatus::kError) {
-      out = error(parse_error.http_status, "Bad Request", parse_error.reason);
+      out = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
     } else if (status == http1::ParseStatus::kComplete) {
-      out = respond(head.method_text, head.target);
+      out = respond(context_, head, draining_);
     } else if (received == buffer.size()) {
-      out = error(431, "Request Header Fields Too Large", "request head too large");
+      out = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n";
     }
   }
   for (size_t sent = 0; sent < out.size();) {
@@ -112,69 +97,6 @@ net::Task<void> AdminServer::serve(int fd) {
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }
-}
-
-std::string AdminServer::respond(std::string_view method, std::string_view target) {
-  target = target.substr(0, target.find('?'));
-  if (target == "/livez") return response(200, "OK", "ok\n", "text/plain");
-  if (target == "/metrics") {
-    return response(200, "OK", metrics_page(metrics_, pools_, access_log_),
-                    "text/plain; version=0.0.4");
-  }
-  if (target == "/readyz") {
-    return draining_ ? response(503, "Service Unavailable", "draining\n", "text/plain")
-                     : response(200, "OK", "ready\n", "text/plain");
-  }
-  if (target == "/api/v1/pools") {
-    if (method != "GET") return error(405, "Method Not Allowed", "use GET");
-    nlohmann::json pools = nlohmann::json::array();
-    for (proxy::PoolState* pool : pools_) {
-      nlohmann::json backends = nlohmann::json::array();
-      for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
-        const balance::BackendLive& b = pool->live[i];
-        backends.push_back({{"address", pool->snapshot.backends[i].address.to_string()},
-                            {"weight", pool->snapshot.backends[i].weight},
-                            {"healthy", b.healthy.load(std::memory_order_relaxed)},
-                            {"draining", b.draining.load(std::memory_order_relaxed)},
-                            {"active", b.active.load(std::memory_order_relaxed)}});
-      }
-      pools.push_back(
-          {{"name", pool->config.name}, {"balance", pool->config.balance}, {"backends", backends}});
-    }
-    return response(200, "OK", nlohmann::json{{"pools", pools}}.dump(2) + "\n");
-  }
-  // /api/v1/pools/POOL/backends/ADDR/(drain|ready)
-  constexpr std::string_view kPrefix = "/api/v1/pools/";
-  if (target.rfind(kPrefix, 0) != 0) return error(404, "Not Found", "no such endpoint");
-  std::string_view rest = target.substr(kPrefix.size());
-  size_t slash = rest.find("/backends/");
-  size_t action = rest.rfind('/');
-  if (slash == std::string_view::npos || action <= slash + 9)
-    return error(404, "Not Found", "no such endpoint");
-  std::string_view pool_name = rest.substr(0, slash);
-  std::string_view address = rest.substr(slash + 10, action - slash - 10);
-  std::string_view verb = rest.substr(action + 1);
-  if (verb != "drain" && verb != "ready")
-    return error(404, "Not Found", "use .../drain or .../ready");
-  if (method != "POST") return error(405, "Method Not Allowed", "use POST");
-  for (proxy::PoolState* pool : pools_) {
-    if (pool->config.name != pool_name) continue;
-    for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
-      if (pool->snapshot.backends[i].address.to_string() != address) continue;
-      bool drain = verb == "drain";
-      pool->live[i].draining.store(drain, std::memory_order_relaxed);
-      spdlog::warn("admin: pool={} backend={} {}", pool_name, address,
-                   drain ? "DRAINING: no new requests, in-flight ones finish"
-                         : "READY: takes requests again");
-      return response(
-          200, "OK",
-          nlohmann::json{{"pool", pool_name}, {"backend", address}, {"draining", drain}}.dump() +
-              "\n");
-    }
-    return error(404, "Not Found",
-                 "pool '" + std::string(pool_name) + "' has no backend " + std::string(address));
-  }
-  return error(404, "Not Found", "no pool '" + std::string(pool_name) + "'");
 }
 
 }  // namespace usher::admin

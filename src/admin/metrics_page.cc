@@ -36,7 +36,10 @@ std::string metrics_page(const metrics::Registry& registry,
               [](const Live& b) { return b.healthy.load(relaxed); });
   per_backend(e, pools, "usher_backend_draining", "gauge",
               "1 while the backend is drained by the admin API.",
-              [](const Live& b) { return b.draining.load(relaxed); });
+              [](const Live& b) { return b.admin_state.load(relaxed) == balance::kDraining; });
+  per_backend(e, pools, "usher_backend_disabled", "gauge",
+              "1 while the backend is disabled by the admin API.",
+              [](const Live& b) { return b.admin_state.load(relaxed) == balance::kDisabled; });
   per_backend(e, pools, "usher_backend_active_requests", "gauge",
               "Requests in flight on the backend, over all workers.",
               [](const Live& b) { return b.active.load(relaxed); });

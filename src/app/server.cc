@@ -82,7 +82,7 @@ int Server::run() {
   checker_ = std::make_unique<health::Checker>(targets);
   if (config_.admin) {
     admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,
-                                                  access_log_.get());
+                                                  access_log_.get(), config_.admin_token);
     if (std::string error = admin_->bind(); !error.empty()) {
       spdlog::error("{}", error);
       return 1;

@@ -8,6 +8,10 @@
 
 namespace usher::balance {
 
+// Draining: the algorithm picks it no more, clients pinned to it (sticky) still reach it, and
+// requests in flight finish. Disabled: nothing new reaches it at all.
+enum AdminState : uint8_t { kServing = 0, kDraining = 1, kDisabled = 2 };
+
 struct alignas(64) BackendLive {
   std::atomic<uint32_t> active{0};
   std::atomic<double> latency_ms{0};  // peak-EWMA estimate; 0 = none yet
@@ -17,7 +21,8 @@ struct alignas(64) BackendLive {
   std::atomic<uint32_t> consecutive_failures{0};  // on real traffic (passive checks)
   std::atomic<uint64_t> ejected_until_ms{0};      // 0: not ejected
   std::atomic<uint32_t> ejections{0};
-  std::atomic<bool> draining{false};   // set by the admin API: no new requests
+  // What an operator decided through the admin API (AdminState bits).
+  std::atomic<uint8_t> admin_state{0};
   std::atomic<uint32_t> went_down{0};  // health transitions, counted by the checker
   std::atomic<uint32_t> went_up{0};
 };
@@ -31,10 +36,16 @@ class LiveState {
   BackendLive& operator[](uint32_t i) { return backends_[i]; }
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
-  // Draining wins over panic: an operator took the backend out on purpose.
+  // The operator's word wins over panic: they took the backend out on purpose.
   bool usable(uint32_t i) const {
     const BackendLive& b = backends_[i];
-    if (b.draining.load(std::memory_order_relaxed)) return false;
+    if (b.admin_state.load(std::memory_order_relaxed) != kServing) return false;
+    return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
+  }
+  // For a client pinned to backend i by a sticky cookie: draining still serves it.
+  bool usable_for_pinned(uint32_t i) const {
+    const BackendLive& b = backends_[i];
+    if (b.admin_state.load(std::memory_order_relaxed) & kDisabled) return false;
     return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
   }
   // Panic mode (Envoy's): too few backends are healthy to carry the load, so every backend is

@@ -203,6 +203,7 @@ struct AccessLog {
 struct Config {
   unsigned workers = 0;          // 0: one per core
   std::optional<Address> admin;  // the admin API's listen address
+  std::string admin_token;       // when set, /api/ and /metrics want "Authorization: Bearer" it
   std::vector<Listener> listeners;
   std::vector<Pool> pools;
   ClientTimeouts timeouts;

@@ -319,7 +319,8 @@ Config read_root(Reader& r, const YAML::Node& root) {
     read_access_log_format(r, root["access_log_format"], config.access_log);
   }
   if (const YAML::Node admin = root["admin"]; admin && r.expect_map(admin, "admin")) {
-    r.check_keys(admin, {"listen"}, "admin");
+    r.check_keys(admin, {"listen", "token"}, "admin");
+    if (admin["token"]) r.scalar(admin["token"], "admin token", config.admin_token);
     if (admin["listen"]) {
       config.admin.emplace();
       r.address(admin["listen"], "admin listen", *config.admin);

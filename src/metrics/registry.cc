@@ -56,6 +56,17 @@ Registry::Registry(const config::Config& config, unsigned workers) : config_(con
   }
 }
 
+Registry::BackendTotals Registry::backend_totals(size_t backend) const {
+  BackendTotals t;
+  for (const auto& shard : shards_) {
+    const BackendCounters& b = shard->backends[backend];
+    for (size_t c = 0; c < 5; ++c) t.responses[c] += b.responses[c].read();
+    for (const Counter& e : b.errors) t.errors += e.read();
+    for (size_t i = 0; i < kBuckets; ++i) t.buckets[i] += b.total.bucket(i);
+  }
+  return t;
+}
+
 void Registry::write_prometheus(std::string& out) const {
   Exposition e(out);
   const auto& s = shards_;

@@ -28,6 +28,14 @@ class Registry {
   // First process-wide route number of a listener's routes.
   size_t first_route(size_t listener) const { return first_route_[listener]; }
 
+  // One backend's counters merged over all workers (any thread).
+  struct BackendTotals {
+    uint64_t responses[5] = {};
+    uint64_t errors = 0;
+    uint64_t buckets[kBuckets] = {};  // response_seconds, per bucket (not cumulative)
+  };
+  BackendTotals backend_totals(size_t backend) const;
+
   // Appends the counter and histogram families in Prometheus text format (version 0.0.4).
   void write_prometheus(std::string& out) const;
 

@@ -1,0 +1,78 @@
+#pragma once
+// Once a second, what the dashboard charts: per backend the request and error rates and the
+// p50/p99 response time over that second, and whether it was up; plus health and operator
+// events. Keeps the last five minutes. Its own thread; readers take a snapshot under a mutex
+// (the admin side only, never the request path).
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "metrics/registry.h"
+#include "proxy/pool_state.h"
+
+namespace usher::admin {
+
+struct Point {
+  uint64_t time_ms;  // wall clock
+  double requests_per_second;
+  double errors_per_second;  // 5xx responses and tries without a response
+  double p50_ms;             // -1 when no request finished in the second
+  double p99_ms;
+  bool up;
+};
+
+struct Event {
+  uint64_t time_ms;
+  std::string pool;
+  std::string backend;
+  std::string what;  // "UP -> DOWN", "DRAINING", ...
+};
+
+class Sampler {
+ public:
+  static constexpr size_t kPoints = 300;
+  static constexpr size_t kEvents = 200;
+
+  Sampler(const metrics::Registry& registry, std::vector<proxy::PoolState*> pools);
+  ~Sampler();
+
+  void start();
+  void stop();
+  void record(Event event);  // any thread
+
+  // JSON: {"interval_ms":1000,"backends":[{"pool","backend","points":[[t,rps,err,p50,p99,up]]}],
+  // "events":[...]}, points newer than since_ms only.
+  std::string series_json(uint64_t since_ms) const;
+
+ private:
+  struct Backend {
+    std::string pool;
+    std::string name;
+    size_t id = 0;
+    proxy::PoolState* state = nullptr;
+    uint32_t index = 0;
+    metrics::Registry::BackendTotals last;
+    bool was_up = true;
+    uint32_t went_down = 0;
+    uint32_t went_up = 0;
+    std::deque<Point> points;
+  };
+
+  void run();
+  void sample();
+
+  const metrics::Registry& registry_;
+  std::vector<Backend> backends_;
+  std::deque<Event> events_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace usher::admin
