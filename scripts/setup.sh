@@ -2,6 +2,7 @@
 # Installs what usher needs to build, test, benchmark and demo on Debian 12. Idempotent: only
 # missing packages are installed, and nothing is fetched when all are present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   # build
@@ -9,7 +10,12 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
+  # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
+  chromium
 )
+# Node.js may come from elsewhere (NodeSource bundles npm); Debian's packages only if absent.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -26,4 +32,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages for the browser tests, pinned by tests/browser/package-lock.json.
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "setup: installing the browser tests' npm packages"
+  npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi
