@@ -10,7 +10,6 @@
 
 namespace usher::admin {
 
-
 AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
                          const metrics::Registry& metrics, const log::AccessLog* access_log,
                          std::string token)
@@ -88,8 +87,9 @@ net::Task<void> AdminServer::serve(int fd) {
     } else if (status == http1::ParseStatus::kComplete) {
       out = respond(context_, head, draining_);
     } else if (received == buffer.size()) {
-      out = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
-            "Connection: close\r\n\r\n";
+      out =
+          "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\n"
+          "Connection: close\r\n\r\n";
     }
   }
   for (size_t sent = 0; sent < out.size();) {

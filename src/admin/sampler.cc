@@ -29,8 +29,7 @@ double quantile_ms(const uint64_t (&buckets)[metrics::kBuckets], double q) {
       continue;
     }
     const double low = i == 0 ? 0 : metrics::kBucketBounds[i - 1];
-    const double high =
-        i < std::size(metrics::kBucketBounds) ? metrics::kBucketBounds[i] : low * 2;
+    const double high = i < std::size(metrics::kBucketBounds) ? metrics::kBucketBounds[i] : low * 2;
     const double within = (rank - static_cast<double>(seen)) / static_cast<double>(buckets[i]);
     return (low + (high - low) * within) * 1e3;
   }
@@ -128,8 +127,8 @@ std::string Sampler::series_json(uint64_t since_ms) const {
     nlohmann::json points = nlohmann::json::array();
     for (const Point& p : b.points) {
       if (p.time_ms <= since_ms) continue;
-      points.push_back({p.time_ms, p.requests_per_second, p.errors_per_second, p.p50_ms, p.p99_ms,
-                        p.up});
+      points.push_back(
+          {p.time_ms, p.requests_per_second, p.errors_per_second, p.p50_ms, p.p99_ms, p.up});
     }
     backends.push_back({{"pool", b.pool}, {"backend", b.name}, {"points", points}});
   }

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "app/ctl.h"
 #include "app/server.h"
 #include "app/simulate.h"
 #include "base/version.h"
@@ -106,6 +107,14 @@ int main(int argc, char** argv) {
   sim_cmd->add_option("--seed", sim.seed, "Random seed (default: the scenario's)");
   sim_cmd->add_flag("--recommend", sim.recommend, "Print the winning algorithm and why");
 
+  usher::app::CtlOptions ctl;
+  auto* ctl_cmd = app.add_subcommand(
+      "ctl",
+      "Talk to a running usher's admin API: pools | metrics | drain|enable|disable POOL BACKEND");
+  ctl_cmd->add_option("--admin", ctl.admin, "Admin listener address (default 127.0.0.1:9900)");
+  ctl_cmd->add_option("--token", ctl.token, "Bearer token (default: $USHER_ADMIN_TOKEN)");
+  ctl_cmd->add_option("words", ctl.words, "What to do")->required();
+
   CLI11_PARSE(app, argc, argv);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
@@ -113,5 +122,6 @@ int main(int argc, char** argv) {
   if (*run_cmd) return run(config_path);
   if (*proxy_cmd) return quick_proxy(quick);
   if (*sim_cmd) return usher::app::simulate(sim);
+  if (*ctl_cmd) return usher::app::ctl(ctl);
   return 2;
 }

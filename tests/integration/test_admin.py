@@ -2,12 +2,14 @@
 import collections
 import http.client
 import json
+import os
 import signal
+import subprocess
 import threading
 import time
 import unittest
 
-from harness import free_port, start_backend, start_usher
+from harness import USHER, free_port, start_backend, start_usher
 
 
 def admin(port, method, path):
@@ -72,10 +74,66 @@ class Drain(unittest.TestCase):
             self.assertEqual(admin(admin_port, "POST", "/api/v1/pools/nope/backends/1.2.3.4:5/drain")[0], 404)
             self.assertEqual(admin(admin_port, "GET", f"/api/v1/pools/web/backends/{b_address}/drain")[0], 405)
             self.assertEqual(admin(admin_port, "GET", "/elsewhere")[0], 404)
+            self.assertEqual(admin(admin_port, "GET", "/")[0], 200)  # the dashboard
 
             usher.signal(signal.SIGTERM)
             time.sleep(0.1)
             self.assertEqual(usher.wait(5), 0, usher.output()[-4000:])
+        finally:
+            usher.stop()
+            for _, b in backends:
+                b.stop()
+
+
+def admin_with_token(port, method, path, token=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+class TokenAndStates(unittest.TestCase):
+    def test_token_disable_enable_and_ctl(self):
+        backends = [start_backend(n) for n in ("a", "b")]
+        admin_port = free_port()
+        port, usher = start_usher([p for p, _ in backends],
+                                  extra=f"admin: {{ listen: 127.0.0.1:{admin_port}, token: s3cret }}\n")
+        b_address = f"127.0.0.1:{backends[1][0]}"
+        ctl = [USHER, "ctl", "--admin", f"127.0.0.1:{admin_port}"]
+        try:
+            # Without the token: refused; health endpoints and the page stay open.
+            self.assertEqual(admin_with_token(admin_port, "GET", "/api/v1/pools")[0], 401)
+            self.assertEqual(admin_with_token(admin_port, "GET", "/metrics", "wrong")[0], 401)
+            self.assertEqual(admin_with_token(admin_port, "POST", f"/api/v1/pools/web/backends/{b_address}/disable")[0], 401)
+            self.assertEqual(admin_with_token(admin_port, "GET", "/livez")[0], 200)
+            self.assertEqual(admin_with_token(admin_port, "GET", "/")[0], 200)
+            self.assertEqual(admin_with_token(admin_port, "GET", "/api/v1/pools", "s3cret")[0], 200)
+            self.assertEqual(subprocess.run(ctl + ["pools"], capture_output=True).returncode, 1)
+
+            # Disable b with `usher ctl`: only a answers; enable it again: both do.
+            done = subprocess.run(ctl + ["--token", "s3cret", "disable", "web", b_address],
+                                  capture_output=True, text=True)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertEqual(json.loads(done.stdout)["state"], "disabled")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            answers = collections.Counter()
+            for _ in range(10):
+                conn.request("GET", "/")
+                answers[conn.getresponse().read().decode()] += 1
+            self.assertEqual(answers, {"a": 10})
+            env = dict(os.environ, USHER_ADMIN_TOKEN="s3cret")
+            self.assertEqual(subprocess.run(ctl + ["enable", "web", b_address], env=env,
+                                            capture_output=True).returncode, 0)
+            answers.clear()
+            for _ in range(10):
+                conn.request("GET", "/")
+                answers[conn.getresponse().read().decode()] += 1
+            conn.close()
+            self.assertEqual(answers, {"a": 5, "b": 5})
+            pools = json.loads(subprocess.run(ctl + ["pools"], env=env, capture_output=True).stdout)
+            self.assertEqual([b["state"] for b in pools["pools"][0]["backends"]], ["serving", "serving"])
         finally:
             usher.stop()
             for _, b in backends:

@@ -556,8 +556,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   pool.retry_budget.on_request();
   // A pinned client stays on its backend while that one is usable.
   uint32_t index =
-      info.sticky_backend != balance::kNoBackend &&
-              pool.live.usable_for_pinned(info.sticky_backend)
+      info.sticky_backend != balance::kNoBackend && pool.live.usable_for_pinned(info.sticky_backend)
           ? info.sticky_backend
           : pick_backend(w, pool, info);
   bool continue_sent = false;
