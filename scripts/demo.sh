@@ -44,7 +44,8 @@ for p in $BACKEND_PORTS; do wait_port "$p"; done
   printf 'pools:\n  - name: demo\n    balance: round-robin\n'
   printf '    health: { type: http, path: /health, interval: 1s, timeout: 500ms, rise: 2, fall: 2 }\n'
   printf '    backends:\n'
-  for p in $BACKEND_PORTS; do printf '      - 127.0.0.1:%s\n' "$p"; done
+  i=0
+  for p in $BACKEND_PORTS; do printf '      - { address: 127.0.0.1:%s, name: %s }\n' "$p" "${names[$i]}"; i=$((i + 1)); done
 } >"$run/usher.yaml"
 build/src/app/usher check -c "$run/usher.yaml"
 build/src/app/usher run -c "$run/usher.yaml" &
@@ -54,12 +55,14 @@ wait_port "$PORT"
 cat <<MSG
 
 usher is running at http://127.0.0.1:$PORT/ in front of three backends (${names[*]}).
+Dashboard: http://127.0.0.1:$ADMIN_PORT/   (live health, rates, latency; drain/enable buttons)
 Try:
   for i in 1 2 3 4 5 6; do curl -s http://127.0.0.1:$PORT/; echo; done   # round-robin
   curl -s http://127.0.0.1:$PORT/echo                                  # what a backend receives
   curl -s -X POST --data-binary @/etc/os-release http://127.0.0.1:$PORT/upload
   curl -s http://127.0.0.1:$ADMIN_PORT/api/v1/pools                    # backends: healthy, draining, active
-  curl -s -X POST http://127.0.0.1:$ADMIN_PORT/api/v1/pools/demo/backends/127.0.0.1:${BACKEND_PORTS%% *}/drain
+  build/src/app/usher ctl --admin 127.0.0.1:$ADMIN_PORT drain demo alpha    # then: enable demo alpha
+  curl -s http://127.0.0.1:$ADMIN_PORT/metrics | grep usher_backend_requests_total
   usher simulate --scenario varying-durations --recommend   # as build/src/app/usher
 Health checks run every second: stop a backend (its PID is in 'ps') and watch usher's log.
 Stop with Ctrl-C (or: kill $$).
