@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# usher against HAProxy and nginx, same backends, same run, interleaved rounds.
+# usher against HAProxy and nginx, same backends, same run, interleaved rounds; and usher with
+# its access log on against usher without it.
 #
 #   bash bench/run.sh                     # 64 and 1000 connections, 3 rounds of 10 s each
 #   CONNS="64" ROUNDS=1 DUR=5 bash bench/run.sh
@@ -33,7 +34,7 @@ wait_port() {
 start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
 
 B1=$(free_port); B2=$(free_port); B3=$(free_port)
-HP=$(free_port); NP=$(free_port); UP=$(free_port)
+HP=$(free_port); NP=$(free_port); UP=$(free_port); LP=$(free_port)
 body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
 # The backends: one nginx worker answering a fixed body on three ports.
@@ -80,7 +81,11 @@ start haproxy -db -f "$RUN/haproxy.cfg"; HAPROXY_PID=$LAST
 start nginx -c "$RUN/nginx.conf"; NGINX_PID=$LAST
 start build/src/app/usher proxy --listen "127.0.0.1:$UP" --workers 1 --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3"
 USHER_PID=$LAST
-for p in $HP $NP $UP; do wait_port "$p"; done
+# The same with a JSON access log on disk (metrics are always on): what observability costs.
+start build/src/app/usher proxy --listen "127.0.0.1:$LP" --workers 1 --access-log "$RUN/access.log" \
+  --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3"
+USHER_LOG_PID=$LAST
+for p in $HP $NP $UP $LP; do wait_port "$p"; done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -116,11 +121,12 @@ print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{percentile(50):.3f}", f"{percen
 echo "# placement: everything on CPU $CPU; wrk -t1; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes"
 echo "# target conns rps p50_ms p99_ms errors proxy_cpu_us_per_request"
 for conns in $CONNS; do
-  for p in $HP $NP $UP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
+  for p in $HP $NP $UP $LP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
   for r in $(seq 1 "$ROUNDS"); do
     round haproxy $HP $HAPROXY_PID "$conns"
     round nginx $NP "$NGINX_WORKER" "$conns"
     round usher $UP $USHER_PID "$conns"
+    round usher+log $LP $USHER_LOG_PID "$conns"
     round direct $B1 - "$conns"
   done
 done
@@ -185,7 +191,8 @@ for (c, t), v in sorted(by.items()):
     print(f"| {c} | {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in v)} | {cpu} |")
 print()
 for c in sorted({k[0] for k in med}):
-    u, h, n, d = (med.get((c, t)) for t in ("usher", "haproxy", "nginx", "direct"))
+    u, h, n, d, l = (med.get((c, t)) for t in ("usher", "haproxy", "nginx", "direct", "usher+log"))
     print(f"conns={c}: usher/haproxy rps {u[0]/h[0]:.2f}, p99 {u[2]/h[2]:.2f}, cpu {u[4]/h[4]:.2f}; "
-          f"usher/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; usher/direct rps {u[0]/d[0]:.2f}")
+          f"usher/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; usher/direct rps {u[0]/d[0]:.2f}; "
+          f"with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
 PY

@@ -51,14 +51,18 @@ struct QuickOptions {
   std::vector<std::string> to;
   std::string balance = "round-robin";
   unsigned workers = 0;
+  std::string access_log = "off";
+  std::string admin;
 };
 
 int quick_proxy(const QuickOptions& options) {
   // Built as YAML so quick mode gets exactly the validation of a config file.
-  std::string yaml = "workers: " + std::to_string(options.workers) + "\npools:\n  - name: quick\n" +
+  std::string yaml = "workers: " + std::to_string(options.workers) + "\naccess_log: \"" +
+                     options.access_log + "\"\npools:\n  - name: quick\n" +
                      "    balance: \"" + options.balance + "\"\n    backends:\n";
   for (const std::string& to : options.to) yaml += "      - \"" + to + "\"\n";
   yaml += "listeners:\n  - name: quick\n    listen: \"" + options.listen + "\"\n    pool: quick\n";
+  if (!options.admin.empty()) yaml += "admin: { listen: \"" + options.admin + "\" }\n";
   usher::config::Errors errors;
   auto config = usher::config::load_string(yaml, "command line", errors);
   if (!config) {
@@ -91,6 +95,8 @@ int main(int argc, char** argv) {
   proxy_cmd->add_option("--balance", quick.balance,
                         "Balancing algorithm (see usher simulate --help)");
   proxy_cmd->add_option("--workers", quick.workers, "Worker threads (default: one per core)");
+  proxy_cmd->add_option("--access-log", quick.access_log, "off, stdout or a file path (JSON lines)");
+  proxy_cmd->add_option("--admin", quick.admin, "Admin listener: dashboard, metrics, API");
 
   usher::app::SimulateOptions sim;
   auto* sim_cmd =
