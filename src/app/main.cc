@@ -58,8 +58,8 @@ struct QuickOptions {
 int quick_proxy(const QuickOptions& options) {
   // Built as YAML so quick mode gets exactly the validation of a config file.
   std::string yaml = "workers: " + std::to_string(options.workers) + "\naccess_log: \"" +
-                     options.access_log + "\"\npools:\n  - name: quick\n" +
-                     "    balance: \"" + options.balance + "\"\n    backends:\n";
+                     options.access_log + "\"\npools:\n  - name: quick\n" + "    balance: \"" +
+                     options.balance + "\"\n    backends:\n";
   for (const std::string& to : options.to) yaml += "      - \"" + to + "\"\n";
   yaml += "listeners:\n  - name: quick\n    listen: \"" + options.listen + "\"\n    pool: quick\n";
   if (!options.admin.empty()) yaml += "admin: { listen: \"" + options.admin + "\" }\n";
@@ -95,7 +95,8 @@ int main(int argc, char** argv) {
   proxy_cmd->add_option("--balance", quick.balance,
                         "Balancing algorithm (see usher simulate --help)");
   proxy_cmd->add_option("--workers", quick.workers, "Worker threads (default: one per core)");
-  proxy_cmd->add_option("--access-log", quick.access_log, "off, stdout or a file path (JSON lines)");
+  proxy_cmd->add_option("--access-log", quick.access_log,
+                        "off, stdout or a file path (JSON lines)");
   proxy_cmd->add_option("--admin", quick.admin, "Admin listener: dashboard, metrics, API");
 
   usher::app::SimulateOptions sim;

@@ -67,32 +67,28 @@ void json_line(const RequestRecord& r, std::chrono::system_clock::time_point now
   fmt::format_to(it, R"({{"time":"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z","client":)",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                  millis % 1000);
+  auto text = [&out](std::string_view key, std::string_view value) {
+    out += key;
+    json_string(out, value);
+  };
   json_string(out, r.client);
-  out += R"(,"method":)";
-  json_string(out, r.method);
-  out += R"(,"host":)";
-  json_string(out, r.host);
-  out += R"(,"path":)";
-  json_string(out, r.target);
+  text(R"(,"method":)", r.method);
+  text(R"(,"host":)", r.host);
+  text(R"(,"path":)", r.target);
   fmt::format_to(it, R"(,"status":{},"bytes_sent":{},"bytes_received":{},"duration_ms":{:.3f},)",
                  r.status, r.bytes_sent, r.bytes_received, r.duration_seconds * 1e3);
   if (r.upstream_seconds >= 0) {
-    fmt::format_to(it, R"("upstream_ms":{:.3f},)", r.upstream_seconds * 1e3);
+    fmt::format_to(it, R"("upstream_ms":{:.3f})", r.upstream_seconds * 1e3);
   } else {
-    out += R"("upstream_ms":null,)";
+    out += R"("upstream_ms":null)";
   }
-  out += R"("listener":)";
-  json_string(out, r.listener);
-  out += R"(,"route":)";
-  json_string(out, r.route);
-  out += R"(,"pool":)";
-  json_string(out, r.pool);
-  out += R"(,"backend":)";
-  json_string(out, r.backend);
-  fmt::format_to(it, R"(,"retries":{},"request_id":)", r.retries);
-  json_string(out, r.request_id);
-  out += R"(,"user_agent":)";
-  json_string(out, r.user_agent);
+  text(R"(,"listener":)", r.listener);
+  text(R"(,"route":)", r.route);
+  text(R"(,"pool":)", r.pool);
+  text(R"(,"backend":)", r.backend);
+  fmt::format_to(it, R"(,"retries":{})", r.retries);
+  text(R"(,"request_id":)", r.request_id);
+  text(R"(,"user_agent":)", r.user_agent);
   out += "}\n";
 }
 

@@ -12,9 +12,9 @@ import unittest
 from harness import USHER, free_port, start_backend, start_usher
 
 
-def admin(port, method, path):
+def admin(port, method, path, token=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request(method, path)
+    conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
     response = conn.getresponse()
     body = response.read()
     conn.close()
@@ -85,15 +85,6 @@ class Drain(unittest.TestCase):
                 b.stop()
 
 
-def admin_with_token(port, method, path, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
-    response = conn.getresponse()
-    body = response.read()
-    conn.close()
-    return response.status, body
-
-
 class TokenAndStates(unittest.TestCase):
     def test_token_disable_enable_and_ctl(self):
         backends = [start_backend(n) for n in ("a", "b")]
@@ -104,12 +95,12 @@ class TokenAndStates(unittest.TestCase):
         ctl = [USHER, "ctl", "--admin", f"127.0.0.1:{admin_port}"]
         try:
             # Without the token: refused; health endpoints and the page stay open.
-            self.assertEqual(admin_with_token(admin_port, "GET", "/api/v1/pools")[0], 401)
-            self.assertEqual(admin_with_token(admin_port, "GET", "/metrics", "wrong")[0], 401)
-            self.assertEqual(admin_with_token(admin_port, "POST", f"/api/v1/pools/web/backends/{b_address}/disable")[0], 401)
-            self.assertEqual(admin_with_token(admin_port, "GET", "/livez")[0], 200)
-            self.assertEqual(admin_with_token(admin_port, "GET", "/")[0], 200)
-            self.assertEqual(admin_with_token(admin_port, "GET", "/api/v1/pools", "s3cret")[0], 200)
+            self.assertEqual(admin(admin_port, "GET", "/api/v1/pools")[0], 401)
+            self.assertEqual(admin(admin_port, "GET", "/metrics", "wrong")[0], 401)
+            self.assertEqual(admin(admin_port, "POST", f"/api/v1/pools/web/backends/{b_address}/disable")[0], 401)
+            self.assertEqual(admin(admin_port, "GET", "/livez")[0], 200)
+            self.assertEqual(admin(admin_port, "GET", "/")[0], 200)
+            self.assertEqual(admin(admin_port, "GET", "/api/v1/pools", "s3cret")[0], 200)
             self.assertEqual(subprocess.run(ctl + ["pools"], capture_output=True).returncode, 1)
 
             # Disable b with `usher ctl`: only a answers; enable it again: both do.
