@@ -129,6 +129,13 @@ void Registry::write_prometheus(std::string& out) const {
     }
   }
 
+  e.family("usher_worker_heap_allocations_total", "counter",
+           "Heap allocations made on each worker thread (zero per request in steady state).");
+  for (size_t w = 0; w < s.size(); ++w) {
+    e.sample("usher_worker_heap_allocations_total", {{"worker", std::to_string(w)}},
+             s[w]->heap_allocations.load(std::memory_order_relaxed));
+  }
+
   const auto& pools = config_.pools;
   e.family("usher_pool_retries_total", "counter", "Retries on another backend.");
   for (size_t p = 0; p < pools.size(); ++p) {

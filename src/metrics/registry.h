@@ -18,6 +18,7 @@ struct Shard {
   std::unique_ptr<RouteCounters[]> routes;
   std::unique_ptr<PoolCounters[]> pools;
   std::unique_ptr<BackendCounters[]> backends;
+  std::atomic<uint64_t> heap_allocations{0};  // operator new calls on the worker's thread
 };
 
 class Registry {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/allocation_count.h"
 #include "net/task.h"
 #include "proxy/l7/http_session.h"
 
@@ -106,6 +107,7 @@ void Worker::start() {
 }
 
 void Worker::run() {
+  count_allocations_into(&metrics_.heap_allocations);
   for (size_t i = 0; i < listen_fds_.size(); ++i) {
     listeners_.push_back(
         std::make_unique<net::Socket>(*reactor_, std::exchange(listen_fds_[i], -1)));
@@ -116,6 +118,7 @@ void Worker::run() {
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
   if (access_log_) access_log_->flush();
+  count_allocations_into(nullptr);
 }
 
 void Worker::begin_drain() {

@@ -1,0 +1,17 @@
+#include "base/allocation_count.h"
+
+namespace usher {
+
+namespace {
+thread_local std::atomic<uint64_t>* tls_counter = nullptr;
+}  // namespace
+
+void count_allocations_into(std::atomic<uint64_t>* counter) {
+  tls_counter = counter;
+}
+
+std::atomic<uint64_t>* allocation_counter() {
+  return tls_counter;
+}
+
+}  // namespace usher
