@@ -34,7 +34,19 @@ std::size_t size_class(std::size_t size) {
 
 }  // namespace
 
+// Under AddressSanitizer every frame is its own allocation, so that a frame used after it was
+// freed is reported instead of silently recycled.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kRecycleFrames = false;
+#else
+constexpr bool kRecycleFrames = true;
+#endif
+
 void* allocate_frame(std::size_t size) {
+  if (!kRecycleFrames) {
+    if (void* memory = std::malloc(size)) return memory;
+    throw std::bad_alloc();
+  }
   std::size_t cls = size_class(size);
   if (cls < kClasses) {
     if (FreeFrame* frame = free_lists.heads[cls]) {
@@ -50,6 +62,7 @@ void* allocate_frame(std::size_t size) {
 }
 
 void free_frame(void* frame, std::size_t size) noexcept {
+  if (!kRecycleFrames) return std::free(frame);
   std::size_t cls = size_class(size);
   if (cls < kClasses && free_lists.counts[cls] < kMaxFreePerClass) {
     auto* node = static_cast<FreeFrame*>(frame);

@@ -35,6 +35,11 @@ try {
     () => document.querySelector('tr[data-backend="app-1"] .state').textContent === "DRAINING",
     null, { timeout: 5000 });
   const afterDrain = await states();
+  // The timeline lists what the once-a-second sampler saw: wait for both events to arrive.
+  await page.waitForFunction(
+    () => /UP -> DOWN/.test(document.getElementById("events").textContent) &&
+          /DRAINING/.test(document.getElementById("events").textContent),
+    null, { timeout: 5000 }).catch(() => {});
   const timeline = await page.$eval("#events", e => e.textContent);
 
   await page.waitForTimeout(1500);  // a few more points on the charts
