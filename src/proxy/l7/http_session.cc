@@ -166,10 +166,9 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
     first = step.consumed;
   }
   std::string_view head_bytes(head.begin(), head.size());
-  if (!co_await write_all(upstream, head_bytes, c.unread().substr(0, first),
-                          c.after(upstream_timeout))) {
-    co_return SendResult::kUpstreamFailed;
-  }
+  const bool head_sent = co_await write_all(upstream, head_bytes, c.unread().substr(0, first),
+                                            c.after(upstream_timeout));
+  if (!head_sent) co_return SendResult::kUpstreamFailed;
   c.in.consume(first);
   c.current.bytes_received += first;
   while (!body.done()) {
@@ -181,10 +180,9 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
       c.in.commit(static_cast<size_t>(n));
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return SendResult::kClientBadBody;
-    if (!co_await write_all(upstream, c.unread().substr(0, step.consumed), {},
-                            c.after(upstream_timeout))) {
-      co_return SendResult::kUpstreamFailed;
-    }
+    const bool sent = co_await write_all(upstream, c.unread().substr(0, step.consumed), {},
+                                         c.after(upstream_timeout));
+    if (!sent) co_return SendResult::kUpstreamFailed;
     c.in.consume(step.consumed);
     c.current.bytes_received += step.consumed;
   }
@@ -236,9 +234,10 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
     scanned = 0;
     if (interim) {
       // HTTP/1.0 clients know no interim responses; everyone else sees them as they come.
-      if (!info.http10 && !co_await write_client(c, {out.begin(), out.size()}, {},
-                                                 c.after(w.config().timeouts.body))) {
-        co_return HeadResult::kClientFailed;
+      if (!info.http10) {
+        const bool sent = co_await write_client(c, {out.begin(), out.size()}, {},
+                                                c.after(w.config().timeouts.body));
+        if (!sent) co_return HeadResult::kClientFailed;
       }
       continue;
     }
@@ -264,14 +263,16 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
       std::string_view bytes =
           response.dechunk ? std::string_view(in.begin() + step.data_offset, step.data_length)
                            : std::string_view(in.begin(), step.consumed);
-      if (!co_await write_client(c, pending_head, bytes, c.after(client_timeout))) co_return false;
+      const bool sent = co_await write_client(c, pending_head, bytes, c.after(client_timeout));
+      if (!sent) co_return false;
       pending_head = {};
       in.consume(step.consumed);
       upstream_bytes += step.consumed;
     }
     if (body.done()) break;
     if (!pending_head.empty()) {
-      if (!co_await write_client(c, pending_head, {}, c.after(client_timeout))) co_return false;
+      const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
+      if (!sent) co_return false;
       pending_head = {};
     }
     char* tail = in.tail();
@@ -281,7 +282,8 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
     in.commit(static_cast<size_t>(n));
   }
   if (!pending_head.empty()) {
-    if (!co_await write_client(c, pending_head, {}, c.after(client_timeout))) co_return false;
+    const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
+    if (!sent) co_return false;
   }
   co_return true;
 }
@@ -291,11 +293,11 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
                            const net::Buffer& head) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(w.config().timeouts.body);
-  if (!co_await write_client(c, {head.begin(), head.size()},
-                             {upstream_in.begin(), upstream_in.size()}, deadline) ||
-      !co_await write_all(upstream, c.unread(), {}, deadline)) {
-    co_return;
-  }
+  const bool to_client = co_await write_client(c, {head.begin(), head.size()},
+                                               {upstream_in.begin(), upstream_in.size()}, deadline);
+  if (!to_client) co_return;
+  const bool to_backend = co_await write_all(upstream, c.unread(), {}, deadline);
+  if (!to_backend) co_return;
   upstream_in.release();
   c.in.release();
   co_await tunnel(c.socket, upstream, w.buffers(), w.config().timeouts.tunnel.count());
@@ -412,9 +414,9 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     if (info.expect_continue && !continue_sent && c.in.empty() &&
         info.body_kind != Framing::Kind::kNone) {
       continue_sent = true;
-      if (!co_await write_client(c, kContinueResponse, {}, c.after(w.config().timeouts.body))) {
-        co_return Try{};
-      }
+      const bool sent =
+          co_await write_client(c, kContinueResponse, {}, c.after(w.config().timeouts.body));
+      if (!sent) co_return Try{};
     }
     const SendResult sent =
         co_await send_request(c, up->socket, info, request_head, response_timeout);
@@ -662,7 +664,8 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
   worker.metrics().listeners[listener_index].connections.add();
   record_peer(c);
   for (bool first = true;; first = false) {
-    if (!co_await await_request_bytes(c, first)) break;
+    const bool more = co_await await_request_bytes(c, first);
+    if (!more) break;
     RequestInfo info;
     net::Buffer request_head;
     c.current = RequestOutcome{};

@@ -50,7 +50,8 @@ net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffer
       break;
     }
     std::string_view bytes(buffer.data(), static_cast<size_t>(n));
-    if (!co_await write_all(to, bytes, {}, to.reactor().now_ms() + idle_ms)) break;
+    const bool sent = co_await write_all(to, bytes, {}, to.reactor().now_ms() + idle_ms);
+    if (!sent) break;
   }
   buffer.release();
   if (clean) {
