@@ -147,10 +147,17 @@ class AccessLog(unittest.TestCase):
                 t.join(timeout=60)
             self.assertFalse(any(t.is_alive() for t in threads), "requests stalled")
             self.assertEqual(failures, [])
-            conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
-            conn.request("GET", "/metrics")
-            text = conn.getresponse().read().decode()
-            lines = int(re.search(r"^usher_access_log_lines_total (\d+)$", text, re.M).group(1))
+            # A line is counted just after its response went out: poll briefly for the last ones.
+            deadline = time.monotonic() + 3
+            while True:
+                conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+                conn.request("GET", "/metrics")
+                text = conn.getresponse().read().decode()
+                conn.close()
+                lines = int(re.search(r"^usher_access_log_lines_total (\d+)$", text, re.M).group(1))
+                if lines == 3000 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             dropped = int(re.search(r"^usher_access_log_dropped_lines_total (\d+)$", text, re.M).group(1))
             self.assertEqual(lines, 3000)
             self.assertGreater(dropped, 0)  # the pipe holds far less than 3000 lines
