@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "admin/dashboard.h"
 #include "admin/metrics_page.h"
@@ -63,12 +66,13 @@ std::string pools_json(const ApiContext& context) {
   nlohmann::json pools = nlohmann::json::array();
   for (const proxy::PoolState* pool : context.pools) {
     nlohmann::json backends = nlohmann::json::array();
-    for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
+    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
+      if (!pool->present(i)) continue;
       const balance::BackendLive& b = pool->live[i];
       const uint8_t state = b.admin_state.load(relaxed);
-      backends.push_back({{"name", pool->config.backends[i].name},
-                          {"address", pool->snapshot.backends[i].address.to_string()},
-                          {"weight", pool->snapshot.backends[i].weight},
+      backends.push_back({{"name", pool->slot(i).name},
+                          {"address", pool->slot(i).address.to_string()},
+                          {"weight", pool->weight(i)},
                           {"healthy", b.healthy.load(relaxed)},
                           {"state", state_name(state)},
                           {"draining", state == balance::kDraining},
@@ -90,51 +94,119 @@ uint64_t wall_ms() {
                                    .count());
 }
 
-// POST /api/v1/pools/POOL/backends/BACKEND/ACTION
-std::string change_backend(const ApiContext& context, std::string_view method,
-                           std::string_view path) {
-  std::string_view rest = path.substr(std::string_view("/api/v1/pools/").size());
-  size_t slash = rest.find("/backends/");
-  size_t action = rest.rfind('/');
-  if (slash == std::string_view::npos || action <= slash + 9)
-    return error(404, "Not Found", "no such endpoint");
-  std::string_view pool_name = rest.substr(0, slash);
-  std::string_view backend = rest.substr(slash + 10, action - slash - 10);
-  std::string_view verb = rest.substr(action + 1);
-  uint8_t state = 0;
-  if (verb == "drain") {
-    state = balance::kDraining;
-  } else if (verb == "enable" || verb == "ready") {
-    state = balance::kServing;
-  } else if (verb == "disable") {
-    state = balance::kDisabled;
+proxy::PoolState* find_pool(const ApiContext& context, std::string_view name) {
+  for (proxy::PoolState* pool : context.pools) {
+    if (pool->config.name == name) return pool;
+  }
+  return nullptr;
+}
+
+std::string backend_json(const proxy::PoolState& pool, uint32_t slot) {
+  const uint8_t state = pool.live[slot].admin_state.load(std::memory_order_relaxed);
+  return nlohmann::json{{"pool", pool.config.name},
+                        {"backend", pool.slot(slot).name},
+                        {"address", pool.slot(slot).address.to_string()},
+                        {"weight", pool.weight(slot)},
+                        {"state", state_name(state)},
+                        {"draining", state == balance::kDraining}}
+             .dump() +
+         "\n";
+}
+
+std::optional<uint32_t> number(std::string_view query, std::string_view name) {
+  auto text = route::find_query(query, name);
+  if (!text || text->empty()) return std::nullopt;
+  uint32_t value = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
+  if (ec != std::errc() || end != text->data() + text->size()) return std::nullopt;
+  return value;
+}
+
+// POST /api/v1/pools/POOL/backends?address=A[&weight=W][&name=N]
+std::string add_backend(const ApiContext& context, proxy::PoolState& pool, std::string_view query) {
+  auto address_text = route::find_query(query, "address");
+  if (!address_text) return error(400, "Bad Request", "give ?address=HOST:PORT");
+  auto address = Address::parse(*address_text);
+  if (!address) return error(400, "Bad Request", address.error().message);
+  const uint32_t weight = number(query, "weight").value_or(1);
+  if (weight == 0 || weight > 1000)
+    return error(400, "Bad Request", "weight must be from 1 to 1000");
+  std::string name(route::find_query(query, "name").value_or(std::string_view()));
+  auto slot = pool.add(*address, name, weight);
+  if (!slot) return error(409, "Conflict", slot.error().message);
+  spdlog::warn("admin: pool={} backend={} ADDED ({}, weight {})", pool.config.name,
+               pool.slot(*slot).name, address->to_string(), weight);
+  context.sampler.record({wall_ms(), pool.config.name, pool.slot(*slot).name, "ADDED"});
+  return response(201, "Created", backend_json(pool, *slot));
+}
+
+// POST /api/v1/pools/POOL/backends/BACKEND/ACTION[?value=W]
+std::string change_backend(const ApiContext& context, proxy::PoolState& pool,
+                           std::string_view backend, std::string_view verb,
+                           std::string_view query) {
+  const uint32_t slot = pool.find(backend);
+  if (slot == balance::kNoBackend) {
+    return error(404, "Not Found",
+                 "pool '" + pool.config.name + "' has no backend " + std::string(backend));
+  }
+  const std::string name = pool.slot(slot).name;
+  std::string what;
+  if (verb == "remove") {
+    auto removed = pool.remove(slot);
+    if (!removed) return error(409, "Conflict", removed.error().message);
+    what = "REMOVED";
+  } else if (verb == "weight") {
+    auto value = number(query, "value");
+    if (!value) return error(400, "Bad Request", "give ?value=WEIGHT");
+    auto changed = pool.set_weight(slot, *value);
+    if (!changed) return error(400, "Bad Request", changed.error().message);
+    what = "WEIGHT " + std::to_string(*value);
   } else {
-    return error(404, "Not Found", "use .../drain, .../enable or .../disable");
+    const uint8_t state = verb == "drain"     ? balance::kDraining
+                          : verb == "disable" ? balance::kDisabled
+                                              : balance::kServing;
+    pool.live[slot].admin_state.store(state, std::memory_order_release);
+    what = state == balance::kDraining   ? "DRAINING"
+           : state == balance::kDisabled ? "DISABLED"
+                                         : "ENABLED";
+  }
+  spdlog::warn("admin: pool={} backend={} {}", pool.config.name, name, what);
+  context.sampler.record({wall_ms(), pool.config.name, name, what});
+  return response(
+      200, "OK",
+      verb == "remove"
+          ? nlohmann::json{{"pool", pool.config.name}, {"backend", name}, {"state", "removed"}}
+                    .dump() +
+                "\n"
+          : backend_json(pool, slot));
+}
+
+// /api/v1/pools/POOL/backends[/BACKEND/ACTION]
+std::string pool_endpoint(const ApiContext& context, std::string_view method, std::string_view path,
+                          std::string_view query) {
+  std::string_view rest = path.substr(std::string_view("/api/v1/pools/").size());
+  const size_t slash = rest.find('/');
+  proxy::PoolState* pool = find_pool(context, rest.substr(0, slash));
+  if (!pool) return error(404, "Not Found", "no pool '" + std::string(rest.substr(0, slash)) + "'");
+  rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
+  if (rest == "/backends") {
+    if (method != "POST") return error(405, "Method Not Allowed", "use POST to add a backend");
+    return add_backend(context, *pool, query);
+  }
+  if (!rest.starts_with("/backends/")) return error(404, "Not Found", "no such endpoint");
+  rest.remove_prefix(std::string_view("/backends/").size());
+  const size_t action = rest.rfind('/');
+  if (action == std::string_view::npos || action == 0)
+    return error(404, "Not Found", "no such endpoint");
+  const std::string_view backend = rest.substr(0, action);
+  std::string_view verb = rest.substr(action + 1);
+  if (verb == "ready") verb = "enable";
+  constexpr std::string_view kVerbs[] = {"drain", "enable", "disable", "remove", "weight"};
+  if (std::find(std::begin(kVerbs), std::end(kVerbs), verb) == std::end(kVerbs)) {
+    return error(404, "Not Found", "use .../drain, enable, disable, remove or weight?value=N");
   }
   if (method != "POST") return error(405, "Method Not Allowed", "use POST");
-  for (proxy::PoolState* pool : context.pools) {
-    if (pool->config.name != pool_name) continue;
-    for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
-      const std::string& name = pool->config.backends[i].name;
-      if (name != backend && pool->snapshot.backends[i].address.to_string() != backend) continue;
-      pool->live[i].admin_state.store(state, std::memory_order_relaxed);
-      const char* what = state == balance::kDraining   ? "DRAINING"
-                         : state == balance::kDisabled ? "DISABLED"
-                                                       : "ENABLED";
-      spdlog::warn("admin: pool={} backend={} {}", pool_name, name, what);
-      context.sampler.record({wall_ms(), std::string(pool_name), name, what});
-      return response(200, "OK",
-                      nlohmann::json{{"pool", pool_name},
-                                     {"backend", name},
-                                     {"state", state_name(state)},
-                                     {"draining", state == balance::kDraining}}
-                              .dump() +
-                          "\n");
-    }
-    return error(404, "Not Found",
-                 "pool '" + std::string(pool_name) + "' has no backend " + std::string(backend));
-  }
-  return error(404, "Not Found", "no pool '" + std::string(pool_name) + "'");
+  return change_backend(context, *pool, backend, verb, query);
 }
 
 }  // namespace
@@ -174,7 +246,7 @@ std::string respond(const ApiContext& context, const http1::RequestHead& request
     uint64_t since_ms = since ? std::strtoull(std::string(*since).c_str(), nullptr, 10) : 0;
     return response(200, "OK", context.sampler.series_json(since_ms));
   }
-  if (path.starts_with("/api/v1/pools/")) return change_backend(context, method, path);
+  if (path.starts_with("/api/v1/pools/")) return pool_endpoint(context, method, path, query);
   return error(404, "Not Found", "no such endpoint");
 }
 

@@ -6,7 +6,9 @@
 //   GET  /metrics                             Prometheus text format            [token]
 //   GET  /api/v1/pools                        pools and backends as JSON        [token]
 //   GET  /api/v1/series?since=MS              the dashboard's last five minutes [token]
-//   POST /api/v1/pools/P/backends/B/ACTION    drain | enable | disable (ready = enable) [token]
+//   POST /api/v1/pools/P/backends?address=A&weight=W&name=N   add a backend        [token]
+//   POST /api/v1/pools/P/backends/B/ACTION    drain | enable | disable | remove (ready = enable)
+//   [token] POST /api/v1/pools/P/backends/B/weight?value=W [token]
 // B is a backend's name or address. [token]: with `admin.token` set, these want
 // "Authorization: Bearer TOKEN" and answer 401 without it.
 #include <string>

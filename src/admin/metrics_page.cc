@@ -13,8 +13,9 @@ void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& p
                  std::string_view name, std::string_view type, std::string_view help, Read read) {
   e.family(name, type, help);
   for (const proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->live.size(); ++i) {
-      e.sample(name, {{"pool", pool->config.name}, {"backend", pool->config.backends[i].name}},
+    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
+      if (!pool->present(i)) continue;
+      e.sample(name, {{"pool", pool->config.name}, {"backend", pool->slot(i).name}},
                static_cast<uint64_t>(read(pool->live[i])));
     }
   }
@@ -49,8 +50,9 @@ std::string metrics_page(const metrics::Registry& registry,
   e.family("usher_backend_health_transitions_total", "counter",
            "Health state changes decided by active checks.");
   for (const proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->live.size(); ++i) {
-      const std::string& backend = pool->config.backends[i].name;
+    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
+      if (!pool->present(i)) continue;
+      const std::string& backend = pool->slot(i).name;
       e.sample("usher_backend_health_transitions_total",
                {{"pool", pool->config.name}, {"backend", backend}, {"to", "down"}},
                uint64_t{pool->live[i].went_down.load(relaxed)});
@@ -66,7 +68,14 @@ std::string metrics_page(const metrics::Registry& registry,
              "Access log lines dropped because the writer or the file could not keep up.");
     e.sample("usher_access_log_dropped_lines_total", {}, access_log->dropped());
   }
-  registry.write_prometheus(out);
+  std::vector<metrics::Registry::BackendLabel> backends;
+  for (const proxy::PoolState* pool : pools) {
+    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
+      if (pool->present(i))
+        backends.push_back({pool->first_backend_id + i, pool->config.name, pool->slot(i).name});
+    }
+  }
+  registry.write_prometheus(out, backends);
   return out;
 }
 

@@ -41,10 +41,9 @@ double quantile_ms(const uint64_t (&buckets)[metrics::kBuckets], double q) {
 Sampler::Sampler(const metrics::Registry& registry, std::vector<proxy::PoolState*> pools)
     : registry_(registry) {
   for (proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->live.size(); ++i) {
+    for (uint32_t i = 0; i < pool->capacity(); ++i) {
       Backend b;
       b.pool = pool->config.name;
-      b.name = pool->config.backends[i].name;
       b.id = pool->first_backend_id + i;
       b.state = pool;
       b.index = i;
@@ -88,6 +87,11 @@ void Sampler::sample() {
   const uint64_t now = wall_ms();
   constexpr auto relaxed = std::memory_order_relaxed;
   for (Backend& b : backends_) {
+    if (!b.state->present(b.index)) {  // not a member (yet, or any more)
+      b.points.clear();
+      continue;
+    }
+    if (b.name.empty()) b.name = b.state->slot(b.index).name;
     const metrics::Registry::BackendTotals totals = registry_.backend_totals(b.id);
     uint64_t requests = 0;
     for (size_t c = 0; c < 5; ++c) requests += totals.responses[c] - b.last.responses[c];
@@ -124,6 +128,7 @@ std::string Sampler::series_json(uint64_t since_ms) const {
   nlohmann::json events = nlohmann::json::array();
   std::lock_guard lock(mutex_);
   for (const Backend& b : backends_) {
+    if (b.name.empty() || !b.state->present(b.index)) continue;
     nlohmann::json points = nlohmann::json::array();
     for (const Point& p : b.points) {
       if (p.time_ms <= since_ms) continue;

@@ -48,13 +48,22 @@ int ctl(const CtlOptions& options) {
     path = "/api/v1/pools";
   } else if (w.size() == 1 && w[0] == "metrics") {
     path = "/metrics";
-  } else if (w.size() == 3 && (w[0] == "drain" || w[0] == "enable" || w[0] == "disable")) {
+  } else if (w.size() == 3 &&
+             (w[0] == "drain" || w[0] == "enable" || w[0] == "disable" || w[0] == "remove")) {
     method = "POST";
     path = "/api/v1/pools/" + w[1] + "/backends/" + w[2] + "/" + w[0];
+  } else if (w.size() == 4 && w[0] == "weight") {
+    method = "POST";
+    path = "/api/v1/pools/" + w[1] + "/backends/" + w[2] + "/weight?value=" + w[3];
+  } else if ((w.size() == 3 || w.size() == 4) && w[0] == "add") {
+    method = "POST";
+    path = "/api/v1/pools/" + w[1] + "/backends?address=" + w[2] +
+           (w.size() == 4 ? "&weight=" + w[3] : "");
   } else {
     std::fprintf(stderr,
                  "usage: usher ctl [--admin ADDR] [--token T] pools | metrics | "
-                 "drain|enable|disable POOL BACKEND\n");
+                 "drain|enable|disable|remove POOL BACKEND | weight POOL BACKEND W | "
+                 "add POOL ADDRESS [WEIGHT]\n");
     return 2;
   }
   std::string token = options.token;

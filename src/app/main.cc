@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
   usher::app::CtlOptions ctl;
   auto* ctl_cmd = app.add_subcommand(
       "ctl",
-      "Talk to a running usher's admin API: pools | metrics | drain|enable|disable POOL BACKEND");
+      "Talk to a running usher's admin API: pools | metrics | drain|enable|disable|remove POOL "
+      "BACKEND | weight POOL BACKEND W | add POOL ADDRESS [WEIGHT]");
   ctl_cmd->add_option("--admin", ctl.admin, "Admin listener address (default 127.0.0.1:9900)");
   ctl_cmd->add_option("--token", ctl.token, "Bearer token (default: $USHER_ADMIN_TOKEN)");
   ctl_cmd->add_option("words", ctl.words, "What to do")->required();

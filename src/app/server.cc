@@ -43,11 +43,11 @@ Server::Server(config::Config config) : config_(std::move(config)) {
   for (const config::Pool& pool : config_.pools) {
     const auto id = static_cast<uint32_t>(pools_.size());
     pools_.push_back(std::make_unique<proxy::PoolState>(pool, id, backend_count));
-    backend_count += static_cast<uint32_t>(pool.backends.size());
+    backend_count += pools_.back()->capacity();
   }
   const std::vector<proxy::PoolState*> pools = pool_views();
   unsigned workers = config::effective_workers(config_);
-  metrics_ = std::make_unique<metrics::Registry>(config_, workers);
+  metrics_ = std::make_unique<metrics::Registry>(config_, workers, backend_count);
   if (config_.access_log.target != config::AccessLog::Target::kOff) {
     access_log_ = std::make_unique<log::AccessLog>(config_.access_log, workers);
   }
@@ -74,9 +74,9 @@ int Server::run() {
   std::vector<health::CheckTarget> targets;
   for (auto& pool : pools_) {
     if (!pool->config.health) continue;
-    for (uint32_t i = 0; i < pool->snapshot.backends.size(); ++i) {
-      targets.push_back({pool->config.name, pool->snapshot.backends[i].address,
-                         &*pool->config.health, &pool->live, i, pool->config.panic_percent});
+    for (uint32_t i = 0; i < pool->capacity(); ++i) {
+      targets.push_back({pool->config.name, &pool->slot(i).address, &*pool->config.health,
+                         &pool->live, i, pool->config.panic_percent});
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);

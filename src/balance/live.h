@@ -9,8 +9,9 @@
 namespace usher::balance {
 
 // Draining: the algorithm picks it no more, clients pinned to it (sticky) still reach it, and
-// requests in flight finish. Disabled: nothing new reaches it at all.
-enum AdminState : uint8_t { kServing = 0, kDraining = 1, kDisabled = 2 };
+// requests in flight finish. Disabled: nothing new reaches it at all. Removed: no longer a member
+// of its pool (or a slot not used yet).
+enum AdminState : uint8_t { kServing = 0, kDraining = 1, kDisabled = 2, kRemoved = 4 };
 
 struct alignas(64) BackendLive {
   std::atomic<uint32_t> active{0};
@@ -45,16 +46,26 @@ class LiveState {
   // For a client pinned to backend i by a sticky cookie: draining still serves it.
   bool usable_for_pinned(uint32_t i) const {
     const BackendLive& b = backends_[i];
-    if (b.admin_state.load(std::memory_order_relaxed) & kDisabled) return false;
+    if (b.admin_state.load(std::memory_order_relaxed) & (kDisabled | kRemoved)) return false;
     return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
   }
   // Panic mode (Envoy's): too few backends are healthy to carry the load, so every backend is
   // used, healthy or not, rather than crushing the few that are left.
   void set_panic(bool on) { panic_.store(on, std::memory_order_relaxed); }
   bool panic() const { return panic_.load(std::memory_order_relaxed); }
+  // Members are the backends not removed from their pool (kRemoved also marks unused slots).
+  bool member(uint32_t i) const {
+    return !(backends_[i].admin_state.load(std::memory_order_relaxed) & kRemoved);
+  }
+  uint32_t member_count() const {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < size_; ++i) n += member(i);
+    return n;
+  }
   uint32_t healthy_count() const {
     uint32_t n = 0;
-    for (uint32_t i = 0; i < size_; ++i) n += backends_[i].healthy.load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < size_; ++i)
+      n += member(i) && backends_[i].healthy.load(std::memory_order_relaxed);
     return n;
   }
   // The next usable backend after `after` in candidate order, another one whenever one is usable;

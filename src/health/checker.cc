@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <algorithm>
+#include <string>
 #include <system_error>
 
 #include "balance/picker.h"
@@ -25,7 +27,6 @@ std::pair<int, int> wake_pair() {
 struct Checker::Target {
   Target(net::Reactor& reactor, const CheckTarget& target, std::pair<int, int> fds)
       : what(target),
-        request(health_request(*target.check, target.address)),
         wake(reactor, fds.first),
         wake_writer(fds.second),
         state(target.check->rise, target.check->fall) {}
@@ -71,7 +72,7 @@ void Checker::stop() {
 void Checker::update_panic(const CheckTarget& what) {
   if (what.panic_percent <= 0) return;
   balance::LiveState& live = *what.pool_live;
-  const double healthy_percent = 100.0 * live.healthy_count() / live.size();
+  const double healthy_percent = 100.0 * live.healthy_count() / std::max(live.member_count(), 1u);
   const bool panic = healthy_percent < what.panic_percent;
   if (panic == live.panic()) return;
   live.set_panic(panic);
@@ -85,17 +86,25 @@ net::Task<void> Checker::run(Target& t) {
   const auto interval = static_cast<uint64_t>(check.interval.count());
   // Checks of many backends spread over the interval instead of arriving together; each later
   // wait varies by up to 10 % for the same reason.
-  uint64_t jitter = balance::hash_key(t.what.address.to_string());
+  uint64_t jitter = balance::hash_key(t.what.pool + "/" + std::to_string(t.what.backend));
   auto next_jitter = [&jitter] {
     return jitter = balance::hash_key({reinterpret_cast<char*>(&jitter), 8});
   };
   uint64_t delay = next_jitter() % interval;
-  const std::string who = "pool=" + t.what.pool + " backend=" + t.what.address.to_string();
+  std::string who;
   while (!t.stopping) {
     // Waits out the delay, or until stop() signals the eventfd.
     co_await t.wake.read(&t.wake_byte, 1, reactor_->now_ms() + delay);
     if (t.stopping) break;
     balance::BackendLive& live = (*t.what.pool_live)[t.what.backend];
+    if (live.admin_state.load(std::memory_order_acquire) & balance::kRemoved) {
+      delay = interval;
+      continue;
+    }
+    if (t.request.empty()) {  // first check of this member
+      t.request = health_request(*t.what.check, *t.what.address);
+      who = "pool=" + t.what.pool + " backend=" + t.what.address->to_string();
+    }
     const uint64_t ejected_until = live.ejected_until_ms.load(std::memory_order_relaxed);
     if (ejected_until != 0) {
       if (t.state.healthy()) t.state.force_down();
@@ -106,7 +115,7 @@ net::Task<void> Checker::run(Target& t) {
       }
     }
     const uint64_t started = net::monotonic_ms();
-    ProbeResult result = co_await probe(*reactor_, t.what.address, check, t.request);
+    ProbeResult result = co_await probe(*reactor_, *t.what.address, check, t.request);
     const uint64_t took = net::monotonic_ms() - started;
     const bool was_healthy = t.state.healthy();
     const bool flipped = t.state.observe(result.ok);

@@ -16,10 +16,12 @@
 
 namespace usher::health {
 
-// One backend to check, and where its state is published.
+// One backend slot to check, and where its state is published. A slot that is not a member of
+// its pool (admin state kRemoved: not added yet, or removed) is skipped until it is one; its
+// address is read only then.
 struct CheckTarget {
   std::string pool;
-  Address address;
+  const Address* address;
   const config::HealthCheck* check;
   balance::LiveState* pool_live;
   uint32_t backend;

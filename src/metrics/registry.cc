@@ -44,12 +44,12 @@ Shard::Shard(size_t listener_count, size_t route_count, size_t pool_count, size_
       pools(std::make_unique<PoolCounters[]>(pool_count)),
       backends(std::make_unique<BackendCounters[]>(backend_count)) {}
 
-Registry::Registry(const config::Config& config, unsigned workers) : config_(config) {
+Registry::Registry(const config::Config& config, unsigned workers, size_t backend_slots)
+    : config_(config), backends_(backend_slots) {
   for (const config::Listener& l : config.listeners) {
     first_route_.push_back(routes_);
     routes_ += l.routes.size();
   }
-  for (const config::Pool& p : config.pools) backends_ += p.backends.size();
   for (unsigned i = 0; i < workers; ++i) {
     shards_.push_back(
         std::make_unique<Shard>(config.listeners.size(), routes_, config.pools.size(), backends_));
@@ -67,7 +67,7 @@ Registry::BackendTotals Registry::backend_totals(size_t backend) const {
   return t;
 }
 
-void Registry::write_prometheus(std::string& out) const {
+void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel>& backends) const {
   Exposition e(out);
   const auto& s = shards_;
   const auto& listeners = config_.listeners;
@@ -150,10 +150,7 @@ void Registry::write_prometheus(std::string& out) const {
   }
 
   auto each_backend = [&](auto&& write) {
-    size_t id = 0;
-    for (const config::Pool& pool : pools) {
-      for (const config::Backend& backend : pool.backends) write(id++, pool.name, backend.name);
-    }
+    for (const BackendLabel& b : backends) write(b.id, b.pool, b.name);
   };
   e.family("usher_backend_requests_total", "counter", "Responses from backends by status class.");
   each_backend([&](size_t id, const std::string& pool, const std::string& backend) {

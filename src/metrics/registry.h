@@ -23,7 +23,9 @@ struct Shard {
 
 class Registry {
  public:
-  Registry(const config::Config& config, unsigned workers);
+  // `backend_slots`: how many backend numbers exist (configured ones and room for those added at
+  // run time); backends are numbered by the caller.
+  Registry(const config::Config& config, unsigned workers, size_t backend_slots);
 
   Shard& shard(unsigned worker) { return *shards_[worker]; }
   // First process-wide route number of a listener's routes.
@@ -37,8 +39,15 @@ class Registry {
   };
   BackendTotals backend_totals(size_t backend) const;
 
+  // A backend to expose, by its number: the pools decide which exist and what they are called.
+  struct BackendLabel {
+    size_t id;
+    std::string pool;
+    std::string name;
+  };
+
   // Appends the counter and histogram families in Prometheus text format (version 0.0.4).
-  void write_prometheus(std::string& out) const;
+  void write_prometheus(std::string& out, const std::vector<BackendLabel>& backends) const;
 
  private:
   const config::Config& config_;

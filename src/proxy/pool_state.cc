@@ -2,15 +2,16 @@
 
 #include <cstdio>
 
+#include "net/reactor.h"
+
 namespace usher::proxy {
 
 namespace {
 
-balance::BackendSnapshot snapshot_of(const config::Pool& pool) {
-  balance::BackendSnapshot snapshot;
-  for (const config::Backend& b : pool.backends) snapshot.backends.push_back({b.address, b.weight});
-  return snapshot;
-}
+using namespace std::chrono_literals;
+
+// A pick takes microseconds; a replaced membership is freed well after the last one ended.
+constexpr auto kRetireAfter = 10s;
 
 balance::Options options_of(const config::Pool& pool) {
   balance::Options options;
@@ -19,45 +20,131 @@ balance::Options options_of(const config::Pool& pool) {
   return options;
 }
 
-std::vector<StickyBackend> sticky_of(const config::Pool& pool) {
-  std::vector<StickyBackend> out;
-  if (!pool.sticky) return out;
-  const config::Sticky& sticky = *pool.sticky;
-  std::string attributes = "; Path=/; HttpOnly; SameSite=Lax";
-  if (sticky.max_age.count() > 0) {
-    attributes += "; Max-Age=" + std::to_string(sticky.max_age.count() / 1000);
-  }
-  for (const config::Backend& b : pool.backends) {
-    std::string material = sticky.secret + '\0' + pool.name + '\0' + b.address.to_string();
-    char id[17];
-    std::snprintf(id, sizeof id, "%016llx",
-                  static_cast<unsigned long long>(balance::hash_key(material)));
-    std::string line = "Set-Cookie: " + sticky.cookie + "=" + id + attributes;
-    out.push_back({id, line + "\r\n", line + "; Secure\r\n"});
-  }
-  return out;
-}
-
 }  // namespace
 
 // The configuration was validated, so the algorithm exists and the pool has backends.
 PoolState::PoolState(const config::Pool& pool, uint32_t pool_id, uint32_t first_id)
     : config(pool),
       id(pool_id),
-      snapshot(snapshot_of(pool)),
       options(options_of(pool)),
-      picker(std::move(*balance::build(pool.balance, snapshot, options))),
       key_source(balance::find_algorithm(pool.balance)->key),
       first_backend_id(first_id),
-      live(static_cast<uint32_t>(snapshot.backends.size())),
+      live(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
       retry_budget(pool.retries.budget_percent / 100, pool.retries.budget_floor_per_second),
-      sticky(sticky_of(pool)) {}
+      capacity_(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
+      slots_(std::make_unique<Slot[]>(capacity_)) {
+  balance::BackendSnapshot snapshot;
+  const auto configured = static_cast<uint32_t>(pool.backends.size());
+  for (uint32_t i = 0; i < capacity_; ++i) {
+    if (i < configured) {
+      const config::Backend& b = pool.backends[i];
+      slots_[i] = {b.address, b.name, sticky_for(b.address)};
+      snapshot.backends.push_back({b.address, b.weight});
+    } else {
+      live[i].admin_state.store(balance::kRemoved, std::memory_order_relaxed);
+      live[i].healthy.store(false, std::memory_order_relaxed);
+    }
+  }
+  slot_count_.store(configured, std::memory_order_release);
+  publish(std::move(snapshot));
+}
+
+PoolState::~PoolState() = default;
+
+StickyBackend PoolState::sticky_for(const Address& address) const {
+  if (!config.sticky) return {};
+  const config::Sticky& sticky = *config.sticky;
+  std::string attributes = "; Path=/; HttpOnly; SameSite=Lax";
+  if (sticky.max_age.count() > 0) {
+    attributes += "; Max-Age=" + std::to_string(sticky.max_age.count() / 1000);
+  }
+  std::string material = sticky.secret + '\0' + config.name + '\0' + address.to_string();
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx",
+                static_cast<unsigned long long>(balance::hash_key(material)));
+  std::string line = "Set-Cookie: " + sticky.cookie + "=" + id + attributes;
+  return {id, line + "\r\n", line + "; Secure\r\n"};
+}
+
+void PoolState::publish(balance::BackendSnapshot snapshot) {
+  auto next = std::make_unique<Members>();
+  next->picker = std::move(*balance::build(config.balance, snapshot, options));
+  next->snapshot = std::move(snapshot);
+  members_.store(next.get(), std::memory_order_release);
+  const auto now = std::chrono::steady_clock::now();
+  if (current_) retired_.push_back({now, std::move(current_)});
+  current_ = std::move(next);
+  std::erase_if(retired_, [now](const Retired& r) { return now - r.at > kRetireAfter; });
+}
 
 uint32_t PoolState::sticky_backend(std::string_view id) const {
-  for (uint32_t i = 0; i < sticky.size(); ++i) {
-    if (sticky[i].id == id) return i;
+  if (!config.sticky) return balance::kNoBackend;
+  const uint32_t count = slot_count();
+  for (uint32_t i = 0; i < count; ++i) {
+    if (slots_[i].sticky.id == id) return i;
   }
   return balance::kNoBackend;
+}
+
+uint32_t PoolState::find(std::string_view name_or_address) const {
+  const uint32_t count = slot_count();
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!present(i)) continue;
+    if (slots_[i].name == name_or_address || slots_[i].address.to_string() == name_or_address)
+      return i;
+  }
+  return balance::kNoBackend;
+}
+
+uint32_t PoolState::weight(uint32_t slot) const {
+  const Members& m = members();
+  return slot < m.snapshot.backends.size() ? m.snapshot.backends[slot].weight : 0;
+}
+
+Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint32_t weight) {
+  std::lock_guard lock(change_mutex_);
+  if (name.empty()) name = address.to_string();
+  const uint32_t slot = slot_count();
+  for (uint32_t i = 0; i < slot; ++i) {
+    if (present(i) && (slots_[i].address == address || slots_[i].name == name))
+      return Error{"pool '" + config.name + "' already has a backend " + name};
+  }
+  if (slot == capacity_) {
+    return Error{"pool '" + config.name + "' has no free slot left (" +
+                 std::to_string(kSpareSlots) +
+                 " backends can be added per run): put the backend in the configuration"};
+  }
+  slots_[slot] = {address, std::move(name), sticky_for(address)};
+  balance::BackendLive& b = live[slot];
+  b.healthy.store(true, std::memory_order_relaxed);
+  b.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);  // slow start
+  balance::BackendSnapshot snapshot = members().snapshot;
+  snapshot.backends.push_back({address, weight});
+  slot_count_.store(slot + 1, std::memory_order_release);
+  b.admin_state.store(balance::kServing, std::memory_order_release);
+  publish(std::move(snapshot));
+  return slot;
+}
+
+Expected<bool> PoolState::remove(uint32_t slot) {
+  std::lock_guard lock(change_mutex_);
+  uint32_t remaining = 0;
+  for (uint32_t i = 0; i < slot_count(); ++i) remaining += present(i);
+  if (!present(slot)) return Error{"no such backend"};
+  if (remaining == 1) return Error{"a pool keeps at least one backend"};
+  // Requests in flight finish on it; no new one is sent. The slot keeps its place.
+  live[slot].admin_state.store(balance::kRemoved, std::memory_order_release);
+  return true;
+}
+
+Expected<bool> PoolState::set_weight(uint32_t slot, uint32_t weight) {
+  std::lock_guard lock(change_mutex_);
+  if (!present(slot)) return Error{"no such backend"};
+  if (weight == 0 || weight > 1000) return Error{"weight must be from 1 to 1000"};
+  balance::BackendSnapshot snapshot = members().snapshot;
+  snapshot.backends[slot].weight = weight;
+  publish(std::move(snapshot));
+  return true;
 }
 
 }  // namespace usher::proxy

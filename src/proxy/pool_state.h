@@ -1,9 +1,17 @@
 #pragma once
-// What all workers share about one pool: its immutable backend snapshot, the picker built from
-// it, and the live counters. Read lock-free from every worker; counters are relaxed atomics.
+// What all workers share about one pool: its backends in fixed slots, the current membership
+// (snapshot and the picker built from it) and the live counters. Read lock-free from every
+// worker; counters are relaxed atomics.
+//
+// Membership changes at run time (admin API: add, remove, set a weight) never move a backend:
+// each keeps its slot, so in-flight requests, live counters, metrics and upstream connections
+// stay attached to it. A change builds a new snapshot and picker and publishes them with one
+// atomic store; the old ones are freed once no pick can still be using them.
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,6 +19,7 @@
 #include "balance/live.h"
 #include "balance/picker.h"
 #include "balance/snapshot.h"
+#include "base/expected.h"
 #include "config/config.h"
 #include "proxy/retry_budget.h"
 
@@ -25,23 +34,74 @@ struct StickyBackend {
   std::string set_cookie_secure;  // the same with Secure, for clients on HTTPS
 };
 
+// One backend for the life of the process. Written once before the slot is published (its
+// admin_state leaves kRemoved with a release store), never changed after.
+struct Slot {
+  Address address;
+  std::string name;
+  StickyBackend sticky;  // empty id without `sticky`
+};
+
+// An immutable membership: the backends the picker chooses among (slots 0..n-1; removed ones
+// stay in it, unusable, so that indices never move).
+struct Members {
+  balance::BackendSnapshot snapshot;
+  std::unique_ptr<balance::Picker> picker;
+};
+
 struct PoolState {
+  // Room for backends added at run time beyond the configured ones.
+  static constexpr uint32_t kSpareSlots = 32;
+
   PoolState(const config::Pool& pool, uint32_t id, uint32_t first_backend_id);
+  ~PoolState();
+
+  uint32_t capacity() const { return capacity_; }
+  // Slots in use so far (configured plus added; removed ones included). Any thread.
+  uint32_t slot_count() const { return slot_count_.load(std::memory_order_acquire); }
+  bool present(uint32_t slot) const {
+    return slot < slot_count() &&
+           !(live[slot].admin_state.load(std::memory_order_acquire) & balance::kRemoved);
+  }
+  const Slot& slot(uint32_t i) const { return slots_[i]; }
+  // Any thread; valid for the duration of a pick (see retire()).
+  const Members& members() const { return *members_.load(std::memory_order_acquire); }
 
   // Worker thread: the backend a sticky cookie's id names, or balance::kNoBackend.
   uint32_t sticky_backend(std::string_view id) const;
 
+  // Admin thread. Errors are messages for the API's answer.
+  Expected<uint32_t> add(const Address& address, std::string name, uint32_t weight);
+  Expected<bool> remove(uint32_t slot);
+  Expected<bool> set_weight(uint32_t slot, uint32_t weight);
+  uint32_t weight(uint32_t slot) const;
+  // The slot of a present backend by name or address, or kNoBackend.
+  uint32_t find(std::string_view name_or_address) const;
+
   const config::Pool& config;
   uint32_t id;  // position in the configuration's pools
-  balance::BackendSnapshot snapshot;
   balance::Options options;
-  std::unique_ptr<balance::Picker> picker;
   balance::KeySource key_source;
-  uint32_t first_backend_id;  // backends are numbered process-wide for per-worker tables
-  balance::LiveState live;
+  uint32_t first_backend_id;  // slots are numbered process-wide for per-worker tables
+  balance::LiveState live;    // by slot, capacity() of them
   RetryBudget retry_budget;
-  std::vector<StickyBackend> sticky;  // by backend index; empty without `sticky`
   alignas(64) std::atomic<uint64_t> ticket{0};
+
+ private:
+  void publish(balance::BackendSnapshot snapshot);
+  StickyBackend sticky_for(const Address& address) const;
+
+  uint32_t capacity_;
+  std::unique_ptr<Slot[]> slots_;
+  std::atomic<uint32_t> slot_count_{0};
+  std::atomic<const Members*> members_{nullptr};
+  std::mutex change_mutex_;  // admin side only: serialises membership changes
+  struct Retired {
+    std::chrono::steady_clock::time_point at;
+    std::unique_ptr<Members> members;
+  };
+  std::vector<Retired> retired_;
+  std::unique_ptr<Members> current_;
 };
 
 }  // namespace usher::proxy

@@ -321,7 +321,7 @@ uint32_t pick_backend(Worker& w, PoolState& pool, const RequestInfo& info) {
       key = info.key_hash;
       break;
   }
-  return pool.picker->pick({key, w.reactor().now_ms()}, pool.live);
+  return pool.members().picker->pick({key, w.reactor().now_ms()}, pool.live);
 }
 
 // Counts a request as active on its backend while it is in flight (least-connections and the
@@ -358,9 +358,9 @@ ResponseRewrite response_edits(const RequestInfo& info, const PoolState& pool, u
   ResponseRewrite r;
   r.request_id = info.request_id.view();
   if (!route.response_headers.empty()) r.edits = &route.response_headers;
-  r.values = {info.client_ip.view(), info.request_id.view(), pool.config.backends[index].name};
+  r.values = {info.client_ip.view(), info.request_id.view(), pool.slot(index).name};
   if (pool.config.sticky) {
-    const StickyBackend& sticky = pool.sticky[index];
+    const StickyBackend& sticky = pool.slot(index).sticky;
     if (pool.config.sticky->mode == config::Sticky::Mode::kPrefix) {
       r.sticky_prefix = {pool.config.sticky->cookie, true};
       r.backend_id = sticky.id;
@@ -392,7 +392,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   const Millis response_timeout =
       route.retries.per_try_timeout.count() ? route.retries.per_try_timeout : timeouts.response;
   const uint32_t backend_id = pool.first_backend_id + index;
-  const Address& address = pool.snapshot.backends[index].address;
+  const Address& address = pool.slot(index).address;
   metrics::BackendCounters& counters = w.metrics().backends[backend_id];
   ActiveRequest active(pool.live, index);
   // Request bytes reach the backend as the head plus the body counted from the client.
@@ -501,10 +501,13 @@ void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
   if (b.consecutive_failures.fetch_add(1, std::memory_order_relaxed) + 1 <
       rule.consecutive_failures)
     return;
-  uint32_t ejected = 0;
-  for (uint32_t i = 0; i < pool.live.size(); ++i)
+  uint32_t ejected = 0, members = 0;
+  for (uint32_t i = 0; i < pool.slot_count(); ++i) {
+    if (!pool.present(i)) continue;
+    ++members;
     ejected += pool.live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
-  if ((ejected + 1) * 100.0 > rule.max_ejection_percent * pool.live.size()) return;
+  }
+  if ((ejected + 1) * 100.0 > rule.max_ejection_percent * members) return;
   const uint32_t times = b.ejections.load(std::memory_order_relaxed) + 1;
   const uint64_t until =
       w.reactor().now_ms() + static_cast<uint64_t>(rule.base_ejection.count()) * times;
@@ -517,8 +520,8 @@ void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
   spdlog::warn(
       "outlier: pool={} backend={} UP -> EJECTED for {} ms after {} consecutive failures (ejection "
       "{})",
-      pool.config.name, pool.snapshot.backends[index].address.to_string(),
-      rule.base_ejection.count() * times, rule.consecutive_failures, times);
+      pool.config.name, pool.slot(index).name, rule.base_ejection.count() * times,
+      rule.consecutive_failures, times);
 }
 
 void count_error(metrics::BackendCounters& counters, TryResult result) {
@@ -630,7 +633,7 @@ void log_request(Client& c, const RequestInfo& info, size_t listener_index) {
     if (const PoolState* pool = info.target->pool) {
       r.pool = pool->config.name;
       if (c.current.backend != balance::kNoBackend) {
-        r.backend = pool->config.backends[c.current.backend].name;
+        r.backend = pool->slot(c.current.backend).name;
         if (c.current.upstream_seconds > 0) r.upstream_seconds = c.current.upstream_seconds;
       }
     }
