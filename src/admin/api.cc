@@ -79,6 +79,13 @@ std::string pools_json(const ApiContext& context) {
                           {"active", b.active.load(relaxed)},
                           {"latency_ms", b.latency_ms.load(relaxed)},
                           {"ejected", b.ejected_until_ms.load(relaxed) != 0}});
+      // The last second's rates and latencies, as the dashboard charts them.
+      if (auto p = context.sampler.latest(pool->first_backend_id + i)) {
+        backends.back()["requests_per_second"] = p->requests_per_second;
+        backends.back()["errors_per_second"] = p->errors_per_second;
+        backends.back()["p50_ms"] = p->p50_ms;
+        backends.back()["p99_ms"] = p->p99_ms;
+      }
     }
     pools.push_back({{"name", pool->config.name},
                      {"balance", pool->config.balance},

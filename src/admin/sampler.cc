@@ -123,6 +123,14 @@ void Sampler::sample() {
   }
 }
 
+std::optional<Point> Sampler::latest(size_t backend) const {
+  std::lock_guard lock(mutex_);
+  for (const Backend& b : backends_) {
+    if (b.id == backend && !b.points.empty()) return b.points.back();
+  }
+  return std::nullopt;
+}
+
 std::string Sampler::series_json(uint64_t since_ms) const {
   nlohmann::json backends = nlohmann::json::array();
   nlohmann::json events = nlohmann::json::array();

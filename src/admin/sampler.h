@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -48,6 +49,9 @@ class Sampler {
   // JSON: {"interval_ms":1000,"backends":[{"pool","backend","points":[[t,rps,err,p50,p99,up]]}],
   // "events":[...]}, points newer than since_ms only.
   std::string series_json(uint64_t since_ms) const;
+
+  // The newest point of a backend (by its process-wide number), if it has one.
+  std::optional<Point> latest(size_t backend) const;
 
  private:
   struct Backend {

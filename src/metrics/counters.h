@@ -19,6 +19,18 @@ class Counter {
   std::atomic<uint64_t> value_{0};
 };
 
+// A count that goes up and down, written by one thread (a shard's part of a gauge).
+class Level {
+ public:
+  void add(int64_t n) {
+    value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  int64_t read() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> value_{0};
+};
+
 // Upper bounds in seconds, from half a millisecond to ten seconds; one more bucket is +Inf.
 inline constexpr double kBucketBounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                            0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -63,6 +75,7 @@ struct BackendCounters {
 
 struct ListenerCounters {
   Counter connections;
+  Level open_connections;
   Counter responses[5];    // every answer to a client, errors before routing included
   Counter bytes_received;  // from clients
   Counter bytes_sent;      // to clients

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "metrics/prometheus.h"
 
 namespace usher::metrics {
@@ -76,6 +78,13 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
     e.sample(
         "usher_listener_connections_total", {{"listener", listener_label(listeners[i])}},
         merged(s, [i](const Shard& x) -> const Counter& { return x.listeners[i].connections; }));
+  }
+  e.family("usher_listener_open_connections", "gauge", "Client connections open now.");
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    int64_t open = 0;
+    for (const auto& shard : s) open += shard->listeners[i].open_connections.read();
+    e.sample("usher_listener_open_connections", {{"listener", listener_label(listeners[i])}},
+             static_cast<uint64_t>(std::max<int64_t>(open, 0)));
   }
   e.family("usher_listener_responses_total", "counter",
            "Responses to clients by status class, errors before routing included.");

@@ -90,6 +90,16 @@ class Metrics(unittest.TestCase):
                 self.assertEqual(value(family + "_count", pool="web", backend=backend), count)
                 self.assertGreater(value(family + "_sum", pool="web", backend=backend), 0)
 
+        # Connections open now: three held, then none.
+        held = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=5) for _ in range(3)]
+        for conn in held:
+            conn.request("GET", "/")
+            conn.getresponse().read()
+        gauge = parse(get(self.admin, "/metrics")[1].decode())
+        self.assertEqual(gauge[("usher_listener_open_connections", frozenset({("listener", "web")}))], 3)
+        for conn in held:
+            conn.close()
+
         lint = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True)
         self.assertEqual(lint.returncode, 0, lint.stdout.decode() + lint.stderr.decode())
 

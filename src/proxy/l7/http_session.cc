@@ -664,7 +664,9 @@ void account(Client& c, const RequestInfo& info, size_t listener_index) {
 net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
   Client c(worker, fd, worker.listener(listener_index));
   worker.add_session(c.link);
-  worker.metrics().listeners[listener_index].connections.add();
+  metrics::ListenerCounters& listener_counters = worker.metrics().listeners[listener_index];
+  listener_counters.connections.add();
+  listener_counters.open_connections.add(1);
   record_peer(c);
   for (bool first = true;; first = false) {
     const bool more = co_await await_request_bytes(c, first);
@@ -688,6 +690,7 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
   }
   if (c.linger && c.socket.is_open()) co_await linger_close(c);
   c.in.release();
+  listener_counters.open_connections.add(-1);
   worker.remove_session(c.link);
 }
 
