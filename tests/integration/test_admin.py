@@ -21,13 +21,19 @@ def admin(port, method, path, token=None):
     return response.status, body
 
 
+def start_pair(admin_options=""):
+    """Backends a and b behind one usher with an admin listener; returns them, the admin port,
+    usher's port, usher, and b's address."""
+    backends = [start_backend(n) for n in ("a", "b")]
+    admin_port = free_port()
+    port, usher = start_usher([p for p, _ in backends],
+                              extra=f"admin: {{ listen: 127.0.0.1:{admin_port}{admin_options} }}\n")
+    return backends, admin_port, port, usher, f"127.0.0.1:{backends[1][0]}"
+
+
 class Drain(unittest.TestCase):
     def test_a_draining_backend_gets_no_new_requests_and_finishes_its_own(self):
-        backends = [start_backend(n) for n in ("a", "b")]
-        admin_port = free_port()
-        port, usher = start_usher([p for p, _ in backends],
-                                  extra=f"admin: {{ listen: 127.0.0.1:{admin_port} }}\n")
-        b_address = f"127.0.0.1:{backends[1][0]}"
+        backends, admin_port, port, usher, b_address = start_pair()
         try:
             self.assertEqual(admin(admin_port, "GET", "/livez"), (200, b"ok\n"))
             self.assertEqual(admin(admin_port, "GET", "/readyz")[0], 200)
@@ -87,11 +93,7 @@ class Drain(unittest.TestCase):
 
 class TokenAndStates(unittest.TestCase):
     def test_token_disable_enable_and_ctl(self):
-        backends = [start_backend(n) for n in ("a", "b")]
-        admin_port = free_port()
-        port, usher = start_usher([p for p, _ in backends],
-                                  extra=f"admin: {{ listen: 127.0.0.1:{admin_port}, token: s3cret }}\n")
-        b_address = f"127.0.0.1:{backends[1][0]}"
+        backends, admin_port, port, usher, b_address = start_pair(", token: s3cret")
         ctl = [USHER, "ctl", "--admin", f"127.0.0.1:{admin_port}"]
         try:
             # Without the token: refused; health endpoints and the page stay open.
