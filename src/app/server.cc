@@ -64,6 +64,17 @@ Server::~Server() {
 }
 
 int Server::run() {
+  // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
+  if (config_.admin) {
+    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,
+                                                  access_log_.get(), config_.admin_token);
+    if (std::string error = admin_->bind(); !error.empty()) {
+      spdlog::error("{}", error);
+      return 1;
+    }
+    admin_->start();
+    spdlog::info("admin API on {}", config_.admin->to_string());
+  }
   for (auto& w : workers_) {
     std::string error = w->bind_listeners();
     if (!error.empty()) {
@@ -80,16 +91,6 @@ int Server::run() {
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);
-  if (config_.admin) {
-    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,
-                                                  access_log_.get(), config_.admin_token);
-    if (std::string error = admin_->bind(); !error.empty()) {
-      spdlog::error("{}", error);
-      return 1;
-    }
-    admin_->start();
-    spdlog::info("admin API on {}", config_.admin->to_string());
-  }
   if (access_log_) access_log_->start();
   checker_->start();
   for (auto& w : workers_) w->start();
