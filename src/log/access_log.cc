@@ -56,17 +56,9 @@ void combined_string(std::string& out, std::string_view s) {
   }
 }
 
-void json_line(const RequestRecord& r, std::chrono::system_clock::time_point now,
-               std::string& out) {
-  const auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
+void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
   auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"time":"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z","client":)",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 millis % 1000);
+  fmt::format_to(it, R"({{"time":"{}.{:03}Z","client":)", clock.iso, millis % 1000);
   auto text = [&out](std::string_view key, std::string_view value) {
     out += key;
     json_string(out, value);
@@ -92,17 +84,10 @@ void json_line(const RequestRecord& r, std::chrono::system_clock::time_point now
   out += "}\n";
 }
 
-void combined_line(const RequestRecord& r, std::chrono::system_clock::time_point now,
-                   std::string& out) {
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
+void combined_line(const RequestRecord& r, const SecondText& clock, std::string& out) {
   auto it = std::back_inserter(out);
   combined_string(out, r.client);
-  fmt::format_to(it, " - - [{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000] \"", tm.tm_mday,
-                 kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  fmt::format_to(it, " - - [{}] \"", clock.combined);
   combined_string(out, r.method);
   out += ' ';
   combined_string(out, r.target);
@@ -113,14 +98,31 @@ void combined_line(const RequestRecord& r, std::chrono::system_clock::time_point
   out += "\"\n";
 }
 
+void update(SecondText& clock, int64_t second) {
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const auto seconds = static_cast<std::time_t>(second);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  fmt::format_to_n(clock.iso, sizeof clock.iso - 1, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  fmt::format_to_n(clock.combined, sizeof clock.combined - 1,
+                   "{:02}/{}/{:04}:{:02}:{:02}:{:02} +0000", tm.tm_mday, kMonths[tm.tm_mon],
+                   tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  clock.second = second;
+}
+
 }  // namespace
 
 void format_line(config::AccessLog::Format format, const RequestRecord& record,
-                 std::chrono::system_clock::time_point now, std::string& out) {
+                 std::chrono::system_clock::time_point now, SecondText& clock, std::string& out) {
+  const int64_t millis =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  if (millis / 1000 != clock.second) update(clock, millis / 1000);
   if (format == config::AccessLog::Format::kJson) {
-    json_line(record, now, out);
+    json_line(record, millis, clock, out);
   } else {
-    combined_line(record, now, out);
+    combined_line(record, clock, out);
   }
 }
 
@@ -132,7 +134,7 @@ Channel::Channel(config::AccessLog::Format format) : format_(format) {
 void Channel::append(const RequestRecord& record) {
   const auto now = std::chrono::system_clock::now();
   if (current_lines_ == 0) oldest_ = now;
-  format_line(format_, record, now, current_);
+  format_line(format_, record, now, clock_, current_);
   ++current_lines_;
   lines_.store(lines_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (current_.size() >= kBufferBytes || now - oldest_ >= 100ms) flush();

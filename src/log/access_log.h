@@ -38,9 +38,16 @@ struct RequestRecord {
   uint32_t retries = 0;
 };
 
+// The current second as both formats print it, formatted once a second rather than per line.
+struct SecondText {
+  int64_t second = -1;
+  char iso[20] = {};       // 2026-11-23T21:42:13
+  char combined[27] = {};  // 23/Nov/2026:21:42:13 +0000
+};
+
 // Appends one line, newline included. `now` is the wall-clock time of the response.
 void format_line(config::AccessLog::Format format, const RequestRecord& record,
-                 std::chrono::system_clock::time_point now, std::string& out);
+                 std::chrono::system_clock::time_point now, SecondText& clock, std::string& out);
 
 // A worker's side of the log.
 class Channel {
@@ -67,6 +74,7 @@ class Channel {
   std::string current_;
   uint64_t current_lines_ = 0;
   std::chrono::system_clock::time_point oldest_;  // of the lines in current_
+  SecondText clock_;
   std::string slots_[kSlots];
   alignas(64) std::atomic<uint64_t> head_{0};  // next slot the writer takes
   alignas(64) std::atomic<uint64_t> tail_{0};  // next slot the worker fills
