@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -66,8 +65,7 @@ std::string pools_json(const ApiContext& context) {
   nlohmann::json pools = nlohmann::json::array();
   for (const proxy::PoolState* pool : context.pools) {
     nlohmann::json backends = nlohmann::json::array();
-    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
-      if (!pool->present(i)) continue;
+    pool->for_each_member([&](uint32_t i) {
       const balance::BackendLive& b = pool->live[i];
       const uint8_t state = b.admin_state.load(relaxed);
       backends.push_back({{"name", pool->slot(i).name},
@@ -86,19 +84,13 @@ std::string pools_json(const ApiContext& context) {
         backends.back()["p50_ms"] = p->p50_ms;
         backends.back()["p99_ms"] = p->p99_ms;
       }
-    }
+    });
     pools.push_back({{"name", pool->config.name},
                      {"balance", pool->config.balance},
                      {"health_checks", pool->config.health.has_value()},
                      {"backends", backends}});
   }
   return nlohmann::json{{"pools", pools}}.dump(2) + "\n";
-}
-
-uint64_t wall_ms() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 proxy::PoolState* find_pool(const ApiContext& context, std::string_view name) {
@@ -143,7 +135,7 @@ std::string add_backend(const ApiContext& context, proxy::PoolState& pool, std::
   if (!slot) return error(409, "Conflict", slot.error().message);
   spdlog::warn("admin: pool={} backend={} ADDED ({}, weight {})", pool.config.name,
                pool.slot(*slot).name, address->to_string(), weight);
-  context.sampler.record({wall_ms(), pool.config.name, pool.slot(*slot).name, "ADDED"});
+  context.sampler.record(pool.config.name, pool.slot(*slot).name, "ADDED");
   return response(201, "Created", backend_json(pool, *slot));
 }
 
@@ -178,7 +170,7 @@ std::string change_backend(const ApiContext& context, proxy::PoolState& pool,
                                          : "ENABLED";
   }
   spdlog::warn("admin: pool={} backend={} {}", pool.config.name, name, what);
-  context.sampler.record({wall_ms(), pool.config.name, name, what});
+  context.sampler.record(pool.config.name, name, what);
   return response(
       200, "OK",
       verb == "remove"

@@ -13,11 +13,10 @@ void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& p
                  std::string_view name, std::string_view type, std::string_view help, Read read) {
   e.family(name, type, help);
   for (const proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
-      if (!pool->present(i)) continue;
+    pool->for_each_member([&](uint32_t i) {
       e.sample(name, {{"pool", pool->config.name}, {"backend", pool->slot(i).name}},
                static_cast<uint64_t>(read(pool->live[i])));
-    }
+    });
   }
 }
 
@@ -50,8 +49,7 @@ std::string metrics_page(const metrics::Registry& registry,
   e.family("usher_backend_health_transitions_total", "counter",
            "Health state changes decided by active checks.");
   for (const proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
-      if (!pool->present(i)) continue;
+    pool->for_each_member([&](uint32_t i) {
       const std::string& backend = pool->slot(i).name;
       e.sample("usher_backend_health_transitions_total",
                {{"pool", pool->config.name}, {"backend", backend}, {"to", "down"}},
@@ -59,7 +57,7 @@ std::string metrics_page(const metrics::Registry& registry,
       e.sample("usher_backend_health_transitions_total",
                {{"pool", pool->config.name}, {"backend", backend}, {"to", "up"}},
                uint64_t{pool->live[i].went_up.load(relaxed)});
-    }
+    });
   }
   if (access_log) {
     e.family("usher_access_log_lines_total", "counter", "Access log lines produced.");
@@ -70,10 +68,9 @@ std::string metrics_page(const metrics::Registry& registry,
   }
   std::vector<metrics::Registry::BackendLabel> backends;
   for (const proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->slot_count(); ++i) {
-      if (pool->present(i))
-        backends.push_back({pool->first_backend_id + i, pool->config.name, pool->slot(i).name});
-    }
+    pool->for_each_member([&](uint32_t i) {
+      backends.push_back({pool->first_backend_id + i, pool->config.name, pool->slot(i).name});
+    });
   }
   registry.write_prometheus(out, backends);
   return out;

@@ -71,7 +71,8 @@ void Sampler::stop() {
   thread_.join();
 }
 
-void Sampler::record(Event event) {
+void Sampler::record(std::string pool, std::string backend, std::string what) {
+  Event event{wall_ms(), std::move(pool), std::move(backend), std::move(what)};
   std::lock_guard lock(mutex_);
   events_.push_back(std::move(event));
   if (events_.size() > kEvents) events_.pop_front();

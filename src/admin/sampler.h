@@ -44,7 +44,8 @@ class Sampler {
 
   void start();
   void stop();
-  void record(Event event);  // any thread
+  // Any thread: an operator's action on a backend, stamped now.
+  void record(std::string pool, std::string backend, std::string what);
 
   // JSON: {"interval_ms":1000,"backends":[{"pool","backend","points":[[t,rps,err,p50,p99,up]]}],
   // "events":[...]}, points newer than since_ms only.

@@ -73,12 +73,39 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
   Exposition e(out);
   const auto& s = shards_;
   const auto& listeners = config_.listeners;
-  e.family("usher_listener_connections_total", "counter", "Client connections accepted.");
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    e.sample(
-        "usher_listener_connections_total", {{"listener", listener_label(listeners[i])}},
-        merged(s, [i](const Shard& x) -> const Counter& { return x.listeners[i].connections; }));
-  }
+  const auto& pools = config_.pools;
+  // Families of one counter per listener, pool or backend, named by a member of its counters.
+  auto per_listener = [&](std::string_view name, std::string_view help,
+                          Counter ListenerCounters::*field) {
+    e.family(name, "counter", help);
+    for (size_t i = 0; i < listeners.size(); ++i) {
+      e.sample(name, {{"listener", listener_label(listeners[i])}},
+               merged(s, [i, field](const Shard& x) -> const Counter& {
+                 return x.listeners[i].*field;
+               }));
+    }
+  };
+  auto per_pool = [&](std::string_view name, std::string_view help, Counter PoolCounters::*field) {
+    e.family(name, "counter", help);
+    for (size_t p = 0; p < pools.size(); ++p) {
+      e.sample(
+          name, {{"pool", pools[p].name}},
+          merged(s, [p, field](const Shard& x) -> const Counter& { return x.pools[p].*field; }));
+    }
+  };
+  auto per_backend = [&](std::string_view name, std::string_view help,
+                         Counter BackendCounters::*field) {
+    e.family(name, "counter", help);
+    for (const BackendLabel& b : backends) {
+      e.sample(name, {{"pool", b.pool}, {"backend", b.name}},
+               merged(s, [id = b.id, field](const Shard& x) -> const Counter& {
+                 return x.backends[id].*field;
+               }));
+    }
+  };
+
+  per_listener("usher_listener_connections_total", "Client connections accepted.",
+               &ListenerCounters::connections);
   e.family("usher_listener_open_connections", "gauge", "Client connections open now.");
   for (size_t i = 0; i < listeners.size(); ++i) {
     int64_t open = 0;
@@ -97,18 +124,10 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
                }));
     }
   }
-  e.family("usher_listener_received_bytes_total", "counter", "Bytes received from clients.");
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    e.sample(
-        "usher_listener_received_bytes_total", {{"listener", listener_label(listeners[i])}},
-        merged(s, [i](const Shard& x) -> const Counter& { return x.listeners[i].bytes_received; }));
-  }
-  e.family("usher_listener_sent_bytes_total", "counter", "Bytes sent to clients.");
-  for (size_t i = 0; i < listeners.size(); ++i) {
-    e.sample(
-        "usher_listener_sent_bytes_total", {{"listener", listener_label(listeners[i])}},
-        merged(s, [i](const Shard& x) -> const Counter& { return x.listeners[i].bytes_sent; }));
-  }
+  per_listener("usher_listener_received_bytes_total", "Bytes received from clients.",
+               &ListenerCounters::bytes_received);
+  per_listener("usher_listener_sent_bytes_total", "Bytes sent to clients.",
+               &ListenerCounters::bytes_sent);
 
   e.family("usher_route_responses_total", "counter",
            "Responses to clients by route and status class, usher's own included.");
@@ -145,18 +164,9 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
              s[w]->heap_allocations.load(std::memory_order_relaxed));
   }
 
-  const auto& pools = config_.pools;
-  e.family("usher_pool_retries_total", "counter", "Retries on another backend.");
-  for (size_t p = 0; p < pools.size(); ++p) {
-    e.sample("usher_pool_retries_total", {{"pool", pools[p].name}},
-             merged(s, [p](const Shard& x) -> const Counter& { return x.pools[p].retries; }));
-  }
-  e.family("usher_pool_no_backend_total", "counter",
-           "Requests answered 503 because no backend was usable.");
-  for (size_t p = 0; p < pools.size(); ++p) {
-    e.sample("usher_pool_no_backend_total", {{"pool", pools[p].name}},
-             merged(s, [p](const Shard& x) -> const Counter& { return x.pools[p].no_backend; }));
-  }
+  per_pool("usher_pool_retries_total", "Retries on another backend.", &PoolCounters::retries);
+  per_pool("usher_pool_no_backend_total", "Requests answered 503 because no backend was usable.",
+           &PoolCounters::no_backend);
 
   auto each_backend = [&](auto&& write) {
     for (const BackendLabel& b : backends) write(b.id, b.pool, b.name);
@@ -181,20 +191,10 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
                }));
     }
   });
-  e.family("usher_backend_sent_bytes_total", "counter", "Request bytes sent to backends.");
-  each_backend([&](size_t id, const std::string& pool, const std::string& backend) {
-    e.sample(
-        "usher_backend_sent_bytes_total", {{"pool", pool}, {"backend", backend}},
-        merged(s, [id](const Shard& x) -> const Counter& { return x.backends[id].bytes_sent; }));
-  });
-  e.family("usher_backend_received_bytes_total", "counter",
-           "Response bytes received from backends.");
-  each_backend([&](size_t id, const std::string& pool, const std::string& backend) {
-    e.sample("usher_backend_received_bytes_total", {{"pool", pool}, {"backend", backend}},
-             merged(s, [id](const Shard& x) -> const Counter& {
-               return x.backends[id].bytes_received;
-             }));
-  });
+  per_backend("usher_backend_sent_bytes_total", "Request bytes sent to backends.",
+              &BackendCounters::bytes_sent);
+  per_backend("usher_backend_received_bytes_total", "Response bytes received from backends.",
+              &BackendCounters::bytes_received);
   e.family("usher_backend_first_byte_seconds", "histogram",
            "From sending a request to a backend to its response head.");
   each_backend([&](size_t id, const std::string& pool, const std::string& backend) {

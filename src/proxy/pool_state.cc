@@ -87,13 +87,12 @@ uint32_t PoolState::sticky_backend(std::string_view id) const {
 }
 
 uint32_t PoolState::find(std::string_view name_or_address) const {
-  const uint32_t count = slot_count();
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!present(i)) continue;
+  uint32_t found = balance::kNoBackend;
+  for_each_member([&](uint32_t i) {
     if (slots_[i].name == name_or_address || slots_[i].address.to_string() == name_or_address)
-      return i;
-  }
-  return balance::kNoBackend;
+      found = i;
+  });
+  return found;
 }
 
 uint32_t PoolState::weight(uint32_t slot) const {
@@ -104,11 +103,11 @@ uint32_t PoolState::weight(uint32_t slot) const {
 Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint32_t weight) {
   std::lock_guard lock(change_mutex_);
   if (name.empty()) name = address.to_string();
+  bool taken = false;
+  for_each_member(
+      [&](uint32_t i) { taken = taken || slots_[i].address == address || slots_[i].name == name; });
+  if (taken) return Error{"pool '" + config.name + "' already has a backend " + name};
   const uint32_t slot = slot_count();
-  for (uint32_t i = 0; i < slot; ++i) {
-    if (present(i) && (slots_[i].address == address || slots_[i].name == name))
-      return Error{"pool '" + config.name + "' already has a backend " + name};
-  }
   if (slot == capacity_) {
     return Error{"pool '" + config.name + "' has no free slot left (" +
                  std::to_string(kSpareSlots) +
@@ -129,7 +128,7 @@ Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint
 Expected<bool> PoolState::remove(uint32_t slot) {
   std::lock_guard lock(change_mutex_);
   uint32_t remaining = 0;
-  for (uint32_t i = 0; i < slot_count(); ++i) remaining += present(i);
+  for_each_member([&](uint32_t) { ++remaining; });
   if (!present(slot)) return Error{"no such backend"};
   if (remaining == 1) return Error{"a pool keeps at least one backend"};
   // Requests in flight finish on it; no new one is sent. The slot keeps its place.

@@ -64,6 +64,14 @@ struct PoolState {
            !(live[slot].admin_state.load(std::memory_order_acquire) & balance::kRemoved);
   }
   const Slot& slot(uint32_t i) const { return slots_[i]; }
+  // Calls f(slot) for every backend currently in the pool. Any thread.
+  template <typename F>
+  void for_each_member(F&& f) const {
+    const uint32_t count = slot_count();
+    for (uint32_t i = 0; i < count; ++i) {
+      if (present(i)) f(i);
+    }
+  }
   // Any thread; valid for the duration of a pick (see retire()).
   const Members& members() const { return *members_.load(std::memory_order_acquire); }
 

@@ -6,19 +6,13 @@ namespace usher::route {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // The value of the first "name=value" element of a `separator`-split list with that name; an
 // element without '=' counts as the name with an empty value.
 std::optional<std::string_view> find_pair(std::string_view list, char separator,
                                           std::string_view name) {
   while (!list.empty()) {
     size_t end = list.find(separator);
-    std::string_view element = trim(list.substr(0, end));
+    std::string_view element = http1::trim_ows(list.substr(0, end));
     size_t eq = element.find('=');
     if (element.substr(0, eq) == name) {
       return eq == std::string_view::npos ? std::string_view() : element.substr(eq + 1);

@@ -185,13 +185,7 @@ bool for_each_element(std::string_view list, F&& on_element) {
   while (pos <= list.size()) {
     size_t comma = list.find(',', pos);
     if (comma == std::string_view::npos) comma = list.size();
-    std::string_view element = list.substr(pos, comma - pos);
-    while (!element.empty() && (element.front() == ' ' || element.front() == '\t')) {
-      element.remove_prefix(1);
-    }
-    while (!element.empty() && (element.back() == ' ' || element.back() == '\t')) {
-      element.remove_suffix(1);
-    }
+    std::string_view element = trim_ows(list.substr(pos, comma - pos));
     if (!element.empty() && !on_element(element)) return false;
     pos = comma + 1;
   }
@@ -441,6 +435,12 @@ void set_error(ParseError& error, const Failure& failure) {
 }
 
 }  // namespace
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;

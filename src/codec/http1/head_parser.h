@@ -17,5 +17,7 @@ ParseStatus parse_response(std::string_view data, const HeadLimits& limits,
                            ResponseHead& out, ParseError& error);
 
 bool iequals(std::string_view a, std::string_view b);
+// Without leading and trailing optional whitespace (spaces and tabs, RFC 9110 §5.6.3).
+std::string_view trim_ows(std::string_view s);
 
 }  // namespace usher::http1

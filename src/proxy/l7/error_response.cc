@@ -2,35 +2,26 @@
 
 #include <string>
 
+#include "proxy/l7/local_response.h"
+
 namespace usher::proxy::l7 {
 
 namespace {
 
-struct Canned {
-  int status;
-  const char* reason;
-};
+constexpr int kStatuses[] = {400, 404, 408, 413, 414, 431, 500, 501, 502, 503, 504, 505};
 
-constexpr Canned kCanned[] = {
-    {400, "Bad Request"},           {404, "Not Found"},
-    {408, "Request Timeout"},       {413, "Content Too Large"},
-    {414, "URI Too Long"},          {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"}, {501, "Not Implemented"},
-    {502, "Bad Gateway"},           {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},       {505, "HTTP Version Not Supported"},
-};
-
-std::string build(const Canned& c) {
-  std::string body = std::to_string(c.status) + " " + c.reason + "\n";
-  return "HTTP/1.1 " + std::to_string(c.status) + " " + c.reason +
+std::string build(int status) {
+  const std::string reason(reason_phrase(status));
+  std::string body = std::to_string(status) + " " + reason + "\n";
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-         (c.status == 503 ? "\r\nRetry-After: 1" : "") + "\r\nConnection: close\r\n\r\n" + body;
+         (status == 503 ? "\r\nRetry-After: 1" : "") + "\r\nConnection: close\r\n\r\n" + body;
 }
 
 struct Table {
-  std::string responses[std::size(kCanned)];
+  std::string responses[std::size(kStatuses)];
   Table() {
-    for (size_t i = 0; i < std::size(kCanned); ++i) responses[i] = build(kCanned[i]);
+    for (size_t i = 0; i < std::size(kStatuses); ++i) responses[i] = build(kStatuses[i]);
   }
 };
 
@@ -43,8 +34,8 @@ const Table& table() {
 
 std::string_view error_response(int status) {
   const Table& t = table();
-  for (size_t i = 0; i < std::size(kCanned); ++i) {
-    if (kCanned[i].status == status) return t.responses[i];
+  for (size_t i = 0; i < std::size(kStatuses); ++i) {
+    if (kStatuses[i] == status) return t.responses[i];
   }
   return error_response(500);
 }

@@ -17,6 +17,8 @@ class Writer : public HeadBuffer {
   void field(const Header& h) { *this << h.name << ": " << h.value << "\r\n"; }
 };
 
+// Field values arrive without surrounding whitespace: the parser trims them.
+
 // Fields that describe one connection only and never travel past a proxy.
 bool hop_by_hop(const Header& h) {
   switch (h.id) {
@@ -83,19 +85,13 @@ void write_added(Writer& w, const config::HeaderPolicy* edits, const TemplateVal
   }
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // A Cookie field without the sticky cookie (insert mode) or with its "id~" removed (prefix
 // mode); nothing at all when no other cookie remains.
 void write_cookie(Writer& w, const Header& h, const StickyCookie& sticky) {
   bool first = true;
   for (std::string_view list = h.value; !list.empty();) {
     size_t end = list.find(';');
-    std::string_view pair = trim(list.substr(0, end));
+    std::string_view pair = http1::trim_ows(list.substr(0, end));
     list = end == std::string_view::npos ? std::string_view() : list.substr(end + 1);
     size_t eq = pair.find('=');
     if (pair.empty()) continue;
@@ -134,7 +130,7 @@ void write_forwarding(Writer& w, const http1::RequestHead& head, const RequestRe
   w << "X-Forwarded-For: ";
   if (rewrite.trusted_peer) {
     for (const Header& h : head.headers) {
-      if (h.id == HeaderId::kXForwardedFor && !trim(h.value).empty()) w << trim(h.value) << ", ";
+      if (h.id == HeaderId::kXForwardedFor && !h.value.empty()) w << h.value << ", ";
     }
   }
   w << rewrite.peer_ip << "\r\n";
@@ -149,7 +145,7 @@ void write_forwarding(Writer& w, const http1::RequestHead& head, const RequestRe
     w << "Forwarded: ";
     if (rewrite.trusted_peer) {
       for (const Header& h : head.headers) {
-        if (h.id == HeaderId::kForwarded && !trim(h.value).empty()) w << trim(h.value) << ", ";
+        if (h.id == HeaderId::kForwarded && !h.value.empty()) w << h.value << ", ";
       }
     }
     write_forwarded_for(w, rewrite.peer_ip);
@@ -217,8 +213,7 @@ namespace {
 
 bool is_sticky_set_cookie(const Header& h, const StickyCookie& sticky) {
   if (h.id != HeaderId::kSetCookie || sticky.name.empty()) return false;
-  std::string_view value = trim(h.value);
-  return value.starts_with(sticky.name) && value.substr(sticky.name.size()).starts_with('=');
+  return h.value.starts_with(sticky.name) && h.value.substr(sticky.name.size()).starts_with('=');
 }
 
 }  // namespace
@@ -237,9 +232,8 @@ size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrit
     if (final && !rewrite.request_id.empty() && h.id == HeaderId::kXRequestId) continue;
     if (final && edited_away(h, rewrite.edits)) continue;
     if (final && is_sticky_set_cookie(h, rewrite.sticky_prefix)) {
-      std::string_view value = trim(h.value);
       w << "Set-Cookie: " << rewrite.sticky_prefix.name << "=" << rewrite.backend_id << "~"
-        << value.substr(rewrite.sticky_prefix.name.size() + 1) << "\r\n";
+        << h.value.substr(rewrite.sticky_prefix.name.size() + 1) << "\r\n";
       continue;
     }
     w.field(h);

@@ -502,11 +502,10 @@ void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
       rule.consecutive_failures)
     return;
   uint32_t ejected = 0, members = 0;
-  for (uint32_t i = 0; i < pool.slot_count(); ++i) {
-    if (!pool.present(i)) continue;
+  pool.for_each_member([&](uint32_t i) {
     ++members;
     ejected += pool.live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
-  }
+  });
   if ((ejected + 1) * 100.0 > rule.max_ejection_percent * members) return;
   const uint32_t times = b.ejections.load(std::memory_order_relaxed) + 1;
   const uint64_t until =

@@ -28,13 +28,18 @@ std::string_view reason_phrase(int status) {
       {403, "Forbidden"},
       {404, "Not Found"},
       {405, "Method Not Allowed"},
+      {408, "Request Timeout"},
       {410, "Gone"},
+      {413, "Content Too Large"},
+      {414, "URI Too Long"},
       {429, "Too Many Requests"},
+      {431, "Request Header Fields Too Large"},
       {500, "Internal Server Error"},
       {501, "Not Implemented"},
       {502, "Bad Gateway"},
       {503, "Service Unavailable"},
       {504, "Gateway Timeout"},
+      {505, "HTTP Version Not Supported"},
   };
   auto it = std::find_if(std::begin(kPhrases), std::end(kPhrases),
                          [status](const Phrase& p) { return p.status == status; });

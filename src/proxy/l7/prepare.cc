@@ -79,12 +79,9 @@ std::string_view real_client_ip(const Client& c, const http1::RequestHead& head)
     std::string_view list = h.value;
     while (!list.empty()) {
       size_t comma = list.rfind(',');
-      std::string_view element = list.substr(comma == std::string_view::npos ? 0 : comma + 1);
+      std::string_view element =
+          http1::trim_ows(list.substr(comma == std::string_view::npos ? 0 : comma + 1));
       list = list.substr(0, comma == std::string_view::npos ? 0 : comma);
-      while (!element.empty() && (element.front() == ' ' || element.front() == '\t'))
-        element.remove_prefix(1);
-      while (!element.empty() && (element.back() == ' ' || element.back() == '\t'))
-        element.remove_suffix(1);
       if (element.empty()) continue;
       IpBytes ip = IpBytes::from_text(element);
       if (ip.family == 0) return client;
