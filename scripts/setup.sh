@@ -8,8 +8,10 @@ PACKAGES=(
   # build
   cmake ninja-build g++ clang clang-format pkg-config
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
+  libhiredis-dev
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
+  redis-server
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium
 )

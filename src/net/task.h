@@ -5,6 +5,7 @@
 // (debug and sanitizer builds). `spawn` starts a detached task that frees itself when it ends.
 #include <coroutine>
 #include <exception>
+#include <optional>
 #include <utility>
 
 #include "net/frame_pool.h"
@@ -49,9 +50,9 @@ struct PromiseBase {
 
 template <typename T>
 struct Promise : PromiseBase {
-  T value{};
+  std::optional<T> value;  // optional: T need not be default-constructible (Expected<T>)
   Task<T> get_return_object() noexcept;
-  void return_value(T v) noexcept { value = std::move(v); }
+  void return_value(T v) noexcept { value.emplace(std::move(v)); }
 };
 
 template <>
@@ -86,7 +87,7 @@ class [[nodiscard]] Task {
     return true;
   }
   T await_resume() {
-    if constexpr (!std::is_void_v<T>) return std::move(handle_.promise().value);
+    if constexpr (!std::is_void_v<T>) return std::move(*handle_.promise().value);
   }
 
   // Starts the task detached: it owns itself from here on.
