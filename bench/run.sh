@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# usher against HAProxy and nginx, same backends, same run, interleaved rounds; and usher with
-# its access log on against usher without it.
+# usher (on each of its event-loop backends, epoll and io_uring) against HAProxy and nginx, same
+# backends, same run, interleaved rounds; and usher with its access log on against usher without.
 #
 #   bash bench/run.sh                     # 64 and 1000 connections, 3 rounds of 10 s each
 #   CONNS="64" ROUNDS=1 DUR=5 bash bench/run.sh
@@ -34,7 +34,7 @@ wait_port() {
 start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
 
 B1=$(free_port); B2=$(free_port); B3=$(free_port)
-HP=$(free_port); NP=$(free_port); UP=$(free_port); LP=$(free_port)
+HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port)
 body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
 # The backends: one nginx worker answering a fixed body on three ports.
@@ -79,13 +79,16 @@ start nginx -c "$RUN/backend.conf"
 for p in $B1 $B2 $B3; do wait_port "$p"; done
 start haproxy -db -f "$RUN/haproxy.cfg"; HAPROXY_PID=$LAST
 start nginx -c "$RUN/nginx.conf"; NGINX_PID=$LAST
-start build/src/app/usher proxy --listen "127.0.0.1:$UP" --workers 1 --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3"
+BACKENDS=(--to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3")
+USHER_IO_BACKEND=io_uring start build/src/app/usher proxy --listen "127.0.0.1:$UP" --workers 1 "${BACKENDS[@]}"
 USHER_PID=$LAST
+USHER_IO_BACKEND=epoll start build/src/app/usher proxy --listen "127.0.0.1:$EP" --workers 1 "${BACKENDS[@]}"
+USHER_EPOLL_PID=$LAST
 # The same with a JSON access log on disk (metrics are always on): what observability costs.
-start build/src/app/usher proxy --listen "127.0.0.1:$LP" --workers 1 --access-log "$RUN/access.log" \
-  --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3"
+USHER_IO_BACKEND=io_uring start build/src/app/usher proxy --listen "127.0.0.1:$LP" --workers 1 \
+  --access-log "$RUN/access.log" "${BACKENDS[@]}"
 USHER_LOG_PID=$LAST
-for p in $HP $NP $UP $LP; do wait_port "$p"; done
+for p in $HP $NP $UP $EP $LP; do wait_port "$p"; done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -121,11 +124,12 @@ print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{percentile(50):.3f}", f"{percen
 echo "# placement: everything on CPU $CPU; wrk -t1; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes"
 echo "# target conns rps p50_ms p99_ms errors proxy_cpu_us_per_request"
 for conns in $CONNS; do
-  for p in $HP $NP $UP $LP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
+  for p in $HP $NP $UP $EP $LP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
   for r in $(seq 1 "$ROUNDS"); do
     round haproxy $HP $HAPROXY_PID "$conns"
     round nginx $NP "$NGINX_WORKER" "$conns"
     round usher $UP $USHER_PID "$conns"
+    round usher-epoll $EP $USHER_EPOLL_PID "$conns"
     round usher+log $LP $USHER_LOG_PID "$conns"
     round direct $B1 - "$conns"
   done
@@ -169,7 +173,8 @@ for s in socks:
 PY
 }
 echo "# idle connections: $IDLE_CONNS keep-alive clients, each after one request"
-for pair in "haproxy $HP $HAPROXY_PID" "nginx $NP $NGINX_WORKER" "usher $UP $USHER_PID"; do
+for pair in "haproxy $HP $HAPROXY_PID" "nginx $NP $NGINX_WORKER" "usher $UP $USHER_PID" \
+  "usher-epoll $EP $USHER_EPOLL_PID"; do
   set -- $pair
   echo "idle $1 $(idle_kib "$2" "$3")"
 done | tee "$RUN/idle"
@@ -191,8 +196,11 @@ for (c, t), v in sorted(by.items()):
     print(f"| {c} | {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in v)} | {cpu} |")
 print()
 for c in sorted({k[0] for k in med}):
-    u, h, n, d, l = (med.get((c, t)) for t in ("usher", "haproxy", "nginx", "direct", "usher+log"))
-    print(f"conns={c}: usher/haproxy rps {u[0]/h[0]:.2f}, p99 {u[2]/h[2]:.2f}, cpu {u[4]/h[4]:.2f}; "
-          f"usher/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; usher/direct rps {u[0]/d[0]:.2f}; "
-          f"with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
+    h, n, d, l = (med.get((c, t)) for t in ("haproxy", "nginx", "direct", "usher+log"))
+    for name in ("usher", "usher-epoll"):
+        u = med.get((c, name))
+        print(f"conns={c}: {name}/haproxy rps {u[0]/h[0]:.2f}, p99 {u[2]/h[2]:.2f}, cpu {u[4]/h[4]:.2f}; "
+              f"{name}/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; {name}/direct rps {u[0]/d[0]:.2f}")
+    u = med.get((c, "usher"))
+    print(f"conns={c}: usher with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
 PY

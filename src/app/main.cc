@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <iostream>
 
 #include "app/ctl.h"
@@ -15,6 +16,15 @@ namespace {
 using usher::config::Config;
 
 int run_server(Config config) {
+  // Lets a test suite (or an operator trying a backend) pick one without editing the file.
+  if (const char* backend = std::getenv("USHER_IO_BACKEND"); backend && *backend) {
+    auto parsed = usher::config::parse_io_backend(backend);
+    if (!parsed) {
+      std::cerr << "USHER_IO_BACKEND: " << parsed.error().message << '\n';
+      return 2;
+    }
+    config.io_backend = *parsed;
+  }
   usher::app::block_control_signals();
   usher::app::Server server(std::move(config));
   return server.run();

@@ -51,11 +51,43 @@ Server::Server(config::Config config) : config_(std::move(config)) {
   if (config_.access_log.target != config::AccessLog::Target::kOff) {
     access_log_ = std::make_unique<log::AccessLog>(config_.access_log, workers);
   }
+  std::vector<std::unique_ptr<net::Reactor>> reactors = make_reactors(workers);
+  if (reactors.empty()) return;  // run() reports reactor_error_
   for (unsigned i = 0; i < workers; ++i) {
-    workers_.push_back(
-        std::make_unique<proxy::Worker>(config_, pools, backend_count, metrics_->shard(i),
-                                        access_log_ ? &access_log_->channel(i) : nullptr));
+    workers_.push_back(std::make_unique<proxy::Worker>(
+        config_, pools, backend_count, metrics_->shard(i),
+        access_log_ ? &access_log_->channel(i) : nullptr, std::move(reactors[i])));
   }
+}
+
+// One backend for every worker, probed once: `auto` takes io_uring unless the kernel (or a
+// container's seccomp profile) refuses it, and says why it fell back.
+std::vector<std::unique_ptr<net::Reactor>> Server::make_reactors(unsigned count) {
+  std::vector<std::unique_ptr<net::Reactor>> reactors;
+  net::IoBackend backend = net::IoBackend::kEpoll;
+  if (config_.io_backend != config::IoBackend::kEpoll) {
+    std::string why;
+    std::unique_ptr<net::Reactor> probe = net::make_uring_reactor(why);
+    if (probe) {
+      backend = net::IoBackend::kIoUring;
+      reactors.push_back(std::move(probe));
+    } else if (config_.io_backend == config::IoBackend::kIoUring) {
+      reactor_error_ = "io_backend io_uring is not available here: " + why;
+      return {};
+    } else {
+      io_backend_note_ = " (io_uring unavailable: " + why + ")";
+    }
+  }
+  while (reactors.size() < count) {
+    std::string why;
+    std::unique_ptr<net::Reactor> reactor = net::make_reactor(backend, why);
+    if (!reactor) {
+      reactor_error_ = "cannot create an event loop: " + why;
+      return {};
+    }
+    reactors.push_back(std::move(reactor));
+  }
+  return reactors;
 }
 
 Server::~Server() {
@@ -64,6 +96,11 @@ Server::~Server() {
 }
 
 int Server::run() {
+  if (!reactor_error_.empty()) {
+    spdlog::error("{}", reactor_error_);
+    return 1;
+  }
+  spdlog::info("io backend: {}{}", workers_.front()->reactor().name(), io_backend_note_);
   // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
   if (config_.admin) {
     admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,

@@ -3,6 +3,7 @@
 // and the control thread (the caller of run()), which owns signals and the drain. Pools' shared
 // state lives here for the whole run.
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "admin/admin.h"
@@ -28,6 +29,7 @@ class Server {
   bool drained(uint64_t started_ms) const;
   bool all_sessions_ended() const;
   std::vector<proxy::PoolState*> pool_views() const;
+  std::vector<std::unique_ptr<net::Reactor>> make_reactors(unsigned count);
 
   config::Config config_;
   std::vector<std::unique_ptr<proxy::PoolState>> pools_;
@@ -36,6 +38,8 @@ class Server {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
+  std::string io_backend_note_;  // why `auto` chose epoll
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -200,8 +200,13 @@ struct AccessLog {
   Format format = Format::kJson;
 };
 
+// The workers' event loop: io_uring when the kernel allows it (auto), or as chosen.
+enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
+Expected<IoBackend> parse_io_backend(std::string_view text);
+
 struct Config {
-  unsigned workers = 0;          // 0: one per core
+  unsigned workers = 0;  // 0: one per core
+  IoBackend io_backend = IoBackend::kAuto;
   std::optional<Address> admin;  // the admin API's listen address
   std::string admin_token;       // when set, /api/ and /metrics want "Authorization: Bearer" it
   std::vector<Listener> listeners;

@@ -19,6 +19,17 @@ void read_workers(Reader& r, const YAML::Node& node, Config& config) {
   r.unsigned_number(node, "workers", 1024, config.workers);
 }
 
+void read_io_backend(Reader& r, const YAML::Node& node, Config& config) {
+  std::string text;
+  if (!r.scalar(node, "io_backend", text)) return;
+  auto backend = parse_io_backend(text);
+  if (backend) {
+    config.io_backend = *backend;
+  } else {
+    r.error(node.Mark(), backend.error().message);
+  }
+}
+
 void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out) {
   if (!r.expect_map(node, "timeouts")) return;
   r.check_keys(node, {"client_header", "client_idle", "client_body", "tunnel", "drain"},
@@ -311,8 +322,8 @@ Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_map(root, "the configuration")) return config;
   r.check_keys(root,
-               {"workers", "admin", "listeners", "pools", "timeouts", "limits", "access_log",
-                "access_log_format"},
+               {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
+                "access_log", "access_log_format"},
                "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -327,6 +338,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
     }
   }
   if (root["workers"]) read_workers(r, root["workers"], config);
+  if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
   if (root["limits"]) read_limits(r, root["limits"], config.limits);
 
@@ -349,6 +361,13 @@ Config read_root(Reader& r, const YAML::Node& root) {
 }
 
 }  // namespace
+
+Expected<IoBackend> parse_io_backend(std::string_view text) {
+  if (text == "auto") return IoBackend::kAuto;
+  if (text == "io_uring") return IoBackend::kIoUring;
+  if (text == "epoll") return IoBackend::kEpoll;
+  return Error{"io_backend must be auto, io_uring or epoll, not '" + std::string(text) + "'"};
+}
 
 PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base) {
   PoolTimeouts out = base;

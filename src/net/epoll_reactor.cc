@@ -176,6 +176,8 @@ class EpollReactor final : public Reactor {
   }
 
   uint64_t now_ms() const override { return now_; }
+  bool peer_closed(Socket& socket) override { return socket.peer_closed; }
+  const char* name() const override { return "epoll"; }
 
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
@@ -270,6 +272,13 @@ thread_local EpollReactor* EpollReactor::current_ = nullptr;
 
 std::unique_ptr<Reactor> make_epoll_reactor() {
   return std::make_unique<EpollReactor>();
+}
+
+std::unique_ptr<Reactor> make_reactor(IoBackend backend, std::string& error) {
+  if (backend == IoBackend::kEpoll) return make_epoll_reactor();
+  std::unique_ptr<Reactor> uring = make_uring_reactor(error);
+  if (uring || backend == IoBackend::kIoUring) return uring;
+  return make_epoll_reactor();
 }
 
 }  // namespace usher::net

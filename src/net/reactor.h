@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "net/timer_wheel.h"
 
@@ -29,6 +30,8 @@ struct IoOp {
   int iov_count = 0;
   uint64_t deadline_ms = 0;  // 0: none
   long result = 0;           // >= 0 on success, -errno on failure (-ETIMEDOUT on deadline)
+  uint32_t slot = 0;         // io_uring backend: its entry in the in-flight table
+  int aborted = 0;           // io_uring backend: ETIMEDOUT or ECANCELED once a cancel is sent
   std::coroutine_handle<> waiter{};
   TimerEntry timer{};
   IoOp* next_ready = nullptr;
@@ -53,9 +56,19 @@ class Reactor {
   virtual void stop() = 0;
   virtual void wake() = 0;
   virtual uint64_t now_ms() const = 0;
+  // Whether an idle connection's peer has closed it (or sent bytes nobody asked for).
+  virtual bool peer_closed(Socket& socket) = 0;
+  virtual const char* name() const = 0;
 };
 
+enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
+
 std::unique_ptr<Reactor> make_epoll_reactor();
+// nullptr (and why, in `error`) when the kernel or a seccomp profile refuses io_uring.
+std::unique_ptr<Reactor> make_uring_reactor(std::string& error);
+// kAuto: io_uring when the kernel allows it, else epoll. nullptr only when kIoUring was asked
+// for and is unavailable (`error` says why).
+std::unique_ptr<Reactor> make_reactor(IoBackend backend, std::string& error);
 
 uint64_t monotonic_ms();
 

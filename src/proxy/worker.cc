@@ -61,12 +61,13 @@ size_t buffer_size_for(const config::Limits& limits) {
 }
 
 Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-               metrics::Shard& metrics, log::Channel* access_log)
+               metrics::Shard& metrics, log::Channel* access_log,
+               std::unique_ptr<net::Reactor> reactor)
     : config_(config),
       pools_(std::move(pools)),
       metrics_(metrics),
       access_log_(access_log),
-      reactor_(net::make_epoll_reactor()),
+      reactor_(std::move(reactor)),
       buffers_(buffer_size_for(config.limits)),
       upstreams_(backend_count, kMaxIdleUpstreamsPerBackend),
       header_scratch_(config.limits.max_headers),

@@ -31,7 +31,7 @@ struct SessionLink {
 class Worker {
  public:
   Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-         metrics::Shard& metrics, log::Channel* access_log);
+         metrics::Shard& metrics, log::Channel* access_log, std::unique_ptr<net::Reactor> reactor);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();

@@ -13,7 +13,7 @@ std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
     std::unique_ptr<UpstreamConn> conn = std::move(list.back());
     list.pop_back();
     // A parked connection has nothing to say; a close or stray bytes mean it is finished.
-    if (!conn->socket.peer_closed) return conn;
+    if (!conn->socket.reactor().peer_closed(conn->socket)) return conn;
   }
   return nullptr;
 }

@@ -1,0 +1,340 @@
+// The io_uring backend: every operation is an SQE whose completion carries the result (bytes
+// received, sent, the accepted fd), so one io_uring_enter per loop turn both submits the turn's
+// work and collects what finished, where epoll needs a wait plus a syscall per operation.
+// Sockets stay non-blocking; the kernel arms its own poll when data is not there yet.
+//
+// Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
+// coroutine torn down with its socket (detach) only empties the slot and the late completion is
+// dropped. Deadlines use the same timer wheel as epoll; an expired operation is cancelled in the
+// kernel and completes (with -ETIMEDOUT) only when the kernel has let go of its buffer.
+#include <liburing.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "net/reactor.h"
+#include "net/socket.h"
+
+namespace usher::net {
+
+namespace {
+
+constexpr unsigned kQueueDepth = 1024;
+// user_data values that are not slots (slots are 1 .. 2^32).
+constexpr uint64_t kWakeTag = uint64_t{1} << 40;
+constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
+
+bool is_read_side(OpKind kind) {
+  return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn;
+}
+
+class UringReactor final : public Reactor {
+ public:
+  UringReactor(const io_uring& ring, int wake_fd)
+      : ring_(ring), wake_fd_(wake_fd), now_(monotonic_ms()), timers_(now_) {
+    slots_.reserve(4096);
+    free_slots_.reserve(4096);
+  }
+  ~UringReactor() override {
+    io_uring_queue_exit(&ring_);
+    ::close(wake_fd_);
+  }
+
+  void attach(Socket&) override {}
+
+  void detach(Socket& socket) override {
+    bool orphaned = false;
+    for (IoOp** slot : {&socket.reader, &socket.writer}) {
+      if (IoOp* op = std::exchange(*slot, nullptr)) {
+        timers_.cancel(op->timer);
+        slots_[op->slot] = nullptr;
+        send_cancel(*op);
+        orphaned = true;
+      }
+    }
+    // The cancel must reach the kernel before the fd closes and the buffer is reused.
+    if (orphaned) io_uring_submit(&ring_);
+  }
+
+  bool submit(IoOp& op) override {
+    if (op.kind == OpKind::kSleep) {
+      arm_deadline(op);
+      return false;
+    }
+    if (op.kind == OpKind::kConnect && op.result != -EINPROGRESS) return true;
+    op.aborted = 0;
+    io_uring_sqe* sqe = next_sqe();
+    prepare(*sqe, op);
+    op.slot = take_slot(op);
+    io_uring_sqe_set_data64(sqe, op.slot + 1);
+    (is_read_side(op.kind) ? op.socket->reader : op.socket->writer) = &op;
+    arm_deadline(op);
+    return false;
+  }
+
+  void cancel(Socket& socket) override {
+    for (IoOp* op : {socket.reader, socket.writer}) {
+      if (op != nullptr) abort(*op, ECANCELED);
+    }
+  }
+
+  void run(const Hooks& hooks) override {
+    current_ = this;
+    arm_wake();
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      __kernel_timespec wait{};
+      if (timers_.empty()) {
+        wait.tv_sec = 1;
+      } else {
+        wait.tv_nsec = static_cast<long long>(TimerWheel::kTickMs) * 1'000'000;
+      }
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
+      now_ = monotonic_ms();
+      bool woken = false;
+      unsigned head, count = 0;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        ++count;
+        complete(*cqe, woken);
+      }
+      io_uring_cq_advance(&ring_, count);
+      timers_.advance(now_);
+      resume_ready();
+      if (woken && hooks.on_wake) hooks.on_wake();
+      if (count == 0 && hooks.on_idle) hooks.on_idle();
+    }
+    resume_ready();
+  }
+
+  void stop() override {
+    stopping_.store(true, std::memory_order_relaxed);
+    wake();
+  }
+
+  void wake() override {
+    uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+  }
+
+  uint64_t now_ms() const override { return now_; }
+
+  // No standing poll watches idle sockets here, so look: a close or stray bytes end it.
+  bool peer_closed(Socket& socket) override {
+    char byte;
+    ssize_t n = ::recv(socket.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+
+  const char* name() const override { return "io_uring"; }
+
+ private:
+  static void prepare(io_uring_sqe& sqe, IoOp& op) {
+    const int fd = op.socket->fd();
+    switch (op.kind) {
+      case OpKind::kRead:
+        io_uring_prep_recv(&sqe, fd, op.buffer, op.length, 0);
+        break;
+      case OpKind::kWrite:
+        io_uring_prep_send(&sqe, fd, op.buffer, op.length, MSG_NOSIGNAL);
+        break;
+      case OpKind::kWritev:
+        io_uring_prep_writev(&sqe, fd, op.iov, static_cast<unsigned>(op.iov_count), 0);
+        break;
+      case OpKind::kAccept:
+        io_uring_prep_accept(&sqe, fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+      case OpKind::kConnect:
+        io_uring_prep_poll_add(&sqe, fd, POLLOUT);
+        break;
+      case OpKind::kPollIn:
+        io_uring_prep_poll_add(&sqe, fd, POLLIN | POLLRDHUP);
+        break;
+      case OpKind::kSleep:
+        break;
+    }
+  }
+
+  void complete(const io_uring_cqe& cqe, bool& woken) {
+    const uint64_t tag = cqe.user_data;
+    if (tag == kWakeTag) {
+      uint64_t count;
+      while (::read(wake_fd_, &count, sizeof count) > 0) {
+      }
+      woken = true;
+      if (!(cqe.flags & IORING_CQE_F_MORE)) arm_wake();
+      return;
+    }
+    if (tag == kIgnoreTag) return;
+    const auto index = static_cast<uint32_t>(tag - 1);
+    IoOp* op = slots_[index];
+    free_slots_.push_back(index);
+    if (op == nullptr) return;  // its socket was detached
+    slots_[index] = nullptr;
+    Socket& socket = *op->socket;
+    (is_read_side(op->kind) ? socket.reader : socket.writer) = nullptr;
+    timers_.cancel(op->timer);
+    long result = cqe.res;
+    if (op->aborted && result == -ECANCELED) result = -op->aborted;
+    if (result >= 0 && op->kind == OpKind::kConnect) result = connect_result(socket);
+    if (result >= 0 && op->kind == OpKind::kPollIn) {
+      if (result & (POLLRDHUP | POLLHUP)) socket.peer_closed = true;
+      result = 0;
+    }
+    op->result = result;
+    enqueue(*op);
+  }
+
+  static long connect_result(Socket& socket) {
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (::getsockopt(socket.fd(), SOL_SOCKET, SO_ERROR, &error, &len) < 0) return -errno;
+    return error ? -error : 0;
+  }
+
+  io_uring_sqe* next_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) {  // the queue is full: hand this turn's work to the kernel now
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  uint32_t take_slot(IoOp& op) {
+    if (free_slots_.empty()) {
+      slots_.push_back(&op);
+      return static_cast<uint32_t>(slots_.size() - 1);
+    }
+    uint32_t index = free_slots_.back();
+    free_slots_.pop_back();
+    slots_[index] = &op;
+    return index;
+  }
+
+  void send_cancel(const IoOp& op) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, op.slot + 1, 0);
+    io_uring_sqe_set_data64(sqe, kIgnoreTag);
+  }
+
+  // The completion arrives once the kernel lets go; it then reports `reason`.
+  void abort(IoOp& op, int reason) {
+    if (op.aborted) return;
+    op.aborted = reason;
+    send_cancel(op);
+  }
+
+  void arm_wake() {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_poll_multishot(sqe, wake_fd_, POLLIN);
+    io_uring_sqe_set_data64(sqe, kWakeTag);
+  }
+
+  void arm_deadline(IoOp& op) {
+    if (op.deadline_ms == 0) return;
+    op.timer.fire = [](TimerEntry* entry) {
+      IoOp* op = reinterpret_cast<IoOp*>(reinterpret_cast<char*>(entry) - offsetof(IoOp, timer));
+      if (op->kind == OpKind::kSleep) {
+        op->result = -ETIMEDOUT;
+        current_->enqueue(*op);
+      } else {
+        current_->abort(*op, ETIMEDOUT);
+      }
+    };
+    timers_.arm(op.timer, op.deadline_ms);
+  }
+
+  void enqueue(IoOp& op) {
+    op.next_ready = nullptr;
+    if (ready_tail_) {
+      ready_tail_->next_ready = &op;
+    } else {
+      ready_head_ = &op;
+    }
+    ready_tail_ = &op;
+  }
+
+  void resume_ready() {
+    while (IoOp* op = ready_head_) {
+      ready_head_ = op->next_ready;
+      if (!ready_head_) ready_tail_ = nullptr;
+      op->waiter.resume();
+    }
+  }
+
+ public:
+  static thread_local UringReactor* current_;
+
+ private:
+  io_uring ring_;
+  int wake_fd_;
+  uint64_t now_;
+  TimerWheel timers_;
+  std::vector<IoOp*> slots_;  // in-flight operations by slot; nullptr once orphaned
+  std::vector<uint32_t> free_slots_;
+  IoOp* ready_head_ = nullptr;
+  IoOp* ready_tail_ = nullptr;
+  std::atomic<bool> stopping_{false};
+};
+
+thread_local UringReactor* UringReactor::current_ = nullptr;
+
+// The operations the backend uses; a kernel (or seccomp profile) without one gets epoll.
+bool supports_all(io_uring& ring, std::string& missing) {
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+  if (probe == nullptr) {
+    missing = "no opcode probe";
+    return false;
+  }
+  const std::pair<int, const char*> needed[] = {
+      {IORING_OP_RECV, "recv"},         {IORING_OP_SEND, "send"},
+      {IORING_OP_WRITEV, "writev"},     {IORING_OP_ACCEPT, "accept"},
+      {IORING_OP_POLL_ADD, "poll_add"}, {IORING_OP_ASYNC_CANCEL, "async_cancel"}};
+  for (const auto& [opcode, name] : needed) {
+    if (!io_uring_opcode_supported(probe, opcode)) missing += std::string(" ") + name;
+  }
+  io_uring_free_probe(probe);
+  return missing.empty();
+}
+
+}  // namespace
+
+std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
+  io_uring ring{};
+  io_uring_params params{};
+  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
+  params.cq_entries = kQueueDepth * 4;
+  int rc = io_uring_queue_init_params(kQueueDepth, &ring, &params);
+  if (rc == -EINVAL) {  // an older kernel without COOP_TASKRUN
+    params = {};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = kQueueDepth * 4;
+    rc = io_uring_queue_init_params(kQueueDepth, &ring, &params);
+  }
+  if (rc < 0) {
+    error = std::string("io_uring_setup: ") + std::strerror(-rc);
+    return nullptr;
+  }
+  std::string missing;
+  if (!(params.features & IORING_FEAT_EXT_ARG) || !supports_all(ring, missing)) {
+    error = "io_uring lacks" + (missing.empty() ? std::string(" timed waits") : missing);
+    io_uring_queue_exit(&ring);
+    return nullptr;
+  }
+  int wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    error = std::string("eventfd: ") + std::strerror(errno);
+    io_uring_queue_exit(&ring);
+    return nullptr;
+  }
+  return std::make_unique<UringReactor>(ring, wake_fd);
+}
+
+}  // namespace usher::net
