@@ -20,6 +20,7 @@ Loaded load(const std::string& yaml) {
 }
 
 const char* kValid = R"(workers: 2
+io_backend: epoll
 admin: { listen: 127.0.0.1:9900 }
 timeouts: { client_header: 5s, client_idle: 2m, drain: 500ms }
 limits: { max_header_bytes: 32KiB }
@@ -42,6 +43,7 @@ TEST(Config, LoadsAValidFile) {
   Loaded l = load(kValid);
   ASSERT_TRUE(l.ok) << (l.errors.empty() ? "" : l.errors[0]);
   EXPECT_EQ(l.config.workers, 2u);
+  EXPECT_EQ(l.config.io_backend, IoBackend::kEpoll);
   ASSERT_TRUE(l.config.admin.has_value());
   EXPECT_EQ(l.config.admin->to_string(), "127.0.0.1:9900");
   EXPECT_EQ(l.config.timeouts.header, Millis(5000));
@@ -76,6 +78,8 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
       {"listeners: []\npools: []\nworkerz: 2\n", "usher.yaml:3:1: unknown key 'workerz'"},
       {"workers: many\nlisteners: []\npools: []\n",
        "usher.yaml:1:10: workers must be a whole number"},
+      {"io_backend: kqueue\nlisteners: []\npools: []\n",
+       "usher.yaml:1:13: io_backend must be auto, io_uring or epoll, not 'kqueue'"},
       {"listeners:\n  - listen: 127.0.0.1:99999\n    pool: p\npools:\n  - name: p\n    backends: "
        "[127.0.0.1:1]\n",
        "usher.yaml:2:13: invalid address '127.0.0.1:99999'"},
