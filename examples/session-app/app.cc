@@ -53,7 +53,8 @@ class App {
     if (!user || !valid_user(*user)) {
       co_return reply(400, {{"error", "user: 1 to 32 of A-Z a-z 0-9 _ - ."}});
     }
-    auto id = co_await store_.create(std::string(*user));
+    std::string name(*user);  // awaited calls take named values (docs/principles.md)
+    auto id = co_await store_.create(std::move(name));
     if (!id) co_return unavailable(id.error());
     Response response = reply(200, {{"user", *user}});
     response.set_cookie = std::string(kCookie) + "=" + *id +
@@ -65,7 +66,8 @@ class App {
   Task<Response> me(const Request& request) {
     auto id = usher::route::find_cookie(request.headers, kCookie);
     if (!id) co_return reply(401, {{"error", "not logged in"}});
-    auto session = co_await store_.visit(std::string(*id));
+    std::string session_id(*id);
+    auto session = co_await store_.visit(std::move(session_id));
     if (!session) co_return unavailable(session.error());
     if (!*session) co_return reply(401, {{"error", "not logged in"}});
     co_return reply(200, {{"user", (*session)->user}, {"visits", (*session)->visits}});
@@ -73,7 +75,8 @@ class App {
 
   Task<Response> logout(const Request& request) {
     if (auto id = usher::route::find_cookie(request.headers, kCookie)) {
-      auto removed = co_await store_.remove(std::string(*id));
+      std::string session_id(*id);
+      auto removed = co_await store_.remove(std::move(session_id));
       if (!removed) co_return unavailable(removed.error());
     }
     Response response = reply(200, {{"user", nullptr}});

@@ -111,7 +111,8 @@ Task<void> serve_connection(usher::net::Reactor& reactor, int fd, const Handler&
     int status = co_await read_request(socket, buffer, received, scratch, head);
     if (status == 0) co_return;
     if (status != 200) {
-      bool sent = co_await send_all(socket, serialize(error(status, reason(status)), false));
+      const std::string out = serialize(error(status, reason(status)), false);
+      bool sent = co_await send_all(socket, out);
       (void)sent;
       co_return;
     }
@@ -119,7 +120,8 @@ Task<void> serve_connection(usher::net::Reactor& reactor, int fd, const Handler&
     usher::route::split_target(head.target, request.path, request.query);
     request.body = {buffer.data() + head.head_bytes, head.framing.length};
     Response response = co_await handler(request);
-    bool sent = co_await send_all(socket, serialize(response, head.keep_alive));
+    const std::string out = serialize(response, head.keep_alive);
+    bool sent = co_await send_all(socket, out);
     if (!sent || !head.keep_alive) co_return;
     const size_t used = head.head_bytes + head.framing.length;
     std::memmove(buffer.data(), buffer.data() + used, received - used);

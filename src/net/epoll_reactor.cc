@@ -25,10 +25,6 @@ uint64_t monotonic_ms() {
 
 namespace {
 
-bool is_read_side(OpKind kind) {
-  return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn;
-}
-
 // Runs the operation's syscall once; -EAGAIN means "not yet".
 long attempt(IoOp& op) {
   int fd = op.socket->fd();
@@ -62,6 +58,9 @@ long attempt(IoOp& op) {
       return op.socket->read_ready ? 0 : -EAGAIN;
     case OpKind::kSleep:
       return -EAGAIN;
+    case OpKind::kSpliceIn:
+    case OpKind::kSpliceOut:
+      return splice_once(op);
   }
   if (n >= 0) return n;
   return errno == EWOULDBLOCK ? -EAGAIN : -errno;

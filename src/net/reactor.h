@@ -17,7 +17,26 @@ namespace usher::net {
 
 class Socket;
 
-enum class OpKind : uint8_t { kRead, kWrite, kWritev, kAccept, kConnect, kPollIn, kSleep };
+enum class OpKind : uint8_t {
+  kRead,
+  kWrite,
+  kWritev,
+  kAccept,
+  kConnect,
+  kPollIn,
+  kSleep,
+  kSpliceIn,   // socket -> pipe_fd
+  kSpliceOut,  // pipe_fd -> socket
+};
+
+inline bool is_read_side(OpKind kind) {
+  return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn ||
+         kind == OpKind::kSpliceIn;
+}
+
+struct IoOp;
+// One non-blocking splice(2) of a kSpliceIn/kSpliceOut op: bytes moved or -errno (-EAGAIN).
+long splice_once(const IoOp& op);
 
 // One outstanding operation; it lives in the awaiting coroutine's frame.
 struct IoOp {
@@ -30,6 +49,7 @@ struct IoOp {
   int iov_count = 0;
   uint64_t deadline_ms = 0;  // 0: none
   long result = 0;           // >= 0 on success, -errno on failure (-ETIMEDOUT on deadline)
+  int pipe_fd = -1;          // splice ops: the pipe end on the other side
   uint32_t slot = 0;         // io_uring backend: its entry in the in-flight table
   int aborted = 0;           // io_uring backend: ETIMEDOUT or ECANCELED once a cancel is sent
   std::coroutine_handle<> waiter{};

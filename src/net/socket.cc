@@ -46,6 +46,33 @@ OpAwaitable Socket::make(OpKind kind, char* buffer, size_t length, uint64_t dead
   return OpAwaitable(reactor_, op);
 }
 
+long splice_once(const IoOp& op) {
+  const int socket = op.socket->fd();
+  const bool in = op.kind == OpKind::kSpliceIn;
+  ssize_t n = ::splice(in ? socket : op.pipe_fd, nullptr, in ? op.pipe_fd : socket, nullptr,
+                       op.length, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+  if (n >= 0) return n;
+  return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+OpAwaitable Socket::splice_in(int pipe_fd, size_t length, uint64_t deadline_ms) {
+  IoOp op(OpKind::kSpliceIn);
+  op.socket = this;
+  op.pipe_fd = pipe_fd;
+  op.length = length;
+  op.deadline_ms = deadline_ms;
+  return OpAwaitable(reactor_, op);
+}
+
+OpAwaitable Socket::splice_out(int pipe_fd, size_t length, uint64_t deadline_ms) {
+  IoOp op(OpKind::kSpliceOut);
+  op.socket = this;
+  op.pipe_fd = pipe_fd;
+  op.length = length;
+  op.deadline_ms = deadline_ms;
+  return OpAwaitable(reactor_, op);
+}
+
 OpAwaitable Socket::writev(const iovec* iov, int count, uint64_t deadline_ms) {
   IoOp op(OpKind::kWritev);
   op.socket = this;

@@ -35,6 +35,10 @@ class Socket {
   OpAwaitable accept(uint64_t deadline_ms) {
     return make(OpKind::kAccept, nullptr, 0, deadline_ms);
   }
+  // Up to length bytes from this socket into a pipe, and from a pipe into this socket, without
+  // passing through userspace (splice(2)); yields bytes moved, 0 at EOF, or -errno.
+  OpAwaitable splice_in(int pipe_fd, size_t length, uint64_t deadline_ms);
+  OpAwaitable splice_out(int pipe_fd, size_t length, uint64_t deadline_ms);
   // Yields 0 once connected, or -errno.
   OpAwaitable connect(const Address& to, uint64_t deadline_ms);
   // Yields 0 when bytes (or EOF) are waiting, without taking a buffer.
@@ -46,7 +50,7 @@ class Socket {
   // connection wait with readable() and take a buffer only once bytes are there.
   long try_read(char* buffer, size_t length);
 
-  // Reactor-private readiness state (epoll backend).
+  // Reactor-private state: readiness (epoll), operations in flight (both).
   IoOp* reader = nullptr;
   IoOp* writer = nullptr;
   bool read_ready = true;

@@ -4,15 +4,17 @@
 // Sockets stay non-blocking; the kernel arms its own poll when data is not there yet.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
-// coroutine torn down with its socket (detach) only empties the slot and the late completion is
-// dropped. Deadlines use the same timer wheel as epoll; an expired operation is cancelled in the
-// kernel and completes (with -ETIMEDOUT) only when the kernel has let go of its buffer.
+// coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
+// slot and the late completion is dropped. Deadlines use the same timer wheel as epoll; an expired
+// operation is cancelled in the kernel and completes (with -ETIMEDOUT) only when the kernel has let
+// go of its buffer.
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -30,10 +32,6 @@ constexpr unsigned kQueueDepth = 1024;
 constexpr uint64_t kWakeTag = uint64_t{1} << 40;
 constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
 
-bool is_read_side(OpKind kind) {
-  return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn;
-}
-
 class UringReactor final : public Reactor {
  public:
   UringReactor(const io_uring& ring, int wake_fd)
@@ -48,19 +46,7 @@ class UringReactor final : public Reactor {
 
   void attach(Socket&) override {}
 
-  void detach(Socket& socket) override {
-    bool orphaned = false;
-    for (IoOp** slot : {&socket.reader, &socket.writer}) {
-      if (IoOp* op = std::exchange(*slot, nullptr)) {
-        timers_.cancel(op->timer);
-        slots_[op->slot] = nullptr;
-        send_cancel(*op);
-        orphaned = true;
-      }
-    }
-    // The cancel must reach the kernel before the fd closes and the buffer is reused.
-    if (orphaned) io_uring_submit(&ring_);
-  }
+  void detach(Socket& socket) override { orphan_all(socket); }
 
   bool submit(IoOp& op) override {
     if (op.kind == OpKind::kSleep) {
@@ -68,19 +54,22 @@ class UringReactor final : public Reactor {
       return false;
     }
     if (op.kind == OpKind::kConnect && op.result != -EINPROGRESS) return true;
+    if (is_splice(op.kind)) {
+      op.result = splice_once(op);
+      if (op.result != -EAGAIN) return true;
+    }
     op.aborted = 0;
-    io_uring_sqe* sqe = next_sqe();
-    prepare(*sqe, op);
-    op.slot = take_slot(op);
-    io_uring_sqe_set_data64(sqe, op.slot + 1);
-    (is_read_side(op.kind) ? op.socket->reader : op.socket->writer) = &op;
+    queue(op);
     arm_deadline(op);
     return false;
   }
 
+  // Like epoll: the parked operations complete with -ECANCELED after the current batch.
   void cancel(Socket& socket) override {
-    for (IoOp* op : {socket.reader, socket.writer}) {
-      if (op != nullptr) abort(*op, ECANCELED);
+    for (IoOp* op : orphan_all(socket)) {
+      if (op == nullptr) continue;
+      op->result = -ECANCELED;
+      enqueue(*op);
     }
   }
 
@@ -98,17 +87,25 @@ class UringReactor final : public Reactor {
       io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
       now_ = monotonic_ms();
       bool woken = false;
-      unsigned head, count = 0;
-      io_uring_cqe* cqe;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        ++count;
-        complete(*cqe, woken);
-      }
-      io_uring_cq_advance(&ring_, count);
+      const unsigned count = reap(woken);
       timers_.advance(now_);
       resume_ready();
       if (woken && hooks.on_wake) hooks.on_wake();
       if (count == 0 && hooks.on_idle) hooks.on_idle();
+    }
+    finish_cancellations();
+  }
+
+  // Operations cancelled just before stop() (a listener's accept, say) complete only when the
+  // kernel answers; wait briefly for that so their coroutines can finish and free their frames.
+  void finish_cancellations() {
+    for (int turn = 0; turn < 100 && aborting_ > 0; ++turn) {
+      __kernel_timespec wait{.tv_sec = 0, .tv_nsec = 10'000'000};
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
+      bool woken = false;
+      reap(woken);
+      resume_ready();
     }
     resume_ready();
   }
@@ -135,6 +132,37 @@ class UringReactor final : public Reactor {
   const char* name() const override { return "io_uring"; }
 
  private:
+  // Takes the socket's operations back from the kernel: their late completions are dropped.
+  // The cancels are submitted at once, before the fd closes or a buffer is reused (the kernel
+  // drops a socket operation waiting for readiness inside the submit call).
+  std::array<IoOp*, 2> orphan_all(Socket& socket) {
+    std::array<IoOp*, 2> ops{std::exchange(socket.reader, nullptr),
+                             std::exchange(socket.writer, nullptr)};
+    for (IoOp* op : ops) {
+      if (op == nullptr) continue;
+      timers_.cancel(op->timer);
+      slots_[op->slot] = nullptr;
+      if (op->aborted) --aborting_;
+      send_cancel(*op);
+    }
+    if (ops[0] || ops[1]) io_uring_submit(&ring_);
+    return ops;
+  }
+
+  // io_uring's own splice cannot wait on a non-blocking socket (it answers -EAGAIN), so a splice
+  // waits for readiness here and then moves the bytes with splice(2).
+  static bool is_splice(OpKind kind) {
+    return kind == OpKind::kSpliceIn || kind == OpKind::kSpliceOut;
+  }
+
+  void queue(IoOp& op) {
+    io_uring_sqe* sqe = next_sqe();
+    prepare(*sqe, op);
+    op.slot = take_slot(op);
+    io_uring_sqe_set_data64(sqe, op.slot + 1);
+    (is_read_side(op.kind) ? op.socket->reader : op.socket->writer) = &op;
+  }
+
   static void prepare(io_uring_sqe& sqe, IoOp& op) {
     const int fd = op.socket->fd();
     switch (op.kind) {
@@ -156,9 +184,27 @@ class UringReactor final : public Reactor {
       case OpKind::kPollIn:
         io_uring_prep_poll_add(&sqe, fd, POLLIN | POLLRDHUP);
         break;
+      case OpKind::kSpliceIn:
+        io_uring_prep_poll_add(&sqe, fd, POLLIN);
+        break;
+      case OpKind::kSpliceOut:
+        io_uring_prep_poll_add(&sqe, fd, POLLOUT);
+        break;
       case OpKind::kSleep:
         break;
     }
+  }
+
+  // Handles every completion waiting in the queue; returns how many there were.
+  unsigned reap(bool& woken) {
+    unsigned head, count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++count;
+      complete(*cqe, woken);
+    }
+    io_uring_cq_advance(&ring_, count);
+    return count;
   }
 
   void complete(const io_uring_cqe& cqe, bool& woken) {
@@ -179,8 +225,16 @@ class UringReactor final : public Reactor {
     slots_[index] = nullptr;
     Socket& socket = *op->socket;
     (is_read_side(op->kind) ? socket.reader : socket.writer) = nullptr;
-    timers_.cancel(op->timer);
     long result = cqe.res;
+    if (result >= 0 && is_splice(op->kind)) {
+      result = splice_once(*op);
+      if (result == -EAGAIN && !op->aborted) {
+        queue(*op);  // woken for nothing (another reader took the bytes): wait again
+        return;
+      }
+    }
+    timers_.cancel(op->timer);
+    if (op->aborted) --aborting_;
     if (op->aborted && result == -ECANCELED) result = -op->aborted;
     if (result >= 0 && op->kind == OpKind::kConnect) result = connect_result(socket);
     if (result >= 0 && op->kind == OpKind::kPollIn) {
@@ -228,6 +282,7 @@ class UringReactor final : public Reactor {
   void abort(IoOp& op, int reason) {
     if (op.aborted) return;
     op.aborted = reason;
+    ++aborting_;
     send_cancel(op);
   }
 
@@ -281,6 +336,7 @@ class UringReactor final : public Reactor {
   std::vector<uint32_t> free_slots_;
   IoOp* ready_head_ = nullptr;
   IoOp* ready_tail_ = nullptr;
+  size_t aborting_ = 0;  // cancels sent whose operation has not completed yet
   std::atomic<bool> stopping_{false};
 };
 
