@@ -8,7 +8,8 @@
 # Placement is "one core" (everything on CPU 0, see docs/benchmarks.md): on a 2-core machine it
 # is the stable one, and 1/rps is then the whole system's CPU time per request. Each proxy's own
 # CPU per request is also measured directly from its /proc/PID/stat times over each round.
-# Env: CONNS ("64 1000"), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), IDLE_CONNS (10000).
+# Env: CONNS ("64 1000"), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), IDLE_CONNS (10000),
+# PLOT (build/bench.png: req/s and proxy CPU per request against connections, gnuplot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -203,4 +204,30 @@ for c in sorted({k[0] for k in med}):
               f"{name}/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; {name}/direct rps {u[0]/d[0]:.2f}")
     u = med.get((c, "usher"))
     print(f"conns={c}: usher with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
+targets = ("usher", "usher-epoll", "haproxy", "nginx")
+with open(sys.argv[1] + ".dat", "w") as out:
+    for c in sorted({k[0] for k in med}):
+        out.write(f"{c} " + " ".join(f"{med[(c, t)][0]:.0f} {med[(c, t)][4]:.2f}" for t in targets) + "\n")
 PY
+
+PLOT=${PLOT:-build/bench.png}
+gnuplot <<GP
+set terminal pngcairo size 1100,420 font "sans,10" noenhanced
+set output "$PLOT"
+set multiplot layout 1,2 title "one-core placement, keep-alive, ${BODY}-byte responses (bench/run.sh)"
+set logscale x 2
+set xtics ($(echo "$CONNS" | sed 's/\([0-9]\+\)/"\1" \1/g; s/ "/, "/g'))
+set xlabel "connections"
+set key bottom left
+set grid ytics
+set yrange [0:*]
+set ylabel "requests per second"
+plot for [i=0:3] "$RUN/results.dat" using 1:(column(2+2*i)) with linespoints lw 2 pt 7 \
+  title word("usher(io_uring) usher(epoll) HAProxy nginx", i+1)
+set ylabel "proxy CPU per request (µs)"
+set key top left
+plot for [i=0:3] "$RUN/results.dat" using 1:(column(3+2*i)) with linespoints lw 2 pt 7 \
+  title word("usher(io_uring) usher(epoll) HAProxy nginx", i+1)
+unset multiplot
+GP
+echo "plot: $PLOT"

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
@@ -34,8 +35,8 @@ constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
 
 class UringReactor final : public Reactor {
  public:
-  UringReactor(const io_uring& ring, int wake_fd)
-      : ring_(ring), wake_fd_(wake_fd), now_(monotonic_ms()), timers_(now_) {
+  UringReactor(const io_uring& ring, int wake_fd, bool disabled)
+      : ring_(ring), wake_fd_(wake_fd), disabled_(disabled), now_(monotonic_ms()), timers_(now_) {
     slots_.reserve(4096);
     free_slots_.reserve(4096);
   }
@@ -75,6 +76,7 @@ class UringReactor final : public Reactor {
 
   void run(const Hooks& hooks) override {
     current_ = this;
+    if (std::exchange(disabled_, false)) enable_rings();
     arm_wake();
     while (!stopping_.load(std::memory_order_relaxed)) {
       __kernel_timespec wait{};
@@ -193,6 +195,11 @@ class UringReactor final : public Reactor {
       case OpKind::kSleep:
         break;
     }
+  }
+
+  // liburing 2.3 declares io_uring_enable_rings but does not export it.
+  void enable_rings() {
+    ::syscall(__NR_io_uring_register, ring_.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
   }
 
   // Handles every completion waiting in the queue; returns how many there were.
@@ -330,6 +337,7 @@ class UringReactor final : public Reactor {
  private:
   io_uring ring_;
   int wake_fd_;
+  bool disabled_;  // created disabled: the thread that first runs it enables it
   uint64_t now_;
   TimerWheel timers_;
   std::vector<IoOp*> slots_;  // in-flight operations by slot; nullptr once orphaned
@@ -363,16 +371,21 @@ bool supports_all(io_uring& ring, std::string& missing) {
 }  // namespace
 
 std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
+  // Best first: one thread submits and completion work runs only when that thread asks for
+  // completions (6.1+); the ring starts disabled so the worker thread that runs it, not the
+  // thread that built it, becomes its only submitter. Then cooperative task work (5.19+).
+  const unsigned tiers[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+      IORING_SETUP_COOP_TASKRUN, 0};
   io_uring ring{};
   io_uring_params params{};
-  params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN;
-  params.cq_entries = kQueueDepth * 4;
-  int rc = io_uring_queue_init_params(kQueueDepth, &ring, &params);
-  if (rc == -EINVAL) {  // an older kernel without COOP_TASKRUN
+  int rc = -EINVAL;
+  for (unsigned flags : tiers) {
     params = {};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = IORING_SETUP_CQSIZE | flags;
     params.cq_entries = kQueueDepth * 4;
     rc = io_uring_queue_init_params(kQueueDepth, &ring, &params);
+    if (rc != -EINVAL) break;
   }
   if (rc < 0) {
     error = std::string("io_uring_setup: ") + std::strerror(-rc);
@@ -390,7 +403,8 @@ std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
     io_uring_queue_exit(&ring);
     return nullptr;
   }
-  return std::make_unique<UringReactor>(ring, wake_fd);
+  return std::make_unique<UringReactor>(ring, wake_fd,
+                                        (params.flags & IORING_SETUP_R_DISABLED) != 0);
 }
 
 }  // namespace usher::net
