@@ -8,7 +8,7 @@
 # One process may hold at most `ulimit -Hn` descriptors. Where that hard limit is below the run's
 # size and cannot be raised, the run spreads over several usher processes that share the
 # listening port (SO_REUSEPORT, as usher's own workers do) and several client processes; the
-# figure reported is the sum over all usher processes. Clients bind to 127.0.0.2-127.0.0.9 so
+# figure reported is the sum over all usher processes. Clients bind to 127.0.0.2-127.0.0.17 so
 # that source ports do not run out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,8 @@ CONNS=${CONNS:-100000}
 BACKEND=${BACKEND:-io_uring}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 LIMIT=$(ulimit -n)
-PER_PROCESS=$(( LIMIT - LIMIT / 10 ))  # room for listeners, upstream and log descriptors
+# Room for SO_REUSEPORT's uneven spread, listeners and upstream connections.
+PER_PROCESS=$(( LIMIT * 6 / 10 ))
 PROCS=$(( (CONNS + PER_PROCESS - 1) / PER_PROCESS ))
 RUN=$(mktemp -d)
 PIDS=()
@@ -32,8 +33,8 @@ wait_port() {
 
 B=$(free_port); P=$(free_port)
 cat >"$RUN/backend.conf" <<CONF
-worker_processes 1; pid $RUN/backend.pid; error_log $RUN/backend.err crit; daemon off;
-events { worker_connections 4096; }
+worker_processes 1; worker_rlimit_nofile $LIMIT; pid $RUN/backend.pid; error_log $RUN/backend.err crit; daemon off;
+events { worker_connections $LIMIT; }
 http { access_log off; keepalive_requests 100000000;
   server { listen 127.0.0.1:$B; location / { return 200 "x"; } } }
 CONF
@@ -42,6 +43,7 @@ wait_port "$B"
 cat >"$RUN/usher.yaml" <<CONF
 workers: 1
 io_backend: $BACKEND
+timeouts: { client_idle: 10m }  # the waves take longer than the default minute
 listeners:
   - { name: idle, listen: 127.0.0.1:$P, pool: app }
 pools:
@@ -56,40 +58,52 @@ sleep 0.5
 
 rss_total() { local t=0; for p in "${USHERS[@]}"; do t=$(( t + $(awk '/VmRSS/ { print $2 }' "/proc/$p/status") )); done; echo "$t"; }
 
-# One client process per usher process's share: connect, one request, read the answer, hold.
+# One client process per usher process's share: connect, one request, its answer, hold.
 cat >"$RUN/client.py" <<'PY'
-import socket, sys, time
+import socket, struct, sys, time
 port, count, first_ip, hold = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 socks, answered = [], 0
+# One request at a time, each answered before the next connection opens: a burst of them all at
+# once would need as many upstream connections, more than the backend's descriptor limit.
 for i in range(count):
     s = socket.socket()
-    s.bind((f"127.0.0.{2 + (first_ip + i) % 8}", 0))
-    s.connect(("127.0.0.1", port))
-    s.sendall(b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n")
-    socks.append(s)
-for s in socks:
+    s.bind((f"127.0.0.{2 + (first_ip + i) % 16}", 0))
     s.settimeout(10)
     try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n")
         answered += 1 if s.recv(4096).startswith(b"HTTP/1.1 200") else 0
     except OSError:
         pass
+    socks.append(s)
 print(answered, flush=True)
 time.sleep(hold)
+for s in socks:  # reset, not FIN: no TIME_WAIT left holding the next wave's ports
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
 PY
-base=$(rss_total)
 share=$(( (CONNS + PROCS - 1) / PROCS ))
-CLIENTS=()
-for i in $(seq 0 $(( PROCS - 1 ))); do
-  n=$(( CONNS - i * share < share ? CONNS - i * share : share ))
-  /usr/bin/python3 "$RUN/client.py" "$P" "$n" "$i" 30 >"$RUN/client-$i.out" 2>&1 & PIDS+=($!); CLIENTS+=($!)
-done
-# Wait until every client has printed its count of answered requests.
-for i in $(seq 0 $(( PROCS - 1 ))); do
-  for _ in $(seq 1 1200); do [ -s "$RUN/client-$i.out" ] && break; sleep 0.1; done
-done
-answered=$(cat "$RUN"/client-*.out | awk '{ s += $1 } END { print s }')
+wave() {  # HOLD_SECONDS: every client process connects its share; prints the answered total
+  rm -f "$RUN"/client-*.out
+  for i in $(seq 0 $(( PROCS - 1 ))); do
+    n=$(( CONNS - i * share < share ? CONNS - i * share : share ))
+    /usr/bin/python3 "$RUN/client.py" "$P" "$n" "$i" "$1" >"$RUN/client-$i.out" 2>&1 & PIDS+=($!)
+  done
+  for i in $(seq 0 $(( PROCS - 1 ))); do
+    for _ in $(seq 1 1200); do [ -s "$RUN/client-$i.out" ] && break; sleep 0.1; done
+  done
+  cat "$RUN"/client-*.out | awk '{ s += $1 } END { print s }'
+  grep -hv '^[0-9]*$' "$RUN"/client-*.out >&2 || true  # a client that failed says why
+}
+# A first wave warms usher's pools up to this load and leaves; the second is measured.
+wave 0 >/dev/null
+sleep 4
+base=$(rss_total)
+answered=$(wave 60)
 sleep 3  # idle: usher trims what the burst left
 open=$(ss -Htn state established "( sport = :$P )" | wc -l)
+client_side=$(ss -Htn state established "( dport = :$P )" | wc -l)
+echo "client side established: $client_side; per usher: $(for p in "${USHERS[@]}"; do ls /proc/$p/fd | wc -l; done | tr "\n" " ")"
 total=$(rss_total)
 echo "# $CONNS connections, io_backend $BACKEND, $PROCS usher process(es) (descriptor limit $LIMIT each)"
 echo "answered $answered, established at usher $open"
