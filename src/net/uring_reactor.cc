@@ -371,11 +371,12 @@ bool supports_all(io_uring& ring, std::string& missing) {
 }  // namespace
 
 std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
-  // Best first: one thread submits and completion work runs only when that thread asks for
-  // completions (6.1+); the ring starts disabled so the worker thread that runs it, not the
-  // thread that built it, becomes its only submitter. Then cooperative task work (5.19+).
+  // Best first: one thread submits (6.0+), the ring created disabled so that the worker thread
+  // that runs it, not the thread that built it, becomes that submitter; cooperative task work
+  // (5.19+). Deferred task work (6.1) is left out on purpose: it cost nothing in CPU here but
+  // doubled the p99 at 1000 connections (docs/benchmarks.md).
   const unsigned tiers[] = {
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_R_DISABLED,
       IORING_SETUP_COOP_TASKRUN, 0};
   io_uring ring{};
   io_uring_params params{};
