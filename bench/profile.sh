@@ -63,9 +63,13 @@ taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" "http://127.0.0.1:$P/" | tee "$
 wait "$STAT" "$RECORD"
 requests=$(awk '/requests in/ { print $1 }' "$OUT/wrk.txt")
 cat "$OUT/stat.txt"
-awk -v n="$requests" '/task-clock/ { gsub(",", "", $1); printf "usher CPU per request: %.2f us\n", $1 * 1000 / n }
-  /instructions/ { gsub(",", "", $1); printf "instructions per request: %.0f\n", $1 / n }
-  /context-switches/ { gsub(",", "", $1); printf "context switches per request: %.3f\n", $1 / n }' "$OUT/stat.txt"
+# Counters a VM does not expose read "<not supported>" and are skipped.
+awk -v n="$requests" '{ gsub(",", "", $1) } $1 !~ /^[0-9.]+$/ { next }
+  /task-clock/ { printf "usher CPU per request: %.2f us\n", $1 * 1000 / n }
+  /instructions/ { printf "instructions per request: %.0f\n", $1 / n }
+  /context-switches/ { printf "context switches per request: %.3f\n", $1 / n }' "$OUT/stat.txt"
+echo "CPU by binary (perf report --sort dso):"
+perf report -i "$OUT/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -4
 echo "hottest symbols (perf report --no-children, $OUT/perf.data):"
 perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
   grep -E '^ +[0-9.]+%' | head -25
