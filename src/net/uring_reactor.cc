@@ -98,20 +98,6 @@ class UringReactor final : public Reactor {
     finish_cancellations();
   }
 
-  // Operations cancelled just before stop() (a listener's accept, say) complete only when the
-  // kernel answers; wait briefly for that so their coroutines can finish and free their frames.
-  void finish_cancellations() {
-    for (int turn = 0; turn < 100 && aborting_ > 0; ++turn) {
-      __kernel_timespec wait{.tv_sec = 0, .tv_nsec = 10'000'000};
-      io_uring_cqe* first = nullptr;
-      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
-      bool woken = false;
-      reap(woken);
-      resume_ready();
-    }
-    resume_ready();
-  }
-
   void stop() override {
     stopping_.store(true, std::memory_order_relaxed);
     wake();
@@ -134,6 +120,20 @@ class UringReactor final : public Reactor {
   const char* name() const override { return "io_uring"; }
 
  private:
+  // Operations cancelled just before stop() (a listener's accept, say) complete only when the
+  // kernel answers; wait briefly for that so their coroutines can finish and free their frames.
+  void finish_cancellations() {
+    for (int turn = 0; turn < 100 && aborting_ > 0; ++turn) {
+      __kernel_timespec wait{.tv_sec = 0, .tv_nsec = 10'000'000};
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
+      bool woken = false;
+      reap(woken);
+      resume_ready();
+    }
+    resume_ready();
+  }
+
   // Takes the socket's operations back from the kernel: their late completions are dropped.
   // The cancels are submitted at once, before the fd closes or a buffer is reused (the kernel
   // drops a socket operation waiting for readiness inside the submit call).

@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import HERE, Process, free_port, start_usher
+from harness import HERE, Process, exchange, free_port, start_usher, status_of
 
 SESSION_APP = os.environ.get(
     "USHER_SESSION_APP", os.path.join(HERE, "..", "..", "build", "examples", "session-app", "session-app"))
@@ -221,6 +221,28 @@ class SeedSystem(unittest.TestCase):
             time.sleep(0.1)
             status, _ = user.me()
         self.assertEqual(status, 200)
+
+    def test_the_app_answers_bad_input_with_clean_statuses(self):
+        port = free_port()
+        app = Process([SESSION_APP, "--listen", f"127.0.0.1:{port}", "--name", "solo", "--store", "memory"],
+                      port=port)
+        self.addCleanup(app.stop)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        self.addCleanup(conn.close)
+        cases = [("POST", "/login", "user=%3Cscript%3E", 400), ("POST", "/login", "", 400),
+                 ("GET", "/nowhere", None, 404), ("DELETE", "/me", None, 405), ("GET", "/me", None, 401)]
+        for method, path, body, expected in cases:
+            headers = {"Content-Type": "application/x-www-form-urlencoded"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = json.loads(response.read())
+            self.assertEqual(response.status, expected, (method, path, answer))
+            self.assertEqual(answer["server"], "solo")
+        raw = exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        self.assertEqual(status_of(raw), 400)
+        raw = exchange(port, b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n")
+        self.assertEqual(status_of(raw), 413)
+        self.assertIsNone(app.proc.poll())
 
     def test_walk_through_in_a_browser(self):
         """The README's walk-through: log in on the page, watch the server change while the user
