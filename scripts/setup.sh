@@ -8,7 +8,7 @@ PACKAGES=(
   # build
   cmake ninja-build g++ clang clang-format pkg-config
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
-  libhiredis-dev
+  libhiredis-dev liburing-dev
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server
