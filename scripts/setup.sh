@@ -11,7 +11,7 @@ PACKAGES=(
   libhiredis-dev liburing-dev
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
-  redis-server
+  redis-server linux-perf valgrind iproute2
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium
 )
