@@ -176,6 +176,15 @@ class EpollReactor final : public Reactor {
 
   uint64_t now_ms() const override { return now_; }
   bool peer_closed(Socket& socket) override { return socket.peer_closed; }
+  long try_read(Socket& socket, char* buffer, size_t length) override {
+    ssize_t n = ::recv(socket.fd(), buffer, length, 0);
+    if (n >= 0) return n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      socket.read_ready = false;
+      return -EAGAIN;
+    }
+    return -errno;
+  }
   const char* name() const override { return "epoll"; }
 
  private:

@@ -78,6 +78,8 @@ class Reactor {
   virtual uint64_t now_ms() const = 0;
   // Whether an idle connection's peer has closed it (or sent bytes nobody asked for).
   virtual bool peer_closed(Socket& socket) = 0;
+  // Bytes already received for the socket, without parking: -EAGAIN when there are none.
+  virtual long try_read(Socket& socket, char* buffer, size_t length) = 0;
   virtual const char* name() const = 0;
 };
 

@@ -27,16 +27,6 @@ int Socket::open_tcp(const Address& address) {
   return fd;
 }
 
-long Socket::try_read(char* buffer, size_t length) {
-  ssize_t n = ::recv(fd_, buffer, length, 0);
-  if (n >= 0) return n;
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    read_ready = false;
-    return -EAGAIN;
-  }
-  return -errno;
-}
-
 OpAwaitable Socket::make(OpKind kind, char* buffer, size_t length, uint64_t deadline_ms) {
   IoOp op(kind);
   op.socket = this;

@@ -48,7 +48,7 @@ class Socket {
 
   // One immediate recv that never parks: -EAGAIN when nothing is waiting. Lets an idle
   // connection wait with readable() and take a buffer only once bytes are there.
-  long try_read(char* buffer, size_t length);
+  long try_read(char* buffer, size_t length) { return reactor_.try_read(*this, buffer, length); }
 
   // Reactor-private state: readiness (epoll), operations in flight (both).
   IoOp* reader = nullptr;
@@ -57,6 +57,7 @@ class Socket {
   bool write_ready = true;
   bool peer_closed = false;  // EPOLLRDHUP/HUP seen: an idle upstream connection is dead
   bool watching_writable = false;
+  uint32_t standing = 0;  // io_uring: its multishot receive's entry + 1 (0: none)
 
  private:
   OpAwaitable make(OpKind kind, char* buffer, size_t length, uint64_t deadline_ms);

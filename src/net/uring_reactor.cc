@@ -3,6 +3,13 @@
 // work and collects what finished, where epoll needs a wait plus a syscall per operation.
 // Sockets stay non-blocking; the kernel arms its own poll when data is not there yet.
 //
+// Receiving: a socket's first read starts a standing multishot receive that lasts while the
+// socket does. Each completion brings bytes in a buffer the kernel took from a shared ring
+// (uring_buffers.h), so no socket holds a buffer while it waits, and no read costs a request of
+// its own. The socket's reads take from what arrived; past a few unread buffers the receive is
+// cancelled, so TCP flow control holds back a sender nobody reads. When the ring runs dry, a read
+// falls back to a one-shot request into its own buffer.
+//
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
 // coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
 // slot and the late completion is dropped. Deadlines use the same timer wheel as epoll; an expired
@@ -19,10 +26,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "net/reactor.h"
 #include "net/socket.h"
+#include "net/uring_buffers.h"
 
 namespace usher::net {
 
@@ -32,11 +42,32 @@ constexpr unsigned kQueueDepth = 1024;
 // user_data values that are not slots (slots are 1 .. 2^32).
 constexpr uint64_t kWakeTag = uint64_t{1} << 40;
 constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
+constexpr uint64_t kStandingTag = uint64_t{1} << 42;  // | the standing receive's entry
+// An operation waiting on its socket's standing receive, not on a request of its own.
+constexpr uint32_t kParked = UINT32_MAX;
+constexpr unsigned kBufferCount = 1024;
+constexpr unsigned kBufferSize = 4096;
+constexpr unsigned kMaxUnread = 4;  // buffers held for a socket nobody is reading
+
+// A socket's multishot receive and the bytes it brought that nobody has read yet.
+struct Standing {
+  Socket* socket = nullptr;  // nullptr once the socket is gone (the entry frees at the last CQE)
+  Received received;
+  int end = 0;            // once the peer closed: 1; after a receive error: -errno
+  bool live = false;      // the kernel request still posts completions
+  bool stopping = false;  // cancelled because nobody reads
+};
 
 class UringReactor final : public Reactor {
  public:
-  UringReactor(const io_uring& ring, int wake_fd, bool disabled)
-      : ring_(ring), wake_fd_(wake_fd), disabled_(disabled), now_(monotonic_ms()), timers_(now_) {
+  UringReactor(const io_uring& ring, int wake_fd, bool disabled,
+               std::unique_ptr<ProvidedBuffers> buffers)
+      : ring_(ring),
+        wake_fd_(wake_fd),
+        disabled_(disabled),
+        buffers_(std::move(buffers)),
+        now_(monotonic_ms()),
+        timers_(now_) {
     slots_.reserve(4096);
     free_slots_.reserve(4096);
   }
@@ -47,7 +78,10 @@ class UringReactor final : public Reactor {
 
   void attach(Socket&) override {}
 
-  void detach(Socket& socket) override { orphan_all(socket); }
+  void detach(Socket& socket) override {
+    orphan_all(socket);
+    drop_standing(socket);
+  }
 
   bool submit(IoOp& op) override {
     if (op.kind == OpKind::kSleep) {
@@ -60,6 +94,7 @@ class UringReactor final : public Reactor {
       if (op.result != -EAGAIN) return true;
     }
     op.aborted = 0;
+    if (buffers_ && (op.kind == OpKind::kRead || op.kind == OpKind::kPollIn)) return receive(op);
     queue(op);
     arm_deadline(op);
     return false;
@@ -110,11 +145,28 @@ class UringReactor final : public Reactor {
 
   uint64_t now_ms() const override { return now_; }
 
-  // No standing poll watches idle sockets here, so look: a close or stray bytes end it.
+  // A close or stray bytes end an idle connection; the standing receive has seen them if any.
   bool peer_closed(Socket& socket) override {
+    if (socket.standing != 0) {
+      const Standing& standing = standing_[socket.standing - 1];
+      if (deliverable(standing)) return true;
+      if (standing.live) return false;
+    }
     char byte;
     ssize_t n = ::recv(socket.fd(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+  }
+
+  long try_read(Socket& socket, char* buffer, size_t length) override {
+    if (socket.standing != 0) {
+      Standing& standing = standing_[socket.standing - 1];
+      if (!standing.received.empty()) return buffers_->copy_out(standing.received, buffer, length);
+      if (standing.end != 0) return standing.end > 0 ? 0 : standing.end;
+      if (standing.live) return -EAGAIN;
+    }
+    ssize_t n = ::recv(socket.fd(), buffer, length, 0);
+    if (n >= 0) return n;
+    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
   }
 
   const char* name() const override { return "io_uring"; }
@@ -140,15 +192,143 @@ class UringReactor final : public Reactor {
   std::array<IoOp*, 2> orphan_all(Socket& socket) {
     std::array<IoOp*, 2> ops{std::exchange(socket.reader, nullptr),
                              std::exchange(socket.writer, nullptr)};
+    bool sent = false;
     for (IoOp* op : ops) {
       if (op == nullptr) continue;
       timers_.cancel(op->timer);
+      if (op->slot == kParked) continue;
       slots_[op->slot] = nullptr;
       if (op->aborted) --aborting_;
-      send_cancel(*op);
+      cancel_request(op->slot + 1);
+      sent = true;
     }
-    if (ops[0] || ops[1]) io_uring_submit(&ring_);
+    if (sent) io_uring_submit(&ring_);
     return ops;
+  }
+
+  // A read or readiness wait served by the socket's standing receive (see the top).
+  bool receive(IoOp& op) {
+    Socket& socket = *op.socket;
+    if (socket.standing == 0) socket.standing = new_standing(socket) + 1;
+    const uint32_t index = socket.standing - 1;
+    if (deliverable(standing_[index])) {
+      op.result = take(standing_[index], op);
+      return true;
+    }
+    if (standing_[index].live || arm(index)) {
+      op.slot = kParked;
+      socket.reader = &op;
+    } else {
+      queue(op);
+    }
+    arm_deadline(op);
+    return false;
+  }
+
+  static bool deliverable(const Standing& standing) {
+    return !standing.received.empty() || standing.end != 0;
+  }
+
+  long take(Standing& standing, const IoOp& op) {
+    if (op.kind == OpKind::kPollIn) return 0;
+    if (!standing.received.empty()) {
+      return static_cast<long>(buffers_->copy_out(standing.received, op.buffer, op.length));
+    }
+    return standing.end > 0 ? 0 : standing.end;
+  }
+
+  uint32_t new_standing(Socket& socket) {
+    uint32_t index;
+    if (free_standing_.empty()) {
+      index = static_cast<uint32_t>(standing_.size());
+      standing_.emplace_back();
+    } else {
+      index = free_standing_.back();
+      free_standing_.pop_back();
+      standing_[index] = Standing{};
+    }
+    standing_[index].socket = &socket;
+    return index;
+  }
+
+  // Starts the socket's multishot receive; false when no buffer is left to receive into.
+  bool arm(uint32_t index) {
+    if (buffers_->available() == 0) return false;
+    io_uring_sqe* sqe = next_sqe();
+    Standing& standing = standing_[index];
+    io_uring_prep_recv_multishot(sqe, standing.socket->fd(), nullptr, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = ProvidedBuffers::kGroup;
+    // A read is asked for when the bytes are not there yet: wait before trying.
+    sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+    io_uring_sqe_set_data64(sqe, kStandingTag | index);
+    standing.live = true;
+    standing.stopping = false;
+    return true;
+  }
+
+  void complete_standing(const io_uring_cqe& cqe) {
+    const auto index = static_cast<uint32_t>(cqe.user_data);
+    Standing& standing = standing_[index];
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    if (cqe.flags & IORING_CQE_F_BUFFER) {
+      const auto id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+      if (standing.socket != nullptr && cqe.res > 0) {
+        buffers_->append(standing.received, id, static_cast<uint32_t>(cqe.res));
+      } else {
+        buffers_->discard(id);
+      }
+    } else if (!more && cqe.res != -ENOBUFS && cqe.res != -ECANCELED) {
+      standing.end = cqe.res == 0 ? 1 : cqe.res;
+    }
+    if (!more) standing.live = false;
+    if (standing.socket == nullptr) {
+      if (!standing.live) free_standing_.push_back(index);
+      return;
+    }
+    serve_reader(index);
+  }
+
+  void serve_reader(uint32_t index) {
+    Standing& standing = standing_[index];
+    IoOp* op = standing.socket->reader;
+    if (op == nullptr || op->slot != kParked) {
+      if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
+        standing.stopping = true;
+        cancel_request(kStandingTag | index);
+      }
+      return;
+    }
+    if (deliverable(standing)) {
+      standing.socket->reader = nullptr;
+      timers_.cancel(op->timer);
+      op->result = take(standing, *op);
+      enqueue(*op);
+    } else if (!standing.live && !arm(index)) {
+      standing.socket->reader = nullptr;
+      queue(*op);  // keeps its deadline
+    }
+  }
+
+  // Ends the socket's standing receive (before its fd closes) and hands its buffers back.
+  void drop_standing(Socket& socket) {
+    if (socket.standing == 0) return;
+    const uint32_t index = std::exchange(socket.standing, 0) - 1;
+    Standing& standing = standing_[index];
+    buffers_->release(standing.received);
+    standing.socket = nullptr;
+    if (!standing.live) {
+      free_standing_.push_back(index);
+      return;
+    }
+    cancel_request(kStandingTag | index);
+    io_uring_submit(&ring_);
+  }
+
+  void expire_parked(IoOp& op) {
+    op.socket->reader = nullptr;
+    op.result = -ETIMEDOUT;
+    enqueue(op);
   }
 
   // io_uring's own splice cannot wait on a non-blocking socket (it answers -EAGAIN), so a splice
@@ -225,6 +405,10 @@ class UringReactor final : public Reactor {
       return;
     }
     if (tag == kIgnoreTag) return;
+    if (tag & kStandingTag) {
+      complete_standing(cqe);
+      return;
+    }
     const auto index = static_cast<uint32_t>(tag - 1);
     IoOp* op = slots_[index];
     free_slots_.push_back(index);
@@ -279,9 +463,9 @@ class UringReactor final : public Reactor {
     return index;
   }
 
-  void send_cancel(const IoOp& op) {
+  void cancel_request(uint64_t user_data) {
     io_uring_sqe* sqe = next_sqe();
-    io_uring_prep_cancel64(sqe, op.slot + 1, 0);
+    io_uring_prep_cancel64(sqe, user_data, 0);
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
   }
 
@@ -290,7 +474,7 @@ class UringReactor final : public Reactor {
     if (op.aborted) return;
     op.aborted = reason;
     ++aborting_;
-    send_cancel(op);
+    cancel_request(op.slot + 1);
   }
 
   void arm_wake() {
@@ -306,6 +490,8 @@ class UringReactor final : public Reactor {
       if (op->kind == OpKind::kSleep) {
         op->result = -ETIMEDOUT;
         current_->enqueue(*op);
+      } else if (op->slot == kParked) {
+        current_->expire_parked(*op);
       } else {
         current_->abort(*op, ETIMEDOUT);
       }
@@ -338,6 +524,9 @@ class UringReactor final : public Reactor {
   io_uring ring_;
   int wake_fd_;
   bool disabled_;  // created disabled: the thread that first runs it enables it
+  std::unique_ptr<ProvidedBuffers> buffers_;  // nullptr: one-shot receives only (before 6.0)
+  std::vector<Standing> standing_;            // standing receives by entry
+  std::vector<uint32_t> free_standing_;
   uint64_t now_;
   TimerWheel timers_;
   std::vector<IoOp*> slots_;  // in-flight operations by slot; nullptr once orphaned
@@ -404,8 +593,16 @@ std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
     io_uring_queue_exit(&ring);
     return nullptr;
   }
+  // Multishot receive came with 6.0, as did the single-issuer flag of the first tier.
+  std::unique_ptr<ProvidedBuffers> buffers;
+  if (params.flags & IORING_SETUP_SINGLE_ISSUER) {
+    buffers = std::make_unique<ProvidedBuffers>();
+    std::string why;
+    if (!buffers->init(ring, kBufferCount, kBufferSize, why)) buffers.reset();
+  }
   return std::make_unique<UringReactor>(ring, wake_fd,
-                                        (params.flags & IORING_SETUP_R_DISABLED) != 0);
+                                        (params.flags & IORING_SETUP_R_DISABLED) != 0,
+                                        std::move(buffers));
 }
 
 }  // namespace usher::net
