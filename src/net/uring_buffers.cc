@@ -16,11 +16,11 @@ ProvidedBuffers::~ProvidedBuffers() {
 bool ProvidedBuffers::init(io_uring& ring, unsigned count, unsigned size, std::string& error) {
   // The kernel reads the ring's entries without copying them: it wants whole pages.
   ring_bytes_ = count * sizeof(io_uring_buf);
-  void* entries = ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* entries =
+      ::mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   memory_bytes_ = size_t{count} * size;
-  void* memory = ::mmap(nullptr, memory_bytes_, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* memory =
+      ::mmap(nullptr, memory_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (entries == MAP_FAILED || memory == MAP_FAILED) {
     error = std::string("mmap: ") + std::strerror(errno);
     if (entries != MAP_FAILED) ::munmap(entries, ring_bytes_);

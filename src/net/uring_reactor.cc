@@ -8,7 +8,8 @@
 // (uring_buffers.h), so no socket holds a buffer while it waits, and no read costs a request of
 // its own. The socket's reads take from what arrived; past a few unread buffers the receive is
 // cancelled, so TCP flow control holds back a sender nobody reads. When the ring runs dry, a read
-// falls back to a one-shot request into its own buffer.
+// falls back to a one-shot request into its own buffer. A listener likewise keeps one multishot
+// accept, and its accepts take the connections that request brought.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
 // coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
@@ -22,10 +23,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -43,11 +46,15 @@ constexpr unsigned kQueueDepth = 1024;
 constexpr uint64_t kWakeTag = uint64_t{1} << 40;
 constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
 constexpr uint64_t kStandingTag = uint64_t{1} << 42;  // | the standing receive's entry
+constexpr uint64_t kAcceptTag = uint64_t{1} << 43;    // | the standing accept's entry
+// Socket::standing of a listener: its entry in the accept table, not the receive table.
+constexpr uint32_t kAcceptEntry = uint32_t{1} << 31;
 // An operation waiting on its socket's standing receive, not on a request of its own.
 constexpr uint32_t kParked = UINT32_MAX;
 constexpr unsigned kBufferCount = 1024;
 constexpr unsigned kBufferSize = 4096;
-constexpr unsigned kMaxUnread = 4;  // buffers held for a socket nobody is reading
+constexpr unsigned kMaxUnread = 4;     // buffers held for a socket nobody is reading
+constexpr size_t kMaxUnaccepted = 64;  // connections held for a listener nobody accepts on
 
 // A socket's multishot receive and the bytes it brought that nobody has read yet.
 struct Standing {
@@ -56,6 +63,15 @@ struct Standing {
   int end = 0;            // once the peer closed: 1; after a receive error: -errno
   bool live = false;      // the kernel request still posts completions
   bool stopping = false;  // cancelled because nobody reads
+};
+
+// A listener's multishot accept and the connections it brought that nobody has taken yet.
+struct StandingAccept {
+  Socket* socket = nullptr;  // nullptr once the listener is gone
+  std::deque<int> accepted;
+  int error = 0;  // what ended the last request (EMFILE, say), for the next accept
+  bool live = false;
+  bool stopping = false;
 };
 
 class UringReactor final : public Reactor {
@@ -80,7 +96,11 @@ class UringReactor final : public Reactor {
 
   void detach(Socket& socket) override {
     orphan_all(socket);
-    drop_standing(socket);
+    if (socket.standing & kAcceptEntry) {
+      drop_accept(socket);
+    } else {
+      drop_standing(socket);
+    }
   }
 
   bool submit(IoOp& op) override {
@@ -95,6 +115,7 @@ class UringReactor final : public Reactor {
     }
     op.aborted = 0;
     if (buffers_ && (op.kind == OpKind::kRead || op.kind == OpKind::kPollIn)) return receive(op);
+    if (buffers_ && op.kind == OpKind::kAccept) return accept(op);
     queue(op);
     arm_deadline(op);
     return false;
@@ -325,6 +346,89 @@ class UringReactor final : public Reactor {
     io_uring_submit(&ring_);
   }
 
+  bool accept(IoOp& op) {
+    Socket& socket = *op.socket;
+    if (socket.standing == 0) socket.standing = new_accept(socket) | kAcceptEntry;
+    const uint32_t index = socket.standing & ~kAcceptEntry;
+    if (take_accepted(accepts_[index], op)) return true;
+    if (!accepts_[index].live) arm_accept(index);
+    op.slot = kParked;
+    socket.reader = &op;
+    arm_deadline(op);
+    return false;
+  }
+
+  static bool take_accepted(StandingAccept& standing, IoOp& op) {
+    if (!standing.accepted.empty()) {
+      op.result = standing.accepted.front();
+      standing.accepted.pop_front();
+      return true;
+    }
+    if (standing.error == 0) return false;
+    op.result = std::exchange(standing.error, 0);
+    return true;
+  }
+
+  uint32_t new_accept(Socket& socket) {
+    auto gone = std::find_if(accepts_.begin(), accepts_.end(), [](const StandingAccept& a) {
+      return a.socket == nullptr && !a.live;
+    });
+    if (gone == accepts_.end()) gone = accepts_.emplace(accepts_.end());
+    *gone = StandingAccept{};
+    gone->socket = &socket;
+    return static_cast<uint32_t>(gone - accepts_.begin());
+  }
+
+  void arm_accept(uint32_t index) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_multishot_accept(sqe, accepts_[index].socket->fd(), nullptr, nullptr,
+                                   SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, kAcceptTag | index);
+    accepts_[index].live = true;
+    accepts_[index].stopping = false;
+  }
+
+  void complete_accept(const io_uring_cqe& cqe) {
+    const auto index = static_cast<uint32_t>(cqe.user_data);
+    StandingAccept& standing = accepts_[index];
+    const bool more = (cqe.flags & IORING_CQE_F_MORE) != 0;
+    if (!more) standing.live = false;
+    if (cqe.res >= 0) {
+      if (standing.socket == nullptr) {
+        ::close(cqe.res);
+        return;
+      }
+      standing.accepted.push_back(cqe.res);
+    } else if (standing.socket != nullptr && cqe.res != -ECANCELED) {
+      standing.error = cqe.res;
+    }
+    if (standing.socket == nullptr) return;
+    IoOp* op = standing.socket->reader;
+    if (op != nullptr && op->slot == kParked) {
+      if (take_accepted(standing, *op)) {
+        standing.socket->reader = nullptr;
+        timers_.cancel(op->timer);
+        enqueue(*op);
+      } else if (!standing.live) {
+        arm_accept(index);
+      }
+    } else if (standing.live && !standing.stopping && standing.accepted.size() >= kMaxUnaccepted) {
+      standing.stopping = true;
+      cancel_request(kAcceptTag | index);
+    }
+  }
+
+  void drop_accept(Socket& socket) {
+    const uint32_t index = std::exchange(socket.standing, 0) & ~kAcceptEntry;
+    StandingAccept& standing = accepts_[index];
+    for (int fd : standing.accepted) ::close(fd);
+    standing.accepted.clear();
+    standing.socket = nullptr;
+    if (!standing.live) return;
+    cancel_request(kAcceptTag | index);
+    io_uring_submit(&ring_);
+  }
+
   void expire_parked(IoOp& op) {
     op.socket->reader = nullptr;
     op.result = -ETIMEDOUT;
@@ -407,6 +511,10 @@ class UringReactor final : public Reactor {
     if (tag == kIgnoreTag) return;
     if (tag & kStandingTag) {
       complete_standing(cqe);
+      return;
+    }
+    if (tag & kAcceptTag) {
+      complete_accept(cqe);
       return;
     }
     const auto index = static_cast<uint32_t>(tag - 1);
@@ -527,6 +635,7 @@ class UringReactor final : public Reactor {
   std::unique_ptr<ProvidedBuffers> buffers_;  // nullptr: one-shot receives only (before 6.0)
   std::vector<Standing> standing_;            // standing receives by entry
   std::vector<uint32_t> free_standing_;
+  std::vector<StandingAccept> accepts_;  // one per listener
   uint64_t now_;
   TimerWheel timers_;
   std::vector<IoOp*> slots_;  // in-flight operations by slot; nullptr once orphaned
@@ -600,9 +709,8 @@ std::unique_ptr<Reactor> make_uring_reactor(std::string& error) {
     std::string why;
     if (!buffers->init(ring, kBufferCount, kBufferSize, why)) buffers.reset();
   }
-  return std::make_unique<UringReactor>(ring, wake_fd,
-                                        (params.flags & IORING_SETUP_R_DISABLED) != 0,
-                                        std::move(buffers));
+  return std::make_unique<UringReactor>(
+      ring, wake_fd, (params.flags & IORING_SETUP_R_DISABLED) != 0, std::move(buffers));
 }
 
 }  // namespace usher::net

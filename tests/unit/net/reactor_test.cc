@@ -6,9 +6,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "net/socket.h"
 #include "net/task.h"
@@ -147,6 +152,159 @@ TEST_P(ReactorTest, WakeFromAnotherThreadRunsTheHook) {
   other.join();
   guard.join();
   EXPECT_GE(wakes.load(), 1);
+}
+
+// Bytes that arrive while nobody reads wait for the reader, in order, whatever the read size;
+// the peer's close comes after them.
+TEST_P(ReactorTest, ReadsInSmallPiecesWhatArrivedUnreadThenTheEnd) {
+  constexpr size_t kTotal = 1 << 20;
+  std::string sent(kTotal, '\0');
+  for (size_t i = 0; i < kTotal; ++i) sent[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+  std::string received;
+  long last = -1;
+  std::thread writer([&] {
+    for (size_t done = 0; done < kTotal;) {
+      ssize_t n = ::write(fds[1], sent.data() + done, std::min<size_t>(kTotal - done, 65536));
+      if (n > 0) done += static_cast<size_t>(n);
+      if (n < 0) usleep(1000);
+    }
+    ::shutdown(fds[1], SHUT_WR);
+  });
+  run([&]() -> Task<void> {
+    Socket socket(*reactor, fds[0]);
+    char buffer[1000];
+    for (int turn = 0;; ++turn) {
+      long n = co_await socket.read(buffer, sizeof buffer, reactor->now_ms() + 2000);
+      if (n <= 0) {
+        last = n;
+        break;
+      }
+      received.append(buffer, static_cast<size_t>(n));
+      // Now and then let bytes pile up unread.
+      if (turn % 64 == 0) {
+        long slept = co_await sleep_until(*reactor, reactor->now_ms() + 2);
+        (void)slept;
+      }
+    }
+    finish();
+  }());
+  writer.join();
+  EXPECT_EQ(last, 0);
+  ASSERT_EQ(received.size(), kTotal);
+  EXPECT_TRUE(received == sent);
+}
+
+// Hundreds of sockets sitting on unread bytes must not keep another socket from reading.
+TEST_P(ReactorTest, UnreadBytesOnManySocketsDoNotStarveAnother) {
+  constexpr int kPairs = 300;
+  constexpr size_t kEach = 20000;
+  std::vector<std::array<int, 2>> pairs(kPairs);
+  for (auto& pair : pairs) {
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair.data()), 0);
+  }
+  auto pattern = [](int pair, size_t i) { return static_cast<char>('A' + (pair + i) % 26); };
+  long fresh = -1;
+  int exact = 0;
+  run([&]() -> Task<void> {
+    std::vector<std::unique_ptr<Socket>> sockets;
+    for (int p = 0; p < kPairs; ++p) {
+      std::string bytes(kEach, '\0');
+      for (size_t i = 0; i < kEach; ++i) bytes[i] = pattern(p, i);
+      [[maybe_unused]] ssize_t n = ::write(pairs[p][1], bytes.data(), bytes.size());
+      sockets.push_back(std::make_unique<Socket>(*reactor, pairs[p][0]));
+      long ready = co_await sockets.back()->readable(reactor->now_ms() + 1000);
+      (void)ready;
+    }
+    [[maybe_unused]] ssize_t n = ::write(fds[1], "fresh", 5);
+    Socket other(*reactor, fds[0]);
+    char small[16];
+    fresh = co_await other.read(small, sizeof small, reactor->now_ms() + 1000);
+    for (int p = 0; p < kPairs; ++p) {
+      std::string got;
+      char buffer[4096];
+      while (got.size() < kEach) {
+        long r = co_await sockets[p]->read(buffer, sizeof buffer, reactor->now_ms() + 1000);
+        if (r <= 0) break;
+        got.append(buffer, static_cast<size_t>(r));
+      }
+      bool same = got.size() == kEach;
+      for (size_t i = 0; same && i < kEach; ++i) same = got[i] == pattern(p, i);
+      exact += same ? 1 : 0;
+    }
+    finish();
+  }());
+  for (auto& pair : pairs) ::close(pair[1]);
+  EXPECT_EQ(fresh, 5);
+  EXPECT_EQ(exact, kPairs);
+}
+
+// An idle connection learns that its peer closed without reading from it.
+TEST_P(ReactorTest, PeerClosedSeenOnAnIdleSocket) {
+  bool before = true, after = false;
+  run([&]() -> Task<void> {
+    Socket socket(*reactor, fds[0]);
+    [[maybe_unused]] ssize_t n = ::write(fds[1], "x", 1);
+    char buffer[4];
+    long got = co_await socket.read(buffer, sizeof buffer, reactor->now_ms() + 1000);
+    (void)got;
+    before = reactor->peer_closed(socket);
+    ::close(std::exchange(fds[1], -1));
+    long slept = co_await sleep_until(*reactor, reactor->now_ms() + 50);
+    (void)slept;
+    after = reactor->peer_closed(socket);
+    finish();
+  }());
+  EXPECT_FALSE(before);
+  EXPECT_TRUE(after);
+}
+
+// A burst of connections: each accepted exactly once, and those nobody accepted are closed with
+// the listener.
+TEST_P(ReactorTest, AcceptsEveryConnectionOfABurst) {
+  constexpr int kClients = 100;
+  int accepted = 0, distinct = 0;
+  std::vector<int> clients;
+  run([&]() -> Task<void> {
+    int listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listen_fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+    ::listen(listen_fd, 256);
+    socklen_t length = sizeof address;
+    ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
+    auto listener = std::make_unique<Socket>(*reactor, listen_fd);
+    for (int i = 0; i < kClients + 5; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+      clients.push_back(fd);
+    }
+    std::vector<int> fds;
+    for (int i = 0; i < kClients; ++i) {
+      long fd = co_await listener->accept(reactor->now_ms() + 1000);
+      if (fd < 0) break;
+      fds.push_back(static_cast<int>(fd));
+    }
+    accepted = static_cast<int>(fds.size());
+    std::sort(fds.begin(), fds.end());
+    distinct = static_cast<int>(std::unique(fds.begin(), fds.end()) - fds.begin());
+    for (int fd : fds) ::close(fd);
+    listener.reset();
+    finish();
+  }());
+  EXPECT_EQ(accepted, kClients);
+  EXPECT_EQ(distinct, kClients);
+  // Every client sees its connection closed: by the test, or with the listener.
+  int closed = 0;
+  for (int fd : clients) {
+    timeval wait{.tv_sec = 1, .tv_usec = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    char byte;
+    ssize_t n = ::recv(fd, &byte, 1, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN)) ++closed;
+    ::close(fd);
+  }
+  EXPECT_EQ(closed, kClients + 5);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest,
