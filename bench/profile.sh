@@ -7,6 +7,7 @@
 #   bash bench/profile.sh                       # io_uring, 64 connections, 5 s
 #   BACKEND=epoll CONNS=1000 bash bench/profile.sh
 #   TOOL=callgrind bash bench/profile.sh        # then: callgrind_annotate $OUT/callgrind.out
+#   USHER_ARGS="--access-log /tmp/access.log" bash bench/profile.sh   # with more of usher on
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -37,7 +38,7 @@ http { access_log off; keepalive_requests 100000000;
 CONF
 taskset -c "$CPU" nginx -c "$RUN/backend.conf" & PIDS+=($!)
 wait_port "$B"
-usher=(build/src/app/usher proxy --listen "127.0.0.1:$P" --workers 1 --to "127.0.0.1:$B")
+usher=(build/src/app/usher proxy --listen "127.0.0.1:$P" --workers 1 --to "127.0.0.1:$B" ${USHER_ARGS:-})
 if [ "$TOOL" = callgrind ]; then
   USHER_IO_BACKEND=$BACKEND taskset -c "$CPU" valgrind --tool=callgrind \
     --callgrind-out-file="$OUT/callgrind.out" "${usher[@]}" >"$OUT/usher.log" 2>&1 &
@@ -70,6 +71,8 @@ awk -v n="$requests" '{ gsub(",", "", $1) } $1 !~ /^[0-9.]+$/ { next }
   /context-switches/ { printf "context switches per request: %.3f\n", $1 / n }' "$OUT/stat.txt"
 echo "CPU by binary (perf report --sort dso):"
 perf report -i "$OUT/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -4
+echo "CPU by thread (perf report --sort comm):"
+perf report -i "$OUT/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -6
 echo "hottest symbols (perf report --no-children, $OUT/perf.data):"
 perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
   grep -E '^ +[0-9.]+%' | head -25
