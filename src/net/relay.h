@@ -35,6 +35,8 @@ struct RelayResult {
 
 // Relays `from` to `to` until `from` ends; each wait is bounded by idle_ms (0: none).
 // Does not close or shut down either socket: the caller decides what an end means.
+// `from` must not have been read with read() or readable() before: on io_uring that starts a
+// standing receive, which would take the bytes before splice(2) sees them.
 Task<RelayResult> splice_relay(Socket& from, Socket& to, uint64_t idle_ms);
 
 }  // namespace usher::net
