@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 
@@ -18,12 +20,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
+bool json_plain(unsigned char c) {
+  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 // JSON string contents: quotes, backslashes and control bytes escaped; bytes above 0x7f are
 // escaped as Latin-1 code points, so that any header bytes still make valid UTF-8 JSON.
 void json_string(std::string& out, std::string_view s) {
   constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (unsigned char c : s) {
+  // Nearly every value needs no escape: append the plain run at once.
+  const auto plain = std::find_if_not(
+      s.begin(), s.end(), [](char c) { return json_plain(static_cast<unsigned char>(c)); });
+  out.append(s.begin(), plain);
+  for (unsigned char c : s.substr(static_cast<size_t>(plain - s.begin()))) {
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
@@ -56,29 +66,61 @@ void combined_string(std::string& out, std::string_view s) {
   }
 }
 
+void append_number(std::string& out, uint64_t value) {
+  char digits[20];
+  out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
+}
+
+// Milliseconds with three decimals ("12.346"), from seconds.
+void append_millis(std::string& out, double seconds) {
+  const auto micros = static_cast<uint64_t>(std::llround(std::max(seconds, 0.0) * 1e6));
+  append_number(out, micros / 1000);
+  const auto fraction = static_cast<unsigned>(micros % 1000);
+  const char decimals[4] = {'.', static_cast<char>('0' + fraction / 100),
+                            static_cast<char>('0' + fraction / 10 % 10),
+                            static_cast<char>('0' + fraction % 10)};
+  out.append(decimals, sizeof decimals);
+}
+
 void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, R"({{"time":"{}.{:03}Z","client":)", clock.iso, millis % 1000);
+  out += R"({"time":")";
+  out += clock.iso;
+  const auto fraction = static_cast<unsigned>(millis % 1000);
+  const char decimals[6] = {'.',
+                            static_cast<char>('0' + fraction / 100),
+                            static_cast<char>('0' + fraction / 10 % 10),
+                            static_cast<char>('0' + fraction % 10),
+                            'Z',
+                            '"'};
+  out.append(decimals, sizeof decimals);
   auto text = [&out](std::string_view key, std::string_view value) {
     out += key;
     json_string(out, value);
   };
-  json_string(out, r.client);
+  text(R"(,"client":)", r.client);
   text(R"(,"method":)", r.method);
   text(R"(,"host":)", r.host);
   text(R"(,"path":)", r.target);
-  fmt::format_to(it, R"(,"status":{},"bytes_sent":{},"bytes_received":{},"duration_ms":{:.3f},)",
-                 r.status, r.bytes_sent, r.bytes_received, r.duration_seconds * 1e3);
+  auto number = [&out](std::string_view key, uint64_t value) {
+    out += key;
+    append_number(out, value);
+  };
+  number(R"(,"status":)", static_cast<uint64_t>(r.status));
+  number(R"(,"bytes_sent":)", r.bytes_sent);
+  number(R"(,"bytes_received":)", r.bytes_received);
+  out += R"(,"duration_ms":)";
+  append_millis(out, r.duration_seconds);
+  out += R"(,"upstream_ms":)";
   if (r.upstream_seconds >= 0) {
-    fmt::format_to(it, R"("upstream_ms":{:.3f})", r.upstream_seconds * 1e3);
+    append_millis(out, r.upstream_seconds);
   } else {
-    out += R"("upstream_ms":null)";
+    out += "null";
   }
   text(R"(,"listener":)", r.listener);
   text(R"(,"route":)", r.route);
   text(R"(,"pool":)", r.pool);
   text(R"(,"backend":)", r.backend);
-  fmt::format_to(it, R"(,"retries":{})", r.retries);
+  number(R"(,"retries":)", r.retries);
   text(R"(,"request_id":)", r.request_id);
   text(R"(,"user_agent":)", r.user_agent);
   out += "}\n";
