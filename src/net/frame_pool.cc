@@ -4,6 +4,8 @@
 #include <new>
 #include <utility>
 
+#include "base/allocation_count.h"
+
 namespace usher::net {
 
 namespace {
@@ -55,6 +57,10 @@ void* allocate_frame(std::size_t size) {
       return frame;
     }
     size = cls * kGranule;
+  }
+  // A frame the pool could not serve is a heap allocation like any other (see allocation_count.h).
+  if (auto* counter = allocation_counter()) {
+    counter->store(counter->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   void* memory = std::malloc(size);
   if (memory == nullptr) throw std::bad_alloc();
