@@ -1,8 +1,9 @@
 #pragma once
 // Counts the heap allocations (operator new, and coroutine frames the frame pool could not serve)
 // a thread makes, for threads that ask for it: the workers do, so that a steady-state request
-// path with zero allocations stays that way (a test watches the count). The usher binary replaces operator new with a malloc-backed one that bumps
-// the calling thread's counter (src/app/allocation_count.cc); elsewhere nothing counts.
+// path with zero allocations stays that way (a test watches the count). The usher binary replaces
+// operator new with a malloc-backed one that bumps the calling thread's counter
+// (src/app/allocation_count.cc); elsewhere nothing counts.
 #include <atomic>
 #include <cstdint>
 
