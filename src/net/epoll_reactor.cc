@@ -25,6 +25,13 @@ uint64_t monotonic_ms() {
 
 namespace {
 
+// A short read emptied the socket, and the next bytes will bring a new edge: until then the next
+// read waits instead of spending a syscall on EAGAIN (nginx does the same). Not once the peer's
+// close was seen: that edge has already come.
+void note_short_read(Socket& socket, ssize_t n, size_t asked) {
+  if (n > 0 && static_cast<size_t>(n) < asked && !socket.peer_closed) socket.read_ready = false;
+}
+
 // Runs the operation's syscall once; -EAGAIN means "not yet".
 long attempt(IoOp& op) {
   int fd = op.socket->fd();
@@ -34,6 +41,7 @@ long attempt(IoOp& op) {
   switch (op.kind) {
     case OpKind::kRead:
       n = ::recv(fd, op.buffer, op.length, 0);
+      note_short_read(*op.socket, n, op.length);
       break;
     case OpKind::kWrite:
       n = ::send(fd, op.buffer, op.length, MSG_NOSIGNAL);
@@ -178,6 +186,7 @@ class EpollReactor final : public Reactor {
   bool peer_closed(Socket& socket) override { return socket.peer_closed; }
   long try_read(Socket& socket, char* buffer, size_t length) override {
     ssize_t n = ::recv(socket.fd(), buffer, length, 0);
+    note_short_read(socket, n, length);
     if (n >= 0) return n;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       socket.read_ready = false;
