@@ -204,6 +204,16 @@ for c in sorted({k[0] for k in med}):
               f"{name}/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; {name}/direct rps {u[0]/d[0]:.2f}")
     u = med.get((c, "usher"))
     print(f"conns={c}: usher with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
+# Targets of one round ran back to back, under the same conditions: the median of each round's
+# ratio is steadier than the ratio of medians when the machine's speed drifts between rounds.
+print()
+for c in sorted({k[0] for k in med}):
+    parts = []
+    for name in ("usher", "usher+log", "usher-epoll"):
+        rounds = list(zip(by[(c, name)], by[(c, "haproxy")]))
+        ratio = lambda i: st.median(u[i] / h[i] for u, h in rounds)
+        parts.append(f"{name} rps {ratio(0):.2f} p99 {ratio(2):.2f} cpu {ratio(4):.2f}")
+    print(f"conns={c}: per-round ratios to haproxy, median of {len(rounds)}: " + "; ".join(parts))
 targets = ("usher", "usher-epoll", "haproxy", "nginx")
 with open(sys.argv[1] + ".dat", "w") as out:
     for c in sorted({k[0] for k in med}):
