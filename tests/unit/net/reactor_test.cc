@@ -21,6 +21,19 @@
 namespace usher::net {
 namespace {
 
+// A non-blocking listener on 127.0.0.1 with an ephemeral port, whose address lands in `address`.
+int listen_on_loopback(sockaddr_in& address, int backlog) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  ::listen(fd, backlog);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return fd;
+}
+
 class ReactorTest : public ::testing::TestWithParam<IoBackend> {
  protected:
   void SetUp() override {
@@ -113,16 +126,10 @@ TEST_P(ReactorTest, CancelCompletesAParkedReadWithECANCELED) {
 TEST_P(ReactorTest, AcceptsAndConnectsOnLoopback) {
   long accepted = -1, connected = -1, echoed = -1;
   run([&]() -> Task<void> {
-    int listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    ::listen(listen_fd, 8);
-    socklen_t length = sizeof address;
-    ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
-    Socket listener(*reactor, listen_fd);
-    const Address to = Address::from_sockaddr(reinterpret_cast<sockaddr*>(&address), length);
+    Socket listener(*reactor, listen_on_loopback(address, 8));
+    const Address to =
+        Address::from_sockaddr(reinterpret_cast<sockaddr*>(&address), sizeof address);
     Socket client(*reactor, Socket::open_tcp(to));
     connected = co_await client.connect(to, reactor->now_ms() + 1000);
     accepted = co_await listener.accept(reactor->now_ms() + 1000);
@@ -265,15 +272,8 @@ TEST_P(ReactorTest, AcceptsEveryConnectionOfABurst) {
   int accepted = 0, distinct = 0;
   std::vector<int> clients;
   run([&]() -> Task<void> {
-    int listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
-    ::listen(listen_fd, 256);
-    socklen_t length = sizeof address;
-    ::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&address), &length);
-    auto listener = std::make_unique<Socket>(*reactor, listen_fd);
+    auto listener = std::make_unique<Socket>(*reactor, listen_on_loopback(address, 256));
     for (int i = 0; i < kClients + 5; ++i) {
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
