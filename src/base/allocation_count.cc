@@ -14,4 +14,10 @@ std::atomic<uint64_t>* allocation_counter() {
   return tls_counter;
 }
 
+void count_allocation() {
+  if (tls_counter) {
+    tls_counter->store(tls_counter->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+}
+
 }  // namespace usher

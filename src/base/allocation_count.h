@@ -1,5 +1,5 @@
 #pragma once
-// Counts the heap allocations (operator new, and coroutine frames the frame pool could not serve)
+// Counts the heap allocations (operator new, and what the frame and buffer pools could not serve)
 // a thread makes, for threads that ask for it: the workers do, so that a steady-state request
 // path with zero allocations stays that way (a test watches the count). The usher binary replaces
 // operator new with a malloc-backed one that bumps the calling thread's counter
@@ -15,5 +15,8 @@ void count_allocations_into(std::atomic<uint64_t>* counter);
 
 // The calling thread's counter, or nullptr (for the replaced operator new).
 std::atomic<uint64_t>* allocation_counter();
+
+// Counts one allocation made with malloc directly (pools that fall back to the heap).
+void count_allocation();
 
 }  // namespace usher

@@ -1,15 +1,24 @@
 #include "net/buffer_pool.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <utility>
 
+#include "base/allocation_count.h"
+
 namespace usher::net {
 
 namespace {
-// A worker keeps at most this many idle buffers; more go back to the allocator after a burst.
-constexpr size_t kMaxIdleBuffers = 64;
+// What an idle worker keeps: enough for a few dozen requests at once without the allocator.
+constexpr size_t kReserve = 64;
+// Returns per epoch: a few milliseconds under load, seconds when the load is light.
+constexpr uint32_t kEpochReturns = 4096;
+
+char*& next_of(char* data) {
+  return *reinterpret_cast<char**>(data);
+}
 }  // namespace
 
 Buffer::Buffer(Buffer&& other) noexcept
@@ -55,20 +64,20 @@ void Buffer::release() {
   capacity_ = begin_ = end_ = 0;
 }
 
-BufferPool::BufferPool(size_t buffer_size) : buffer_size_(buffer_size) {
-  idle_.reserve(kMaxIdleBuffers);
-}
+BufferPool::BufferPool(size_t buffer_size) : buffer_size_(buffer_size) {}
 
 BufferPool::~BufferPool() {
-  for (char* data : idle_) std::free(data);
+  release_idle(idle_count_);
 }
 
 Buffer BufferPool::take() {
-  char* data;
-  if (!idle_.empty()) {
-    data = idle_.back();
-    idle_.pop_back();
+  taken_since_trim_ = true;
+  char* data = idle_;
+  if (data != nullptr) {
+    idle_ = next_of(data);
+    fewest_idle_ = std::min(fewest_idle_, --idle_count_);
   } else {
+    count_allocation();
     data = static_cast<char*>(std::malloc(buffer_size_));
     if (data == nullptr) throw std::bad_alloc();
   }
@@ -76,9 +85,27 @@ Buffer BufferPool::take() {
 }
 
 void BufferPool::give_back(char* data) {
-  if (idle_.size() < kMaxIdleBuffers) {
-    idle_.push_back(data);
-  } else {
+  next_of(data) = idle_;
+  idle_ = data;
+  ++idle_count_;
+  if (++returns_ < kEpochReturns) return;
+  // Buffers idle all epoch long were not needed by this load: it will not miss them.
+  release_idle(std::min(fewest_idle_, idle_count_ > kReserve ? idle_count_ - kReserve : 0));
+  returns_ = 0;
+  fewest_idle_ = idle_count_;
+}
+
+void BufferPool::trim() {
+  if (std::exchange(taken_since_trim_, false)) return;
+  if (idle_count_ > kReserve) release_idle(idle_count_ - kReserve);
+  fewest_idle_ = idle_count_;
+}
+
+void BufferPool::release_idle(size_t count) {
+  for (; count > 0; --count) {
+    char* data = idle_;
+    idle_ = next_of(data);
+    --idle_count_;
     std::free(data);
     released_bytes_ += buffer_size_;
   }

@@ -2,9 +2,8 @@
 // Fixed-size I/O buffers lent to a connection only while it has bytes in flight, so an idle
 // connection holds none. Thread rule: one pool per worker, used only by that worker.
 #include <cstddef>
-#include <memory>
+#include <cstdint>
 #include <utility>
-#include <vector>
 
 namespace usher::net {
 
@@ -48,6 +47,9 @@ class Buffer {
   size_t end_ = 0;
 };
 
+// Keeps the buffers the current load needs, so that a steady load takes and returns buffers
+// without touching the allocator: what stayed idle through a whole epoch of returns was not
+// needed and goes back, as does everything past a small reserve once the load has stopped.
 class BufferPool {
  public:
   explicit BufferPool(size_t buffer_size);
@@ -57,7 +59,10 @@ class BufferPool {
 
   Buffer take();
   size_t buffer_size() const { return buffer_size_; }
-  size_t idle_count() const { return idle_.size(); }
+  size_t idle_count() const { return idle_count_; }
+  // Called now and then while the worker has nothing to do: when nothing was taken since the
+  // previous call, the load has stopped and only the reserve stays.
+  void trim();
   // Bytes handed back to the allocator since the last call: after a burst, a hint that the
   // allocator holds memory worth returning to the system.
   size_t take_released_bytes() { return std::exchange(released_bytes_, 0); }
@@ -65,9 +70,14 @@ class BufferPool {
  private:
   friend class Buffer;
   void give_back(char* data);
+  void release_idle(size_t count);
 
   size_t buffer_size_;
-  std::vector<char*> idle_;
+  char* idle_ = nullptr;  // a list threaded through the idle buffers' first bytes
+  size_t idle_count_ = 0;
+  size_t fewest_idle_ = 0;  // since the epoch began
+  uint32_t returns_ = 0;    // in this epoch
+  bool taken_since_trim_ = false;
   size_t released_bytes_ = 0;
 };
 

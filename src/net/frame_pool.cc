@@ -59,9 +59,7 @@ void* allocate_frame(std::size_t size) {
     size = cls * kGranule;
   }
   // A frame the pool could not serve is a heap allocation like any other (see allocation_count.h).
-  if (auto* counter = allocation_counter()) {
-    counter->store(counter->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  }
+  count_allocation();
   void* memory = std::malloc(size);
   if (memory == nullptr) throw std::bad_alloc();
   return memory;

@@ -154,15 +154,15 @@ void Worker::on_idle() {
   // closed connections); give them back while idle, at most once a second, so that idle
   // connections cost what they hold and not what the busiest moment needed.
   constexpr uint64_t kTrimIntervalMs = 1000;
+  const uint64_t now = reactor_->now_ms();
+  if (now - last_trim_ms_ < kTrimIntervalMs) return;
+  last_trim_ms_ = now;
+  buffers_.trim();
   released_since_trim_ += buffers_.take_released_bytes();
-  uint64_t now = reactor_->now_ms();
-  if ((released_since_trim_ == 0 && session_churn_ == 0) || now - last_trim_ms_ < kTrimIntervalMs) {
-    return;
-  }
+  if (released_since_trim_ == 0 && session_churn_ == 0) return;
   ::malloc_trim(0);
   released_since_trim_ = 0;
   session_churn_ = 0;
-  last_trim_ms_ = now;
 }
 
 void Worker::add_session(SessionLink& link) {
