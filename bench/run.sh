@@ -38,14 +38,15 @@ B1=$(free_port); B2=$(free_port); B3=$(free_port)
 HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port)
 body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
-# The backends: one nginx worker answering a fixed body on three ports.
-cat >"$RUN/backend.conf" <<CONF
-worker_processes 1; worker_rlimit_nofile 20000; pid $RUN/backend.pid; error_log $RUN/backend.err crit; daemon off;
+# The backends: a pool of three servers, each its own nginx worker answering a fixed body.
+for port in $B1 $B2 $B3; do
+  cat >"$RUN/backend-$port.conf" <<CONF
+worker_processes 1; worker_rlimit_nofile 20000; pid $RUN/backend-$port.pid; error_log $RUN/backend.err crit; daemon off;
 events { worker_connections 30000; }
 http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
-  server { listen 127.0.0.1:$B1 backlog=4096; listen 127.0.0.1:$B2 backlog=4096; listen 127.0.0.1:$B3 backlog=4096;
-           location / { default_type text/plain; return 200 "$body"; } } }
+  server { listen 127.0.0.1:$port backlog=4096; location / { default_type text/plain; return 200 "$body"; } } }
 CONF
+done
 cat >"$RUN/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -76,7 +77,7 @@ http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
            location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 
-start nginx -c "$RUN/backend.conf"
+for p in $B1 $B2 $B3; do start nginx -c "$RUN/backend-$p.conf"; done
 for p in $B1 $B2 $B3; do wait_port "$p"; done
 start haproxy -db -f "$RUN/haproxy.cfg"; HAPROXY_PID=$LAST
 start nginx -c "$RUN/nginx.conf"; NGINX_PID=$LAST
@@ -158,14 +159,14 @@ def open_idle():
             answered += 1 if s.recv(4096) else 0
         except OSError:
             pass
-    time.sleep(2.5)  # lets usher's idle-time trim run
+    time.sleep(3)  # lets usher's idle-time trim run (two idle looks a second apart)
     return socks, answered
 # The first wave warms every pool and allocator up to this load; the second measures what
 # holding the connections costs on top of that.
 socks, _ = open_idle()
 for s in socks:
     s.close()
-time.sleep(2.5)
+time.sleep(3)
 base = rss()
 socks, answered = open_idle()
 print(f"{(rss() - base) / max(answered, 1):.2f} KiB/connection over {answered} connections")
@@ -210,10 +211,19 @@ print()
 for c in sorted({k[0] for k in med}):
     parts = []
     for name in ("usher", "usher+log", "usher-epoll"):
-        rounds = list(zip(by[(c, name)], by[(c, "haproxy")]))
-        ratio = lambda i: st.median(u[i] / h[i] for u, h in rounds)
-        parts.append(f"{name} rps {ratio(0):.2f} p99 {ratio(2):.2f} cpu {ratio(4):.2f}")
+        rounds = list(zip(by[(c, name)], by[(c, "haproxy")], by[(c, "direct")]))
+        ratio = lambda i: st.median(u[i] / h[i] for u, h, _ in rounds)
+        # The whole one-core system's time per request, less the direct run's: what the proxy
+        # costs including the kernel work it causes outside its own process.
+        extra = lambda r, d: 1e6 / r[0] - 1e6 / d[0]
+        system = st.median(extra(u, d) / extra(h, d) for u, h, d in rounds)
+        parts.append(f"{name} rps {ratio(0):.2f} p99 {ratio(2):.2f} cpu {ratio(4):.2f} system {system:.2f}")
     print(f"conns={c}: per-round ratios to haproxy, median of {len(rounds)}: " + "; ".join(parts))
+print()
+for c in sorted({k[0] for k in med}):
+    d = med[(c, "direct")][0]
+    print(f"conns={c}: system µs/request over direct's: " + ", ".join(
+        f"{t} {1e6 / med[(c, t)][0] - 1e6 / d:.1f}" for t in ("haproxy", "nginx", "usher", "usher+log", "usher-epoll")))
 targets = ("usher", "usher-epoll", "haproxy", "nginx")
 with open(sys.argv[1] + ".dat", "w") as out:
     for c in sorted({k[0] for k in med}):
