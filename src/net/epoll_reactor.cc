@@ -2,6 +2,10 @@
 // is first tried at once; only on EAGAIN does it park on the socket until readiness returns.
 // Completions found while dispatching a batch of events are queued and resumed after the batch,
 // so no coroutine can free a socket whose event is still in the batch.
+// Writes are the exception to "at once": they wait until the coroutines of the turn have run and
+// then go out back to back. A send wakes its peer, and where peers share a core the woken one
+// may preempt the loop as the syscall returns; sends grouped at the end of the turn are preempted
+// less often than sends spread through it (io_uring gets the same from one submit per turn).
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,6 +15,8 @@
 #include <atomic>
 #include <cerrno>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "net/reactor.h"
 #include "net/socket.h"
@@ -84,6 +90,8 @@ class EpollReactor final : public Reactor {
     ev.events = EPOLLIN;
     ev.data.ptr = nullptr;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+    deferred_writes_.reserve(256);
+    flushing_.reserve(256);
   }
   ~EpollReactor() override {
     ::close(wake_fd_);
@@ -96,6 +104,7 @@ class EpollReactor final : public Reactor {
 
   void detach(Socket& socket) override {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+    forget_deferred_write(socket);
     // An op still parked here belongs to a coroutine that is being torn down with the socket.
     for (IoOp* op : {socket.reader, socket.writer}) {
       if (op) timers_.cancel(op->timer);
@@ -116,21 +125,13 @@ class EpollReactor final : public Reactor {
       arm_deadline(op);
       return false;
     }
-    long result = attempt(op);
-    if (result != -EAGAIN) {
-      op.result = result;
-      return true;
-    }
-    if (is_read_side(op.kind)) {
-      op.socket->read_ready = false;
-      op.socket->reader = &op;
-    } else {
-      watch_writable(*op.socket);
-      op.socket->write_ready = false;
+    if (is_write(op.kind) && op.socket->write_ready) {
       op.socket->writer = &op;
+      op.socket->write_deferred = true;
+      deferred_writes_.push_back(&op);
+      return false;
     }
-    arm_deadline(op);
-    return false;
+    return start(op);
   }
 
   void run(const Hooks& hooks) override {
@@ -152,16 +153,17 @@ class EpollReactor final : public Reactor {
         dispatch(*static_cast<Socket*>(events[i].data.ptr), events[i].events);
       }
       timers_.advance(now_);
-      resume_ready();
+      finish_turn();
       if (woken && hooks.on_wake) hooks.on_wake();
       if (n == 0 && hooks.on_idle) hooks.on_idle();
     }
     // Completions already queued (a cancelled accept, say) still reach their coroutines, so
     // those can finish and free their frames rather than be abandoned mid-await.
-    resume_ready();
+    finish_turn();
   }
 
   void cancel(Socket& socket) override {
+    forget_deferred_write(socket);
     for (IoOp** slot : {&socket.reader, &socket.writer}) {
       if (IoOp* op = *slot) {
         *slot = nullptr;
@@ -198,6 +200,50 @@ class EpollReactor final : public Reactor {
 
  private:
   static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+  static bool is_write(OpKind kind) { return kind == OpKind::kWrite || kind == OpKind::kWritev; }
+
+  // Tries the operation now; parks it on its socket until readiness returns if it cannot run.
+  bool start(IoOp& op) {
+    long result = attempt(op);
+    if (result != -EAGAIN) {
+      op.result = result;
+      return true;
+    }
+    if (is_read_side(op.kind)) {
+      op.socket->read_ready = false;
+      op.socket->reader = &op;
+    } else {
+      watch_writable(*op.socket);
+      op.socket->write_ready = false;
+      op.socket->writer = &op;
+    }
+    arm_deadline(op);
+    return false;
+  }
+
+  // Resumes what completed, then sends the writes those coroutines made, until neither is left.
+  void finish_turn() {
+    resume_ready();
+    while (!deferred_writes_.empty()) {
+      flushing_.swap(deferred_writes_);
+      for (IoOp* op : flushing_) {
+        if (op == nullptr) continue;  // its socket was cancelled or detached meanwhile
+        op->socket->write_deferred = false;
+        op->socket->writer = nullptr;
+        if (start(*op)) enqueue(*op);
+      }
+      flushing_.clear();
+      resume_ready();
+    }
+  }
+
+  void forget_deferred_write(Socket& socket) {
+    if (!std::exchange(socket.write_deferred, false)) return;
+    for (IoOp*& op : deferred_writes_) {
+      if (op == socket.writer) op = nullptr;
+    }
+  }
 
   void control(Socket& socket, int op, uint32_t events) {
     epoll_event ev{};
@@ -236,7 +282,7 @@ class EpollReactor final : public Reactor {
     }
     if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
       socket.write_ready = true;
-      retry(socket.writer);
+      if (!socket.write_deferred) retry(socket.writer);
     }
   }
 
@@ -280,6 +326,8 @@ class EpollReactor final : public Reactor {
   TimerWheel timers_;
   IoOp* ready_head_ = nullptr;
   IoOp* ready_tail_ = nullptr;
+  std::vector<IoOp*> deferred_writes_;  // this turn's, in the order they were made
+  std::vector<IoOp*> flushing_;
   std::atomic<bool> stopping_{false};
 };
 

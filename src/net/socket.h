@@ -57,7 +57,8 @@ class Socket {
   bool write_ready = true;
   bool peer_closed = false;  // EPOLLRDHUP/HUP seen: an idle upstream connection is dead
   bool watching_writable = false;
-  uint32_t standing = 0;  // io_uring: its multishot receive's entry + 1 (0: none)
+  bool write_deferred = false;  // epoll: its write waits for the end of the loop turn
+  uint32_t standing = 0;        // io_uring: its multishot receive's entry + 1 (0: none)
 
  private:
   OpAwaitable make(OpKind kind, char* buffer, size_t length, uint64_t deadline_ms);

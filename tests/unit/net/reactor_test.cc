@@ -123,6 +123,30 @@ TEST_P(ReactorTest, CancelCompletesAParkedReadWithECANCELED) {
   EXPECT_EQ(result, -ECANCELED);
 }
 
+// A write can still be waiting for its turn to end (epoll sends them together then) or for the
+// kernel (io_uring) when its socket is cancelled: it completes once, with -ECANCELED, and the
+// socket stays usable.
+TEST_P(ReactorTest, CancelInTheTurnOfAWriteCompletesIt) {
+  long cancelled = 0, next = 0;
+  run([&]() -> Task<void> {
+    Socket socket(*reactor, fds[0]);
+    spawn([](Socket& s, long& result) -> Task<void> {
+      result = co_await s.write("hello", 5, 0);
+    }(socket, cancelled));
+    reactor->cancel(socket);
+    long slept = co_await sleep_until(*reactor, reactor->now_ms() + 20);
+    (void)slept;
+    next = co_await socket.write("world", 5, 0);
+    finish();
+  }());
+  EXPECT_EQ(cancelled, -ECANCELED);
+  EXPECT_EQ(next, 5);
+  char buffer[16];
+  ssize_t n = ::read(fds[1], buffer, sizeof buffer);
+  ASSERT_GE(n, 5);
+  EXPECT_EQ(std::string(buffer + n - 5, 5), "world");
+}
+
 TEST_P(ReactorTest, AcceptsAndConnectsOnLoopback) {
   long accepted = -1, connected = -1, echoed = -1;
   run([&]() -> Task<void> {
