@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -98,6 +99,14 @@ class AccessLog(unittest.TestCase):
             self.assertRegex(first["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
             teapot = [r for r in records if r["path"] == "/teapot"][0]
             self.assertEqual((teapot["status"], teapot["pool"], teapot["upstream_ms"]), (418, "", None))
+
+            # A request that never parsed is timed from its first bytes too.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+                self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 400"))
+            bad = json.loads(wait_lines(path, 42)[-1])
+            self.assertEqual(bad["status"], 400)
+            self.assertLess(bad["duration_ms"], 5000)
 
             # Rotation: move the file away, SIGUSR1, and new lines go to a new file.
             os.rename(path, path + ".1")

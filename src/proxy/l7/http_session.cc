@@ -125,7 +125,6 @@ net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out)
         http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
     if (status == ParseStatus::kError) co_return error.http_status;
     if (status == ParseStatus::kComplete) {
-      c.current.started = std::chrono::steady_clock::now();
       c.current.bytes_received += head.head_bytes;
       int prepared = prepare_request(c, head, info, out);
       c.in.consume(head.head_bytes);
@@ -607,7 +606,7 @@ net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
 }
 
 // One access log line for a finished request.
-void log_request(Client& c, const RequestInfo& info, size_t listener_index) {
+void log_request(Client& c, const RequestInfo& info, size_t listener_index, double seconds) {
   log::Channel* channel = c.worker.access_log();
   if (!channel || c.current.status == 0) return;
   using Field = LoggedFields::Field;
@@ -624,8 +623,7 @@ void log_request(Client& c, const RequestInfo& info, size_t listener_index) {
   r.status = c.current.status;
   r.bytes_sent = c.current.bytes_sent;
   r.bytes_received = c.current.bytes_received;
-  r.duration_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
+  r.duration_seconds = seconds;
   r.listener = listener.name.empty() ? std::string_view("-") : std::string_view(listener.name);
   if (info.target) {
     r.route = info.target->config->name;
@@ -642,7 +640,7 @@ void log_request(Client& c, const RequestInfo& info, size_t listener_index) {
 }
 
 // Counts a finished request: what its client was answered, on its listener and route.
-void account(Client& c, const RequestInfo& info, size_t listener_index) {
+void account(Client& c, const RequestInfo& info, size_t listener_index, double seconds) {
   metrics::Shard& m = c.worker.metrics();
   metrics::ListenerCounters& listener = m.listeners[listener_index];
   listener.bytes_received.add(c.current.bytes_received);
@@ -654,8 +652,15 @@ void account(Client& c, const RequestInfo& info, size_t listener_index) {
   const size_t route =
       c.routes.first_route + static_cast<size_t>(info.target - c.routes.targets.data());
   m.routes[route].responses[status_class].add();
-  m.routes[route].duration.observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count());
+  m.routes[route].duration.observe(seconds);
+}
+
+// The request's time runs from its first bytes to its last answer byte, as nginx's request_time.
+void finish_request(Client& c, const RequestInfo& info, size_t listener_index) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
+  account(c, info, listener_index, seconds);
+  log_request(c, info, listener_index, seconds);
 }
 
 }  // namespace
@@ -673,16 +678,15 @@ net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
     RequestInfo info;
     net::Buffer request_head;
     c.current = RequestOutcome{};
+    c.current.started = std::chrono::steady_clock::now();
     int status = co_await read_request_head(c, info, request_head);
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
-      account(c, info, listener_index);
-      log_request(c, info, listener_index);
+      finish_request(c, info, listener_index);
       break;
     }
     Next next = co_await answer(c, info, request_head);
-    account(c, info, listener_index);
-    log_request(c, info, listener_index);
+    finish_request(c, info, listener_index);
     info.logged.text.release();
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
