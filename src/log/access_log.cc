@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -20,33 +21,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-bool json_plain(unsigned char c) {
-  return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-}
-
-// JSON string contents: quotes, backslashes and control bytes escaped; bytes above 0x7f are
-// escaped as Latin-1 code points, so that any header bytes still make valid UTF-8 JSON.
-void json_string(std::string& out, std::string_view s) {
-  constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  // Nearly every value needs no escape: append the plain run at once.
-  const auto plain = std::find_if_not(
-      s.begin(), s.end(), [](char c) { return json_plain(static_cast<unsigned char>(c)); });
-  out.append(s.begin(), plain);
-  for (unsigned char c : s.substr(static_cast<size_t>(plain - s.begin()))) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
+// Bytes a JSON string holds as they are; a table, since every logged byte is looked up.
+constexpr std::array<bool, 256> kJsonPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x7f; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
 
 // nginx escapes '"', '\' and non-printable bytes in combined logs as \xHH.
 void combined_string(std::string& out, std::string_view s) {
@@ -66,55 +46,109 @@ void combined_string(std::string& out, std::string_view s) {
   }
 }
 
-void append_number(std::string& out, uint64_t value) {
-  char digits[20];
-  out.append(digits, std::to_chars(digits, digits + sizeof digits, value).ptr);
-}
+// Writes one line into room reserved at the end of `out` beforehand, so that each piece is a
+// store or a memcpy instead of a string append with a capacity check of its own.
+class LineWriter {
+ public:
+  LineWriter(std::string& out, size_t most) : out_(out) {
+    const size_t start = out.size();
+    out.resize(start + most);
+    p_ = out.data() + start;
+  }
+  ~LineWriter() { out_.resize(static_cast<size_t>(p_ - out_.data())); }
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
 
-// Milliseconds with three decimals ("12.346"), from seconds.
-void append_millis(std::string& out, double seconds) {
-  const auto micros = static_cast<uint64_t>(std::llround(std::max(seconds, 0.0) * 1e6));
-  append_number(out, micros / 1000);
-  const auto fraction = static_cast<unsigned>(micros % 1000);
-  const char decimals[4] = {'.', static_cast<char>('0' + fraction / 100),
-                            static_cast<char>('0' + fraction / 10 % 10),
-                            static_cast<char>('0' + fraction % 10)};
-  out.append(decimals, sizeof decimals);
-}
+  // The most a JSON string of `bytes` bytes can take: every byte escaped as \u00XX.
+  static constexpr size_t json_bound(size_t bytes) { return 2 + 6 * bytes; }
+
+  void put(char c) { *p_++ = c; }
+  void put(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void number(uint64_t value) { p_ = std::to_chars(p_, p_ + 20, value).ptr; }
+
+  // Milliseconds with three decimals ("12.346"), from seconds.
+  void millis(double seconds) {
+    const auto micros = static_cast<uint64_t>(std::llround(std::max(seconds, 0.0) * 1e6));
+    number(micros / 1000);
+    fraction(static_cast<unsigned>(micros % 1000));
+  }
+  // ".045"
+  void fraction(unsigned thousandths) {
+    p_[0] = '.';
+    p_[1] = static_cast<char>('0' + thousandths / 100);
+    p_[2] = static_cast<char>('0' + thousandths / 10 % 10);
+    p_[3] = static_cast<char>('0' + thousandths % 10);
+    p_ += 4;
+  }
+
+  // JSON string contents: quotes, backslashes and control bytes escaped; bytes above 0x7f are
+  // escaped as Latin-1 code points, so that any header bytes still make valid UTF-8 JSON.
+  void json_string(std::string_view s) {
+    constexpr char kHex[] = "0123456789abcdef";
+    put('"');
+    const char* at = s.data();
+    const char* end = at + s.size();
+    while (at < end) {
+      // Nearly every value needs no escape: copy each plain run at once.
+      const char* plain = at;
+      while (plain < end && kJsonPlain[static_cast<unsigned char>(*plain)]) ++plain;
+      put(std::string_view(at, static_cast<size_t>(plain - at)));
+      if (plain == end) break;
+      const auto c = static_cast<unsigned char>(*plain);
+      if (c == '"' || c == '\\') {
+        put('\\');
+        put(static_cast<char>(c));
+      } else {
+        put("\\u00");
+        put(kHex[c >> 4]);
+        put(kHex[c & 0xf]);
+      }
+      at = plain + 1;
+    }
+    put('"');
+  }
+
+ private:
+  std::string& out_;
+  char* p_;
+};
 
 void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
-  out += R"({"time":")";
-  out += clock.iso;
-  const auto fraction = static_cast<unsigned>(millis % 1000);
-  const char decimals[6] = {'.',
-                            static_cast<char>('0' + fraction / 100),
-                            static_cast<char>('0' + fraction / 10 % 10),
-                            static_cast<char>('0' + fraction % 10),
-                            'Z',
-                            '"'};
-  out.append(decimals, sizeof decimals);
-  auto text = [&out](std::string_view key, std::string_view value) {
-    out += key;
-    json_string(out, value);
+  const std::string_view texts[] = {r.client, r.method, r.host,    r.target,     r.listener,
+                                    r.route,  r.pool,   r.backend, r.request_id, r.user_agent};
+  // Keys, punctuation, the time and six numbers take less than 512 bytes.
+  size_t most = 512;
+  for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
+  LineWriter line(out, most);
+  line.put(R"({"time":")");
+  line.put(clock.iso);
+  line.fraction(static_cast<unsigned>(millis % 1000));
+  line.put(R"(Z")");
+  auto text = [&line](std::string_view key, std::string_view value) {
+    line.put(key);
+    line.json_string(value);
+  };
+  auto number = [&line](std::string_view key, uint64_t value) {
+    line.put(key);
+    line.number(value);
   };
   text(R"(,"client":)", r.client);
   text(R"(,"method":)", r.method);
   text(R"(,"host":)", r.host);
   text(R"(,"path":)", r.target);
-  auto number = [&out](std::string_view key, uint64_t value) {
-    out += key;
-    append_number(out, value);
-  };
   number(R"(,"status":)", static_cast<uint64_t>(r.status));
   number(R"(,"bytes_sent":)", r.bytes_sent);
   number(R"(,"bytes_received":)", r.bytes_received);
-  out += R"(,"duration_ms":)";
-  append_millis(out, r.duration_seconds);
-  out += R"(,"upstream_ms":)";
+  line.put(R"(,"duration_ms":)");
+  line.millis(r.duration_seconds);
+  line.put(R"(,"upstream_ms":)");
   if (r.upstream_seconds >= 0) {
-    append_millis(out, r.upstream_seconds);
+    line.millis(r.upstream_seconds);
   } else {
-    out += "null";
+    line.put("null");
   }
   text(R"(,"listener":)", r.listener);
   text(R"(,"route":)", r.route);
@@ -123,7 +157,7 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   number(R"(,"retries":)", r.retries);
   text(R"(,"request_id":)", r.request_id);
   text(R"(,"user_agent":)", r.user_agent);
-  out += "}\n";
+  line.put("}\n");
 }
 
 void combined_line(const RequestRecord& r, const SecondText& clock, std::string& out) {
