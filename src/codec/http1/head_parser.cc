@@ -1,5 +1,7 @@
 #include "codec/http1/head_parser.h"
 
+#include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "codec/http1/chars.h"
@@ -89,35 +91,66 @@ ParseStatus find_head(std::string_view data, const HeadLimits& limits, bool skip
   }
 }
 
+struct KnownField {
+  std::string_view name;  // lowercase letters and '-'
+  HeaderId id;
+};
+
+constexpr KnownField kKnownFields[] = {
+    {"host", HeaderId::kHost},
+    {"content-length", HeaderId::kContentLength},
+    {"transfer-encoding", HeaderId::kTransferEncoding},
+    {"connection", HeaderId::kConnection},
+    {"keep-alive", HeaderId::kKeepAlive},
+    {"proxy-connection", HeaderId::kProxyConnection},
+    {"te", HeaderId::kTe},
+    {"upgrade", HeaderId::kUpgrade},
+    {"expect", HeaderId::kExpect},
+    {"x-forwarded-for", HeaderId::kXForwardedFor},
+    {"x-forwarded-proto", HeaderId::kXForwardedProto},
+    {"via", HeaderId::kVia},
+    {"trailer", HeaderId::kTrailer},
+    {"idempotency-key", HeaderId::kIdempotencyKey},
+    {"cookie", HeaderId::kCookie},
+    {"set-cookie", HeaderId::kSetCookie},
+    {"x-request-id", HeaderId::kXRequestId},
+    {"x-forwarded-host", HeaderId::kXForwardedHost},
+    {"x-forwarded-port", HeaderId::kXForwardedPort},
+    {"forwarded", HeaderId::kForwarded},
+};
+
+constexpr size_t kLongestKnownField = 17;
+constexpr size_t kMostKnownFieldsOfOneLength = 3;
+
+// For each length, the known fields of that length (indexes + 1; 0 ends the list), so that a
+// field is compared with at most three names instead of twenty.
+constexpr auto kKnownFieldsByLength = [] {
+  std::array<std::array<uint8_t, kMostKnownFieldsOfOneLength + 1>, kLongestKnownField + 1> table{};
+  for (size_t i = 0; i < std::size(kKnownFields); ++i) {
+    auto& slots = table[kKnownFields[i].name.size()];
+    size_t used = 0;
+    while (slots[used] != 0) ++used;
+    slots[used] = static_cast<uint8_t>(i + 1);
+  }
+  return table;
+}();
+
+// `name` is made of token characters and `lowered` of lowercase letters and '-': setting bit
+// 0x20 lowers a letter and maps no other token character onto a letter or '-', so this is an
+// exact case-insensitive comparison.
+bool equals_lowered(std::string_view name, std::string_view lowered) {
+  for (size_t i = 0; i < name.size(); ++i) {
+    if ((name[i] | 0x20) != lowered[i]) return false;
+  }
+  return true;
+}
+
 HeaderId classify(std::string_view name) {
-  struct Known {
-    std::string_view name;
-    HeaderId id;
-  };
-  static constexpr Known kKnown[] = {
-      {"host", HeaderId::kHost},
-      {"content-length", HeaderId::kContentLength},
-      {"transfer-encoding", HeaderId::kTransferEncoding},
-      {"connection", HeaderId::kConnection},
-      {"keep-alive", HeaderId::kKeepAlive},
-      {"proxy-connection", HeaderId::kProxyConnection},
-      {"te", HeaderId::kTe},
-      {"upgrade", HeaderId::kUpgrade},
-      {"expect", HeaderId::kExpect},
-      {"x-forwarded-for", HeaderId::kXForwardedFor},
-      {"x-forwarded-proto", HeaderId::kXForwardedProto},
-      {"via", HeaderId::kVia},
-      {"trailer", HeaderId::kTrailer},
-      {"idempotency-key", HeaderId::kIdempotencyKey},
-      {"cookie", HeaderId::kCookie},
-      {"set-cookie", HeaderId::kSetCookie},
-      {"x-request-id", HeaderId::kXRequestId},
-      {"x-forwarded-host", HeaderId::kXForwardedHost},
-      {"x-forwarded-port", HeaderId::kXForwardedPort},
-      {"forwarded", HeaderId::kForwarded},
-  };
-  for (const Known& known : kKnown) {
-    if (known.name.size() == name.size() && iequals(known.name, name)) return known.id;
+  if (name.size() > kLongestKnownField) return HeaderId::kOther;
+  for (uint8_t slot : kKnownFieldsByLength[name.size()]) {
+    if (slot == 0) break;
+    const KnownField& known = kKnownFields[slot - 1];
+    if (equals_lowered(name, known.name)) return known.id;
   }
   return HeaderId::kOther;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,71 @@ TEST(RequestHead, ParsesASimpleGet) {
   EXPECT_EQ(r.head.framing.kind, Framing::Kind::kNone);
   EXPECT_TRUE(r.head.keep_alive);
   EXPECT_EQ(r.head.head_bytes, text.size() - 4);
+}
+
+// The fields usher acts on are recognised in any case, and only under their exact names:
+// "Content_Length" or "Content-Lengths" are other fields (a proxy that took them for framing
+// would disagree with the backend about where the body ends).
+TEST(RequestHead, KnowsItsFieldsInAnyCaseAndOnlyUnderTheirNames) {
+  struct Case {
+    std::string name;
+    std::string value;
+    HeaderId id;
+  };
+  const Case known[] = {
+      {"host", "h", HeaderId::kHost},
+      {"content-length", "0", HeaderId::kContentLength},
+      {"transfer-encoding", "chunked", HeaderId::kTransferEncoding},
+      {"connection", "keep-alive", HeaderId::kConnection},
+      {"keep-alive", "timeout=5", HeaderId::kKeepAlive},
+      {"proxy-connection", "x", HeaderId::kProxyConnection},
+      {"te", "trailers", HeaderId::kTe},
+      {"upgrade", "websocket", HeaderId::kUpgrade},
+      {"expect", "100-continue", HeaderId::kExpect},
+      {"x-forwarded-for", "192.0.2.1", HeaderId::kXForwardedFor},
+      {"x-forwarded-proto", "https", HeaderId::kXForwardedProto},
+      {"via", "1.1 a", HeaderId::kVia},
+      {"trailer", "x", HeaderId::kTrailer},
+      {"idempotency-key", "k", HeaderId::kIdempotencyKey},
+      {"cookie", "a=b", HeaderId::kCookie},
+      {"set-cookie", "a=b", HeaderId::kSetCookie},
+      {"x-request-id", "r", HeaderId::kXRequestId},
+      {"x-forwarded-host", "h", HeaderId::kXForwardedHost},
+      {"x-forwarded-port", "80", HeaderId::kXForwardedPort},
+      {"forwarded", "for=192.0.2.1", HeaderId::kForwarded},
+  };
+  auto id_of = [](const std::string& name, const std::string& value) {
+    std::string host = name == "host" || name == "HOST" || name == "Host" ? "" : "Host: h\r\n";
+    RequestParse r = parse("GET / HTTP/1.1\r\n" + host + name + ": " + value + "\r\n\r\n");
+    EXPECT_EQ(r.status, ParseStatus::kComplete) << name;
+    for (const Header& h : r.head.headers) {
+      if (h.name == name) return h.id;
+    }
+    ADD_FAILURE() << name << " not among the fields";
+    return HeaderId::kOther;
+  };
+  for (const Case& c : known) {
+    std::string upper = c.name, title = c.name;
+    for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    for (size_t i = 0; i < title.size(); ++i) {
+      if (i == 0 || title[i - 1] == '-') {
+        title[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(title[i])));
+      }
+    }
+    EXPECT_EQ(id_of(c.name, c.value), c.id) << c.name;
+    EXPECT_EQ(id_of(upper, c.value), c.id) << upper;
+    EXPECT_EQ(id_of(title, c.value), c.id) << title;
+    EXPECT_EQ(id_of(c.name + "s", c.value), HeaderId::kOther) << c.name << "s";
+    EXPECT_EQ(id_of(c.name.substr(1), c.value), HeaderId::kOther) << c.name.substr(1);
+    for (size_t i = 0; i < c.name.size(); ++i) {
+      // Token characters next to the right one, and those that bit 0x20 could confuse with it.
+      for (char other : {'_', '.', '~', '^', '`', '|', '!', '0'}) {
+        std::string near = c.name;
+        near[i] = other;
+        EXPECT_EQ(id_of(near, c.value), HeaderId::kOther) << near;
+      }
+    }
+  }
 }
 
 TEST(RequestHead, TrimsOptionalWhitespaceAroundValues) {
