@@ -130,9 +130,10 @@ TEST_P(ReactorTest, CancelInTheTurnOfAWriteCompletesIt) {
   long cancelled = 0, next = 0;
   run([&]() -> Task<void> {
     Socket socket(*reactor, fds[0]);
-    spawn([](Socket& s, long& result) -> Task<void> {
+    auto write_hello = [](Socket& s, long& result) -> Task<void> {
       result = co_await s.write("hello", 5, 0);
-    }(socket, cancelled));
+    };
+    spawn(write_hello(socket, cancelled));
     reactor->cancel(socket);
     long slept = co_await sleep_until(*reactor, reactor->now_ms() + 20);
     (void)slept;
