@@ -1,5 +1,6 @@
 #include "net/frame_pool.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 #include <utility>
@@ -21,6 +22,7 @@ struct FreeFrame {
 struct FreeLists {
   FreeFrame* heads[kClasses] = {};
   std::size_t counts[kClasses] = {};
+  std::size_t live[kClasses] = {};
   ~FreeLists() {
     for (FreeFrame*& head : heads) {
       while (head) std::free(std::exchange(head, head->next));
@@ -32,6 +34,28 @@ thread_local FreeLists free_lists;
 
 std::size_t size_class(std::size_t size) {
   return (size + kGranule - 1) / kGranule;
+}
+
+void* new_frame(std::size_t size) {
+  // A frame the pool could not serve is a heap allocation like any other (see allocation_count.h).
+  count_allocation();
+  void* memory = std::malloc(size);
+  if (memory == nullptr) throw std::bad_alloc();
+  return memory;
+}
+
+// A class that ran dry gets as many spare frames as it has in use, so it doubles as a vector's
+// capacity does: how many frames a load holds at once swings from one loop turn to the next (a
+// turn's writes keep their coroutines until it ends), and a swing above the busiest moment seen
+// so far then mostly finds its frames waiting instead of reaching the allocator.
+void add_spares(std::size_t cls) {
+  std::size_t spares = std::min(free_lists.live[cls], kMaxFreePerClass - free_lists.counts[cls]);
+  for (; spares > 0; --spares) {
+    auto* node = static_cast<FreeFrame*>(new_frame(cls * kGranule));
+    node->next = free_lists.heads[cls];
+    free_lists.heads[cls] = node;
+    ++free_lists.counts[cls];
+  }
 }
 
 }  // namespace
@@ -50,24 +74,21 @@ void* allocate_frame(std::size_t size) {
     throw std::bad_alloc();
   }
   std::size_t cls = size_class(size);
-  if (cls < kClasses) {
-    if (FreeFrame* frame = free_lists.heads[cls]) {
-      free_lists.heads[cls] = frame->next;
-      --free_lists.counts[cls];
-      return frame;
-    }
-    size = cls * kGranule;
+  if (cls >= kClasses) return new_frame(size);
+  if (free_lists.heads[cls] == nullptr) add_spares(cls);
+  ++free_lists.live[cls];
+  if (FreeFrame* frame = free_lists.heads[cls]) {
+    free_lists.heads[cls] = frame->next;
+    --free_lists.counts[cls];
+    return frame;
   }
-  // A frame the pool could not serve is a heap allocation like any other (see allocation_count.h).
-  count_allocation();
-  void* memory = std::malloc(size);
-  if (memory == nullptr) throw std::bad_alloc();
-  return memory;
+  return new_frame(cls * kGranule);
 }
 
 void free_frame(void* frame, std::size_t size) noexcept {
   if (!kRecycleFrames) return std::free(frame);
   std::size_t cls = size_class(size);
+  if (cls < kClasses) --free_lists.live[cls];
   if (cls < kClasses && free_lists.counts[cls] < kMaxFreePerClass) {
     auto* node = static_cast<FreeFrame*>(frame);
     node->next = free_lists.heads[cls];
