@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
 step "format (clang-format --dry-run)"
 git ls-files -- '*.cc' '*.h' | xargs clang-format --dry-run --Werror
@@ -33,3 +33,4 @@ USHER_SANITIZED=1 ctest --test-dir build-asan --output-on-failure
 step "tests (release build)"
 scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ctest --test-dir build --output-on-failure
+echo "all checks passed in ${SECONDS}s"
