@@ -5,6 +5,7 @@ import hashlib
 import http.client
 import os
 import socket
+import threading
 import time
 import unittest
 
@@ -89,6 +90,33 @@ class Forwarding(ProxyTestCase):
         last = out[out.rindex(b"GET /echo"):]
         self.assertTrue(last.startswith(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Last: yes\r\nX-Forwarded-For: 127.0.0.1\r\n"), last)
         self.assertTrue(last.endswith(b"Via: 1.1 usher\r\n\r\n"), last)
+
+    def test_a_client_that_stops_reading_still_gets_every_response_whole(self):
+        # A response that came in one piece leaves in one write, which waits for room while the
+        # client reads nothing: every byte still arrives, in order. (/echo answers with the
+        # request head, padded here.)
+        count, pad = 200, b"p" * 12000
+        raw = b"".join(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Order: %d\r\nX-Pad: %s\r\n\r\n" % (i, pad)
+                       for i in range(count - 1))
+        raw += b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Order: %d\r\nConnection: close\r\n\r\n" % (count - 1)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(("127.0.0.1", self.port))
+            sender = threading.Thread(target=s.sendall, args=(raw,))
+            sender.start()  # the requests outgrow socket buffers too: sent while this side reads
+            time.sleep(0.5)
+            out = read_until_close(s, 10)
+            sender.join()
+        responses = out.split(b"HTTP/1.1 200 X\r\n")
+        self.assertEqual(responses[0], b"")
+        self.assertEqual(len(responses) - 1, count)
+        for i, response in enumerate(responses[1:]):
+            head, _, body = response.partition(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            self.assertEqual(len(body), length)
+            self.assertIn(b"X-Order: %d\r\n" % i, body)
+            if i < count - 1:
+                self.assertIn(pad, body)
 
     def test_http10_client_gets_a_decoded_body_and_close(self):
         out = exchange(self.port, b"GET /chunked?bytes=70000 HTTP/1.0\r\n\r\n")
