@@ -27,7 +27,9 @@ grep -E '^(Done|stat::number_of_executed_units)' "$log"
 rm -rf "$corpus" "$log"
 
 step "tests under AddressSanitizer + UndefinedBehaviorSanitizer"
-scripts/build.sh build-asan -DUSHER_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# -O1 -g1 (line tables only): what the sanitizers need for reports, built in half the time of -O2 -g.
+scripts/build.sh build-asan -DUSHER_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 USHER_SANITIZED=1 ctest --test-dir build-asan --output-on-failure
 
 step "tests (release build)"
