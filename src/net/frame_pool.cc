@@ -36,6 +36,13 @@ std::size_t size_class(std::size_t size) {
   return (size + kGranule - 1) / kGranule;
 }
 
+void push_free(std::size_t cls, void* frame) {
+  auto* node = static_cast<FreeFrame*>(frame);
+  node->next = free_lists.heads[cls];
+  free_lists.heads[cls] = node;
+  ++free_lists.counts[cls];
+}
+
 void* new_frame(std::size_t size) {
   // A frame the pool could not serve is a heap allocation like any other (see allocation_count.h).
   count_allocation();
@@ -50,12 +57,7 @@ void* new_frame(std::size_t size) {
 // so far then mostly finds its frames waiting instead of reaching the allocator.
 void add_spares(std::size_t cls) {
   std::size_t spares = std::min(free_lists.live[cls], kMaxFreePerClass - free_lists.counts[cls]);
-  for (; spares > 0; --spares) {
-    auto* node = static_cast<FreeFrame*>(new_frame(cls * kGranule));
-    node->next = free_lists.heads[cls];
-    free_lists.heads[cls] = node;
-    ++free_lists.counts[cls];
-  }
+  for (; spares > 0; --spares) push_free(cls, new_frame(cls * kGranule));
 }
 
 }  // namespace
@@ -88,13 +90,9 @@ void* allocate_frame(std::size_t size) {
 void free_frame(void* frame, std::size_t size) noexcept {
   if (!kRecycleFrames) return std::free(frame);
   std::size_t cls = size_class(size);
-  if (cls < kClasses) --free_lists.live[cls];
-  if (cls < kClasses && free_lists.counts[cls] < kMaxFreePerClass) {
-    auto* node = static_cast<FreeFrame*>(frame);
-    node->next = free_lists.heads[cls];
-    free_lists.heads[cls] = node;
-    ++free_lists.counts[cls];
-    return;
+  if (cls < kClasses) {
+    --free_lists.live[cls];
+    if (free_lists.counts[cls] < kMaxFreePerClass) return push_free(cls, frame);
   }
   std::free(frame);
 }

@@ -268,13 +268,6 @@ std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
   return std::string_view(in.begin(), step.consumed);
 }
 
-// What a short write left of a head and body.
-std::pair<std::string_view, std::string_view> unwritten(std::string_view head,
-                                                        std::string_view body, size_t written) {
-  if (written < head.size()) return {head.substr(written), body};
-  return {{}, body.substr(written - head.size())};
-}
-
 // Streams the response body to the client. True when the body ended as framed.
 net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
                                     const ResponseInfo& response, const net::Buffer& head,

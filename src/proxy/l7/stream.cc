@@ -2,25 +2,27 @@
 
 #include <sys/socket.h>
 
+#include <tuple>
+
 namespace usher::proxy::l7 {
+
+std::pair<std::string_view, std::string_view> unwritten(std::string_view a, std::string_view b,
+                                                        size_t written) {
+  if (written < a.size()) return {a.substr(written), b};
+  return {{}, b.substr(written - a.size())};
+}
 
 net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
                           uint64_t deadline_ms) {
-  iovec iov[2] = {{const_cast<char*>(a.data()), a.size()}, {const_cast<char*>(b.data()), b.size()}};
-  int first = 0;
-  while (true) {
-    while (first < 2 && iov[first].iov_len == 0) ++first;
-    if (first == 2) co_return true;
+  while (!a.empty() || !b.empty()) {
+    iovec iov[2] = {{const_cast<char*>(a.data()), a.size()},
+                    {const_cast<char*>(b.data()), b.size()}};
+    const int first = a.empty() ? 1 : 0;
     long n = co_await socket.writev(iov + first, 2 - first, deadline_ms);
     if (n <= 0) co_return false;
-    auto written = static_cast<size_t>(n);
-    for (int i = first; i < 2 && written > 0; ++i) {
-      size_t step = std::min(written, iov[i].iov_len);
-      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + step;
-      iov[i].iov_len -= step;
-      written -= step;
-    }
+    std::tie(a, b) = unwritten(a, b, static_cast<size_t>(n));
   }
+  co_return true;
 }
 
 namespace {

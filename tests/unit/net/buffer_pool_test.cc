@@ -2,26 +2,14 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <vector>
 
-#include "base/allocation_count.h"
+#include "counted_allocations.h"
 
 namespace usher::net {
 namespace {
 
 constexpr size_t kSize = 16 * 1024;
-
-// Counts the heap allocations the pool makes on this thread while it lives.
-class Counted {
- public:
-  Counted() { count_allocations_into(&count_); }
-  ~Counted() { count_allocations_into(nullptr); }
-  uint64_t count() const { return count_.load(); }
-
- private:
-  std::atomic<uint64_t> count_{0};
-};
 
 // `in_use` requests at once, each taking a buffer and giving it back, `rounds` times.
 void steady_load(BufferPool& pool, size_t in_use, int rounds) {
@@ -43,7 +31,7 @@ TEST(BufferPool, AReturnedBufferIsLentAgain) {
 
 TEST(BufferPool, ASteadyLoadOfManyAtOnceNeedsNoAllocationAfterWarmUp) {
   BufferPool pool(kSize);
-  Counted allocations;
+  CountedAllocations allocations;
   steady_load(pool, 300, 1);
   EXPECT_EQ(allocations.count(), 300u);
   steady_load(pool, 300, 100);  // 30 000 returns: several epochs

@@ -2,24 +2,12 @@
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <vector>
 
-#include "base/allocation_count.h"
+#include "counted_allocations.h"
 
 namespace usher::net {
 namespace {
-
-// Counts the heap allocations made on this thread while it lives.
-class Counted {
- public:
-  Counted() { count_allocations_into(&count_); }
-  ~Counted() { count_allocations_into(nullptr); }
-  uint64_t count() const { return count_.load(); }
-
- private:
-  std::atomic<uint64_t> count_{0};
-};
 
 // `count` frames of `size` bytes held at once, then freed: one busy moment of a load.
 void hold(size_t count, size_t size) {
@@ -39,7 +27,7 @@ TEST(FramePool, ABusyMomentNoBiggerThanBeforeAllocatesNothing) {
   SKIP_UNLESS_RECYCLED();
   constexpr size_t kSize = 900;
   hold(50, kSize);
-  Counted counted;
+  CountedAllocations counted;
   hold(50, kSize);
   hold(10, kSize);
   EXPECT_EQ(counted.count(), 0u);
@@ -51,7 +39,7 @@ TEST(FramePool, ASwingAboveTheBusiestMomentFindsSpares) {
   SKIP_UNLESS_RECYCLED();
   constexpr size_t kSize = 1300;
   hold(40, kSize);
-  Counted counted;
+  CountedAllocations counted;
   hold(60, kSize);
   EXPECT_EQ(counted.count(), 0u);
   hold(400, kSize);  // far beyond: the allocator, counted
