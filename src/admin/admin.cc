@@ -16,7 +16,7 @@ AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> p
     : listen_(listen),
       sampler_(metrics, pools),
       context_{std::move(pools), metrics, access_log, sampler_, std::move(token)},
-      reactor_(net::make_epoll_reactor()) {}
+      reactor_(net::make_epoll_reactor(net::EpollWrites::kOneByOne)) {}
 
 AdminServer::~AdminServer() {
   stop();

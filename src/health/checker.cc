@@ -41,7 +41,8 @@ struct Checker::Target {
   std::atomic<bool> stopping{false};
 };
 
-Checker::Checker(const std::vector<CheckTarget>& targets) : reactor_(net::make_epoll_reactor()) {
+Checker::Checker(const std::vector<CheckTarget>& targets)
+    : reactor_(net::make_epoll_reactor(net::EpollWrites::kOneByOne)) {
   for (const CheckTarget& target : targets) {
     targets_.push_back(std::make_unique<Target>(*reactor_, target, wake_pair()));
   }

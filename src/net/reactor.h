@@ -85,7 +85,10 @@ class Reactor {
 
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 
-std::unique_ptr<Reactor> make_epoll_reactor();
+// kBatched sends a turn's writes in one io_submit (Linux AIO) where the kernel allows it, and
+// one syscall each otherwise; loops with few writes (admin, health checks) need no AIO context.
+enum class EpollWrites : uint8_t { kBatched, kOneByOne };
+std::unique_ptr<Reactor> make_epoll_reactor(EpollWrites writes = EpollWrites::kBatched);
 // nullptr (and why, in `error`) when the kernel or a seccomp profile refuses io_uring.
 std::unique_ptr<Reactor> make_uring_reactor(std::string& error);
 // kAuto: io_uring when the kernel allows it, else epoll. nullptr only when kIoUring was asked

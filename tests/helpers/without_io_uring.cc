@@ -1,5 +1,6 @@
 // Runs a command the way a container with Docker's default seccomp profile would: every io_uring
-// syscall fails with EPERM. usage: without_io_uring COMMAND [ARGS...]
+// syscall fails with EPERM. --and-aio refuses Linux AIO's as well, as a stricter profile might.
+// usage: without_io_uring [--and-aio] COMMAND [ARGS...]
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -21,18 +22,26 @@ constexpr unsigned kArch = AUDIT_ARCH_AARCH64;
 #endif
 
 int main(int argc, char** argv) {
+  bool and_aio = argc > 1 && std::strcmp(argv[1], "--and-aio") == 0;
+  if (and_aio) {
+    --argc;
+    ++argv;
+  }
   if (argc < 2) {
-    std::fprintf(stderr, "usage: without_io_uring COMMAND [ARGS...]\n");
+    std::fprintf(stderr, "usage: without_io_uring [--and-aio] COMMAND [ARGS...]\n");
     return 2;
   }
+  // io_setup stands for all of AIO: without a context no other AIO call can do anything.
+  unsigned aio_setup = and_aio ? __NR_io_setup : __NR_io_uring_setup;
   sock_filter filter[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kArch, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 3, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 2, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 1, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 4, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 3, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, aio_setup, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
   };

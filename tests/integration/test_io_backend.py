@@ -1,6 +1,7 @@
 """Choosing the event-loop backend: io_uring where the kernel allows it, epoll where a seccomp
-profile refuses io_uring (as Docker's default one does), a clear start-up error when io_uring is
-demanded and refused."""
+profile refuses io_uring (as Docker's default one does) with its writes batched through Linux AIO,
+one syscall each where AIO is refused too, a clear start-up error when io_uring is demanded and
+refused."""
 import os
 import subprocess
 import time
@@ -50,6 +51,12 @@ class IoBackend(unittest.TestCase):
 
     def test_auto_falls_back_to_epoll_under_a_profile_that_refuses_io_uring(self):
         status, log = self.serve("auto", launcher=(WITHOUT_IO_URING,))
+        self.assertEqual(status, 200)
+        self.assertIn("io backend: epoll+aio (io_uring unavailable: io_uring_setup: Operation not permitted)",
+                      log)
+
+    def test_epoll_writes_one_syscall_each_under_a_profile_that_refuses_aio_too(self):
+        status, log = self.serve("auto", launcher=(WITHOUT_IO_URING, "--and-aio"))
         self.assertEqual(status, 200)
         self.assertIn("io backend: epoll (io_uring unavailable: io_uring_setup: Operation not permitted)",
                       log)
