@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # usher (on each of its event-loop backends, epoll and io_uring) against HAProxy and nginx, same
-# backends, same run, interleaved rounds; and usher with its access log on against usher without.
+# backends, same run, interleaved rounds; and usher with its access log on (both backends) against
+# usher without.
 #
 #   bash bench/run.sh                     # 64 and 1000 connections, 3 rounds of 10 s each
 #   CONNS="64" ROUNDS=1 DUR=5 bash bench/run.sh
@@ -35,7 +36,7 @@ wait_port() {
 start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
 
 B1=$(free_port); B2=$(free_port); B3=$(free_port)
-HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port)
+HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port); ELP=$(free_port)
 body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
 # The backends: a pool of three servers, each its own nginx worker answering a fixed body.
@@ -90,7 +91,10 @@ USHER_EPOLL_PID=$LAST
 USHER_IO_BACKEND=io_uring start build/src/app/usher proxy --listen "127.0.0.1:$LP" --workers 1 \
   --access-log "$RUN/access.log" "${BACKENDS[@]}"
 USHER_LOG_PID=$LAST
-for p in $HP $NP $UP $EP $LP; do wait_port "$p"; done
+USHER_IO_BACKEND=epoll start build/src/app/usher proxy --listen "127.0.0.1:$ELP" --workers 1 \
+  --access-log "$RUN/access-epoll.log" "${BACKENDS[@]}"
+USHER_EPOLL_LOG_PID=$LAST
+for p in $HP $NP $UP $EP $LP $ELP; do wait_port "$p"; done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
@@ -126,13 +130,14 @@ print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{percentile(50):.3f}", f"{percen
 echo "# placement: everything on CPU $CPU; wrk -t1; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes"
 echo "# target conns rps p50_ms p99_ms errors proxy_cpu_us_per_request"
 for conns in $CONNS; do
-  for p in $HP $NP $UP $EP $LP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
+  for p in $HP $NP $UP $EP $LP $ELP; do taskset -c "$CPU" wrk -t1 -c"$conns" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
   for r in $(seq 1 "$ROUNDS"); do
     round haproxy $HP $HAPROXY_PID "$conns"
     round nginx $NP "$NGINX_WORKER" "$conns"
     round usher $UP $USHER_PID "$conns"
     round usher-epoll $EP $USHER_EPOLL_PID "$conns"
     round usher+log $LP $USHER_LOG_PID "$conns"
+    round usher-epoll+log $ELP $USHER_EPOLL_LOG_PID "$conns"
     round direct $B1 - "$conns"
   done
 done
@@ -198,19 +203,20 @@ for (c, t), v in sorted(by.items()):
     print(f"| {c} | {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in v)} | {cpu} |")
 print()
 for c in sorted({k[0] for k in med}):
-    h, n, d, l = (med.get((c, t)) for t in ("haproxy", "nginx", "direct", "usher+log"))
+    h, n, d = (med.get((c, t)) for t in ("haproxy", "nginx", "direct"))
     for name in ("usher", "usher-epoll"):
         u = med.get((c, name))
         print(f"conns={c}: {name}/haproxy rps {u[0]/h[0]:.2f}, p99 {u[2]/h[2]:.2f}, cpu {u[4]/h[4]:.2f}; "
               f"{name}/nginx rps {u[0]/n[0]:.2f}, p99 {u[2]/n[2]:.2f}, cpu {u[4]/n[4]:.2f}; {name}/direct rps {u[0]/d[0]:.2f}")
-    u = med.get((c, "usher"))
-    print(f"conns={c}: usher with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
+    for name in ("usher", "usher-epoll"):
+        u, l = med.get((c, name)), med.get((c, name + "+log"))
+        print(f"conns={c}: {name} with access log / without: rps {l[0]/u[0]:.2f}, cpu {l[4]/u[4]:.2f}")
 # Targets of one round ran back to back, under the same conditions: the median of each round's
 # ratio is steadier than the ratio of medians when the machine's speed drifts between rounds.
 print()
 for c in sorted({k[0] for k in med}):
     parts = []
-    for name in ("usher", "usher+log", "usher-epoll"):
+    for name in ("usher", "usher+log", "usher-epoll", "usher-epoll+log"):
         rounds = list(zip(by[(c, name)], by[(c, "haproxy")], by[(c, "direct")]))
         ratio = lambda i: st.median(u[i] / h[i] for u, h, _ in rounds)
         # The whole one-core system's time per request, less the direct run's: what the proxy
@@ -223,7 +229,7 @@ print()
 for c in sorted({k[0] for k in med}):
     d = med[(c, "direct")][0]
     print(f"conns={c}: system µs/request over direct's: " + ", ".join(
-        f"{t} {1e6 / med[(c, t)][0] - 1e6 / d:.1f}" for t in ("haproxy", "nginx", "usher", "usher+log", "usher-epoll")))
+        f"{t} {1e6 / med[(c, t)][0] - 1e6 / d:.1f}" for t in ("haproxy", "nginx", "usher", "usher+log", "usher-epoll", "usher-epoll+log")))
 targets = ("usher", "usher-epoll", "haproxy", "nginx")
 with open(sys.argv[1] + ".dat", "w") as out:
     for c in sorted({k[0] for k in med}):
