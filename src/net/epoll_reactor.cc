@@ -208,14 +208,16 @@ class EpollReactor final : public Reactor {
   static bool is_write(OpKind kind) { return kind == OpKind::kWrite || kind == OpKind::kWritev; }
 
   // Tries the operation now; parks it on its socket until readiness returns if it cannot run.
-  bool start(IoOp& op) {
-    long result = attempt(op);
-    if (result != -EAGAIN) {
-      op.result = result;
-      return true;
+  bool start(IoOp& op) { return settle(op, attempt(op)); }
+
+  // Takes an attempt's result: true when the operation completed with it, false when it parked.
+  bool settle(IoOp& op, long result) {
+    if (result == -EAGAIN) {
+      park(op);
+      return false;
     }
-    park(op);
-    return false;
+    op.result = result;
+    return true;
   }
 
   // Waits for readiness to return.
@@ -260,14 +262,8 @@ class EpollReactor final : public Reactor {
       aio_->write(flushing_.data() + from, count, results);
       for (size_t i = 0; i < count; ++i) {
         IoOp& op = *flushing_[from + i];
-        if (results[i] == AioBatch::kNotRun) {
-          if (start(op)) enqueue(op);
-        } else if (results[i] == -EAGAIN) {
-          park(op);
-        } else {
-          op.result = results[i];
-          enqueue(op);
-        }
+        long result = results[i] == AioBatch::kNotRun ? attempt(op) : results[i];
+        if (settle(op, result)) enqueue(op);
       }
     }
   }

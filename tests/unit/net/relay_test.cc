@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "io_backends.h"
+
 namespace usher::net {
 namespace {
 
@@ -111,10 +113,7 @@ TEST_P(RelayTest, SilenceEndsItAtTheIdleDeadline) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, RelayTest,
                          ::testing::Values(IoBackend::kEpoll, IoBackend::kIoUring),
-                         [](const auto& info) {
-                           return std::string(info.param == IoBackend::kEpoll ? "epoll"
-                                                                              : "io_uring");
-                         });
+                         io_backend_name);
 
 }  // namespace
 }  // namespace usher::net

@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "io_backends.h"
 #include "net/reactor.h"
 #include "net/socket.h"
 #include "net/task.h"
@@ -80,10 +81,7 @@ TEST_P(WriteAllTest, ArrivesWholeAndInOrderThroughShortWrites) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, WriteAllTest,
                          ::testing::Values(net::IoBackend::kEpoll, net::IoBackend::kIoUring),
-                         [](const auto& info) {
-                           return std::string(info.param == net::IoBackend::kEpoll ? "epoll"
-                                                                                   : "io_uring");
-                         });
+                         io_backend_name);
 
 }  // namespace
 }  // namespace usher::proxy::l7
