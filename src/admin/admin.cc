@@ -10,12 +10,11 @@
 
 namespace usher::admin {
 
-AdminServer::AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
-                         const metrics::Registry& metrics, const log::AccessLog* access_log,
-                         std::string token)
+AdminServer::AdminServer(const Address& listen, Control& control, const metrics::Registry& metrics,
+                         const log::AccessLog* access_log, std::string token)
     : listen_(listen),
-      sampler_(metrics, pools),
-      context_{std::move(pools), metrics, access_log, sampler_, std::move(token)},
+      sampler_(metrics, control),
+      context_{control, metrics, access_log, sampler_, std::move(token)},
       reactor_(net::make_epoll_reactor(net::EpollWrites::kOneByOne)) {}
 
 AdminServer::~AdminServer() {

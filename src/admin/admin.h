@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "admin/api.h"
+#include "admin/control.h"
 #include "admin/sampler.h"
 #include "base/address.h"
 #include "log/access_log.h"
@@ -23,9 +24,8 @@ namespace usher::admin {
 
 class AdminServer {
  public:
-  AdminServer(const Address& listen, std::vector<proxy::PoolState*> pools,
-              const metrics::Registry& metrics, const log::AccessLog* access_log,
-              std::string token);
+  AdminServer(const Address& listen, Control& control, const metrics::Registry& metrics,
+              const log::AccessLog* access_log, std::string token);
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();

@@ -60,10 +60,10 @@ const char* state_name(uint8_t state) {
   }
 }
 
-std::string pools_json(const ApiContext& context) {
+std::string pools_json(const ApiContext& context, const proxy::Generation& generation) {
   constexpr auto relaxed = std::memory_order_relaxed;
   nlohmann::json pools = nlohmann::json::array();
-  for (const proxy::PoolState* pool : context.pools) {
+  for (const auto& pool : generation.pools) {
     nlohmann::json backends = nlohmann::json::array();
     pool->for_each_member([&](uint32_t i) {
       const balance::BackendLive& b = pool->live[i];
@@ -78,7 +78,7 @@ std::string pools_json(const ApiContext& context) {
                           {"latency_ms", b.latency_ms.load(relaxed)},
                           {"ejected", b.ejected_until_ms.load(relaxed) != 0}});
       // The last second's rates and latencies, as the dashboard charts them.
-      if (auto p = context.sampler.latest(pool->first_backend_id + i)) {
+      if (auto p = context.sampler.latest(pool->backend_id(i))) {
         backends.back()["requests_per_second"] = p->requests_per_second;
         backends.back()["errors_per_second"] = p->errors_per_second;
         backends.back()["p50_ms"] = p->p50_ms;
@@ -93,9 +93,9 @@ std::string pools_json(const ApiContext& context) {
   return nlohmann::json{{"pools", pools}}.dump(2) + "\n";
 }
 
-proxy::PoolState* find_pool(const ApiContext& context, std::string_view name) {
-  for (proxy::PoolState* pool : context.pools) {
-    if (pool->config.name == name) return pool;
+proxy::PoolState* find_pool(const proxy::Generation& generation, std::string_view name) {
+  for (const auto& pool : generation.pools) {
+    if (pool->config.name == name) return pool.get();
   }
   return nullptr;
 }
@@ -181,11 +181,11 @@ std::string change_backend(const ApiContext& context, proxy::PoolState& pool,
 }
 
 // /api/v1/pools/POOL/backends[/BACKEND/ACTION]
-std::string pool_endpoint(const ApiContext& context, std::string_view method, std::string_view path,
-                          std::string_view query) {
+std::string pool_endpoint(const ApiContext& context, const proxy::Generation& generation,
+                          std::string_view method, std::string_view path, std::string_view query) {
   std::string_view rest = path.substr(std::string_view("/api/v1/pools/").size());
   const size_t slash = rest.find('/');
-  proxy::PoolState* pool = find_pool(context, rest.substr(0, slash));
+  proxy::PoolState* pool = find_pool(generation, rest.substr(0, slash));
   if (!pool) return error(404, "Not Found", "no pool '" + std::string(rest.substr(0, slash)) + "'");
   rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
   if (rest == "/backends") {
@@ -206,6 +206,20 @@ std::string pool_endpoint(const ApiContext& context, std::string_view method, st
   }
   if (method != "POST") return error(405, "Method Not Allowed", "use POST");
   return change_backend(context, *pool, backend, verb, query);
+}
+
+// POST /api/v1/reload: 200 with the generation now served, or 400 with every problem.
+std::string reload(const ApiContext& context) {
+  std::vector<std::string> problems = context.control.reload();
+  if (!problems.empty()) {
+    return response(400, "Bad Request",
+                    nlohmann::json{{"error", "configuration refused; the running one stays"},
+                                   {"problems", problems}}
+                            .dump(2) +
+                        "\n");
+  }
+  const uint64_t number = context.control.generation()->number;
+  return response(200, "OK", nlohmann::json{{"generation", number}}.dump() + "\n");
 }
 
 }  // namespace
@@ -231,13 +245,20 @@ std::string respond(const ApiContext& context, const http1::RequestHead& request
                     nlohmann::json{{"error", "missing or wrong bearer token"}}.dump() + "\n",
                     "application/json", "\r\nWWW-Authenticate: Bearer realm=\"usher\"");
   }
+  const std::shared_ptr<const proxy::Generation> generation = context.control.generation();
   if (path == "/metrics") {
-    return response(200, "OK", metrics_page(context.metrics, context.pools, context.access_log),
+    return response(200, "OK",
+                    metrics_page(context.metrics, *generation, context.control.reload_counts(),
+                                 context.access_log),
                     "text/plain; version=0.0.4");
   }
   if (path == "/api/v1/pools") {
     if (method != "GET") return error(405, "Method Not Allowed", "use GET");
-    return response(200, "OK", pools_json(context));
+    return response(200, "OK", pools_json(context, *generation));
+  }
+  if (path == "/api/v1/reload") {
+    if (method != "POST") return error(405, "Method Not Allowed", "use POST");
+    return reload(context);
   }
   if (path == "/api/v1/series") {
     if (method != "GET") return error(405, "Method Not Allowed", "use GET");
@@ -245,7 +266,9 @@ std::string respond(const ApiContext& context, const http1::RequestHead& request
     uint64_t since_ms = since ? std::strtoull(std::string(*since).c_str(), nullptr, 10) : 0;
     return response(200, "OK", context.sampler.series_json(since_ms));
   }
-  if (path.starts_with("/api/v1/pools/")) return pool_endpoint(context, method, path, query);
+  if (path.starts_with("/api/v1/pools/")) {
+    return pool_endpoint(context, *generation, method, path, query);
+  }
   return error(404, "Not Found", "no such endpoint");
 }
 

@@ -8,12 +8,14 @@
 //   GET  /api/v1/series?since=MS              the dashboard's last five minutes [token]
 //   POST /api/v1/pools/P/backends?address=A&weight=W&name=N   add a backend        [token]
 //   POST /api/v1/pools/P/backends/B/ACTION    drain | enable | disable | remove (ready = enable)
-//   [token] POST /api/v1/pools/P/backends/B/weight?value=W [token]
+//   POST /api/v1/pools/P/backends/B/weight?value=W                                 [token]
+//   POST /api/v1/reload                       re-read the configuration file    [token]
 // B is a backend's name or address. [token]: with `admin.token` set, these want
 // "Authorization: Bearer TOKEN" and answer 401 without it.
 #include <string>
 #include <vector>
 
+#include "admin/control.h"
 #include "admin/sampler.h"
 #include "codec/http1/message.h"
 #include "log/access_log.h"
@@ -23,7 +25,7 @@
 namespace usher::admin {
 
 struct ApiContext {
-  std::vector<proxy::PoolState*> pools;
+  Control& control;
   const metrics::Registry& metrics;
   const log::AccessLog* access_log;
   Sampler& sampler;

@@ -9,10 +9,10 @@ namespace {
 
 // One gauge or counter family with a sample per backend.
 template <typename Read>
-void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& pools,
-                 std::string_view name, std::string_view type, std::string_view help, Read read) {
+void per_backend(metrics::Exposition& e, const proxy::Generation& generation, std::string_view name,
+                 std::string_view type, std::string_view help, Read read) {
   e.family(name, type, help);
-  for (const proxy::PoolState* pool : pools) {
+  for (const auto& pool : generation.pools) {
     pool->for_each_member([&](uint32_t i) {
       e.sample(name, {{"pool", pool->config.name}, {"backend", pool->slot(i).name}},
                static_cast<uint64_t>(read(pool->live[i])));
@@ -22,33 +22,38 @@ void per_backend(metrics::Exposition& e, const std::vector<proxy::PoolState*>& p
 
 }  // namespace
 
-std::string metrics_page(const metrics::Registry& registry,
-                         const std::vector<proxy::PoolState*>& pools,
-                         const log::AccessLog* access_log) {
+std::string metrics_page(const metrics::Registry& registry, const proxy::Generation& generation,
+                         Control::ReloadCounts reloads, const log::AccessLog* access_log) {
   std::string out;
   metrics::Exposition e(out);
   e.family("usher_build_info", "gauge", "Build of the running usher; always 1.");
   e.sample("usher_build_info", {{"version", kVersion}}, uint64_t{1});
+  e.family("usher_config_generation", "gauge",
+           "The configuration generation being served: 1 at start, one more per applied reload.");
+  e.sample("usher_config_generation", {}, generation.number);
+  e.family("usher_config_reloads_total", "counter", "Reloads asked for, by result.");
+  e.sample("usher_config_reloads_total", {{"result", "success"}}, reloads.success);
+  e.sample("usher_config_reloads_total", {{"result", "failure"}}, reloads.failure);
   using Live = balance::BackendLive;
   constexpr auto relaxed = std::memory_order_relaxed;
-  per_backend(e, pools, "usher_backend_up", "gauge",
+  per_backend(e, generation, "usher_backend_up", "gauge",
               "1 while health checks (or the absence of them) keep the backend in its pool.",
               [](const Live& b) { return b.healthy.load(relaxed); });
-  per_backend(e, pools, "usher_backend_draining", "gauge",
+  per_backend(e, generation, "usher_backend_draining", "gauge",
               "1 while the backend is drained by the admin API.",
               [](const Live& b) { return b.admin_state.load(relaxed) == balance::kDraining; });
-  per_backend(e, pools, "usher_backend_disabled", "gauge",
+  per_backend(e, generation, "usher_backend_disabled", "gauge",
               "1 while the backend is disabled by the admin API.",
               [](const Live& b) { return b.admin_state.load(relaxed) == balance::kDisabled; });
-  per_backend(e, pools, "usher_backend_active_requests", "gauge",
+  per_backend(e, generation, "usher_backend_active_requests", "gauge",
               "Requests in flight on the backend, over all workers.",
               [](const Live& b) { return b.active.load(relaxed); });
-  per_backend(e, pools, "usher_backend_ejections_total", "counter",
+  per_backend(e, generation, "usher_backend_ejections_total", "counter",
               "Times passive checks ejected the backend.",
               [](const Live& b) { return b.ejections.load(relaxed); });
   e.family("usher_backend_health_transitions_total", "counter",
            "Health state changes decided by active checks.");
-  for (const proxy::PoolState* pool : pools) {
+  for (const auto& pool : generation.pools) {
     pool->for_each_member([&](uint32_t i) {
       const std::string& backend = pool->slot(i).name;
       e.sample("usher_backend_health_transitions_total",
@@ -66,13 +71,7 @@ std::string metrics_page(const metrics::Registry& registry,
              "Access log lines dropped because the writer or the file could not keep up.");
     e.sample("usher_access_log_dropped_lines_total", {}, access_log->dropped());
   }
-  std::vector<metrics::Registry::BackendLabel> backends;
-  for (const proxy::PoolState* pool : pools) {
-    pool->for_each_member([&](uint32_t i) {
-      backends.push_back({pool->first_backend_id + i, pool->config.name, pool->slot(i).name});
-    });
-  }
-  registry.write_prometheus(out, backends);
+  registry.write_prometheus(out, generation.metrics_layout());
   return out;
 }
 

@@ -1,17 +1,16 @@
 #pragma once
 // GET /metrics: the registry's counters and histograms plus the gauges read from the pools'
-// live state, in Prometheus text format.
+// live state and the reload counters, in Prometheus text format.
 #include <string>
-#include <vector>
 
+#include "admin/control.h"
 #include "log/access_log.h"
 #include "metrics/registry.h"
-#include "proxy/pool_state.h"
+#include "proxy/generation.h"
 
 namespace usher::admin {
 
-std::string metrics_page(const metrics::Registry& registry,
-                         const std::vector<proxy::PoolState*>& pools,
-                         const log::AccessLog* access_log);
+std::string metrics_page(const metrics::Registry& registry, const proxy::Generation& generation,
+                         Control::ReloadCounts reloads, const log::AccessLog* access_log);
 
 }  // namespace usher::admin

@@ -1,5 +1,6 @@
 #include "admin/sampler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -38,19 +39,34 @@ double quantile_ms(const uint64_t (&buckets)[metrics::kBuckets], double q) {
 
 }  // namespace
 
-Sampler::Sampler(const metrics::Registry& registry, std::vector<proxy::PoolState*> pools)
-    : registry_(registry) {
-  for (proxy::PoolState* pool : pools) {
-    for (uint32_t i = 0; i < pool->capacity(); ++i) {
+Sampler::Sampler(const metrics::Registry& registry, Control& control)
+    : registry_(registry), control_(control) {}
+
+// Called with the mutex held: points every backend at its slot in `generation`, adding the new
+// ones and forgetting those it no longer has.
+void Sampler::follow(std::shared_ptr<const proxy::Generation> generation) {
+  std::vector<Backend> next;
+  for (const auto& pool : generation->pools) {
+    pool->for_each_member([&](uint32_t i) {
+      const size_t id = pool->backend_id(i);
+      auto known = std::find_if(backends_.begin(), backends_.end(),
+                                [id](const Backend& b) { return b.id == id; });
       Backend b;
-      b.pool = pool->config.name;
-      b.id = pool->first_backend_id + i;
-      b.state = pool;
+      if (known != backends_.end()) {
+        b = std::move(*known);
+      } else {
+        b.pool = pool->config.name;
+        b.id = id;
+        b.last = registry_.backend_totals(id);
+      }
+      b.state = pool.get();
       b.index = i;
-      b.last = registry.backend_totals(b.id);
-      backends_.push_back(std::move(b));
-    }
+      b.name = pool->slot(i).name;
+      next.push_back(std::move(b));
+    });
   }
+  backends_ = std::move(next);
+  generation_ = std::move(generation);
 }
 
 Sampler::~Sampler() {
@@ -87,12 +103,10 @@ void Sampler::run() {
 void Sampler::sample() {
   const uint64_t now = wall_ms();
   constexpr auto relaxed = std::memory_order_relaxed;
+  std::shared_ptr<const proxy::Generation> generation = control_.generation();
+  // Backends added or removed through the API change membership without a new generation.
+  follow(std::move(generation));
   for (Backend& b : backends_) {
-    if (!b.state->present(b.index)) {  // not a member (yet, or any more)
-      b.points.clear();
-      continue;
-    }
-    if (b.name.empty()) b.name = b.state->slot(b.index).name;
     const metrics::Registry::BackendTotals totals = registry_.backend_totals(b.id);
     uint64_t requests = 0;
     for (size_t c = 0; c < 5; ++c) requests += totals.responses[c] - b.last.responses[c];

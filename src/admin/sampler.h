@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "admin/control.h"
 #include "metrics/registry.h"
 #include "proxy/pool_state.h"
 
@@ -39,7 +40,7 @@ class Sampler {
   static constexpr size_t kPoints = 300;
   static constexpr size_t kEvents = 200;
 
-  Sampler(const metrics::Registry& registry, std::vector<proxy::PoolState*> pools);
+  Sampler(const metrics::Registry& registry, Control& control);
   ~Sampler();
 
   void start();
@@ -70,8 +71,13 @@ class Sampler {
 
   void run();
   void sample();
+  void follow(std::shared_ptr<const proxy::Generation> generation);
 
   const metrics::Registry& registry_;
+  Control& control_;
+  // The generation sampled last, held so that the backends' state pointers stay valid; a
+  // backend keeps its points across reloads that keep it (same pool and address).
+  std::shared_ptr<const proxy::Generation> generation_;
   std::vector<Backend> backends_;
   std::deque<Event> events_;
   mutable std::mutex mutex_;

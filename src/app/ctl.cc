@@ -48,6 +48,9 @@ int ctl(const CtlOptions& options) {
     path = "/api/v1/pools";
   } else if (w.size() == 1 && w[0] == "metrics") {
     path = "/metrics";
+  } else if (w.size() == 1 && w[0] == "reload") {
+    method = "POST";
+    path = "/api/v1/reload";
   } else if (w.size() == 3 &&
              (w[0] == "drain" || w[0] == "enable" || w[0] == "disable" || w[0] == "remove")) {
     method = "POST";
@@ -61,7 +64,7 @@ int ctl(const CtlOptions& options) {
            (w.size() == 4 ? "&weight=" + w[3] : "");
   } else {
     std::fprintf(stderr,
-                 "usage: usher ctl [--admin ADDR] [--token T] pools | metrics | "
+                 "usage: usher ctl [--admin ADDR] [--token T] pools | metrics | reload | "
                  "drain|enable|disable|remove POOL BACKEND | weight POOL BACKEND W | "
                  "add POOL ADDRESS [WEIGHT]\n");
     return 2;

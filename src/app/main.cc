@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include "app/ctl.h"
 #include "app/server.h"
@@ -15,18 +16,20 @@ namespace {
 
 using usher::config::Config;
 
-int run_server(Config config) {
+// `path`: the file reloads re-read; empty in quick mode.
+int run_server(Config config, std::string path) {
   // Lets a test suite (or an operator trying a backend) pick one without editing the file.
+  std::optional<usher::config::IoBackend> forced;
   if (const char* backend = std::getenv("USHER_IO_BACKEND"); backend && *backend) {
     auto parsed = usher::config::parse_io_backend(backend);
     if (!parsed) {
       std::cerr << "USHER_IO_BACKEND: " << parsed.error().message << '\n';
       return 2;
     }
-    config.io_backend = *parsed;
+    forced = *parsed;
   }
   usher::app::block_control_signals();
-  usher::app::Server server(std::move(config));
+  usher::app::Server server(std::move(config), std::move(path), forced);
   return server.run();
 }
 
@@ -53,7 +56,7 @@ int check(const std::string& path) {
 int run(const std::string& path) {
   Config config;
   if (!load(path, config)) return 1;
-  return run_server(std::move(config));
+  return run_server(std::move(config), path);
 }
 
 struct QuickOptions {
@@ -79,7 +82,7 @@ int quick_proxy(const QuickOptions& options) {
     for (const std::string& message : errors.messages) std::cerr << message << '\n';
     return 1;
   }
-  return run_server(std::move(*config));
+  return run_server(std::move(*config), {});
 }
 
 }  // namespace
@@ -125,10 +128,10 @@ int main(int argc, char** argv) {
   sim_cmd->add_flag("--recommend", sim.recommend, "Print the winning algorithm and why");
 
   usher::app::CtlOptions ctl;
-  auto* ctl_cmd = app.add_subcommand(
-      "ctl",
-      "Talk to a running usher's admin API: pools | metrics | drain|enable|disable|remove POOL "
-      "BACKEND | weight POOL BACKEND W | add POOL ADDRESS [WEIGHT]");
+  auto* ctl_cmd = app.add_subcommand("ctl",
+                                     "Talk to a running usher's admin API: pools | metrics | "
+                                     "reload | drain|enable|disable|remove POOL "
+                                     "BACKEND | weight POOL BACKEND W | add POOL ADDRESS [WEIGHT]");
   ctl_cmd->add_option("--admin", ctl.admin, "Admin listener address (default 127.0.0.1:9900)");
   ctl_cmd->add_option("--token", ctl.token, "Bearer token (default: $USHER_ADMIN_TOKEN)");
   ctl_cmd->add_option("words", ctl.words, "What to do")->required();

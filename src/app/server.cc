@@ -30,6 +30,19 @@ int wait_signal(int timeout_ms) {
   return sig > 0 ? sig : 0;
 }
 
+void log_listeners(const config::Config& config, size_t workers) {
+  for (const config::Listener& l : config.listeners) {
+    const config::Route& last = l.routes.back();
+    if (l.routes.size() == 1 && last.action == config::Route::Action::kPool) {
+      spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
+                   config.pools[last.pool].name, workers);
+    } else {
+      spdlog::info("listening on {} -> {} routes ({} workers)", l.listen.to_string(),
+                   l.routes.size(), workers);
+    }
+  }
+}
+
 }  // namespace
 
 void block_control_signals() {
@@ -38,40 +51,38 @@ void block_control_signals() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-Server::Server(config::Config config) : config_(std::move(config)) {
-  uint32_t backend_count = 0;
-  for (const config::Pool& pool : config_.pools) {
-    const auto id = static_cast<uint32_t>(pools_.size());
-    pools_.push_back(std::make_unique<proxy::PoolState>(pool, id, backend_count));
-    backend_count += pools_.back()->capacity();
+Server::Server(config::Config config, std::string path,
+               std::optional<config::IoBackend> forced_backend)
+    : path_(std::move(path)), first_(config) {
+  unsigned workers = config::effective_workers(config);
+  metrics_ = std::make_unique<metrics::Registry>(workers);
+  if (config.access_log.target != config::AccessLog::Target::kOff) {
+    access_log_ = std::make_unique<log::AccessLog>(first_.access_log, workers);
   }
-  const std::vector<proxy::PoolState*> pools = pool_views();
-  unsigned workers = config::effective_workers(config_);
-  metrics_ = std::make_unique<metrics::Registry>(config_, workers, backend_count);
-  if (config_.access_log.target != config::AccessLog::Target::kOff) {
-    access_log_ = std::make_unique<log::AccessLog>(config_.access_log, workers);
-  }
-  std::vector<std::unique_ptr<net::Reactor>> reactors = make_reactors(workers);
+  std::vector<std::unique_ptr<net::Reactor>> reactors =
+      make_reactors(workers, forced_backend.value_or(config.io_backend));
   if (reactors.empty()) return;  // run() reports reactor_error_
   for (unsigned i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<proxy::Worker>(
-        config_, pools, backend_count, metrics_->shard(i),
-        access_log_ ? &access_log_->channel(i) : nullptr, std::move(reactors[i])));
+        first_.limits, metrics_->shard(i), access_log_ ? &access_log_->channel(i) : nullptr,
+        std::move(reactors[i])));
   }
+  current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr);
 }
 
 // One backend for every worker, probed once: `auto` takes io_uring unless the kernel (or a
 // container's seccomp profile) refuses it, and says why it fell back.
-std::vector<std::unique_ptr<net::Reactor>> Server::make_reactors(unsigned count) {
+std::vector<std::unique_ptr<net::Reactor>> Server::make_reactors(unsigned count,
+                                                                 config::IoBackend wanted) {
   std::vector<std::unique_ptr<net::Reactor>> reactors;
   net::IoBackend backend = net::IoBackend::kEpoll;
-  if (config_.io_backend != config::IoBackend::kEpoll) {
+  if (wanted != config::IoBackend::kEpoll) {
     std::string why;
     std::unique_ptr<net::Reactor> probe = net::make_uring_reactor(why);
     if (probe) {
       backend = net::IoBackend::kIoUring;
       reactors.push_back(std::move(probe));
-    } else if (config_.io_backend == config::IoBackend::kIoUring) {
+    } else if (wanted == config::IoBackend::kIoUring) {
       reactor_error_ = "io_backend io_uring is not available here: " + why;
       return {};
     } else {
@@ -95,6 +106,16 @@ Server::~Server() {
   for (auto& w : workers_) w->join();
 }
 
+std::shared_ptr<const proxy::Generation> Server::generation() const {
+  std::lock_guard lock(current_mutex_);
+  return current_;
+}
+
+Server::ReloadCounts Server::reload_counts() const {
+  std::lock_guard lock(current_mutex_);
+  return counts_;
+}
+
 int Server::run() {
   if (!reactor_error_.empty()) {
     spdlog::error("{}", reactor_error_);
@@ -102,56 +123,42 @@ int Server::run() {
   }
   spdlog::info("io backend: {}{}", workers_.front()->reactor().name(), io_backend_note_);
   // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
-  if (config_.admin) {
-    admin_ = std::make_unique<admin::AdminServer>(*config_.admin, pool_views(), *metrics_,
-                                                  access_log_.get(), config_.admin_token);
+  if (first_.admin) {
+    admin_ = std::make_unique<admin::AdminServer>(*first_.admin, *this, *metrics_,
+                                                  access_log_.get(), first_.admin_token);
     if (std::string error = admin_->bind(); !error.empty()) {
       spdlog::error("{}", error);
       return 1;
     }
     admin_->start();
-    spdlog::info("admin API on {}", config_.admin->to_string());
+    spdlog::info("admin API on {}", first_.admin->to_string());
   }
-  for (auto& w : workers_) {
-    std::string error = w->bind_listeners();
-    if (!error.empty()) {
-      spdlog::error("{}", error);
-      return 1;
-    }
+  std::vector<std::vector<int>> fds;
+  if (std::string error = bind_new_listeners(current_->config, nullptr, fds); !error.empty()) {
+    spdlog::error("{}", error);
+    return 1;
   }
-  std::vector<health::CheckTarget> targets;
-  for (auto& pool : pools_) {
-    if (!pool->config.health) continue;
-    for (uint32_t i = 0; i < pool->capacity(); ++i) {
-      targets.push_back({pool->config.name, &pool->slot(i).address, &*pool->config.health,
-                         &pool->live, i, pool->config.panic_percent});
-    }
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->offer(std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i])));
   }
-  checker_ = std::make_unique<health::Checker>(targets);
+  start_health_checks(*current_);
   if (access_log_) access_log_->start();
-  checker_->start();
   for (auto& w : workers_) w->start();
-  for (const config::Listener& l : config_.listeners) {
-    const config::Route& last = l.routes.back();
-    if (l.routes.size() == 1 && last.action == config::Route::Action::kPool) {
-      spdlog::info("listening on {} -> pool '{}' ({} workers)", l.listen.to_string(),
-                   config_.pools[last.pool].name, workers_.size());
-    } else {
-      spdlog::info("listening on {} -> {} routes ({} workers)", l.listen.to_string(),
-                   l.routes.size(), workers_.size());
-    }
-  }
+  log_listeners(current_->config, workers_.size());
   while (true) {
     int sig = wait_signal(-1);
     if (sig == SIGTERM || sig == SIGINT) break;
-    if (sig == SIGHUP) spdlog::warn("SIGHUP: live reload is not available yet; restart to apply");
+    if (sig == SIGHUP) {
+      spdlog::info("SIGHUP: reloading {}", path_.empty() ? "(no file in quick mode)" : path_);
+      reload();
+    }
     if (sig == SIGUSR1 && access_log_) {
       spdlog::info("SIGUSR1: reopening the access log");
       access_log_->reopen();
     }
   }
-  spdlog::info("draining: no new connections; in-flight requests have {} ms",
-               config_.timeouts.drain.count());
+  const Millis drain = generation()->config.timeouts.drain;
+  spdlog::info("draining: no new connections; in-flight requests have {} ms", drain.count());
   if (admin_) admin_->set_draining();
   for (auto& w : workers_) w->begin_drain();
   const uint64_t started = net::monotonic_ms();
@@ -165,7 +172,10 @@ int Server::run() {
   bool abandoned = !all_sessions_ended();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
-  checker_->stop();
+  {
+    std::lock_guard lock(reload_mutex_);  // an API reload under way ends first
+    checker_->stop();
+  }
   if (admin_) admin_->stop();
   if (access_log_) access_log_->stop();
   spdlog::info("stopped");
@@ -178,12 +188,6 @@ int Server::run() {
   return 0;
 }
 
-std::vector<proxy::PoolState*> Server::pool_views() const {
-  std::vector<proxy::PoolState*> pools;
-  for (const auto& p : pools_) pools.push_back(p.get());
-  return pools;
-}
-
 bool Server::all_sessions_ended() const {
   for (const auto& w : workers_) {
     if (w->session_count() != 0) return false;
@@ -192,7 +196,8 @@ bool Server::all_sessions_ended() const {
 }
 
 bool Server::drained(uint64_t started_ms) const {
-  if (net::monotonic_ms() - started_ms >= static_cast<uint64_t>(config_.timeouts.drain.count())) {
+  const auto drain = static_cast<uint64_t>(generation()->config.timeouts.drain.count());
+  if (net::monotonic_ms() - started_ms >= drain) {
     spdlog::warn("drain timeout reached with connections still open");
     return true;
   }

@@ -1,38 +1,58 @@
 #pragma once
 // The process: worker threads, the health checker and the admin listener on their own threads,
-// and the control thread (the caller of run()), which owns signals and the drain. Pools' shared
-// state lives here for the whole run.
+// and the control thread (the caller of run()), which owns signals, reloads and the drain.
+//
+// A reload builds the next generation beside the one serving, hands it to every worker and
+// returns once all serve it; requests already under way finish on theirs.
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "admin/admin.h"
+#include "admin/control.h"
 #include "config/config.h"
 #include "health/checker.h"
 #include "log/access_log.h"
 #include "metrics/registry.h"
-#include "proxy/pool_state.h"
+#include "proxy/generation.h"
 #include "proxy/worker.h"
 
 namespace usher::app {
 
-class Server {
+class Server final : public admin::Control {
  public:
-  explicit Server(config::Config config);
-  ~Server();
+  // `path`: the file reloads re-read (empty in quick mode). `forced_backend`: an io_backend
+  // that overrides the file's.
+  Server(config::Config config, std::string path, std::optional<config::IoBackend> forced_backend);
+  ~Server() override;
 
   // Binds every listener, runs the workers and blocks until SIGTERM/SIGINT have drained them.
   // Returns the process exit code.
   int run();
 
+  std::shared_ptr<const proxy::Generation> generation() const override;
+  std::vector<std::string> reload() override;
+  ReloadCounts reload_counts() const override;
+
  private:
   bool drained(uint64_t started_ms) const;
   bool all_sessions_ended() const;
-  std::vector<proxy::PoolState*> pool_views() const;
-  std::vector<std::unique_ptr<net::Reactor>> make_reactors(unsigned count);
+  std::vector<std::unique_ptr<net::Reactor>> make_reactors(unsigned count,
+                                                           config::IoBackend backend);
+  // Sockets for each worker, by listener of `next`, for the addresses `serving` has no listener
+  // on (-1 for the others); the error when one cannot be bound (then none is kept).
+  std::string bind_new_listeners(const config::Config& next, const config::Config* serving,
+                                 std::vector<std::vector<int>>& fds) const;
+  std::vector<std::string> restart_only_changes(const config::Config& next) const;
+  void serve(const std::shared_ptr<const proxy::Generation>& next,
+             std::vector<std::vector<int>> fds);
+  void start_health_checks(const proxy::Generation& generation);
+  std::vector<std::string> apply(config::Config next);
 
-  config::Config config_;
-  std::vector<std::unique_ptr<proxy::PoolState>> pools_;
+  std::string path_;
+  config::Config first_;  // as loaded at start: what a reload may not change is compared to it
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<log::AccessLog> access_log_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
@@ -40,6 +60,11 @@ class Server {
   std::unique_ptr<admin::AdminServer> admin_;
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
   std::string io_backend_note_;  // why `auto` chose epoll
+
+  std::mutex reload_mutex_;  // one reload at a time (signal, API)
+  mutable std::mutex current_mutex_;
+  std::shared_ptr<const proxy::Generation> current_;
+  ReloadCounts counts_;  // under current_mutex_
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -166,9 +166,13 @@ struct Route {
   HeaderPolicy response_headers;
 };
 
+// What a listener speaks; each has its own connection handler.
+enum class Protocol : uint8_t { kHttp };
+
 struct Listener {
   std::string name;
   Address listen;
+  Protocol protocol = Protocol::kHttp;
   std::vector<Route> routes;  // first match wins; none matches: 404
   // Peers whose X-Forwarded-*/Forwarded fields are believed (kept and extended); from anyone
   // else those fields are replaced.

@@ -29,7 +29,13 @@ struct Checker::Target {
       : what(target),
         wake(reactor, fds.first),
         wake_writer(fds.second),
-        state(target.check->rise, target.check->fall) {}
+        state(target.check->rise, target.check->fall) {
+    // A backend that a reload kept comes with what checks knew of it: down stays down until it
+    // earns `rise` successes, up needs no new rise.
+    const balance::BackendLive& live = (*target.pool_live)[target.backend];
+    const bool member = !(live.admin_state.load(std::memory_order_acquire) & balance::kRemoved);
+    if (member && !live.healthy.load(std::memory_order_relaxed)) state.force_down();
+  }
   ~Target() { ::close(wake_writer); }
 
   CheckTarget what;

@@ -10,10 +10,6 @@ namespace usher::metrics {
 
 namespace {
 
-std::string listener_label(const config::Listener& l) {
-  return l.name.empty() ? l.listen.to_string() : l.name;
-}
-
 // Sums one counter over all shards.
 template <typename Get>
 uint64_t merged(const std::vector<std::unique_ptr<Shard>>& shards, Get get) {
@@ -40,22 +36,37 @@ void write_histogram(Exposition& e, std::string_view name, Labels labels,
 
 }  // namespace
 
-Shard::Shard(size_t listener_count, size_t route_count, size_t pool_count, size_t backend_count)
-    : listeners(std::make_unique<ListenerCounters[]>(listener_count)),
-      routes(std::make_unique<RouteCounters[]>(route_count)),
-      pools(std::make_unique<PoolCounters[]>(pool_count)),
-      backends(std::make_unique<BackendCounters[]>(backend_count)) {}
+Registry::Registry(unsigned workers) {
+  for (unsigned i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
+}
 
-Registry::Registry(const config::Config& config, unsigned workers, size_t backend_slots)
-    : config_(config), backends_(backend_slots) {
-  for (const config::Listener& l : config.listeners) {
-    first_route_.push_back(routes_);
-    routes_ += l.routes.size();
+uint32_t Registry::number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
+                          void (*reserve)(Shard&, size_t)) {
+  std::lock_guard lock(mutex_);
+  auto [it, added] = kind.try_emplace(std::move(key), static_cast<uint32_t>(kind.size()));
+  if (added) {
+    for (auto& shard : shards_) reserve(*shard, it->second + 1);
   }
-  for (unsigned i = 0; i < workers; ++i) {
-    shards_.push_back(
-        std::make_unique<Shard>(config.listeners.size(), routes_, config.pools.size(), backends_));
-  }
+  return it->second;
+}
+
+uint32_t Registry::listener_id(std::string_view listener) {
+  return number(listeners_, std::string(listener),
+                [](Shard& s, size_t n) { s.listeners.reserve(n); });
+}
+
+uint32_t Registry::route_id(std::string_view listener, std::string_view route) {
+  return number(routes_, std::string(listener) + '\0' + std::string(route),
+                [](Shard& s, size_t n) { s.routes.reserve(n); });
+}
+
+uint32_t Registry::pool_id(std::string_view pool) {
+  return number(pools_, std::string(pool), [](Shard& s, size_t n) { s.pools.reserve(n); });
+}
+
+uint32_t Registry::backend_id(std::string_view pool, std::string_view address) {
+  return number(backends_, std::string(pool) + '\0' + std::string(address),
+                [](Shard& s, size_t n) { s.backends.reserve(n); });
 }
 
 Registry::BackendTotals Registry::backend_totals(size_t backend) const {
@@ -69,34 +80,36 @@ Registry::BackendTotals Registry::backend_totals(size_t backend) const {
   return t;
 }
 
-void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel>& backends) const {
+void Registry::write_prometheus(std::string& out, const Layout& layout) const {
   Exposition e(out);
   const auto& s = shards_;
-  const auto& listeners = config_.listeners;
-  const auto& pools = config_.pools;
+  const auto& listeners = layout.listeners;
+  const auto& pools = layout.pools;
+  const auto& backends = layout.backends;
   // Families of one counter per listener, pool or backend, named by a member of its counters.
   auto per_listener = [&](std::string_view name, std::string_view help,
                           Counter ListenerCounters::*field) {
     e.family(name, "counter", help);
-    for (size_t i = 0; i < listeners.size(); ++i) {
-      e.sample(name, {{"listener", listener_label(listeners[i])}},
-               merged(s, [i, field](const Shard& x) -> const Counter& {
-                 return x.listeners[i].*field;
+    for (const Layout::Named& l : listeners) {
+      e.sample(name, {{"listener", l.name}},
+               merged(s, [id = l.id, field](const Shard& x) -> const Counter& {
+                 return x.listeners[id].*field;
                }));
     }
   };
   auto per_pool = [&](std::string_view name, std::string_view help, Counter PoolCounters::*field) {
     e.family(name, "counter", help);
-    for (size_t p = 0; p < pools.size(); ++p) {
-      e.sample(
-          name, {{"pool", pools[p].name}},
-          merged(s, [p, field](const Shard& x) -> const Counter& { return x.pools[p].*field; }));
+    for (const Layout::Named& p : pools) {
+      e.sample(name, {{"pool", p.name}},
+               merged(s, [id = p.id, field](const Shard& x) -> const Counter& {
+                 return x.pools[id].*field;
+               }));
     }
   };
   auto per_backend = [&](std::string_view name, std::string_view help,
                          Counter BackendCounters::*field) {
     e.family(name, "counter", help);
-    for (const BackendLabel& b : backends) {
+    for (const Layout::Backend& b : backends) {
       e.sample(name, {{"pool", b.pool}, {"backend", b.name}},
                merged(s, [id = b.id, field](const Shard& x) -> const Counter& {
                  return x.backends[id].*field;
@@ -107,20 +120,20 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
   per_listener("usher_listener_connections_total", "Client connections accepted.",
                &ListenerCounters::connections);
   e.family("usher_listener_open_connections", "gauge", "Client connections open now.");
-  for (size_t i = 0; i < listeners.size(); ++i) {
+  for (const Layout::Named& l : listeners) {
     int64_t open = 0;
-    for (const auto& shard : s) open += shard->listeners[i].open_connections.read();
-    e.sample("usher_listener_open_connections", {{"listener", listener_label(listeners[i])}},
+    for (const auto& shard : s) open += shard->listeners[l.id].open_connections.read();
+    e.sample("usher_listener_open_connections", {{"listener", l.name}},
              static_cast<uint64_t>(std::max<int64_t>(open, 0)));
   }
   e.family("usher_listener_responses_total", "counter",
            "Responses to clients by status class, errors before routing included.");
-  for (size_t i = 0; i < listeners.size(); ++i) {
+  for (const Layout::Named& l : listeners) {
     for (size_t c = 0; c < 5; ++c) {
       e.sample("usher_listener_responses_total",
-               {{"listener", listener_label(listeners[i])}, {"code", kStatusClasses[c]}},
-               merged(s, [i, c](const Shard& x) -> const Counter& {
-                 return x.listeners[i].responses[c];
+               {{"listener", l.name}, {"code", kStatusClasses[c]}},
+               merged(s, [id = l.id, c](const Shard& x) -> const Counter& {
+                 return x.listeners[id].responses[c];
                }));
     }
   }
@@ -131,30 +144,21 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
 
   e.family("usher_route_responses_total", "counter",
            "Responses to clients by route and status class, usher's own included.");
-  for (size_t l = 0; l < listeners.size(); ++l) {
-    for (size_t r = 0; r < listeners[l].routes.size(); ++r) {
-      const size_t id = first_route_[l] + r;
-      for (size_t c = 0; c < 5; ++c) {
-        e.sample("usher_route_responses_total",
-                 {{"listener", listener_label(listeners[l])},
-                  {"route", listeners[l].routes[r].name},
-                  {"code", kStatusClasses[c]}},
-                 merged(s, [id, c](const Shard& x) -> const Counter& {
-                   return x.routes[id].responses[c];
-                 }));
-      }
+  for (const Layout::Route& r : layout.routes) {
+    for (size_t c = 0; c < 5; ++c) {
+      e.sample("usher_route_responses_total",
+               {{"listener", r.listener}, {"route", r.name}, {"code", kStatusClasses[c]}},
+               merged(s, [id = r.id, c](const Shard& x) -> const Counter& {
+                 return x.routes[id].responses[c];
+               }));
     }
   }
   e.family("usher_route_request_duration_seconds", "histogram",
            "From a request head received to its response sent.");
-  for (size_t l = 0; l < listeners.size(); ++l) {
-    for (size_t r = 0; r < listeners[l].routes.size(); ++r) {
-      const size_t id = first_route_[l] + r;
-      write_histogram(
-          e, "usher_route_request_duration_seconds",
-          {{"listener", listener_label(listeners[l])}, {"route", listeners[l].routes[r].name}}, s,
-          [id](const Shard& x) -> const Histogram& { return x.routes[id].duration; });
-    }
+  for (const Layout::Route& r : layout.routes) {
+    write_histogram(
+        e, "usher_route_request_duration_seconds", {{"listener", r.listener}, {"route", r.name}}, s,
+        [id = r.id](const Shard& x) -> const Histogram& { return x.routes[id].duration; });
   }
 
   e.family("usher_worker_heap_allocations_total", "counter",
@@ -169,7 +173,7 @@ void Registry::write_prometheus(std::string& out, const std::vector<BackendLabel
            &PoolCounters::no_backend);
 
   auto each_backend = [&](auto&& write) {
-    for (const BackendLabel& b : backends) write(b.id, b.pool, b.name);
+    for (const Layout::Backend& b : backends) write(b.id, b.pool, b.name);
   };
   e.family("usher_backend_requests_total", "counter", "Responses from backends by status class.");
   each_backend([&](size_t id, const std::string& pool, const std::string& backend) {

@@ -1,35 +1,41 @@
 #pragma once
-// Every counter of the process: one shard per worker, laid out by the configuration's numbering
-// (backends process-wide in pool order, routes in listener order), merged when read.
+// Every counter of the process: one shard per worker, merged when read. Counters are numbered
+// by name (listener, route, pool, backend address), the same number for the same name for the
+// whole run, so that a counter keeps counting across configuration reloads and a name that
+// returns finds its old count.
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "config/config.h"
 #include "metrics/counters.h"
+#include "metrics/stable_array.h"
 
 namespace usher::metrics {
 
 // One worker's counters. Worker thread writes; any thread reads.
 struct Shard {
-  Shard(size_t listeners, size_t routes, size_t pools, size_t backends);
-
-  std::unique_ptr<ListenerCounters[]> listeners;
-  std::unique_ptr<RouteCounters[]> routes;
-  std::unique_ptr<PoolCounters[]> pools;
-  std::unique_ptr<BackendCounters[]> backends;
+  StableArray<ListenerCounters> listeners;
+  StableArray<RouteCounters> routes;
+  StableArray<PoolCounters> pools;
+  StableArray<BackendCounters> backends;
   std::atomic<uint64_t> heap_allocations{0};  // operator new calls on the worker's thread
 };
 
 class Registry {
  public:
-  // `backend_slots`: how many backend numbers exist (configured ones and room for those added at
-  // run time); backends are numbered by the caller.
-  Registry(const config::Config& config, unsigned workers, size_t backend_slots);
+  explicit Registry(unsigned workers);
 
   Shard& shard(unsigned worker) { return *shards_[worker]; }
-  // First process-wide route number of a listener's routes.
-  size_t first_route(size_t listener) const { return first_route_[listener]; }
+
+  // Control or admin thread: the numbers of named things, allocated on first use. The counters
+  // behind a new number exist before it is returned.
+  uint32_t listener_id(std::string_view listener);
+  uint32_t route_id(std::string_view listener, std::string_view route);
+  uint32_t pool_id(std::string_view pool);
+  uint32_t backend_id(std::string_view pool, std::string_view address);
 
   // One backend's counters merged over all workers (any thread).
   struct BackendTotals {
@@ -39,22 +45,38 @@ class Registry {
   };
   BackendTotals backend_totals(size_t backend) const;
 
-  // A backend to expose, by its number: the pools decide which exist and what they are called.
-  struct BackendLabel {
-    size_t id;
-    std::string pool;
-    std::string name;
+  // What to expose: the current configuration decides which numbers exist and their labels.
+  struct Layout {
+    struct Named {
+      size_t id;
+      std::string name;
+    };
+    struct Route {
+      size_t id;
+      std::string listener;
+      std::string name;
+    };
+    struct Backend {
+      size_t id;
+      std::string pool;
+      std::string name;
+    };
+    std::vector<Named> listeners;
+    std::vector<Route> routes;
+    std::vector<Named> pools;
+    std::vector<Backend> backends;
   };
 
   // Appends the counter and histogram families in Prometheus text format (version 0.0.4).
-  void write_prometheus(std::string& out, const std::vector<BackendLabel>& backends) const;
+  void write_prometheus(std::string& out, const Layout& layout) const;
 
  private:
-  const config::Config& config_;
-  std::vector<size_t> first_route_;
-  size_t routes_ = 0;
-  size_t backends_ = 0;
+  uint32_t number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
+                  void (*reserve)(Shard&, size_t));
+
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::mutex mutex_;
+  std::map<std::string, uint32_t, std::less<>> listeners_, routes_, pools_, backends_;
 };
 
 }  // namespace usher::metrics

@@ -3,14 +3,17 @@
 namespace usher::proxy {
 
 ListenerRoutes::ListenerRoutes(const config::Listener& listener,
-                               const std::vector<PoolState*>& pools, size_t first)
+                               const std::vector<PoolState*>& pools, uint32_t listener_id,
+                               const std::vector<uint32_t>& route_ids)
     : config(listener),
       table(listener.routes),
       port(std::to_string(listener.listen.port())),
-      first_route(first) {
-  for (const config::Route& route : listener.routes) {
-    targets.push_back(
-        {&route, route.action == config::Route::Action::kPool ? pools[route.pool] : nullptr});
+      metric_id(listener_id) {
+  for (size_t i = 0; i < listener.routes.size(); ++i) {
+    const config::Route& route = listener.routes[i];
+    targets.push_back({&route,
+                       route.action == config::Route::Action::kPool ? pools[route.pool] : nullptr,
+                       route_ids[i]});
   }
 }
 

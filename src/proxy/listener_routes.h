@@ -1,6 +1,7 @@
 #pragma once
 // One listener's routing as a worker sees it: the compiled table (the worker's own copy) and,
 // per route, where its requests go.
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,18 +13,19 @@ namespace usher::proxy {
 
 struct RouteTarget {
   const config::Route* config;
-  PoolState* pool;  // null for redirect and respond routes
+  PoolState* pool;     // null for redirect and respond routes
+  uint32_t metric_id;  // the route's counters
 };
 
 struct ListenerRoutes {
   ListenerRoutes(const config::Listener& listener, const std::vector<PoolState*>& pools,
-                 size_t first_route);
+                 uint32_t metric_id, const std::vector<uint32_t>& route_ids);
 
   const config::Listener& config;
   route::Table table;
   std::vector<RouteTarget> targets;  // by route index
   std::string port;                  // the listen port as text, for X-Forwarded-Port
-  size_t first_route;                // process-wide number of route 0, for metrics
+  uint32_t metric_id;                // the listener's counters
 };
 
 }  // namespace usher::proxy

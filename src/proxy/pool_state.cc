@@ -23,30 +23,56 @@ balance::Options options_of(const config::Pool& pool) {
 }  // namespace
 
 // The configuration was validated, so the algorithm exists and the pool has backends.
-PoolState::PoolState(const config::Pool& pool, uint32_t pool_id, uint32_t first_id)
+PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
+                     const PoolState* previous)
     : config(pool),
-      id(pool_id),
+      id(registry.pool_id(pool.name)),
       options(options_of(pool)),
       key_source(balance::find_algorithm(pool.balance)->key),
-      first_backend_id(first_id),
       live(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
       retry_budget(pool.retries.budget_percent / 100, pool.retries.budget_floor_per_second),
+      registry_(registry),
       capacity_(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
-      slots_(std::make_unique<Slot[]>(capacity_)) {
+      slots_(std::make_unique<Slot[]>(capacity_)),
+      backend_ids_(std::make_unique<uint32_t[]>(capacity_)) {
   balance::BackendSnapshot snapshot;
   const auto configured = static_cast<uint32_t>(pool.backends.size());
   for (uint32_t i = 0; i < capacity_; ++i) {
     if (i < configured) {
       const config::Backend& b = pool.backends[i];
       slots_[i] = {b.address, b.name, sticky_for(b.address)};
+      backend_ids_[i] = registry.backend_id(pool.name, b.address.to_string());
       snapshot.backends.push_back({b.address, b.weight});
+      const uint32_t before =
+          previous ? previous->find(b.address.to_string()) : balance::kNoBackend;
+      if (before != balance::kNoBackend) take_over(i, *previous, before);
     } else {
       live[i].admin_state.store(balance::kRemoved, std::memory_order_relaxed);
       live[i].healthy.store(false, std::memory_order_relaxed);
     }
   }
+  if (previous) live.set_panic(previous->live.panic());
   slot_count_.store(configured, std::memory_order_release);
   publish(std::move(snapshot));
+}
+
+// What was learnt about a backend that stays: its health, ejection, latency and slow start, and
+// an operator's drain or disable. Requests in flight stay counted where they started.
+void PoolState::take_over(uint32_t slot, const PoolState& previous, uint32_t previous_slot) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  const balance::BackendLive& from = previous.live[previous_slot];
+  balance::BackendLive& to = live[slot];
+  to.healthy.store(from.healthy.load(relaxed), relaxed);
+  to.latency_ms.store(from.latency_ms.load(relaxed), relaxed);
+  to.latency_updated_ms.store(from.latency_updated_ms.load(relaxed), relaxed);
+  to.serving_since_ms.store(from.serving_since_ms.load(relaxed), relaxed);
+  to.consecutive_failures.store(from.consecutive_failures.load(relaxed), relaxed);
+  to.ejected_until_ms.store(from.ejected_until_ms.load(relaxed), relaxed);
+  to.ejections.store(from.ejections.load(relaxed), relaxed);
+  to.admin_state.store(from.admin_state.load(relaxed) & (balance::kDraining | balance::kDisabled),
+                       relaxed);
+  to.went_down.store(from.went_down.load(relaxed), relaxed);
+  to.went_up.store(from.went_up.load(relaxed), relaxed);
 }
 
 PoolState::~PoolState() = default;
@@ -114,6 +140,7 @@ Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint
                  " backends can be added per run): put the backend in the configuration"};
   }
   slots_[slot] = {address, std::move(name), sticky_for(address)};
+  backend_ids_[slot] = registry_.backend_id(config.name, address.to_string());
   balance::BackendLive& b = live[slot];
   b.healthy.store(true, std::memory_order_relaxed);
   b.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);  // slow start

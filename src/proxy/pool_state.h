@@ -4,9 +4,11 @@
 // worker; counters are relaxed atomics.
 //
 // Membership changes at run time (admin API: add, remove, set a weight) never move a backend:
-// each keeps its slot, so in-flight requests, live counters, metrics and upstream connections
-// stay attached to it. A change builds a new snapshot and picker and publishes them with one
-// atomic store; the old ones are freed once no pick can still be using them.
+// each keeps its slot, so in-flight requests and live counters stay attached to it. A change
+// builds a new snapshot and picker and publishes them with one atomic store; the replaced ones
+// are freed once no pick can still be using them. A pool state belongs to one configuration
+// generation; the next generation's state of the same pool takes over what it knew of each backend
+// that stays.
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include "balance/snapshot.h"
 #include "base/expected.h"
 #include "config/config.h"
+#include "metrics/registry.h"
 #include "proxy/retry_budget.h"
 
 namespace usher::proxy {
@@ -53,7 +56,8 @@ struct PoolState {
   // Room for backends added at run time beyond the configured ones.
   static constexpr uint32_t kSpareSlots = 32;
 
-  PoolState(const config::Pool& pool, uint32_t id, uint32_t first_backend_id);
+  // `previous`: the same pool in the generation before, whose backends' state carries over.
+  PoolState(const config::Pool& pool, metrics::Registry& registry, const PoolState* previous);
   ~PoolState();
 
   uint32_t capacity() const { return capacity_; }
@@ -72,7 +76,7 @@ struct PoolState {
       if (present(i)) f(i);
     }
   }
-  // Any thread; valid for the duration of a pick (see retire()).
+  // Any thread; valid for the duration of a pick (a replaced membership lives 10 s more).
   const Members& members() const { return *members_.load(std::memory_order_acquire); }
 
   // Worker thread: the backend a sticky cookie's id names, or balance::kNoBackend.
@@ -86,21 +90,31 @@ struct PoolState {
   // The slot of a present backend by name or address, or kNoBackend.
   uint32_t find(std::string_view name_or_address) const;
 
+  // The process-wide number of a slot's backend: its metrics and upstream connections, the same
+  // across generations for the same pool and address.
+  uint32_t backend_id(uint32_t slot) const { return backend_ids_[slot]; }
+  // Takes the backend out of the pool for good (a reload removed it). Any thread.
+  void retire(uint32_t slot) {
+    live[slot].admin_state.store(balance::kRemoved, std::memory_order_release);
+  }
+
   const config::Pool& config;
-  uint32_t id;  // position in the configuration's pools
+  uint32_t id;  // process-wide number, for metrics
   balance::Options options;
   balance::KeySource key_source;
-  uint32_t first_backend_id;  // slots are numbered process-wide for per-worker tables
-  balance::LiveState live;    // by slot, capacity() of them
+  balance::LiveState live;  // by slot, capacity() of them
   RetryBudget retry_budget;
   alignas(64) std::atomic<uint64_t> ticket{0};
 
  private:
   void publish(balance::BackendSnapshot snapshot);
   StickyBackend sticky_for(const Address& address) const;
+  void take_over(uint32_t slot, const PoolState& previous, uint32_t previous_slot);
 
+  metrics::Registry& registry_;
   uint32_t capacity_;
   std::unique_ptr<Slot[]> slots_;
+  std::unique_ptr<uint32_t[]> backend_ids_;
   std::atomic<uint32_t> slot_count_{0};
   std::atomic<const Members*> members_{nullptr};
   std::mutex change_mutex_;  // admin side only: serialises membership changes

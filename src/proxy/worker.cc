@@ -19,7 +19,36 @@ namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerBackend = 1024;
 
-int bind_reuseport(const Address& address, std::string& error) {
+net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
+  net::Socket& listener = *endpoint.socket;
+  while (true) {
+    long fd = co_await listener.accept(0);
+    if (fd == -ECANCELED || !listener.is_open()) break;
+    if (fd < 0) {
+      // Out of descriptors: pause instead of spinning on a listener that stays readable.
+      if (fd == -EMFILE || fd == -ENFILE) {
+        co_await net::sleep_until(worker.reactor(), worker.reactor().now_ms() + 100);
+      }
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    net::spawn(endpoint.handler(worker, static_cast<int>(fd), endpoint));
+  }
+}
+
+// The protocol handler of a listener, chosen at load so that accepting knows no protocol.
+ConnectionHandler handler_for(const config::Listener& listener) {
+  switch (listener.protocol) {
+    case config::Protocol::kHttp:
+      break;
+  }
+  return l7::serve_http;
+}
+
+}  // namespace
+
+int bind_listener(const Address& address, std::string& error) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
@@ -36,71 +65,109 @@ int bind_reuseport(const Address& address, std::string& error) {
   return fd;
 }
 
-net::Task<void> accept_loop(Worker& worker, net::Socket& listener, size_t listener_index) {
-  while (true) {
-    long fd = co_await listener.accept(0);
-    if (fd == -ECANCELED || !listener.is_open()) break;
-    if (fd < 0) {
-      // Out of descriptors: pause instead of spinning on a listener that stays readable.
-      if (fd == -EMFILE || fd == -ENFILE) {
-        co_await net::sleep_until(worker.reactor(), worker.reactor().now_ms() + 100);
-      }
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    net::spawn(l7::serve_http(worker, static_cast<int>(fd), listener_index));
-  }
-}
-
-}  // namespace
-
 size_t buffer_size_for(const config::Limits& limits) {
   // Room for the largest accepted head plus the fields usher adds when forwarding it.
   return std::max<size_t>(16 * 1024, limits.max_header_bytes + 4 * 1024);
 }
 
-Worker::Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-               metrics::Shard& metrics, log::Channel* access_log,
+Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel* access_log,
                std::unique_ptr<net::Reactor> reactor)
-    : config_(config),
-      pools_(std::move(pools)),
-      metrics_(metrics),
+    : metrics_(metrics),
       access_log_(access_log),
       reactor_(std::move(reactor)),
-      buffers_(buffer_size_for(config.limits)),
-      upstreams_(backend_count, kMaxIdleUpstreamsPerBackend),
-      header_scratch_(config.limits.max_headers),
+      buffers_(buffer_size_for(limits)),
+      upstreams_(kMaxIdleUpstreamsPerBackend),
       random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
-  listeners_routes_.reserve(config.listeners.size());
-  size_t first_route = 0;
-  for (const config::Listener& listener : config.listeners) {
-    listeners_routes_.emplace_back(listener, pools_, first_route);
-    first_route += listener.routes.size();
-  }
 }
 
 Worker::~Worker() {
   join();
-  for (int fd : listen_fds_) {
-    if (fd >= 0) ::close(fd);
+  delete offered_.exchange(nullptr);
+}
+
+void Worker::offer(std::unique_ptr<WorkerGeneration> next) {
+  // A generation offered earlier and not yet taken is simply replaced: it never served.
+  delete offered_.exchange(next.release(), std::memory_order_acq_rel);
+  reactor_->wake();
+}
+
+void Worker::adopt(std::unique_ptr<WorkerGeneration> next) {
+  open_endpoints(*next);
+  const config::Config& config = next->config();
+  header_scratch_.resize(config.limits.max_headers);
+  for (const auto& pool : next->shared->pools) {
+    pool->for_each_member([&](uint32_t slot) { upstreams_.track(pool->backend_id(slot)); });
+  }
+  // Idle connections to backends this generation no longer has are closed now; busy ones are
+  // not given back when their request ends (the pool says the backend left).
+  std::vector<bool> kept;
+  for (const auto& pool : next->shared->pools) {
+    pool->for_each_member([&](uint32_t slot) {
+      const uint32_t id = pool->backend_id(slot);
+      if (id >= kept.size()) kept.resize(id + 1);
+      kept[id] = true;
+    });
+  }
+  upstreams_.close_unless([&kept](uint32_t id) { return id < kept.size() && kept[id]; });
+  WorkerGeneration* previous = current_;
+  current_ = next.get();
+  const uint64_t number = next->shared->number;
+  generations_.push_back(std::move(next));
+  if (previous && previous->users == 0) release(previous);
+  served_.store(number, std::memory_order_release);
+}
+
+// Listeners whose address the worker already serves keep their socket (no rebind, nothing
+// refused); new ones start accepting; removed ones stop and their idle connections close.
+void Worker::open_endpoints(WorkerGeneration& next) {
+  for (auto& e : endpoints_) e->listener = -1;
+  const auto& listeners = next.config().listeners;
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    Endpoint* endpoint = nullptr;
+    for (auto& e : endpoints_) {
+      if (e->socket->is_open() && e->listen == listeners[i].listen) endpoint = e.get();
+    }
+    const int fd = std::exchange(next.listen_fds[i], -1);
+    if (!endpoint) {
+      if (fd < 0 || draining_seen_) {
+        if (fd >= 0) ::close(fd);
+        continue;
+      }
+      endpoints_.push_back(std::make_unique<Endpoint>());
+      endpoint = endpoints_.back().get();
+      endpoint->listen = listeners[i].listen;
+      endpoint->socket = std::make_unique<net::Socket>(*reactor_, fd);
+      endpoint->handler = handler_for(listeners[i]);
+      net::spawn(accept_loop(*this, *endpoint));
+    } else if (fd >= 0) {
+      ::close(fd);
+    }
+    endpoint->listener = static_cast<int>(i);
+    endpoint->handler = handler_for(listeners[i]);
+  }
+  for (auto& e : endpoints_) {
+    if (e->listener < 0 && e->socket->is_open()) {
+      close_endpoint(*e);
+      close_idle_sessions(e.get());
+    }
   }
 }
 
-std::string Worker::bind_listeners() {
-  std::string error;
-  for (const config::Listener& listener : config_.listeners) {
-    int fd = bind_reuseport(listener.listen, error);
-    if (fd < 0) return error;
-    listen_fds_.push_back(fd);
-  }
-  return {};
+void Worker::close_endpoint(Endpoint& endpoint) {
+  reactor_->cancel(*endpoint.socket);
+  endpoint.socket->close();
 }
 
-http1::HeadLimits Worker::head_limits() const {
-  return {config_.limits.max_request_line, config_.limits.max_header_bytes,
-          config_.limits.max_headers};
+void Worker::close_idle_sessions(const Endpoint* of) {
+  for (SessionLink* s = sessions_.next; s != &sessions_; s = s->next) {
+    if (s->idle && (!of || s->endpoint == of)) reactor_->cancel(*s->client);
+  }
+}
+
+void Worker::release(WorkerGeneration* generation) {
+  if (generation == current_ || generation->users != 0) return;
+  std::erase_if(generations_, [generation](const auto& g) { return g.get() == generation; });
 }
 
 void Worker::start() {
@@ -108,14 +175,10 @@ void Worker::start() {
 }
 
 void Worker::run() {
+  if (WorkerGeneration* first = offered_.exchange(nullptr, std::memory_order_acq_rel)) {
+    adopt(std::unique_ptr<WorkerGeneration>(first));
+  }
   count_allocations_into(&metrics_.heap_allocations);
-  for (size_t i = 0; i < listen_fds_.size(); ++i) {
-    listeners_.push_back(
-        std::make_unique<net::Socket>(*reactor_, std::exchange(listen_fds_[i], -1)));
-  }
-  for (size_t i = 0; i < listeners_.size(); ++i) {
-    net::spawn(accept_loop(*this, *listeners_[i], i));
-  }
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
   if (access_log_) access_log_->flush();
@@ -136,15 +199,15 @@ void Worker::join() {
 }
 
 void Worker::on_wake() {
+  if (WorkerGeneration* next = offered_.exchange(nullptr, std::memory_order_acq_rel)) {
+    adopt(std::unique_ptr<WorkerGeneration>(next));
+  }
   if (!drain_requested_.load(std::memory_order_relaxed) || draining_seen_) return;
   draining_seen_ = true;
-  for (auto& listener : listeners_) {
-    reactor_->cancel(*listener);
-    listener->close();
+  for (auto& endpoint : endpoints_) {
+    if (endpoint->socket->is_open()) close_endpoint(*endpoint);
   }
-  for (SessionLink* s = sessions_.next; s != &sessions_; s = s->next) {
-    if (s->idle) reactor_->cancel(*s->client);
-  }
+  close_idle_sessions(nullptr);
   upstreams_.clear();
 }
 

@@ -1,6 +1,11 @@
 #pragma once
 // One worker: one thread, one reactor, its own listening sockets (SO_REUSEPORT), buffers and
-// upstream connections. Nothing here is shared with other workers but the PoolStates.
+// upstream connections. Nothing here is shared with other workers but the generations (pool
+// states) and the metrics registry's numbering.
+//
+// The worker serves the newest generation it was offered: it switches at its next loop turn,
+// opening the listeners the generation adds and closing those it removes; requests that began
+// before keep theirs (GenerationRef).
 #include <atomic>
 #include <memory>
 #include <span>
@@ -14,45 +19,65 @@
 #include "net/buffer_pool.h"
 #include "net/reactor.h"
 #include "net/socket.h"
+#include "net/task.h"
+#include "proxy/generation.h"
 #include "proxy/l7/upstream_pool.h"
-#include "proxy/listener_routes.h"
-#include "proxy/pool_state.h"
 
 namespace usher::proxy {
+
+class Worker;
+struct Endpoint;
+
+// Serves one accepted connection: the protocol handler a listener's `protocol` chooses.
+using ConnectionHandler = net::Task<void> (*)(Worker& worker, int fd, Endpoint& endpoint);
+
+// One listening address of this worker. Kept for the worker's life (connections point at it);
+// a reload that removes its listener closes its socket.
+struct Endpoint {
+  Address listen;
+  std::unique_ptr<net::Socket> socket;
+  ConnectionHandler handler = nullptr;
+  int listener = -1;  // its index in the current generation's listeners; -1 once removed
+};
 
 // A client connection known to its worker, so draining can close the idle ones.
 struct SessionLink {
   SessionLink* prev = nullptr;
   SessionLink* next = nullptr;
   net::Socket* client = nullptr;
+  const Endpoint* endpoint = nullptr;
   bool idle = true;  // waiting between requests: safe to close on drain
 };
 
 class Worker {
  public:
-  Worker(const config::Config& config, std::vector<PoolState*> pools, uint32_t backend_count,
-         metrics::Shard& metrics, log::Channel* access_log, std::unique_ptr<net::Reactor> reactor);
+  // `limits` size the buffers for the life of the worker.
+  Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel* access_log,
+         std::unique_ptr<net::Reactor> reactor);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
 
-  // Control thread: binds this worker's listening sockets; the error text is empty on success.
-  std::string bind_listeners();
+  // Control thread: the generation to serve next, with its listening sockets bound for this
+  // worker. The worker takes it at its next loop turn; generation_served() then says so.
+  void offer(std::unique_ptr<WorkerGeneration> next);
+  uint64_t generation_served() const { return served_.load(std::memory_order_acquire); }
   void start();
   // Any thread.
   void begin_drain();
   void stop();
   void join();
   size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+  size_t buffer_size() const { return buffers_.buffer_size(); }
 
   // Worker thread only, for sessions.
-  const config::Config& config() const { return config_; }
+  GenerationRef generation() { return {*this, *current_}; }
+  const WorkerGeneration& current() const { return *current_; }
+  void release(WorkerGeneration* generation);  // its last GenerationRef went
   net::Reactor& reactor() { return *reactor_; }
   net::BufferPool& buffers() { return buffers_; }
   l7::UpstreamPool& upstreams() { return upstreams_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
-  http1::HeadLimits head_limits() const;
-  const ListenerRoutes& listener(size_t index) const { return listeners_routes_[index]; }
   metrics::Shard& metrics() { return metrics_; }
   log::Channel* access_log() { return access_log_; }  // null when the access log is off
   bool draining() const { return draining_seen_; }
@@ -70,18 +95,22 @@ class Worker {
   void run();
   void on_wake();
   void on_idle();
+  void adopt(std::unique_ptr<WorkerGeneration> next);
+  void open_endpoints(WorkerGeneration& next);
+  void close_endpoint(Endpoint& endpoint);
+  void close_idle_sessions(const Endpoint* of);  // null: every endpoint's
 
-  const config::Config& config_;
-  std::vector<PoolState*> pools_;
-  std::vector<ListenerRoutes> listeners_routes_;
   metrics::Shard& metrics_;
   log::Channel* access_log_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;
   std::vector<http1::Header> header_scratch_;
-  std::vector<int> listen_fds_;
-  std::vector<std::unique_ptr<net::Socket>> listeners_;
+  std::vector<std::unique_ptr<Endpoint>> endpoints_;
+  std::vector<std::unique_ptr<WorkerGeneration>> generations_;  // the current one and any in use
+  WorkerGeneration* current_ = nullptr;
+  std::atomic<WorkerGeneration*> offered_{nullptr};
+  std::atomic<uint64_t> served_{0};
   SessionLink sessions_;  // sentinel of a circular list
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> drain_requested_{false};
@@ -94,5 +123,8 @@ class Worker {
 };
 
 size_t buffer_size_for(const config::Limits& limits);
+
+// Control thread: a listening socket (SO_REUSEPORT) for one worker; -1 with `error` set.
+int bind_listener(const Address& address, std::string& error);
 
 }  // namespace usher::proxy

@@ -53,7 +53,7 @@ void record_peer(Client& c) {
   if (::getpeername(c.socket.fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     const auto* address = reinterpret_cast<const sockaddr*>(&peer);
     c.ip_length = static_cast<uint8_t>(format_ip(address, c.ip_text, sizeof c.ip_text));
-    c.trusted_peer = trusted(c.routes, IpBytes::from_sockaddr(address));
+    c.peer = IpBytes::from_sockaddr(address);
   }
 }
 
@@ -69,8 +69,7 @@ net::Task<bool> write_client(Client& c, std::string_view a, std::string_view b,
 net::Task<bool> send_status(Client& c, int status) {
   c.linger = true;
   c.current.status = status;
-  co_return co_await write_client(c, error_response(status), {},
-                                  c.after(c.worker.config().timeouts.body));
+  co_return co_await write_client(c, error_response(status), {}, c.after(c.config().timeouts.body));
 }
 
 net::Task<Next> fail(Client& c, int status) {
@@ -96,8 +95,11 @@ net::Task<void> linger_close(Client& c) {
 
 // Waits between requests holding no buffer; false when the connection should end.
 net::Task<bool> await_request_bytes(Client& c, bool first) {
-  const auto& timeouts = c.worker.config().timeouts;
   while (c.in.empty()) {
+    // Idle between requests, the connection holds no generation: a reload meanwhile is what its
+    // next request gets.
+    c.gen.reset();
+    const auto& timeouts = c.worker.current().config().timeouts;
     c.in.release();
     if (c.worker.draining()) co_return false;
     c.link.idle = true;
@@ -117,8 +119,8 @@ net::Task<bool> await_request_bytes(Client& c, bool first) {
 // Returns 0, -1 (close quietly) or the HTTP status to answer before closing.
 net::Task<int> read_request_head(Client& c, RequestInfo& info, net::Buffer& out) {
   Worker& w = c.worker;
-  const http1::HeadLimits limits = w.head_limits();
-  const uint64_t deadline = c.after(w.config().timeouts.header);
+  const http1::HeadLimits limits = head_limits(c.config());
+  const uint64_t deadline = c.after(c.config().timeouts.header);
   size_t scanned = 0;
   while (true) {
     http1::RequestHead head;
@@ -176,7 +178,7 @@ net::Task<SendResult> send_request(Client& c, net::Socket& upstream, const Reque
     if (c.in.empty()) {
       if (!c.in) c.in = w.buffers().take();
       char* tail = c.in.tail();
-      long n = co_await c.socket.read(tail, c.in.tail_room(), c.after(w.config().timeouts.body));
+      long n = co_await c.socket.read(tail, c.in.tail_room(), c.after(c.config().timeouts.body));
       if (n <= 0) co_return SendResult::kClientFailed;
       c.in.commit(static_cast<size_t>(n));
     }
@@ -197,7 +199,7 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
                                          Millis timeout, ResponseInfo& response, net::Buffer& out,
                                          uint64_t& upstream_bytes) {
   Worker& w = c.worker;
-  const http1::HeadLimits limits = w.head_limits();
+  const http1::HeadLimits limits = head_limits(c.config());
   size_t scanned = 0;
   bool any_byte = false;
   while (true) {
@@ -237,7 +239,7 @@ net::Task<HeadResult> read_response_head(Client& c, net::Socket& upstream, net::
       // HTTP/1.0 clients know no interim responses; everyone else sees them as they come.
       if (!info.http10) {
         const bool sent = co_await write_client(c, {out.begin(), out.size()}, {},
-                                                c.after(w.config().timeouts.body));
+                                                c.after(c.config().timeouts.body));
         if (!sent) co_return HeadResult::kClientFailed;
       }
       continue;
@@ -272,10 +274,9 @@ std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
 net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
                                     const ResponseInfo& response, const net::Buffer& head,
                                     Millis upstream_timeout, uint64_t& upstream_bytes) {
-  Worker& w = c.worker;
   http1::BodyDecoder body(response.framing);
   std::string_view pending_head(head.begin(), head.size());
-  const Millis client_timeout = w.config().timeouts.body;
+  const Millis client_timeout = c.config().timeouts.body;
   while (true) {
     while (!in.empty() && !body.done()) {
       http1::BodyStep step;
@@ -312,7 +313,7 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
 net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
                            const net::Buffer& head) {
   Worker& w = c.worker;
-  const uint64_t deadline = c.after(w.config().timeouts.body);
+  const uint64_t deadline = c.after(c.config().timeouts.body);
   const bool to_client = co_await write_client(c, {head.begin(), head.size()},
                                                {upstream_in.begin(), upstream_in.size()}, deadline);
   if (!to_client) co_return;
@@ -320,7 +321,7 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
   if (!to_backend) co_return;
   upstream_in.release();
   c.in.release();
-  co_await tunnel(c.socket, upstream, w.buffers(), w.config().timeouts.tunnel.count());
+  co_await tunnel(c.socket, upstream, w.buffers(), c.config().timeouts.tunnel.count());
 }
 
 int status_for_connect_error(long error) {
@@ -411,7 +412,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   const config::PoolTimeouts& timeouts = route.timeouts;
   const Millis response_timeout =
       route.retries.per_try_timeout.count() ? route.retries.per_try_timeout : timeouts.response;
-  const uint32_t backend_id = pool.first_backend_id + index;
+  const uint32_t backend_id = pool.backend_id(index);
   const Address& address = pool.slot(index).address;
   metrics::BackendCounters& counters = w.metrics().backends[backend_id];
   ActiveRequest active(pool.live, index);
@@ -435,7 +436,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
         info.body_kind != Framing::Kind::kNone) {
       continue_sent = true;
       const bool sent =
-          co_await write_client(c, kContinueResponse, {}, c.after(w.config().timeouts.body));
+          co_await write_client(c, kContinueResponse, {}, c.after(c.config().timeouts.body));
       if (!sent) co_return Try{};
     }
     const SendResult sent =
@@ -498,7 +499,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
       const std::string_view head(response_head.begin(), response_head.size());
       const iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
                             {const_cast<char*>(body->data()), body->size()}};
-      const uint64_t deadline = c.after(w.config().timeouts.body);
+      const uint64_t deadline = c.after(c.config().timeouts.body);
       c.current.bytes_sent += head.size() + body->size();
       const long n = co_await c.socket.writev(iov, 2, deadline);
       relayed = n == static_cast<long>(head.size() + body->size());
@@ -519,7 +520,8 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     if (!relayed) co_return Try{TryResult::kDone, Next::kAbort};
     bool reusable = response.upstream_keep_alive && upstream_in.empty() &&
                     response.framing.kind != Framing::Kind::kUntilClose;
-    if (reusable && !w.draining()) w.upstreams().give_back(std::move(up));
+    // A backend a reload removed keeps no connection (its pool state says it left).
+    if (reusable && !w.draining() && pool.present(index)) w.upstreams().give_back(std::move(up));
     co_return Try{TryResult::kDone, response.client_keep_alive ? Next::kKeepAlive : Next::kClose, 0,
                   response.status};
   }
@@ -616,7 +618,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
         co_await try_backend(c, pool, index, info, request_head, safe_after_send, continue_sent);
     record_outcome(w, pool, index, t.result != TryResult::kDone || t.upstream_status >= 500);
     if (t.result == TryResult::kDone) co_return t.next;
-    count_error(w.metrics().backends[pool.first_backend_id + index], t.result);
+    count_error(w.metrics().backends[pool.backend_id(index)], t.result);
     // A timed-out try is retried only under an explicit per-try timeout: otherwise a hung pool
     // would hold the client for attempts x the response timeout.
     const bool allowed = t.result == TryResult::kConnectFailed ? more
@@ -638,19 +640,19 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
 net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
   if (!info.local) co_return co_await exchange(c, *info.target->pool, info, head);
   c.current.status = info.local_status;
-  const bool sent = co_await write_client(c, {head.begin(), head.size()}, {},
-                                          c.after(c.worker.config().timeouts.body));
+  const bool sent =
+      co_await write_client(c, {head.begin(), head.size()}, {}, c.after(c.config().timeouts.body));
   if (!sent) co_return Next::kClose;
   if (!info.replayable()) c.linger = true;
   co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
 }
 
 // One access log line for a finished request.
-void log_request(Client& c, const RequestInfo& info, size_t listener_index, double seconds) {
+void log_request(Client& c, const RequestInfo& info, double seconds) {
   log::Channel* channel = c.worker.access_log();
   if (!channel || c.current.status == 0) return;
   using Field = LoggedFields::Field;
-  const config::Listener& listener = c.worker.config().listeners[listener_index];
+  const config::Listener& listener = c.routes->config;
   log::RequestRecord r;
   r.client = info.client_ip.size ? info.client_ip.view() : c.ip();
   r.method = info.logged.get(Field::kMethod);
@@ -680,59 +682,75 @@ void log_request(Client& c, const RequestInfo& info, size_t listener_index, doub
 }
 
 // Counts a finished request: what its client was answered, on its listener and route.
-void account(Client& c, const RequestInfo& info, size_t listener_index, double seconds) {
+void account(Client& c, const RequestInfo& info, double seconds) {
   metrics::Shard& m = c.worker.metrics();
-  metrics::ListenerCounters& listener = m.listeners[listener_index];
+  metrics::ListenerCounters& listener = m.listeners[c.routes->metric_id];
   listener.bytes_received.add(c.current.bytes_received);
   listener.bytes_sent.add(c.current.bytes_sent);
   if (c.current.status == 0) return;
   const size_t status_class = metrics::status_class(c.current.status);
   listener.responses[status_class].add();
   if (!info.target) return;
-  const size_t route =
-      c.routes.first_route + static_cast<size_t>(info.target - c.routes.targets.data());
-  m.routes[route].responses[status_class].add();
-  m.routes[route].duration.observe(seconds);
+  metrics::RouteCounters& route = m.routes[info.target->metric_id];
+  route.responses[status_class].add();
+  route.duration.observe(seconds);
 }
 
 // The request's time runs from its first bytes to its last answer byte, as nginx's request_time.
-void finish_request(Client& c, const RequestInfo& info, size_t listener_index) {
+void finish_request(Client& c, const RequestInfo& info) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
-  account(c, info, listener_index, seconds);
-  log_request(c, info, listener_index, seconds);
+  account(c, info, seconds);
+  log_request(c, info, seconds);
+}
+
+// Takes the worker's current generation for the next request, and with it the listener's routes
+// as that generation has them; false when a reload removed the listener (the connection ends).
+bool begin_request(Client& c) {
+  if (c.endpoint.listener < 0) return false;
+  c.gen = c.worker.generation();
+  const ListenerRoutes& routes = c.gen->listeners[static_cast<size_t>(c.endpoint.listener)];
+  c.routes = &routes;
+  if (c.routes_generation != c.gen->shared->number) {  // trusted_proxies may have changed
+    c.routes_generation = c.gen->shared->number;
+    c.trusted_peer = trusted(routes, c.peer);
+  }
+  c.current = RequestOutcome{};
+  c.current.started = std::chrono::steady_clock::now();
+  return true;
 }
 
 }  // namespace
 
-net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index) {
-  Client c(worker, fd, worker.listener(listener_index));
+net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
+  Client c(worker, fd, endpoint);
   worker.add_session(c.link);
-  metrics::ListenerCounters& listener_counters = worker.metrics().listeners[listener_index];
+  // Connection counters stay with the listener the connection was accepted on.
+  metrics::ListenerCounters& listener_counters =
+      worker.metrics().listeners[worker.current().listeners[endpoint.listener].metric_id];
   listener_counters.connections.add();
   listener_counters.open_connections.add(1);
   record_peer(c);
   for (bool first = true;; first = false) {
     const bool more = co_await await_request_bytes(c, first);
-    if (!more) break;
+    if (!more || !begin_request(c)) break;
     RequestInfo info;
     net::Buffer request_head;
-    c.current = RequestOutcome{};
-    c.current.started = std::chrono::steady_clock::now();
     int status = co_await read_request_head(c, info, request_head);
     if (status != 0) {
       if (status > 0) co_await send_status(c, status);
-      finish_request(c, info, listener_index);
+      finish_request(c, info);
       break;
     }
     Next next = co_await answer(c, info, request_head);
-    finish_request(c, info, listener_index);
+    finish_request(c, info);
     info.logged.text.release();
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }
   if (c.linger && c.socket.is_open()) co_await linger_close(c);
   c.in.release();
+  c.gen.reset();
   listener_counters.open_connections.add(-1);
   worker.remove_session(c.link);
 }

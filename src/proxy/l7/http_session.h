@@ -5,11 +5,12 @@
 
 namespace usher::proxy {
 class Worker;
-}
+struct Endpoint;
+}  // namespace usher::proxy
 
 namespace usher::proxy::l7 {
 
-// Worker thread only. Owns fd from here on.
-net::Task<void> serve_http(Worker& worker, int fd, size_t listener_index);
+// Worker thread only. Owns fd from here on. The listener's protocol handler for `http`.
+net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint);
 
 }  // namespace usher::proxy::l7

@@ -86,7 +86,7 @@ std::string_view real_client_ip(const Client& c, const http1::RequestHead& head)
       IpBytes ip = IpBytes::from_text(element);
       if (ip.family == 0) return client;
       client = element;
-      if (!trusted(c.routes, ip)) return client;
+      if (!trusted(*c.routes, ip)) return client;
     }
   }
   return client;
@@ -157,7 +157,7 @@ void read_sticky(const PoolState& pool, const http1::RequestHead& head, RequestI
 // Serialises the head for the backend of a pool route. Returns 0 or the status to answer.
 int write_forwarded_head(Client& c, const http1::RequestHead& head, const route::RequestView& view,
                          RequestInfo& info, net::Buffer& out) {
-  const ListenerRoutes& routes = c.routes;
+  const ListenerRoutes& routes = *c.routes;
   const config::Route& route = *info.target->config;
   PoolState& pool = *info.target->pool;
   RequestRewrite rewrite;
@@ -205,7 +205,7 @@ void capture_for_log(Worker& w, const http1::RequestHead& head, std::string_view
 int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
                     net::Buffer& out) {
   Worker& w = c.worker;
-  const ListenerRoutes& routes = c.routes;
+  const ListenerRoutes& routes = *c.routes;
   const RequestFields fields = scan_fields(head, c.trusted_peer);
   info.body_kind = head.framing.kind;
   info.body_length = head.framing.length;

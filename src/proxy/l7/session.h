@@ -31,22 +31,28 @@ struct RequestOutcome {
 };
 
 struct Client {
-  Client(Worker& w, int fd, const ListenerRoutes& r)
-      : worker(w), routes(r), socket(w.reactor(), fd) {
+  Client(Worker& w, int fd, Endpoint& e) : worker(w), endpoint(e), socket(w.reactor(), fd) {
     link.client = &socket;
+    link.endpoint = &e;
   }
 
   uint64_t after(Millis timeout) const { return worker.reactor().now_ms() + timeout.count(); }
   std::string_view unread() const { return {in.begin(), in.size()}; }
   std::string_view ip() const { return {ip_text, ip_length}; }
+  // The configuration of the request in flight.
+  const config::Config& config() const { return gen->config(); }
 
   Worker& worker;
-  const ListenerRoutes& routes;
+  Endpoint& endpoint;
+  GenerationRef gen;                       // held from a request's first byte to its end
+  const ListenerRoutes* routes = nullptr;  // the listener as the request's generation has it
+  uint64_t routes_generation = 0;          // whose trusted_proxies decided trusted_peer
   net::Socket socket;
   net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
   SessionLink link;
   char ip_text[INET6_ADDRSTRLEN] = {};
   uint8_t ip_length = 0;
+  IpBytes peer;
   bool trusted_peer = false;  // in the listener's trusted_proxies
   bool linger = false;        // an error response was sent: close gently
   RequestOutcome current;     // requests on one connection are handled one at a time
@@ -112,6 +118,11 @@ struct RequestInfo {
            (body_kind == Framing::Kind::kLength && body_length == 0);
   }
 };
+
+inline http1::HeadLimits head_limits(const config::Config& config) {
+  return {config.limits.max_request_line, config.limits.max_header_bytes,
+          config.limits.max_headers};
+}
 
 // Whether the listener's trusted_proxies include this address.
 inline bool trusted(const ListenerRoutes& routes, const IpBytes& ip) {

@@ -2,12 +2,16 @@
 
 namespace usher::proxy::l7 {
 
-UpstreamPool::UpstreamPool(uint32_t backend_count, size_t max_idle_per_backend)
-    : idle_(backend_count), max_idle_per_backend_(max_idle_per_backend) {
-  for (auto& list : idle_) list.reserve(max_idle_per_backend_);
+UpstreamPool::UpstreamPool(size_t max_idle_per_backend)
+    : max_idle_per_backend_(max_idle_per_backend) {}
+
+void UpstreamPool::track(uint32_t backend_id) {
+  if (backend_id >= idle_.size()) idle_.resize(backend_id + 1);
+  idle_[backend_id].reserve(max_idle_per_backend_);
 }
 
 std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
+  if (backend_id >= idle_.size()) return nullptr;
   auto& list = idle_[backend_id];
   while (!list.empty()) {
     std::unique_ptr<UpstreamConn> conn = std::move(list.back());
@@ -19,6 +23,7 @@ std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
 }
 
 void UpstreamPool::give_back(std::unique_ptr<UpstreamConn> conn) {
+  track(conn->backend_id);  // a backend added through the admin API since the generation began
   auto& list = idle_[conn->backend_id];
   if (list.size() < max_idle_per_backend_) list.push_back(std::move(conn));
 }

@@ -18,11 +18,21 @@ struct UpstreamConn {
 
 class UpstreamPool {
  public:
-  UpstreamPool(uint32_t backend_count, size_t max_idle_per_backend);
+  explicit UpstreamPool(size_t max_idle_per_backend);
 
+  // Makes room for a backend's idle connections ahead of its first request (a generation's
+  // backends are tracked when the worker takes the generation, so requests allocate nothing).
+  void track(uint32_t backend_id);
   // The most recently parked live connection to the backend, or null.
   std::unique_ptr<UpstreamConn> take(uint32_t backend_id);
   void give_back(std::unique_ptr<UpstreamConn> conn);
+  // Closes the idle connections of every backend `keep` says no to.
+  template <typename Keep>
+  void close_unless(Keep keep) {
+    for (uint32_t id = 0; id < idle_.size(); ++id) {
+      if (!idle_[id].empty() && !keep(id)) idle_[id].clear();
+    }
+  }
   void clear();
 
  private:

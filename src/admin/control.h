@@ -1,0 +1,29 @@
+#pragma once
+// What the admin API asks of the running process: the generation it serves, and a reload.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proxy/generation.h"
+
+namespace usher::admin {
+
+class Control {
+ public:
+  virtual ~Control() = default;
+
+  // Any thread: the generation new requests get.
+  virtual std::shared_ptr<const proxy::Generation> generation() const = 0;
+  // Any thread: re-reads the configuration file and serves it. Empty when it was applied;
+  // otherwise every problem found (FILE:LINE:COL: message) and nothing changed.
+  virtual std::vector<std::string> reload() = 0;
+
+  struct ReloadCounts {
+    uint64_t success = 0;
+    uint64_t failure = 0;
+  };
+  virtual ReloadCounts reload_counts() const = 0;
+};
+
+}  // namespace usher::admin

@@ -1,0 +1,149 @@
+// Reloading: re-read the file, refuse what cannot change while running, build the next
+// generation, hand it to every worker and wait until all serve it.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "app/server.h"
+#include "net/reactor.h"
+
+namespace usher::app {
+
+namespace {
+
+bool serves(const config::Config& config, const Address& address) {
+  for (const config::Listener& l : config.listeners) {
+    if (l.listen == address) return true;
+  }
+  return false;
+}
+
+void close_all(std::vector<std::vector<int>>& fds) {
+  for (auto& worker : fds) {
+    for (int& fd : worker) {
+      if (fd >= 0) ::close(std::exchange(fd, -1));
+    }
+  }
+}
+
+}  // namespace
+
+std::string Server::bind_new_listeners(const config::Config& next, const config::Config* serving,
+                                       std::vector<std::vector<int>>& fds) const {
+  fds.assign(workers_.size(), std::vector<int>(next.listeners.size(), -1));
+  for (size_t l = 0; l < next.listeners.size(); ++l) {
+    const Address& address = next.listeners[l].listen;
+    if (serving && serves(*serving, address)) continue;
+    for (size_t w = 0; w < workers_.size(); ++w) {
+      std::string error;
+      fds[w][l] = proxy::bind_listener(address, error);
+      if (fds[w][l] < 0) {
+        close_all(fds);
+        return error;
+      }
+    }
+  }
+  return {};
+}
+
+// Keys that size or start what lives for the whole run. Changing them needs a restart; a reload
+// that tries is refused with a message saying so, never applied in part.
+std::vector<std::string> Server::restart_only_changes(const config::Config& next) const {
+  std::vector<std::string> changed;
+  auto refuse = [&](bool differs, const char* key) {
+    if (differs) {
+      changed.push_back(path_ + ": '" + key +
+                        "' cannot change while usher runs (restart to apply it); nothing was "
+                        "reloaded");
+    }
+  };
+  const config::Config& f = first_;
+  refuse(config::effective_workers(next) != config::effective_workers(f), "workers");
+  refuse(next.io_backend != f.io_backend, "io_backend");
+  refuse(
+      next.admin.has_value() != f.admin.has_value() || (next.admin && !(*next.admin == *f.admin)),
+      "admin.listen");
+  refuse(next.admin_token != f.admin_token, "admin.token");
+  refuse(next.access_log.target != f.access_log.target ||
+             next.access_log.path != f.access_log.path ||
+             next.access_log.format != f.access_log.format,
+         "access_log");
+  refuse(proxy::buffer_size_for(next.limits) > workers_.front()->buffer_size(),
+         "limits.max_header_bytes (above the size the buffers were made for)");
+  return changed;
+}
+
+std::vector<std::string> Server::reload() {
+  std::lock_guard lock(reload_mutex_);
+  std::vector<std::string> problems;
+  if (path_.empty()) {
+    problems.push_back("no configuration file to reload: usher runs in quick mode");
+  } else {
+    config::Errors errors;
+    auto loaded = config::load_file(path_, errors);
+    problems = std::move(errors.messages);
+    if (loaded && problems.empty()) problems = apply(std::move(*loaded));
+  }
+  std::lock_guard counts(current_mutex_);
+  if (problems.empty()) {
+    ++counts_.success;
+    spdlog::info("reload: serving generation {} from {}", current_->number, path_);
+  } else {
+    ++counts_.failure;
+    for (const std::string& p : problems) spdlog::error("reload refused: {}", p);
+  }
+  return problems;
+}
+
+// Reload mutex held.
+std::vector<std::string> Server::apply(config::Config next) {
+  std::vector<std::string> problems = restart_only_changes(next);
+  if (!problems.empty()) return problems;
+  const std::shared_ptr<const proxy::Generation> serving = generation();
+  std::vector<std::vector<int>> fds;
+  if (std::string error = bind_new_listeners(next, &serving->config, fds); !error.empty()) {
+    return {path_ + ": " + error + "; nothing was reloaded"};
+  }
+  // Health checks stop first, so that what the next generation takes over from this one (up or
+  // down, ejected) is final.
+  checker_->stop();
+  auto generation =
+      proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
+  start_health_checks(*generation);
+  serve(generation, std::move(fds));
+  proxy::retire_removed_backends(*serving, *generation);
+  std::lock_guard lock(current_mutex_);
+  current_ = std::move(generation);
+  return {};
+}
+
+// Hands the generation to every worker and waits until each serves it: a reload that returned
+// is in force for every request that starts after it.
+void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
+                   std::vector<std::vector<int>> fds) {
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->offer(std::make_unique<proxy::WorkerGeneration>(next, std::move(fds[i])));
+  }
+  const uint64_t give_up = net::monotonic_ms() + 5000;  // a worker stuck this long is stopping
+  for (auto& w : workers_) {
+    while (w->generation_served() < next->number && net::monotonic_ms() < give_up) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+}
+
+void Server::start_health_checks(const proxy::Generation& generation) {
+  std::vector<health::CheckTarget> targets;
+  for (const auto& pool : generation.pools) {
+    if (!pool->config.health) continue;
+    for (uint32_t i = 0; i < pool->capacity(); ++i) {
+      targets.push_back({pool->config.name, &pool->slot(i).address, &*pool->config.health,
+                         &pool->live, i, pool->config.panic_percent});
+    }
+  }
+  checker_ = std::make_unique<health::Checker>(targets);
+  checker_->start();
+}
+
+}  // namespace usher::app
