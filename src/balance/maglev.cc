@@ -4,6 +4,7 @@
 // (Mirrokni, Thorup, Zadimoghaddam, "Consistent Hashing with Bounded Loads") walks on from the
 // key's slot past backends already at ceil(c x mean load), so a hot key or a skewed client
 // population cannot overload one server.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -56,6 +57,18 @@ class MaglevPicker final : public Picker {
       if (fallback == kNoBackend) fallback = b;
     }
     return fallback;
+  }
+
+  // The next backends of the key's walk along the table, as if the tried ones had left: the
+  // same ones its keys move to when they do.
+  uint32_t fallback(const PickInput& input, std::span<const uint32_t> tried,
+                    const LiveState& live) const override {
+    const uint64_t slot = input.key % table_.size();
+    for (uint64_t step = 0; step < table_.size(); ++step) {
+      const uint32_t b = table_[(slot + step) % table_.size()];
+      if (live.usable(b) && std::find(tried.begin(), tried.end(), b) == tried.end()) return b;
+    }
+    return kNoBackend;
   }
 
  private:

@@ -41,10 +41,11 @@ class Picker {
   // Any thread; reads only the immutable picker and relaxed live counters. Never returns an
   // unusable (unhealthy) backend; kNoBackend when there is none.
   virtual uint32_t pick(const PickInput& input, const LiveState& live) const = 0;
-
-  CandidateOrder order(const PickInput& input, const LiveState& live) const {
-    return CandidateOrder(pick(input, live), count_);
-  }
+  // Where a request goes after the backends in `tried` failed it: a usable backend not among
+  // them, in the algorithm's own fall-back order, or kNoBackend. By default the next usable one
+  // after the last tried, in slot order; Maglev walks on along its table from the key's slot.
+  virtual uint32_t fallback(const PickInput& input, std::span<const uint32_t> tried,
+                            const LiveState& live) const;
   uint32_t size() const { return count_; }
 
  protected:

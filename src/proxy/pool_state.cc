@@ -28,7 +28,6 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
     : config(pool),
       id(registry.pool_id(pool.name)),
       options(options_of(pool)),
-      key_source(balance::find_algorithm(pool.balance)->key),
       live(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
       retry_budget(pool.retries.budget_percent / 100, pool.retries.budget_floor_per_second),
       registry_(registry),
@@ -93,10 +92,10 @@ StickyBackend PoolState::sticky_for(const Address& address) const {
 }
 
 void PoolState::publish(balance::BackendSnapshot snapshot) {
-  auto next = std::make_unique<Members>();
-  next->picker = std::move(*balance::build(config.balance, snapshot, options));
-  next->snapshot = std::move(snapshot);
-  members_.store(next.get(), std::memory_order_release);
+  // The configuration was validated, so the algorithm builds.
+  std::unique_ptr<balance::Balancer> next =
+      std::move(*balance::Balancer::build(config.balance, std::move(snapshot), options));
+  balancer_.store(next.get(), std::memory_order_release);
   const auto now = std::chrono::steady_clock::now();
   if (current_) retired_.push_back({now, std::move(current_)});
   current_ = std::move(next);
@@ -122,8 +121,8 @@ uint32_t PoolState::find(std::string_view name_or_address) const {
 }
 
 uint32_t PoolState::weight(uint32_t slot) const {
-  const Members& m = members();
-  return slot < m.snapshot.backends.size() ? m.snapshot.backends[slot].weight : 0;
+  const balance::BackendSnapshot& snapshot = balancer().snapshot();
+  return slot < snapshot.backends.size() ? snapshot.backends[slot].weight : 0;
 }
 
 Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint32_t weight) {
@@ -144,7 +143,7 @@ Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint
   balance::BackendLive& b = live[slot];
   b.healthy.store(true, std::memory_order_relaxed);
   b.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);  // slow start
-  balance::BackendSnapshot snapshot = members().snapshot;
+  balance::BackendSnapshot snapshot = balancer().snapshot();
   snapshot.backends.push_back({address, weight});
   slot_count_.store(slot + 1, std::memory_order_release);
   b.admin_state.store(balance::kServing, std::memory_order_release);
@@ -167,7 +166,7 @@ Expected<bool> PoolState::set_weight(uint32_t slot, uint32_t weight) {
   std::lock_guard lock(change_mutex_);
   if (!present(slot)) return Error{"no such backend"};
   if (weight == 0 || weight > 1000) return Error{"weight must be from 1 to 1000"};
-  balance::BackendSnapshot snapshot = members().snapshot;
+  balance::BackendSnapshot snapshot = balancer().snapshot();
   snapshot.backends[slot].weight = weight;
   publish(std::move(snapshot));
   return true;

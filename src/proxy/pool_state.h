@@ -1,11 +1,11 @@
 #pragma once
 // What all workers share about one pool: its backends in fixed slots, the current membership
-// (snapshot and the picker built from it) and the live counters. Read lock-free from every
+// (the balancer: snapshot, picker, ticket counter) and the live counters. Read lock-free from every
 // worker; counters are relaxed atomics.
 //
 // Membership changes at run time (admin API: add, remove, set a weight) never move a backend:
 // each keeps its slot, so in-flight requests and live counters stay attached to it. A change
-// builds a new snapshot and picker and publishes them with one atomic store; the replaced ones
+// builds a new balancer and publishes it with one atomic store; the replaced ones
 // are freed once no pick can still be using them. A pool state belongs to one configuration
 // generation; the next generation's state of the same pool takes over what it knew of each backend
 // that stays.
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "balance/live.h"
-#include "balance/picker.h"
+#include "balance/balancer.h"
 #include "balance/snapshot.h"
 #include "base/expected.h"
 #include "config/config.h"
@@ -43,13 +43,6 @@ struct Slot {
   Address address;
   std::string name;
   StickyBackend sticky;  // empty id without `sticky`
-};
-
-// An immutable membership: the backends the picker chooses among (slots 0..n-1; removed ones
-// stay in it, unusable, so that indices never move).
-struct Members {
-  balance::BackendSnapshot snapshot;
-  std::unique_ptr<balance::Picker> picker;
 };
 
 struct PoolState {
@@ -76,8 +69,10 @@ struct PoolState {
       if (present(i)) f(i);
     }
   }
-  // Any thread; valid for the duration of a pick (a replaced membership lives 10 s more).
-  const Members& members() const { return *members_.load(std::memory_order_acquire); }
+  // The current membership: the backends the algorithm chooses among (slots 0..n-1; removed
+  // ones stay in it, unusable, so that indices never move). Any thread; valid for the duration
+  // of a pick (a replaced one lives 10 s more), so a request asks again for each try.
+  const balance::Balancer& balancer() const { return *balancer_.load(std::memory_order_acquire); }
 
   // Worker thread: the backend a sticky cookie's id names, or balance::kNoBackend.
   uint32_t sticky_backend(std::string_view id) const;
@@ -101,10 +96,8 @@ struct PoolState {
   const config::Pool& config;
   uint32_t id;  // process-wide number, for metrics
   balance::Options options;
-  balance::KeySource key_source;
   balance::LiveState live;  // by slot, capacity() of them
   RetryBudget retry_budget;
-  alignas(64) std::atomic<uint64_t> ticket{0};
 
  private:
   void publish(balance::BackendSnapshot snapshot);
@@ -116,14 +109,14 @@ struct PoolState {
   std::unique_ptr<Slot[]> slots_;
   std::unique_ptr<uint32_t[]> backend_ids_;
   std::atomic<uint32_t> slot_count_{0};
-  std::atomic<const Members*> members_{nullptr};
+  std::atomic<const balance::Balancer*> balancer_{nullptr};
   std::mutex change_mutex_;  // admin side only: serialises membership changes
   struct Retired {
     std::chrono::steady_clock::time_point at;
-    std::unique_ptr<Members> members;
+    std::unique_ptr<balance::Balancer> balancer;
   };
   std::vector<Retired> retired_;
-  std::unique_ptr<Members> current_;
+  std::unique_ptr<balance::Balancer> current_;
 };
 
 }  // namespace usher::proxy

@@ -149,6 +149,8 @@ Expected<Scenario> load_scenario_file(const std::string& path) {
     s.zipf_s = root["zipf"].as<double>(0);
     s.sticky = root["sticky"].as<bool>(false);
     s.slow_start_s = root["slow_start"].as<double>(0);
+    s.detect_s = root["detect"].as<double>(s.detect_s);
+    s.attempts = root["attempts"].as<uint32_t>(s.attempts);
     if (root["duration"]) {
       auto d = read_distribution(root["duration"]);
       if (!d) return Error{path + ": " + d.error().message};

@@ -45,6 +45,11 @@ struct Scenario {
   double zipf_s = 0;        // 0: uniform keys; > 0: Zipf-skewed with this exponent
   bool sticky = false;      // requests need the same server for the same key
   double slow_start_s = 0;  // a joining server's weight ramps up over this long
+  // How long health checks take to notice a server crashed or came back (the proxy's
+  // interval x fall, or x rise). Until then the balancer still picks a crashed server, whose
+  // refused connection sends the request on to the next candidate at once, as the proxy does.
+  double detect_s = 1.0;
+  uint32_t attempts = 3;  // tries per request on refused connections, the first included
 };
 
 std::vector<std::string> builtin_names();

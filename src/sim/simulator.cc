@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "balance/live.h"
-#include "balance/picker.h"
+#include "balance/balancer.h"
 
 namespace usher::sim {
 
@@ -22,7 +22,8 @@ struct Request {
   uint64_t key;
 };
 
-enum class EventKind : uint8_t { kArrival, kCompletion, kServer, kSample };
+// kHealth: health checks notice a server's crash or return (`request` is 1 for up).
+enum class EventKind : uint8_t { kArrival, kCompletion, kServer, kHealth, kSample };
 
 struct Event {
   double at_s;
@@ -132,7 +133,7 @@ class Simulation {
     if (!requests) return requests.error();
     requests_ = std::move(*requests);
     if (requests_.empty()) return Error{"the scenario has no requests"};
-    if (auto rebuilt = rebuild(); !rebuilt.ok()) return rebuilt.error();
+    if (auto built = build(); !built.ok()) return built.error();
     for (uint32_t i = 0; i < requests_.size(); ++i)
       push({requests_[i].arrival_s, 0, EventKind::kArrival, 0, i, 0});
     for (const ServerEvent& e : s_.events) {
@@ -159,35 +160,21 @@ class Simulation {
     events_.push(e);
   }
 
-  // Builds the picker over the servers that are up, as the proxy rebuilds a pool's snapshot.
-  Expected<bool> rebuild() {
+  // One balancer over every server for the whole run, as the proxy has one per pool: a crashed
+  // server stays in it, and leaves the algorithm's choices only once health checks mark it down.
+  Expected<bool> build() {
     balance::BackendSnapshot snapshot;
-    alive_.clear();
     for (uint32_t i = 0; i < servers_.size(); ++i) {
-      if (!servers_[i].up) continue;
-      alive_.push_back(i);
       std::string address =
           "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":80";
       snapshot.backends.push_back({*Address::parse(address), s_.servers[i].weight});
     }
-    live_ = std::make_unique<balance::LiveState>(static_cast<uint32_t>(alive_.size()));
-    if (alive_.empty()) {
-      picker_.reset();
-      return true;
-    }
-    for (uint32_t j = 0; j < alive_.size(); ++j) {
-      const ServerState& st = servers_[alive_[j]];
-      (*live_)[j].active.store(st.busy + static_cast<uint32_t>(st.queue.size()));
-      (*live_)[j].latency_ms.store(latency_ms_[alive_[j]]);
-      (*live_)[j].latency_updated_ms.store(latency_at_ms_[alive_[j]]);
-      (*live_)[j].serving_since_ms.store(since_ms_[alive_[j]]);
-    }
+    live_ = std::make_unique<balance::LiveState>(static_cast<uint32_t>(servers_.size()));
     balance::Options options;
     options.slow_start_ms = static_cast<uint64_t>(s_.slow_start_s * 1000);
-    auto picker = balance::build(algorithm_, snapshot, options);
-    if (!picker) return picker.error();
-    picker_ = std::move(*picker);
-    key_source_ = balance::find_algorithm(algorithm_)->key;
+    auto balancer = balance::Balancer::build(algorithm_, std::move(snapshot), options);
+    if (!balancer) return balancer.error();
+    balancer_ = std::move(*balancer);
     return true;
   }
 
@@ -199,6 +186,8 @@ class Simulation {
         return complete(e);
       case EventKind::kServer:
         return change_server(e.server, e.request != 0);
+      case EventKind::kHealth:
+        return notice(e.server, e.request != 0);
       case EventKind::kSample:
         return sample();
     }
@@ -207,23 +196,22 @@ class Simulation {
   uint64_t now_ms() const { return static_cast<uint64_t>(now_s_ * 1000); }
 
   void arrive(uint32_t id) {
-    if (!picker_) return void(++dropped_);
     const Request& r = requests_[id];
-    uint64_t key = 0;
-    switch (key_source_) {
-      case balance::KeySource::kTicket:
-        key = ticket_++;
-        break;
-      case balance::KeySource::kRandom:
-        key = rng_();
-        break;
-      case balance::KeySource::kHash:
-        key = balance::hash_key(
-            std::string_view(reinterpret_cast<const char*>(&r.key), sizeof r.key));
-        break;
+    const uint64_t hash =
+        balance::hash_key(std::string_view(reinterpret_cast<const char*>(&r.key), sizeof r.key));
+    const uint64_t random = balancer_->key_source() == balance::KeySource::kRandom ? rng_() : 0;
+    balance::Candidates candidates = balancer_->candidates(hash, random, now_ms());
+    for (uint32_t attempt = 0; attempt < std::max(s_.attempts, 1u); ++attempt) {
+      const uint32_t server = balancer_->next(candidates, *live_);
+      if (server == balance::kNoBackend) break;
+      if (servers_[server].up) return admit(server, id);
+      ++retries_;  // refused: on to the next candidate at once
     }
-    uint32_t j = picker_->pick({key, now_ms()}, *live_);
-    uint32_t server = alive_[j];
+    ++dropped_;
+  }
+
+  void admit(uint32_t server, uint32_t id) {
+    const Request& r = requests_[id];
     if (s_.sticky) {
       auto [it, fresh] = last_server_.try_emplace(r.key, server);
       if (!fresh && it->second != server) {
@@ -242,7 +230,7 @@ class Simulation {
     } else {
       return void(++dropped_);
     }
-    live_->begin(j);
+    live_->begin(server);
   }
 
   void start(uint32_t server, uint32_t id) {
@@ -262,12 +250,9 @@ class Simulation {
     ++st.stats.served;
     double latency = now_s_ - requests_[e.request].arrival_s;
     latencies_.push_back(latency);
-    if (uint32_t j = alive_index(e.server); j != kNone) {
-      live_->end(j);
-      live_->observe_latency(j, latency * 1000, now_ms(), balance::Options{}.latency_decay_ms);
-      latency_ms_[e.server] = (*live_)[j].latency_ms.load();  // kept across picker rebuilds
-      latency_at_ms_[e.server] = now_ms();
-    }
+    live_->end(e.server);
+    live_->observe_latency(e.server, latency * 1000, now_ms(),
+                           balance::Options{}.latency_decay_ms);
     if (!st.queue.empty()) {
       account_queue(st);
       uint32_t next = st.queue.front();
@@ -285,12 +270,20 @@ class Simulation {
       st.in_service.clear();
       st.queue.clear();
       st.busy = 0;
+      (*live_)[server].active.store(0);
       ++st.generation;
-    } else {
-      since_ms_[server] = now_ms();
     }
     st.up = up;
-    (void)rebuild();  // the algorithm was valid at start, so it still builds
+    push({now_s_ + s_.detect_s, 0, EventKind::kHealth, server, up, st.generation});
+  }
+
+  // Health checks see what happened detect_s ago; a flap shorter than that goes unnoticed.
+  void notice(uint32_t server, bool up) {
+    if (servers_[server].up != up) return;
+    balance::BackendLive& live = (*live_)[server];
+    if (live.healthy.load() == up) return;
+    live.healthy.store(up);
+    if (up) live.serving_since_ms.store(now_ms());  // slow start
   }
 
   void sample() {
@@ -309,12 +302,6 @@ class Simulation {
     st.last_change_s = now_s_;
   }
 
-  static constexpr uint32_t kNone = ~0u;
-  uint32_t alive_index(uint32_t server) const {
-    auto it = std::find(alive_.begin(), alive_.end(), server);
-    return it == alive_.end() ? kNone : static_cast<uint32_t>(it - alive_.begin());
-  }
-
   Result finish() {
     Result r;
     r.algorithm = algorithm_;
@@ -326,6 +313,7 @@ class Simulation {
       r.latency_cdf_s.push_back(quantile(latencies_, q / 100.0 - 1e-9));
     r.dropped = dropped_;
     r.sticky_breaks = sticky_breaks_;
+    r.retries = retries_;
     double max_util = 0, sum_util = 0;
     for (size_t i = 0; i < servers_.size(); ++i) {
       ServerState& st = servers_[i];
@@ -346,20 +334,15 @@ class Simulation {
   std::mt19937_64 rng_;
   std::vector<Request> requests_;
   std::vector<ServerState> servers_;
-  std::vector<double> latency_ms_ = std::vector<double>(servers_.size(), 0);
-  std::vector<uint64_t> latency_at_ms_ = std::vector<uint64_t>(servers_.size(), 0);
-  std::vector<uint64_t> since_ms_ = std::vector<uint64_t>(servers_.size(), 0);
-  std::vector<uint32_t> alive_;
   std::unique_ptr<balance::LiveState> live_;
-  std::unique_ptr<balance::Picker> picker_;
-  balance::KeySource key_source_ = balance::KeySource::kTicket;
+  std::unique_ptr<balance::Balancer> balancer_;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   uint64_t order_ = 0;
-  uint64_t ticket_ = 0;
   double now_s_ = 0;
   double sample_every_s_ = 1;
   std::vector<double> latencies_;
   uint64_t dropped_ = 0;
+  uint64_t retries_ = 0;
   uint64_t sticky_breaks_ = 0;
   std::unordered_map<uint64_t, uint32_t> last_server_;
   std::vector<std::vector<uint32_t>> load_over_time_;

@@ -21,6 +21,7 @@ struct Result {
   double imbalance = 0;  // max over mean of per-server utilisation (busy / capacity)
   uint64_t dropped = 0;
   uint64_t sticky_breaks = 0;  // requests sent to another server than their key's previous one
+  uint64_t retries = 0;        // tries refused by a crashed server not yet marked down
   std::vector<ServerStats> servers;
   std::vector<double> latency_cdf_s;                  // 100 quantiles, for plots
   std::vector<std::vector<uint32_t>> load_over_time;  // per sample: active per server

@@ -328,23 +328,6 @@ int status_for_connect_error(long error) {
   return error == -ETIMEDOUT ? 504 : 502;
 }
 
-// Worker thread only: the pool's algorithm, fed the key it asks for.
-uint32_t pick_backend(Worker& w, PoolState& pool, const RequestInfo& info) {
-  uint64_t key = 0;
-  switch (pool.key_source) {
-    case balance::KeySource::kTicket:
-      key = pool.ticket.fetch_add(1, std::memory_order_relaxed);
-      break;
-    case balance::KeySource::kRandom:
-      key = w.random();
-      break;
-    case balance::KeySource::kHash:
-      key = info.key_hash;
-      break;
-  }
-  return pool.members().picker->pick({key, w.reactor().now_ms()}, pool.live);
-}
-
 // Counts a request as active on its backend while it is in flight (least-connections and the
 // like read this across all workers) and measures its time to the response head.
 class ActiveRequest {
@@ -599,11 +582,17 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   Worker& w = c.worker;
   const config::Retries& retries = info.target->config->retries;
   pool.retry_budget.on_request();
+  balance::Candidates candidates =
+      pool.balancer().candidates(info.key_hash, w.random(), w.reactor().now_ms());
   // A pinned client stays on its backend while that one is usable.
-  uint32_t index =
-      info.sticky_backend != balance::kNoBackend && pool.live.usable_for_pinned(info.sticky_backend)
-          ? info.sticky_backend
-          : pick_backend(w, pool, info);
+  uint32_t index = balance::kNoBackend;
+  if (info.sticky_backend != balance::kNoBackend &&
+      pool.live.usable_for_pinned(info.sticky_backend)) {
+    index = info.sticky_backend;
+    candidates.add_tried(index);
+  } else {
+    index = pool.balancer().next(candidates, pool.live);
+  }
   bool continue_sent = false;
   metrics::PoolCounters& counters = w.metrics().pools[pool.id];
   for (uint32_t attempt = 1;; ++attempt) {
@@ -630,7 +619,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     if (!retry) co_return co_await fail(c, t.status);
     counters.retries.add();
     ++c.current.retries;
-    index = pool.live.next_usable(index);
+    index = pool.balancer().next(candidates, pool.live);
     co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
   }
 }

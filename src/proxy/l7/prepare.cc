@@ -171,7 +171,7 @@ int write_forwarded_head(Client& c, const http1::RequestHead& head, const route:
   rewrite.values = {info.client_ip.view(), info.request_id.view(), {}};
   plan_rewrite(route, head, view.path, rewrite);
   if (pool.config.sticky) read_sticky(pool, head, info, rewrite);
-  if (pool.key_source == balance::KeySource::kHash) {
+  if (pool.balancer().key_source() == balance::KeySource::kHash) {
     info.key_hash = request_key_hash(head, pool.config.hash_key, info.client_ip.view());
   }
   size_t n = write_request_head(head, rewrite, out.data(), out.capacity());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "balance/algorithms.h"
+#include "balance/balancer.h"
 #include "balance/picker.h"
 
 namespace usher::balance {
@@ -43,10 +44,41 @@ TEST(RoundRobin, ExactSequenceAndCandidateOrder) {
   std::vector<uint32_t> picks;
   for (uint64_t t = 0; t < 7; ++t) picks.push_back(rr->pick({t, 0}, live));
   EXPECT_EQ(picks, (std::vector<uint32_t>{0, 1, 2, 0, 1, 2, 0}));
-  CandidateOrder order = rr->order({4, 0}, live);
-  EXPECT_EQ(order.at(0), 1u);
-  EXPECT_EQ(order.at(1), 2u);
-  EXPECT_EQ(order.at(2), 0u);
+}
+
+TEST(Balancer, CandidatesArePickThenFallbacksWithoutRepeats) {
+  auto balancer = std::move(*Balancer::build("round-robin", backends({1, 1, 1}), {}));
+  LiveState live(3);
+  Candidates first = balancer->candidates(0, 0, 0);  // ticket 0
+  Candidates c = balancer->candidates(0, 0, 0);      // ticket 1
+  EXPECT_EQ(balancer->next(first, live), 0u);
+  EXPECT_EQ(balancer->next(c, live), 1u);
+  EXPECT_EQ(balancer->next(c, live), 2u);
+  EXPECT_EQ(balancer->next(c, live), 0u);
+  // All three failed once: they are tried again in turn.
+  EXPECT_EQ(balancer->next(c, live), 1u);
+  live[2].healthy.store(false);
+  Candidates d = balancer->candidates(0, 0, 0);  // ticket 2 would pick 2, which is down
+  EXPECT_EQ(balancer->next(d, live), 0u);
+  EXPECT_EQ(balancer->next(d, live), 1u);
+}
+
+TEST(Balancer, MaglevFallsBackAlongItsTableToWhereKeysMoveWhenABackendLeaves) {
+  auto balancer = std::move(*Balancer::build("hash", backends({1, 1, 1, 1, 1}), {}));
+  LiveState live(5);
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    const uint64_t key = rng();
+    Candidates c = balancer->candidates(key, 0, 0);
+    const uint32_t first = balancer->next(c, live);
+    const uint32_t second = balancer->next(c, live);
+    EXPECT_NE(first, second);
+    // With the first backend down, the same key's pick is the fallback it was given.
+    live[first].healthy.store(false);
+    Candidates again = balancer->candidates(key, 0, 0);
+    EXPECT_EQ(balancer->next(again, live), second);
+    live[first].healthy.store(true);
+  }
 }
 
 TEST(WeightedRoundRobin, SmoothSequenceFor532) {
