@@ -154,9 +154,9 @@ void read_sticky(const PoolState& pool, const http1::RequestHead& head, RequestI
   info.sticky_backend = pool.sticky_backend(id);
 }
 
-// Serialises the head for the backend of a pool route. Returns 0 or the status to answer.
-int write_forwarded_head(Client& c, const http1::RequestHead& head, const route::RequestView& view,
-                         RequestInfo& info, net::Buffer& out) {
+// Serialises the head for the backend of a pool route.
+Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
+                             const route::RequestView& view, RequestInfo& info, net::Buffer& out) {
   const ListenerRoutes& routes = *c.routes;
   const config::Route& route = *info.target->config;
   PoolState& pool = *info.target->pool;
@@ -175,9 +175,9 @@ int write_forwarded_head(Client& c, const http1::RequestHead& head, const route:
     info.key_hash = request_key_hash(head, pool.config.hash_key, info.client_ip.view());
   }
   size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
-  if (n == 0) return 431;
+  if (n == 0) return Failure::client(431);  // the head grew past the buffer with usher's fields
   out.commit(n);
-  return 0;
+  return {};
 }
 
 // Keeps what the access log needs of the head; a target too long for the buffer is cut.
@@ -201,9 +201,9 @@ void capture_for_log(Worker& w, const http1::RequestHead& head, std::string_view
 }  // namespace
 
 // Routes a parsed request and serialises what is sent next: the head for the backend, or
-// usher's own complete response. Returns 0 or the status of an error to answer.
-int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
-                    net::Buffer& out) {
+// usher's own complete response.
+Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
+                        net::Buffer& out) {
   Worker& w = c.worker;
   const ListenerRoutes& routes = *c.routes;
   const RequestFields fields = scan_fields(head, c.trusted_peer);
@@ -254,11 +254,11 @@ int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info
         break;
     }
   }
-  if (n == 0) return 500;
+  if (n == 0) return Failure::internal(500);  // a configured response larger than a buffer
   out.commit(n);
   info.local = true;
   info.local_status = status;
-  return 0;
+  return {};
 }
 
 }  // namespace usher::proxy::l7

@@ -4,11 +4,13 @@
 // complete response is serialised. Pure apart from the worker's random numbers.
 #include "codec/http1/message.h"
 #include "net/buffer_pool.h"
+#include "proxy/l7/failure.h"
 #include "proxy/l7/session.h"
 
 namespace usher::proxy::l7 {
 
-// Fills `info` and `out`; returns 0, or the status of an error to answer instead.
-int prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info, net::Buffer& out);
+// Fills `info` and `out`, or says what to answer instead.
+Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& info,
+                        net::Buffer& out);
 
 }  // namespace usher::proxy::l7

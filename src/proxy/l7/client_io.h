@@ -1,0 +1,33 @@
+#pragma once
+// Writes to the client of an HTTP/1 connection: every byte sent to it goes through here, so
+// that bytes sent are counted in one place. Worker thread only.
+#include <cstdint>
+#include <string_view>
+
+#include "net/task.h"
+#include "proxy/l7/session.h"
+#include "proxy/l7/stream.h"
+
+namespace usher::proxy::l7 {
+
+// What becomes of the client connection after a request.
+enum class Next : uint8_t { kKeepAlive, kClose, kAbort };
+
+// Not a coroutine itself: no frame of its own. Counts the bytes as handed to the socket (a
+// failed write ends the connection anyway).
+inline net::Task<bool> write_client(Client& c, std::string_view a, std::string_view b,
+                                    uint64_t deadline_ms) {
+  c.current.bytes_sent += a.size() + b.size();
+  return write_all(c.socket, a, b, deadline_ms);
+}
+
+// usher's own error response; the connection then closes gently (linger_close).
+net::Task<bool> send_status(Client& c, int status);
+net::Task<Next> fail(Client& c, int status);
+
+// After an error response the client may still be sending; closing with unread bytes would
+// reset the connection and could destroy the response before the client reads it. So: stop
+// writing, discard what arrives for a short while, then close (nginx's lingering close).
+net::Task<void> linger_close(Client& c);
+
+}  // namespace usher::proxy::l7

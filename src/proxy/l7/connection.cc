@@ -1,0 +1,150 @@
+#include "proxy/l7/http_session.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "codec/http1/head_parser.h"
+#include "proxy/l7/client_io.h"
+#include "proxy/l7/exchange.h"
+#include "proxy/l7/failure.h"
+#include "proxy/l7/prepare.h"
+#include "proxy/l7/request_record.h"
+#include "proxy/l7/session.h"
+#include "proxy/l7/stream.h"
+#include "proxy/worker.h"
+
+// The connection loop of an HTTP/1 client: wait for a request, read its head, answer it (usher's
+// own response or an exchange with a pool), keep what is kept of it, and go on while both sides
+// keep the connection alive.
+namespace usher::proxy::l7 {
+
+namespace {
+
+using http1::ParseStatus;
+
+void record_peer(Client& c) {
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (::getpeername(c.socket.fd(), reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    const auto* address = reinterpret_cast<const sockaddr*>(&peer);
+    c.ip_length = static_cast<uint8_t>(format_ip(address, c.ip_text, sizeof c.ip_text));
+    c.peer = IpBytes::from_sockaddr(address);
+  }
+}
+
+// Waits between requests holding no buffer; false when the connection should end.
+net::Task<bool> await_request_bytes(Client& c, bool first) {
+  while (c.in.empty()) {
+    // Idle between requests, the connection holds no generation: a reload meanwhile is what its
+    // next request gets.
+    c.gen.reset();
+    const auto& timeouts = c.worker.current().config().timeouts;
+    c.in.release();
+    if (c.worker.draining()) co_return false;
+    c.link.idle = true;
+    long ready = co_await c.socket.readable(c.after(first ? timeouts.header : timeouts.idle));
+    c.link.idle = false;
+    if (ready < 0) co_return false;
+    c.in = c.worker.buffers().take();
+    long n = c.socket.try_read(c.in.tail(), c.in.tail_room());
+    if (n == -EAGAIN) continue;
+    if (n <= 0) co_return false;
+    c.in.commit(static_cast<size_t>(n));
+  }
+  co_return true;
+}
+
+// Reads and parses one request head and prepares what follows (see prepare_request).
+net::Task<Failure> read_request_head(Client& c, RequestInfo& info, net::Buffer& out) {
+  Worker& w = c.worker;
+  const http1::HeadLimits limits = head_limits(c.config());
+  const uint64_t deadline = c.after(c.config().timeouts.header);
+  size_t scanned = 0;
+  while (true) {
+    http1::RequestHead head;
+    http1::ParseError error;
+    ParseStatus status =
+        http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
+    if (status == ParseStatus::kError) co_return Failure::client(error.http_status);
+    if (status == ParseStatus::kComplete) {
+      c.current.bytes_received += head.head_bytes;
+      const Failure prepared = prepare_request(c, head, info, out);
+      c.in.consume(head.head_bytes);
+      co_return prepared;
+    }
+    char* tail = c.in.tail();
+    if (c.in.tail_room() == 0) co_return Failure::client(431);
+    long n = co_await c.socket.read(tail, c.in.tail_room(), deadline);
+    if (n == -ETIMEDOUT) co_return Failure::client(408);
+    if (n <= 0) co_return Failure::client_gone();
+    c.in.commit(static_cast<size_t>(n));
+  }
+}
+
+// Forwards the request, or sends usher's own response; a request body that was not read then
+// ends the connection.
+net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
+  if (!info.local) co_return co_await exchange(c, *info.target->pool, info, head);
+  c.current.status = info.local_status;
+  const bool sent =
+      co_await write_client(c, {head.begin(), head.size()}, {}, c.after(c.config().timeouts.body));
+  if (!sent) co_return Next::kClose;
+  if (!info.replayable()) c.linger = true;
+  co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
+}
+
+// Takes the worker's current generation for the next request, and with it the listener's routes
+// as that generation has them; false when a reload removed the listener (the connection ends).
+bool begin_request(Client& c) {
+  if (c.endpoint.listener < 0) return false;
+  c.gen = c.worker.generation();
+  const ListenerRoutes& routes = c.gen->listeners[static_cast<size_t>(c.endpoint.listener)];
+  c.routes = &routes;
+  if (c.routes_generation != c.gen->shared->number) {  // trusted_proxies may have changed
+    c.routes_generation = c.gen->shared->number;
+    c.trusted_peer = trusted(routes, c.peer);
+  }
+  c.current = RequestOutcome{};
+  c.current.started = std::chrono::steady_clock::now();
+  return true;
+}
+
+}  // namespace
+
+net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
+  Client c(worker, fd, endpoint);
+  worker.add_session(c.link);
+  // Connection counters stay with the listener the connection was accepted on.
+  metrics::ListenerCounters& listener_counters =
+      worker.metrics().listeners[worker.current().listeners[endpoint.listener].metric_id];
+  listener_counters.connections.add();
+  listener_counters.open_connections.add(1);
+  record_peer(c);
+  for (bool first = true;; first = false) {
+    const bool more = co_await await_request_bytes(c, first);
+    if (!more || !begin_request(c)) break;
+    RequestInfo info;
+    net::Buffer request_head;
+    const Failure failure = co_await read_request_head(c, info, request_head);
+    if (failure) {
+      if (failure.status) co_await send_status(c, failure.status);
+      finish_request(c, info);
+      break;
+    }
+    Next next = co_await answer(c, info, request_head);
+    finish_request(c, info);
+    info.logged.text.release();
+    if (next == Next::kAbort) abort_connection(c.socket);
+    if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
+  }
+  if (c.linger && c.socket.is_open()) co_await linger_close(c);
+  c.in.release();
+  c.gen.reset();
+  listener_counters.open_connections.add(-1);
+  worker.remove_session(c.link);
+}
+
+}  // namespace usher::proxy::l7

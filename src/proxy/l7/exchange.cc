@@ -1,0 +1,307 @@
+#include "proxy/l7/exchange.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+
+#include "health/outlier.h"
+#include "proxy/l7/error_response.h"
+#include "proxy/l7/failure.h"
+#include "proxy/l7/stream.h"
+#include "proxy/l7/upstream_io.h"
+#include "proxy/worker.h"
+
+namespace usher::proxy::l7 {
+
+namespace {
+
+using http1::Framing;
+using Cause = Failure::Cause;
+
+// Counts a request as active on its backend while it is in flight (least-connections and the
+// like read this across all workers) and measures its time to the response head.
+class ActiveRequest {
+ public:
+  ActiveRequest(balance::LiveState& live, uint32_t backend)
+      : live_(live), backend_(backend), started_(std::chrono::steady_clock::now()) {
+    live_.begin(backend_);
+  }
+  ActiveRequest(const ActiveRequest&) = delete;
+  ActiveRequest& operator=(const ActiveRequest&) = delete;
+  ~ActiveRequest() { live_.end(backend_); }
+
+  // Returns the seconds since the try began.
+  double observe_latency(uint64_t now_ms, double decay_ms) {
+    const double seconds = elapsed();
+    live_.observe_latency(backend_, seconds * 1e3, now_ms, decay_ms);
+    return seconds;
+  }
+  double elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  }
+
+ private:
+  balance::LiveState& live_;
+  uint32_t backend_;
+  std::chrono::steady_clock::time_point started_;
+};
+
+// What the route and the sticky policy change in a response from backend `index`.
+ResponseRewrite response_edits(const RequestInfo& info, const PoolState& pool, uint32_t index) {
+  const config::Route& route = *info.target->config;
+  ResponseRewrite r;
+  r.request_id = info.request_id.view();
+  if (!route.response_headers.empty()) r.edits = &route.response_headers;
+  r.values = {info.client_ip.view(), info.request_id.view(), pool.slot(index).name};
+  if (pool.config.sticky) {
+    const StickyBackend& sticky = pool.slot(index).sticky;
+    if (pool.config.sticky->mode == config::Sticky::Mode::kPrefix) {
+      r.sticky_prefix = {pool.config.sticky->cookie, true};
+      r.backend_id = sticky.id;
+    } else if (index != info.sticky_backend) {
+      r.set_cookie = info.https_client ? sticky.set_cookie_secure : sticky.set_cookie;
+    }
+  }
+  return r;
+}
+
+// Whether a failed try may be followed by another, by what failed.
+struct TryPolicy {
+  bool another_try = false;  // attempts are left
+  bool replay_safe = false;  // and the request is idempotent without a body: it may be resent
+  bool per_try_timeout = false;
+};
+
+bool retry_safe(const TryPolicy& policy, Cause cause) {
+  switch (cause) {
+    case Cause::kConnect:  // nothing was sent
+      return policy.another_try;
+    case Cause::kTimeout:  // without a per-try timeout a hung pool would hold the client
+      return policy.replay_safe && policy.per_try_timeout;
+    case Cause::kStale:
+    case Cause::kReset:
+      return policy.replay_safe;
+    case Cause::kStatus:  // decided with the budget where the response came
+      return true;
+    case Cause::kNone:
+    case Cause::kProtocol:
+      return false;
+  }
+  return false;
+}
+
+// A try's request sent and its response head read, or why not.
+struct Forwarded {
+  Failure failure;
+  std::unique_ptr<UpstreamConn> up;
+  net::Buffer in;    // response bytes after the head
+  net::Buffer head;  // the response head as the client gets it
+  ResponseInfo response;
+};
+
+// Sends the request on a kept-alive connection to backend `index` or a new one, and reads the
+// response head. A kept-alive connection found stale before any response byte is replaced by a
+// fresh one at once: that is the backend's idle timeout, not a failure.
+net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
+                             const net::Buffer& request_head, bool& continue_sent,
+                             ActiveRequest& active) {
+  Worker& w = c.worker;
+  const config::Route& route = *info.target->config;
+  const Millis response_timeout = route.retries.per_try_timeout.count()
+                                      ? route.retries.per_try_timeout
+                                      : route.timeouts.response;
+  const uint32_t backend_id = pool.backend_id(index);
+  metrics::BackendCounters& counters = w.metrics().backends[backend_id];
+  Forwarded f;
+  for (bool first = true;; first = false) {
+    f.up = first ? w.upstreams().take(backend_id) : nullptr;
+    const bool may_replay = f.up != nullptr && info.replayable();
+    if (!f.up) {
+      long error = 0;
+      f.up = co_await connect_upstream(w, backend_id, pool.slot(index).address,
+                                       route.timeouts.connect, error);
+      if (!f.up) {
+        f.failure = Failure::upstream(Cause::kConnect, error == -ETIMEDOUT ? 504 : 502, false);
+        co_return f;
+      }
+    }
+    if (info.expect_continue && !continue_sent && c.in.empty() &&
+        info.body_kind != Framing::Kind::kNone) {
+      continue_sent = true;
+      const bool sent =
+          co_await write_client(c, kContinueResponse, {}, c.after(c.config().timeouts.body));
+      if (!sent) {
+        f.failure = Failure::client_gone();
+        co_return f;
+      }
+    }
+    const uint64_t body_before = c.current.bytes_received;
+    f.failure = co_await send_request(c, f.up->socket, info, request_head, response_timeout);
+    counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
+    if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
+    if (f.failure) co_return f;
+    f.in = w.buffers().take();
+    uint64_t upstream_bytes = 0;
+    f.failure =
+        co_await read_response_head(c, f.up->socket, f.in, info, response_edits(info, pool, index),
+                                    response_timeout, f.response, f.head, upstream_bytes);
+    counters.bytes_received.add(upstream_bytes);
+    if (f.failure.cause == Cause::kStale && may_replay) continue;
+    if (f.failure) co_return f;
+    const double seconds =
+        active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
+    counters.first_byte.observe(seconds);
+    counters.responses[metrics::status_class(f.response.status)].add();
+    c.current.upstream_seconds = seconds;
+    co_return f;
+  }
+}
+
+// How one try on one backend ended: answered (no failure; `next` says what becomes of the
+// connection), or failed before anything reached the client.
+struct Try {
+  Failure failure;
+  Next next = Next::kClose;
+  int upstream_status = 0;  // the backend's response status, when one came
+};
+
+// One try on backend `index`: forward, then relay the response (or the tunnel it opens).
+net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
+                           net::Buffer& request_head, const TryPolicy& policy,
+                           bool& continue_sent) {
+  Worker& w = c.worker;
+  ActiveRequest active(pool.live, index);
+  Forwarded f = co_await forward(c, pool, index, info, request_head, continue_sent, active);
+  if (f.failure) {
+    f.failure.retry_safe = retry_safe(policy, f.failure.cause);
+    co_return Try{f.failure};
+  }
+  const int status = f.response.status;
+  const auto& statuses = info.target->config->retries.statuses;
+  if (policy.replay_safe && std::find(statuses.begin(), statuses.end(), status) != statuses.end() &&
+      pool.retry_budget.try_spend(w.reactor().now_ms())) {
+    co_return Try{Failure::upstream(Cause::kStatus, status, true), Next::kClose, status};
+  }
+  request_head.release();
+  c.current.status = status;
+  if (status == 101) {
+    co_await run_tunnel(c, f.up->socket, f.in, f.head);
+    co_return Try{{}, Next::kClose, 101};
+  }
+  metrics::BackendCounters& counters = w.metrics().backends[pool.backend_id(index)];
+  uint64_t upstream_bytes = 0;
+  bool relayed = false;
+  if (const auto body = body_in_buffer(f.response, f.in)) {
+    // Written from this frame (see body_in_buffer).
+    const std::string_view head(f.head.begin(), f.head.size());
+    const iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
+                          {const_cast<char*>(body->data()), body->size()}};
+    const uint64_t deadline = c.after(c.config().timeouts.body);
+    c.current.bytes_sent += head.size() + body->size();
+    const long n = co_await c.socket.writev(iov, 2, deadline);
+    relayed = n == static_cast<long>(head.size() + body->size());
+    if (n > 0 && !relayed) {
+      const auto [head_rest, body_rest] = unwritten(head, *body, static_cast<size_t>(n));
+      relayed = co_await write_all(c.socket, head_rest, body_rest, deadline);
+    }
+    upstream_bytes = body->size();
+    f.in.consume(body->size());
+  } else {
+    relayed = co_await relay_response_body(c, f.up->socket, f.in, f.response, f.head,
+                                           info.target->config->timeouts.response, upstream_bytes);
+  }
+  counters.bytes_received.add(upstream_bytes);
+  counters.total.observe(active.elapsed());
+  if (!relayed) co_return Try{{}, Next::kAbort, status};
+  const bool reusable = f.response.upstream_keep_alive && f.in.empty() &&
+                        f.response.framing.kind != Framing::Kind::kUntilClose;
+  // A backend a reload removed keeps no connection (its pool state says it left).
+  if (reusable && !w.draining() && pool.present(index)) w.upstreams().give_back(std::move(f.up));
+  co_return Try{{}, f.response.client_keep_alive ? Next::kKeepAlive : Next::kClose, status};
+}
+
+// Passive checks (health::Outlier) on one try's outcome. Any worker thread.
+void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
+  if (!pool.config.outlier) return;
+  const health::Outlier outlier(*pool.config.outlier);
+  if (!outlier.observe(pool.live[index], failed)) return;
+  uint32_t ejected = 0, members = 0;
+  pool.for_each_member([&](uint32_t i) {
+    ++members;
+    ejected += pool.live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
+  });
+  const auto ejection = outlier.eject(pool.live[index], ejected, members, w.reactor().now_ms());
+  if (!ejection) return;
+  spdlog::warn(
+      "outlier: pool={} backend={} UP -> EJECTED for {} ms after {} consecutive failures (ejection "
+      "{})",
+      pool.config.name, pool.slot(index).name, ejection->until_ms - w.reactor().now_ms(),
+      outlier.rule().consecutive_failures, ejection->times);
+}
+
+// Exponential with jitter: base x 2^(retry-1) x [0.5, 1.5), capped at 40 x base.
+uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
+  uint64_t base = static_cast<uint64_t>(retries.backoff.count());
+  uint64_t wait = std::min(base << std::min<uint32_t>(retry - 1, 16), 40 * base);
+  return wait / 2 + (wait ? w.random() % wait : 0);
+}
+
+// The first candidate: a pinned client's own backend while that one is usable, else the pick.
+uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
+                         balance::Candidates& candidates) {
+  if (info.sticky_backend != balance::kNoBackend &&
+      pool.live.usable_for_pinned(info.sticky_backend)) {
+    candidates.add_tried(info.sticky_backend);
+    return info.sticky_backend;
+  }
+  return pool.balancer().next(candidates, pool.live);
+}
+
+}  // namespace
+
+// Retries go to the next candidate when that is safe: always when the connection failed
+// (nothing was sent), and for idempotent requests without a body also on a reset before the
+// response, a per-try timeout, or a configured status. Every retry spends from the pool's
+// retry budget.
+net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
+                         net::Buffer& request_head) {
+  Worker& w = c.worker;
+  const config::Retries& retries = info.target->config->retries;
+  pool.retry_budget.on_request();
+  balance::Candidates candidates =
+      pool.balancer().candidates(info.key_hash, w.random(), w.reactor().now_ms());
+  uint32_t index = first_candidate(pool, info, candidates);
+  bool continue_sent = false;
+  metrics::PoolCounters& counters = w.metrics().pools[pool.id];
+  for (uint32_t attempt = 1;; ++attempt) {
+    if (index == balance::kNoBackend) {
+      counters.no_backend.add();
+      co_return co_await fail(c, 503);
+    }
+    c.current.backend = index;
+    TryPolicy policy;
+    policy.another_try = attempt < retries.attempts;
+    policy.replay_safe = policy.another_try && info.idempotent() && info.replayable();
+    policy.per_try_timeout = retries.per_try_timeout.count() > 0;
+    const Try t = co_await try_backend(c, pool, index, info, request_head, policy, continue_sent);
+    const Failure& f = t.failure;
+    record_outcome(w, pool, index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500);
+    if (!f) co_return t.next;
+    if (f.side != Failure::Side::kUpstream)
+      co_return f.status ? co_await fail(c, f.status) : Next::kClose;
+    if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {
+      w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
+    }
+    const bool retry = f.cause == Cause::kStatus ||
+                       (f.retry_safe && pool.retry_budget.try_spend(w.reactor().now_ms()));
+    if (!retry) co_return co_await fail(c, f.status);
+    counters.retries.add();
+    ++c.current.retries;
+    index = pool.balancer().next(candidates, pool.live);
+    co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
+  }
+}
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,69 @@
+#include "proxy/l7/request_record.h"
+
+#include <chrono>
+
+#include "proxy/worker.h"
+
+namespace usher::proxy::l7 {
+
+namespace {
+
+// One access log line for a finished request.
+void log_request(Client& c, const RequestInfo& info, double seconds) {
+  log::Channel* channel = c.worker.access_log();
+  if (!channel || c.current.status == 0) return;
+  using Field = LoggedFields::Field;
+  const config::Listener& listener = c.routes->config;
+  log::RequestRecord r;
+  r.client = info.client_ip.size ? info.client_ip.view() : c.ip();
+  r.method = info.logged.get(Field::kMethod);
+  r.host = info.logged.get(Field::kHost);
+  r.target = info.logged.get(Field::kTarget);
+  r.referer = info.logged.get(Field::kReferer);
+  r.user_agent = info.logged.get(Field::kUserAgent);
+  r.request_id = info.request_id.view();
+  r.version_minor = info.http10 ? 0 : 1;
+  r.status = c.current.status;
+  r.bytes_sent = c.current.bytes_sent;
+  r.bytes_received = c.current.bytes_received;
+  r.duration_seconds = seconds;
+  r.listener = listener.name.empty() ? std::string_view("-") : std::string_view(listener.name);
+  if (info.target) {
+    r.route = info.target->config->name;
+    if (const PoolState* pool = info.target->pool) {
+      r.pool = pool->config.name;
+      if (c.current.backend != balance::kNoBackend) {
+        r.backend = pool->slot(c.current.backend).name;
+        if (c.current.upstream_seconds > 0) r.upstream_seconds = c.current.upstream_seconds;
+      }
+    }
+  }
+  r.retries = c.current.retries;
+  channel->append(r);
+}
+
+// Counts a finished request: what its client was answered, on its listener and route.
+void account(Client& c, const RequestInfo& info, double seconds) {
+  metrics::Shard& m = c.worker.metrics();
+  metrics::ListenerCounters& listener = m.listeners[c.routes->metric_id];
+  listener.bytes_received.add(c.current.bytes_received);
+  listener.bytes_sent.add(c.current.bytes_sent);
+  if (c.current.status == 0) return;
+  const size_t status_class = metrics::status_class(c.current.status);
+  listener.responses[status_class].add();
+  if (!info.target) return;
+  metrics::RouteCounters& route = m.routes[info.target->metric_id];
+  route.responses[status_class].add();
+  route.duration.observe(seconds);
+}
+
+}  // namespace
+
+void finish_request(Client& c, const RequestInfo& info) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
+  account(c, info, seconds);
+  log_request(c, info, seconds);
+}
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,189 @@
+#include "proxy/l7/upstream_io.h"
+
+#include <cerrno>
+
+#include "codec/http1/body.h"
+#include "codec/http1/head_parser.h"
+#include "proxy/l7/client_io.h"
+#include "proxy/l7/stream.h"
+#include "proxy/worker.h"
+
+namespace usher::proxy::l7 {
+
+using http1::Framing;
+using http1::ParseStatus;
+
+net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t backend_id,
+                                                          const Address& address, Millis timeout,
+                                                          long& error) {
+  int fd = net::Socket::open_tcp(address);
+  if (fd < 0) {
+    error = -errno;
+    co_return nullptr;
+  }
+  auto conn = std::make_unique<UpstreamConn>(w.reactor(), fd, backend_id);
+  error = co_await conn->socket.connect(address, w.reactor().now_ms() + timeout.count());
+  if (error != 0) co_return nullptr;
+  co_return conn;
+}
+
+net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
+                                const net::Buffer& head, Millis upstream_timeout) {
+  Worker& w = c.worker;
+  http1::BodyDecoder body(Framing{info.body_kind, info.body_length, {}});
+  http1::BodyStep step;
+  size_t first = 0;
+  if (!body.done() && !c.in.empty()) {
+    if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
+    first = step.consumed;
+  }
+  std::string_view head_bytes(head.begin(), head.size());
+  const bool head_sent = co_await write_all(upstream, head_bytes, c.unread().substr(0, first),
+                                            c.after(upstream_timeout));
+  if (!head_sent) co_return Failure::upstream(Failure::Cause::kReset, 502, false);
+  c.in.consume(first);
+  c.current.bytes_received += first;
+  while (!body.done()) {
+    if (c.in.empty()) {
+      if (!c.in) c.in = w.buffers().take();
+      char* tail = c.in.tail();
+      long n = co_await c.socket.read(tail, c.in.tail_room(), c.after(c.config().timeouts.body));
+      if (n <= 0) co_return Failure::client_gone();
+      c.in.commit(static_cast<size_t>(n));
+    }
+    if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
+    const bool sent = co_await write_all(upstream, c.unread().substr(0, step.consumed), {},
+                                         c.after(upstream_timeout));
+    if (!sent) co_return Failure::upstream(Failure::Cause::kReset, 502, false);
+    c.in.consume(step.consumed);
+    c.current.bytes_received += step.consumed;
+  }
+  co_return Failure{};
+}
+
+net::Task<Failure> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
+                                      const RequestInfo& info, const ResponseRewrite& edits,
+                                      Millis timeout, ResponseInfo& response, net::Buffer& out,
+                                      uint64_t& upstream_bytes) {
+  const Failure kBroken = Failure::upstream(Failure::Cause::kProtocol, 502, false);
+  Worker& w = c.worker;
+  const http1::HeadLimits limits = head_limits(c.config());
+  size_t scanned = 0;
+  bool any_byte = false;
+  while (true) {
+    http1::ResponseHead head;
+    http1::ParseError error;
+    std::string_view unread(in.begin(), in.size());
+    ParseStatus status = http1::parse_response(unread, limits, w.header_scratch(), info.method,
+                                               scanned, head, error);
+    if (status == ParseStatus::kError) co_return kBroken;
+    if (status == ParseStatus::kIncomplete) {
+      char* tail = in.tail();
+      if (in.tail_room() == 0) co_return kBroken;
+      long n = co_await upstream.read(tail, in.tail_room(), c.after(timeout));
+      if (n == -ETIMEDOUT) co_return Failure::upstream(Failure::Cause::kTimeout, 504, false);
+      if (n <= 0)
+        co_return any_byte ? kBroken : Failure::upstream(Failure::Cause::kStale, 502, false);
+      any_byte = true;
+      in.commit(static_cast<size_t>(n));
+      continue;
+    }
+    bool interim = head.status < 200 && head.status != 101;
+    if (head.status == 101 && !info.upgrade) co_return kBroken;
+    ResponseRewrite rewrite = edits;
+    rewrite.interim = interim;
+    rewrite.dechunk = info.http10 && head.framing.kind == Framing::Kind::kChunked;
+    rewrite.client_http10 = info.http10;
+    rewrite.client_keep_alive = interim || (info.keep_alive && !w.draining() && !rewrite.dechunk &&
+                                            head.framing.kind != Framing::Kind::kUntilClose);
+    out.release();
+    out = w.buffers().take();
+    size_t n = write_response_head(head, rewrite, out.data(), out.capacity());
+    if (n == 0) co_return Failure::internal(502);  // no room for the head usher writes
+    out.commit(n);
+    in.consume(head.head_bytes);
+    upstream_bytes += head.head_bytes;
+    scanned = 0;
+    if (interim) {
+      // HTTP/1.0 clients know no interim responses; everyone else sees them as they come.
+      if (!info.http10) {
+        const bool sent = co_await write_client(c, {out.begin(), out.size()}, {},
+                                                c.after(c.config().timeouts.body));
+        if (!sent) co_return Failure::client_gone();
+      }
+      continue;
+    }
+    response = ResponseInfo{head.status, head.framing, head.keep_alive, rewrite.client_keep_alive,
+                            rewrite.dechunk};
+    response.framing.transfer_codings = {};  // its view dies with the buffer contents
+    co_return Failure{};
+  }
+}
+
+std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
+                                               const net::Buffer& in) {
+  if (response.dechunk) return std::nullopt;
+  http1::BodyDecoder body(response.framing);
+  http1::BodyStep step;
+  if (!body.done()) {
+    if (in.empty() || body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) {
+      return std::nullopt;
+    }
+    if (!body.done()) return std::nullopt;
+  }
+  return std::string_view(in.begin(), step.consumed);
+}
+
+net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+                                    const ResponseInfo& response, const net::Buffer& head,
+                                    Millis upstream_timeout, uint64_t& upstream_bytes) {
+  http1::BodyDecoder body(response.framing);
+  std::string_view pending_head(head.begin(), head.size());
+  const Millis client_timeout = c.config().timeouts.body;
+  while (true) {
+    while (!in.empty() && !body.done()) {
+      http1::BodyStep step;
+      if (body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) co_return false;
+      std::string_view bytes =
+          response.dechunk ? std::string_view(in.begin() + step.data_offset, step.data_length)
+                           : std::string_view(in.begin(), step.consumed);
+      const bool sent = co_await write_client(c, pending_head, bytes, c.after(client_timeout));
+      if (!sent) co_return false;
+      pending_head = {};
+      in.consume(step.consumed);
+      upstream_bytes += step.consumed;
+    }
+    if (body.done()) break;
+    if (!pending_head.empty()) {
+      const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
+      if (!sent) co_return false;
+      pending_head = {};
+    }
+    char* tail = in.tail();
+    long n = co_await upstream.read(tail, in.tail_room(), c.after(upstream_timeout));
+    if (n == 0 && body.until_close()) co_return true;
+    if (n <= 0) co_return false;
+    in.commit(static_cast<size_t>(n));
+  }
+  if (!pending_head.empty()) {
+    const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
+    if (!sent) co_return false;
+  }
+  co_return true;
+}
+
+net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
+                           const net::Buffer& head) {
+  Worker& w = c.worker;
+  const uint64_t deadline = c.after(c.config().timeouts.body);
+  const bool to_client = co_await write_client(c, {head.begin(), head.size()},
+                                               {upstream_in.begin(), upstream_in.size()}, deadline);
+  if (!to_client) co_return;
+  const bool to_backend = co_await write_all(upstream, c.unread(), {}, deadline);
+  if (!to_backend) co_return;
+  upstream_in.release();
+  c.in.release();
+  co_await tunnel(c.socket, upstream, w.buffers(), c.config().timeouts.tunnel.count());
+}
+
+}  // namespace usher::proxy::l7

@@ -1,0 +1,62 @@
+#pragma once
+// The backend side of an exchange: connecting, sending the request (head, then the body streamed
+// from the client with back-pressure), reading the response head, and relaying the response
+// body or an upgraded tunnel to the client. Worker thread only.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "codec/http1/message.h"
+#include "net/buffer_pool.h"
+#include "net/socket.h"
+#include "net/task.h"
+#include "proxy/l7/failure.h"
+#include "proxy/l7/head_writer.h"
+#include "proxy/l7/session.h"
+#include "proxy/l7/upstream_pool.h"
+
+namespace usher::proxy::l7 {
+
+struct ResponseInfo {
+  int status = 0;
+  http1::Framing framing;
+  bool upstream_keep_alive = false;
+  bool client_keep_alive = false;
+  bool dechunk = false;
+};
+
+// A new connection to the backend, or null with `error` set (-errno).
+net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t backend_id,
+                                                          const Address& address, Millis timeout,
+                                                          long& error);
+
+// Sends the serialised head and streams the request body from the client. An upstream failure
+// comes as kReset, not retry-safe: the caller knows whether the request may be replayed.
+net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
+                                const net::Buffer& head, Millis upstream_timeout);
+
+// Reads the response head (forwarding interim 1xx responses) and serialises the final head for
+// the client into `out`. The backend closing before any byte comes as kStale (a reused
+// connection's idle timeout looks exactly like this), not retry-safe.
+net::Task<Failure> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
+                                      const RequestInfo& info, const ResponseRewrite& edits,
+                                      Millis timeout, ResponseInfo& response, net::Buffer& out,
+                                      uint64_t& upstream_bytes);
+
+// The body when all of it came with the head and goes out as it came (no dechunking): the
+// caller sends it with the head in one writev from its own frame. A coroutine for it would cost
+// a frame per response, and how many such frames a loop turn holds at once (they wait for the
+// turn's writes) follows the traffic's bursts, so the frame pool would keep meeting new peaks.
+std::optional<std::string_view> body_in_buffer(const ResponseInfo& response, const net::Buffer& in);
+
+// Streams the response body to the client. True when the body ended as framed.
+net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+                                    const ResponseInfo& response, const net::Buffer& head,
+                                    Millis upstream_timeout, uint64_t& upstream_bytes);
+
+// After a 101: leftovers cross over, then bytes flow both ways until either side ends.
+net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
+                           const net::Buffer& head);
+
+}  // namespace usher::proxy::l7
