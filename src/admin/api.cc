@@ -127,14 +127,17 @@ std::string add_backend(const ApiContext& context, proxy::PoolState& pool, std::
   if (!address_text) return error(400, "Bad Request", "give ?address=HOST:PORT");
   auto address = Address::parse(*address_text);
   if (!address) return error(400, "Bad Request", address.error().message);
-  const uint32_t weight = number(query, "weight").value_or(1);
-  if (weight == 0 || weight > 1000)
-    return error(400, "Bad Request", "weight must be from 1 to 1000");
+  const bool weight_given = route::find_query(query, "weight").has_value();
+  const std::optional<uint32_t> weight = weight_given ? number(query, "weight") : 1u;
+  if (!weight) return error(400, "Bad Request", "weight must be a whole number");
+  if (std::string problem = config::weight_problem(*weight); !problem.empty()) {
+    return error(400, "Bad Request", problem);
+  }
   std::string name(route::find_query(query, "name").value_or(std::string_view()));
-  auto slot = pool.add(*address, name, weight);
+  auto slot = pool.add(*address, name, *weight);
   if (!slot) return error(409, "Conflict", slot.error().message);
   spdlog::warn("admin: pool={} backend={} ADDED ({}, weight {})", pool.config.name,
-               pool.slot(*slot).name, address->to_string(), weight);
+               pool.slot(*slot).name, address->to_string(), *weight);
   context.sampler.record(pool.config.name, pool.slot(*slot).name, "ADDED");
   return response(201, "Created", backend_json(pool, *slot));
 }

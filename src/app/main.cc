@@ -59,25 +59,9 @@ int run(const std::string& path) {
   return run_server(std::move(config), path);
 }
 
-struct QuickOptions {
-  std::string listen;
-  std::vector<std::string> to;
-  std::string balance = "round-robin";
-  unsigned workers = 0;
-  std::string access_log = "off";
-  std::string admin;
-};
-
-int quick_proxy(const QuickOptions& options) {
-  // Built as YAML so quick mode gets exactly the validation of a config file.
-  std::string yaml = "workers: " + std::to_string(options.workers) + "\naccess_log: \"" +
-                     options.access_log + "\"\npools:\n  - name: quick\n" + "    balance: \"" +
-                     options.balance + "\"\n    backends:\n";
-  for (const std::string& to : options.to) yaml += "      - \"" + to + "\"\n";
-  yaml += "listeners:\n  - name: quick\n    listen: \"" + options.listen + "\"\n    pool: quick\n";
-  if (!options.admin.empty()) yaml += "admin: { listen: \"" + options.admin + "\" }\n";
+int quick_proxy(const usher::config::QuickSpec& spec) {
   usher::config::Errors errors;
-  auto config = usher::config::load_string(yaml, "command line", errors);
+  auto config = usher::config::quick_config(spec, errors);
   if (!config) {
     for (const std::string& message : errors.messages) std::cerr << message << '\n';
     return 1;
@@ -99,7 +83,7 @@ int main(int argc, char** argv) {
   auto* check_cmd = app.add_subcommand("check", "Validate a configuration file and exit");
   check_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
 
-  QuickOptions quick;
+  usher::config::QuickSpec quick;
   auto* proxy_cmd =
       app.add_subcommand("proxy", "Proxy HTTP from one address to backends, no config file");
   proxy_cmd->add_option("--listen", quick.listen, "Address to listen on, e.g. 127.0.0.1:8080")

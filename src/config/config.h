@@ -3,6 +3,7 @@
 // the program sees only these plain values.
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/address.h"
@@ -14,10 +15,39 @@ namespace usher::config {
 
 using namespace std::chrono_literals;
 
+// Where values came from in a configuration file, by key, so that validate() can say
+// FILE:LINE:COL. Empty for a configuration built in code (quick mode).
+class Marks {
+ public:
+  struct Position {
+    int line = 0;  // 1-based
+    int column = 0;
+  };
+  void set(std::string key, Position at) { entries_.push_back({std::move(key), at}); }
+  // The key's position, else the object's own ("" key), else none.
+  std::optional<Position> find(std::string_view key) const {
+    for (const Entry& e : entries_) {
+      if (e.key == key) return e.at;
+    }
+    for (const Entry& e : entries_) {
+      if (e.key.empty()) return e.at;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Entry {
+    std::string key;
+    Position at;
+  };
+  std::vector<Entry> entries_;
+};
+
 struct Backend {
   Address address;
   uint32_t weight = 1;
   std::string name;  // shown in logs and ${backend}; default: the address
+  Marks marks;
 };
 
 struct PoolTimeouts {
@@ -75,10 +105,13 @@ struct Sticky {
 };
 
 struct Pool {
+  Marks marks;
   std::string name;
   std::string balance = "round-robin";
-  HashKey hash_key;
+  HashKey hash_key;  // ip-hash: always the client address
   double hash_balance_factor = 1.25;
+  bool hash_key_given = false;  // these two were set, so the algorithm must use them
+  bool hash_balance_factor_given = false;
   Millis slow_start{0};
   std::vector<Backend> backends;
   PoolTimeouts timeouts;
@@ -170,6 +203,7 @@ struct Route {
 enum class Protocol : uint8_t { kHttp };
 
 struct Listener {
+  Marks marks;
   std::string name;
   Address listen;
   Protocol protocol = Protocol::kHttp;
@@ -208,7 +242,11 @@ struct AccessLog {
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
 
+// `access_log`: off | stdout | PATH. The problem, or empty.
+std::string set_access_log_target(std::string_view text, AccessLog& out);
+
 struct Config {
+  std::string source;    // the file it was read from, or what built it ("command line")
   unsigned workers = 0;  // 0: one per core
   IoBackend io_backend = IoBackend::kAuto;
   std::optional<Address> admin;  // the admin API's listen address
@@ -226,6 +264,27 @@ struct Errors {
 };
 
 Expected<Config> load_file(const std::string& path, Errors& errors);
+
+// The rules a configuration must keep however it was made (file, quick mode, admin API): every
+// problem found, with FILE:LINE:COL where the configuration came from a file.
+void validate(const Config& config, Errors& errors);
+// A backend weight's rule; the problem, or empty.
+std::string weight_problem(uint64_t weight);
+
+// The route a listener's `pool:` makes: every request to pool `index`, with its timeouts and
+// retries.
+Route default_route(const Pool& pool, size_t index);
+
+// Quick mode: one listener in front of one pool, from the command line.
+struct QuickSpec {
+  std::string listen;
+  std::vector<std::string> to;
+  std::string balance = "round-robin";
+  unsigned workers = 0;
+  std::string access_log = "off";
+  std::string admin;
+};
+Expected<Config> quick_config(const QuickSpec& spec, Errors& errors);
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors);
 
 unsigned effective_workers(const Config& config);

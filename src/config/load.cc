@@ -65,6 +65,7 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
     backend.name = backend.address.to_string();
     return backend;
   }
+  backend.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a backend")) return backend;
   r.check_keys(node, {"address", "weight", "name"}, "backend");
   if (node["name"]) r.scalar(node["name"], "backend name", backend.name);
@@ -73,9 +74,9 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   } else {
     r.address(node["address"], "backend address", backend.address);
   }
-  if (node["weight"]) {
-    r.unsigned_number(node["weight"], "weight", 1000, backend.weight);
-    if (backend.weight == 0) r.error(node["weight"].Mark(), "weight must be at least 1");
+  if (node["weight"]) {  // its range is validate()'s, as for weights set through the API
+    backend.marks.set("weight", Reader::position(node["weight"]));
+    r.unsigned_number(node["weight"], "weight", 1'000'000, backend.weight);
   }
   if (backend.name.empty()) backend.name = backend.address.to_string();
   return backend;
@@ -100,15 +101,6 @@ void read_hash_key(Reader& r, const YAML::Node& node, HashKey& out) {
     r.error(node.Mark(), "unknown hash_key '" + text +
                              "' (client-ip, uri, header:NAME, cookie:NAME or query:NAME)");
   }
-}
-
-void read_balance(Reader& r, const YAML::Node& node, Pool& pool) {
-  if (!r.scalar(node, "balance", pool.balance) || balance::find_algorithm(pool.balance)) return;
-  std::string names;
-  for (const auto& a : balance::algorithms())
-    names += (names.empty() ? "" : ", ") + std::string(a.name);
-  r.error(node.Mark(),
-          "unknown balance algorithm '" + pool.balance + "' (available: " + names + ")");
 }
 
 void read_factor(Reader& r, const YAML::Node& node, double& out) {
@@ -226,7 +218,12 @@ Sticky read_sticky(Reader& r, const YAML::Node& node) {
 
 Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
+  pool.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a pool")) return pool;
+  for (const char* key :
+       {"name", "balance", "hash_key", "hash_balance_factor", "backends", "outlier"}) {
+    if (node[key]) pool.marks.set(key, Reader::position(node[key]));
+  }
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
                 "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky"},
@@ -234,16 +231,15 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
   }
-  if (node["balance"]) read_balance(r, node["balance"], pool);
-  if (node["hash_key"]) read_hash_key(r, node["hash_key"], pool.hash_key);
-  if (node["hash_balance_factor"])
+  if (node["balance"]) r.scalar(node["balance"], "balance", pool.balance);
+  pool.hash_key_given = node["hash_key"].IsDefined();
+  if (pool.hash_key_given) read_hash_key(r, node["hash_key"], pool.hash_key);
+  pool.hash_balance_factor_given = node["hash_balance_factor"].IsDefined();
+  if (pool.hash_balance_factor_given)
     read_factor(r, node["hash_balance_factor"], pool.hash_balance_factor);
   if (node["slow_start"]) r.duration(node["slow_start"], "slow_start", pool.slow_start);
   const YAML::Node backends = node["backends"];
-  if (!backends) {
-    r.error(node.Mark(), "pool '" + pool.name + "' needs 'backends'");
-  } else if (r.expect_sequence(backends, "backends")) {
-    if (backends.size() == 0) r.error(backends.Mark(), "pool '" + pool.name + "' has no backends");
+  if (backends && r.expect_sequence(backends, "backends")) {
     for (const auto& b : backends) pool.backends.push_back(read_backend(r, b));
   }
   if (node["timeouts"]) pool.timeouts = read_pool_timeouts(r, node["timeouts"], pool.timeouts);
@@ -253,56 +249,16 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
     read_number(r, node["panic_threshold"], "panic_threshold", 100, pool.panic_percent);
   }
   if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
-  if (node["outlier"]) {
-    pool.outlier = read_outlier(r, node["outlier"]);
-    if (!node["health"]) {
-      r.error(node["outlier"].Mark(),
-              "outlier detection needs a 'health' section: ejected backends return through active "
-              "checks");
-    }
-  }
+  if (node["outlier"]) pool.outlier = read_outlier(r, node["outlier"]);
   return pool;
-}
-
-void check_unique_pools(Reader& r, const YAML::Node& pools, const Config& config) {
-  std::set<std::string> seen;
-  for (size_t i = 0; i < config.pools.size(); ++i) {
-    const std::string& name = config.pools[i].name;
-    if (!name.empty() && !seen.insert(name).second) {
-      r.error(pools[i]["name"].Mark(), "duplicate pool name '" + name + "'");
-    }
-  }
-}
-
-void check_unique_listeners(Reader& r, const YAML::Node& listeners, const Config& config) {
-  std::set<std::string> names;
-  for (size_t i = 0; i < config.listeners.size(); ++i) {
-    const Listener& l = config.listeners[i];
-    if (!l.name.empty() && !names.insert(l.name).second) {
-      r.error(listeners[i]["name"].Mark(), "duplicate listener name '" + l.name + "'");
-    }
-    for (size_t j = 0; j < i; ++j) {
-      if (l.listen.length() && l.listen == config.listeners[j].listen) {
-        r.error(listeners[i]["listen"].Mark(),
-                "address " + l.listen.to_string() + " is already used by another listener");
-      }
-    }
-  }
 }
 
 // off | stdout | a file path
 void read_access_log(Reader& r, const YAML::Node& node, AccessLog& out) {
   std::string text;
   if (!r.scalar(node, "access_log", text)) return;
-  if (text == "off" || text == "false") {
-    out.target = AccessLog::Target::kOff;
-  } else if (text == "stdout") {
-    out.target = AccessLog::Target::kStdout;
-  } else if (text.empty()) {
-    r.error(node.Mark(), "access_log must be off, stdout or a file path");
-  } else {
-    out.target = AccessLog::Target::kFile;
-    out.path = text;
+  if (std::string problem = set_access_log_target(text, out); !problem.empty()) {
+    r.error(node.Mark(), problem);
   }
 }
 
@@ -347,7 +303,6 @@ Config read_root(Reader& r, const YAML::Node& root) {
     r.error(root.Mark(), "the configuration needs 'pools'");
   } else if (r.expect_sequence(pools, "pools")) {
     for (const auto& p : pools) config.pools.push_back(read_pool(r, p));
-    check_unique_pools(r, pools, config);
   }
 
   const YAML::Node listeners = root["listeners"];
@@ -355,12 +310,25 @@ Config read_root(Reader& r, const YAML::Node& root) {
     r.error(root.Mark(), "the configuration needs 'listeners'");
   } else if (r.expect_sequence(listeners, "listeners")) {
     for (const auto& l : listeners) config.listeners.push_back(read_listener(r, l, config.pools));
-    check_unique_listeners(r, listeners, config);
   }
   return config;
 }
 
 }  // namespace
+
+std::string set_access_log_target(std::string_view text, AccessLog& out) {
+  if (text == "off" || text == "false") {
+    out.target = AccessLog::Target::kOff;
+  } else if (text == "stdout") {
+    out.target = AccessLog::Target::kStdout;
+  } else if (text.empty()) {
+    return "access_log must be off, stdout or a file path";
+  } else {
+    out.target = AccessLog::Target::kFile;
+    out.path = text;
+  }
+  return {};
+}
 
 Expected<IoBackend> parse_io_backend(std::string_view text) {
   if (text == "auto") return IoBackend::kAuto;
@@ -422,6 +390,8 @@ Expected<Config> load_string(const std::string& text, const std::string& name, E
   } catch (const YAML::Exception& e) {
     reader.error(e.mark, e.msg);
   }
+  config.source = name;
+  validate(config, errors);
   if (!errors.messages.empty()) return Error{errors.messages.front()};
   return config;
 }

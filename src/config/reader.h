@@ -22,6 +22,11 @@ class Reader {
     errors_.messages.push_back(out.str());
   }
 
+  // Remembers where a node is, for errors that validate() finds later.
+  static Marks::Position position(const YAML::Node& node) {
+    return {node.Mark().line + 1, node.Mark().column + 1};
+  }
+
   bool expect_map(const YAML::Node& node, const char* what) {
     if (node.IsMap()) return true;
     error(node.Mark(), std::string(what) + " must be a mapping");

@@ -389,9 +389,22 @@ void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
 
 }  // namespace
 
+Route default_route(const Pool& pool, size_t index) {
+  Route route;
+  route.name = "default";
+  route.pool = index;
+  route.timeouts = pool.timeouts;
+  route.retries = pool.retries;
+  return route;
+}
+
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools) {
   Listener listener;
+  listener.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a listener")) return listener;
+  for (const char* key : {"name", "listen"}) {
+    if (node[key]) listener.marks.set(key, Reader::position(node[key]));
+  }
   r.check_keys(node,
                {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded",
                 "request_id"},
@@ -409,11 +422,9 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   if (node["routes"]) read_routes(r, node["routes"], pools, listener);
   if (node["pool"]) {
     // The listener's pool is the default after any routes.
-    Route fallback;
-    fallback.name = "default";
-    if (find_pool(r, node["pool"], pools, fallback.pool)) {
-      fallback.timeouts = pools[fallback.pool].timeouts;
-      fallback.retries = pools[fallback.pool].retries;
+    size_t pool = 0;
+    if (find_pool(r, node["pool"], pools, pool)) {
+      Route fallback = default_route(pools[pool], pool);
       if (!listener.routes.empty() && matches_everything(listener.routes.back().match)) {
         r.error(node["pool"].Mark(),
                 "this pool is never used: the last route matches every request");

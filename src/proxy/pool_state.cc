@@ -127,6 +127,7 @@ uint32_t PoolState::weight(uint32_t slot) const {
 
 Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint32_t weight) {
   std::lock_guard lock(change_mutex_);
+  if (std::string problem = config::weight_problem(weight); !problem.empty()) return Error{problem};
   if (name.empty()) name = address.to_string();
   bool taken = false;
   for_each_member(
@@ -165,7 +166,7 @@ Expected<bool> PoolState::remove(uint32_t slot) {
 Expected<bool> PoolState::set_weight(uint32_t slot, uint32_t weight) {
   std::lock_guard lock(change_mutex_);
   if (!present(slot)) return Error{"no such backend"};
-  if (weight == 0 || weight > 1000) return Error{"weight must be from 1 to 1000"};
+  if (std::string problem = config::weight_problem(weight); !problem.empty()) return Error{problem};
   balance::BackendSnapshot snapshot = balancer().snapshot();
   snapshot.backends[slot].weight = weight;
   publish(std::move(snapshot));

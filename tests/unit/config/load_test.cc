@@ -106,7 +106,7 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
        "usher.yaml:3:15: unknown protocol 'sctp'"},
       {"listeners: []\npools:\n  - name: p\n    backends:\n      - { address: 127.0.0.1:1, weight: "
        "0 }\n",
-       "usher.yaml:5:41: weight must be at least 1"},
+       "usher.yaml:5:41: weight must be from 1 to 1000"},
   };
   for (const BrokenCase& c : cases) {
     Loaded l = load(c.yaml);

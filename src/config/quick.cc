@@ -1,0 +1,50 @@
+// Quick mode's configuration, built from the command line's values and held to the same rules
+// as a file's (validate()).
+#include "config/config.h"
+
+namespace usher::config {
+
+namespace {
+
+// The value's problem as "command line: --OPTION: message".
+void problem(Errors& errors, std::string_view option, const std::string& message) {
+  errors.messages.push_back("command line: --" + std::string(option) + ": " + message);
+}
+
+}  // namespace
+
+Expected<Config> quick_config(const QuickSpec& spec, Errors& errors) {
+  Config config;
+  config.source = "command line";
+  config.workers = spec.workers;
+  if (std::string p = set_access_log_target(spec.access_log, config.access_log); !p.empty()) {
+    problem(errors, "access-log", p);
+  }
+  if (!spec.admin.empty()) {
+    auto admin = Address::parse(spec.admin);
+    admin ? void(config.admin = *admin) : problem(errors, "admin", admin.error().message);
+  }
+  Pool pool;
+  pool.name = "quick";
+  pool.balance = spec.balance;
+  for (const std::string& to : spec.to) {
+    auto address = Address::parse(to);
+    if (!address) {
+      problem(errors, "to", address.error().message);
+      continue;
+    }
+    pool.backends.push_back({*address, 1, address->to_string(), {}});
+  }
+  config.pools.push_back(std::move(pool));
+  Listener listener;
+  listener.name = "quick";
+  auto listen = Address::parse(spec.listen);
+  listen ? void(listener.listen = *listen) : problem(errors, "listen", listen.error().message);
+  listener.routes.push_back(default_route(config.pools[0], 0));
+  config.listeners.push_back(std::move(listener));
+  validate(config, errors);
+  if (!errors.messages.empty()) return Error{errors.messages.front()};
+  return config;
+}
+
+}  // namespace usher::config
