@@ -123,6 +123,27 @@ void read_factor(Reader& r, const YAML::Node& node, double& out) {
   out = value;
 }
 
+// hash_key and hash_balance_factor only mean something to the algorithms that use them; set
+// elsewhere they would be ignored in silence, so they are errors.
+void check_hash_keys(Reader& r, const YAML::Node& node, const Pool& pool) {
+  const balance::AlgorithmInfo* algorithm = balance::find_algorithm(pool.balance);
+  if (!algorithm) return;  // read_balance reports it
+  const std::string uses = "' (hash_key applies to ip-hash, hash and hash-bounded)";
+  if (node["hash_key"] && algorithm->key != balance::KeySource::kHash) {
+    r.error(node["hash_key"].Mark(), "hash_key has no effect with balance '" + pool.balance + uses);
+  } else if (node["hash_key"] && pool.balance == "ip-hash" &&
+             pool.hash_key.kind != HashKey::Kind::kClientIp) {
+    r.error(node["hash_key"].Mark(), "ip-hash always hashes the client address; to hash '" +
+                                         node["hash_key"].Scalar() +
+                                         "' use balance: hash (or hash-bounded)");
+  }
+  if (node["hash_balance_factor"] && pool.balance != "hash-bounded") {
+    r.error(node["hash_balance_factor"].Mark(), "hash_balance_factor has no effect with balance '" +
+                                                    pool.balance +
+                                                    "' (it applies to hash-bounded only)");
+  }
+}
+
 void read_expect_status(Reader& r, const YAML::Node& node, HealthCheck& out) {
   std::string text;
   if (!r.scalar(node, "expect_status", text)) return;
@@ -253,6 +274,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
     read_number(r, node["panic_threshold"], "panic_threshold", 100, pool.panic_percent);
   }
   if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
+  check_hash_keys(r, node, pool);
   if (node["outlier"]) {
     pool.outlier = read_outlier(r, node["outlier"]);
     if (!node["health"]) {
@@ -405,6 +427,17 @@ Retries read_retries(Reader& r, const YAML::Node& node, Retries base) {
   if (node["budget_floor"])
     read_number(r, node["budget_floor"], "budget_floor", 10'000, retries.budget_floor_per_second);
   return retries;
+}
+
+void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::string& pool) {
+  if (!node.IsMap()) return;  // read_retries reports it
+  for (const char* key : {"budget", "budget_floor"}) {
+    if (node[key]) {
+      r.error(node[key].Mark(), std::string("retries.") + key +
+                                    " is the pool's, shared by all its routes: set it in pool '" +
+                                    pool + "'");
+    }
+  }
 }
 
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors) {
