@@ -1,6 +1,8 @@
 #pragma once
-// The validated, immutable configuration. All YAML knowledge lives in this folder; the rest of
-// the program sees only these plain values.
+// The validated, immutable configuration. All knowledge of the configuration file's YAML lives
+// in this folder (quick mode, too, writes YAML text and loads it here); the rest of the program
+// sees only these plain values. Simulator scenario files are another format, read by
+// src/sim/scenario.cc.
 #include <optional>
 #include <string>
 #include <vector>
