@@ -145,7 +145,7 @@ class Rejections(unittest.TestCase):
     def check_streamed(self, raw, bad_at, head_travels=False):
         head_end = raw.index(b"\r\n\r\n") + 4
         body = raw[head_end:]
-        ok = exchange(self.port, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", timeout=2)
+        ok = exchange(self.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", timeout=2)
         self.assertEqual(status_of(ok), 200)  # an idle upstream connection usher may reuse
         before = self.backend.snapshot()
         out = exchange(self.port, raw)
@@ -178,7 +178,7 @@ class Rejections(unittest.TestCase):
             self.assertEqual(after[carried]["answered"], was, "the backend got the whole request")
         # Never reused: the next request reaches the backend on another connection.
         before = self.backend.snapshot()
-        ok = exchange(self.port, b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n", timeout=2)
+        ok = exchange(self.port, b"GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", timeout=2)
         self.assertEqual(status_of(ok), 200)
         got = new_bytes(before, self.backend.snapshot())
         self.assertEqual(len(got), 1, got)
