@@ -8,12 +8,20 @@ bash scripts/setup.sh
 
 step() { printf '\n== %s (at %ss)\n' "$*" "$SECONDS"; }
 
+step "setup is complete (every command and library from setup.sh's packages)"
+bash scripts/check-setup.sh
+
+# Warnings are errors in every build here (users' builds only warn: CMakeLists.txt says why).
+WERROR=-DUSHER_WERROR=ON
+
 step "format (clang-format --dry-run)"
-git ls-files -- '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+# find, not git ls-files: the sources may come as an archive, without git or a repository.
+find src tests fuzz bench examples -name node_modules -prune -o \( -name '*.cc' -o -name '*.h' \) \
+  -print0 | xargs -0 clang-format --dry-run --Werror
 
 step "fuzz the HTTP/1 codec for ${FUZZ_SECONDS:-60}s (clang libFuzzer, ASan+UBSan)"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DUSHER_FUZZ=ON -DUSHER_SANITIZE=ON -DUSHER_TESTS=OFF \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo "$WERROR" >/dev/null
 cmake --build build-fuzz --target http1_fuzz
 corpus=$(mktemp -d)
 log=$(mktemp)
@@ -28,11 +36,11 @@ rm -rf "$corpus" "$log"
 
 step "tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 # -O1 -g1 (line tables only): what the sanitizers need for reports, built in half the time of -O2 -g.
-scripts/build.sh build-asan -DUSHER_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+scripts/build.sh build-asan -DUSHER_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo "$WERROR" \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 USHER_SANITIZED=1 ctest --test-dir build-asan --output-on-failure
 
 step "tests (release build)"
-scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo "$WERROR"
 ctest --test-dir build --output-on-failure
 echo "all checks passed in ${SECONDS}s"

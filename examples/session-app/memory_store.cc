@@ -33,7 +33,12 @@ class MemoryStore final : public SessionStore {
 
   Task<Expected<std::string>> create(std::string user) override {
     std::string id = new_session_id();
-    sessions_[id] = Entry{{std::move(user), 0}, reactor_.now_ms() + ttl_ms_};
+    // Fields set in place: GCC 12 -O2 warns falsely (maybe-uninitialized) on a temporary Entry
+    // held in the coroutine frame.
+    Entry& entry = sessions_[id];
+    entry.session.visits = 0;
+    entry.session.user = std::move(user);
+    entry.expires_ms = reactor_.now_ms() + ttl_ms_;
     co_return id;
   }
 

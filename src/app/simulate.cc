@@ -49,10 +49,11 @@ void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& r
   std::cout << out.dump(2) << '\n';
 }
 
-// The winner: fewest drops, then (where clients must stick) no broken stickiness, then lowest p99.
+// The winner: where clients must stick, fewest clients moved (none, unless a server fails and
+// every algorithm must move some); then fewest drops, then lowest p99.
 const sim::Result& winner(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
   auto rank = [&](const sim::Result& r) {
-    return std::tuple(scenario.sticky && r.sticky_breaks > 0, r.dropped, r.p99_s, r.imbalance);
+    return std::tuple(scenario.sticky ? r.sticky_breaks : 0, r.dropped, r.p99_s, r.imbalance);
   };
   return *std::min_element(results.begin(), results.end(),
                            [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
@@ -66,9 +67,17 @@ void print_recommendation(const sim::Scenario& scenario, const std::vector<sim::
   }
   std::printf("recommend: %s: p99 %.4f s", best.algorithm.c_str(), best.p99_s);
   if (runner) std::printf(" (next best %s: %.4f s)", runner->algorithm.c_str(), runner->p99_s);
-  std::printf(", imbalance %.2f, %llu dropped%s\n", best.imbalance,
-              static_cast<unsigned long long>(best.dropped),
-              scenario.sticky ? ", keeps every client on its server" : "");
+  std::printf(", imbalance %.2f, %llu dropped", best.imbalance,
+              static_cast<unsigned long long>(best.dropped));
+  // The ranking prefers algorithms that never move a client, but when every one of them does
+  // (a server fails and its clients must go elsewhere) the winner moves some too: say how many.
+  if (scenario.sticky && best.sticky_breaks == 0) {
+    std::printf(", keeps every client on its server");
+  } else if (scenario.sticky) {
+    std::printf(", moves clients to another server %llu times (every algorithm moved some)",
+                static_cast<unsigned long long>(best.sticky_breaks));
+  }
+  std::printf("\n");
 }
 
 int plot(const std::string& path, const sim::Scenario& scenario,

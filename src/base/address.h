@@ -1,5 +1,6 @@
 #pragma once
-// A numeric socket address (IPv4 or IPv6 literal plus port). Names are resolved at config load.
+// A numeric socket address (IPv4 or IPv6 literal plus port). No name is ever resolved: parse()
+// reads `localhost` as 127.0.0.1 and refuses any other name.
 #include <netinet/in.h>
 #include <sys/socket.h>
 

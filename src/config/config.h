@@ -1,6 +1,8 @@
 #pragma once
-// The validated, immutable configuration. All YAML knowledge lives in this folder; the rest of
-// the program sees only these plain values.
+// The validated, immutable configuration. All knowledge of the configuration file's YAML lives
+// in this folder (quick mode, too, writes YAML text and loads it here); the rest of the program
+// sees only these plain values. Simulator scenario files are another format, read by
+// src/sim/scenario.cc.
 #include <optional>
 #include <string>
 #include <string_view>
@@ -110,6 +112,7 @@ struct Pool {
   std::string balance = "round-robin";
   HashKey hash_key;  // ip-hash: always the client address
   double hash_balance_factor = 1.25;
+  std::string hash_key_text;    // as written, for messages
   bool hash_key_given = false;  // these two were set, so the algorithm must use them
   bool hash_balance_factor_given = false;
   Millis slow_start{0};

@@ -115,6 +115,8 @@ void read_factor(Reader& r, const YAML::Node& node, double& out) {
   out = value;
 }
 
+// hash_key and hash_balance_factor only mean something to the algorithms that use them; set
+// elsewhere they would be ignored in silence, so they are errors.
 void read_expect_status(Reader& r, const YAML::Node& node, HealthCheck& out) {
   std::string text;
   if (!r.scalar(node, "expect_status", text)) return;
@@ -233,7 +235,10 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   if (node["balance"]) r.scalar(node["balance"], "balance", pool.balance);
   pool.hash_key_given = node["hash_key"].IsDefined();
-  if (pool.hash_key_given) read_hash_key(r, node["hash_key"], pool.hash_key);
+  if (pool.hash_key_given) {
+    read_hash_key(r, node["hash_key"], pool.hash_key);
+    if (node["hash_key"].IsScalar()) pool.hash_key_text = node["hash_key"].Scalar();
+  }
   pool.hash_balance_factor_given = node["hash_balance_factor"].IsDefined();
   if (pool.hash_balance_factor_given)
     read_factor(r, node["hash_balance_factor"], pool.hash_balance_factor);
@@ -373,6 +378,17 @@ Retries read_retries(Reader& r, const YAML::Node& node, Retries base) {
   if (node["budget_floor"])
     read_number(r, node["budget_floor"], "budget_floor", 10'000, retries.budget_floor_per_second);
   return retries;
+}
+
+void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::string& pool) {
+  if (!node.IsMap()) return;  // read_retries reports it
+  for (const char* key : {"budget", "budget_floor"}) {
+    if (node[key]) {
+      r.error(node[key].Mark(), std::string("retries.") + key +
+                                    " is the pool's, shared by all its routes: set it in pool '" +
+                                    pool + "'");
+    }
+  }
 }
 
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors) {

@@ -122,6 +122,9 @@ inline bool is_cookie_name(std::string_view text) {
 // Shared by the pool and route readers.
 PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base);
 Retries read_retries(Reader& r, const YAML::Node& node, Retries base);
+// The retry budget is the pool's, shared by all its routes: a route that names one is an error,
+// not an override that would silently not apply.
+void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::string& pool);
 
 // Listeners come after pools: their routes name pools and inherit pool settings.
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);

@@ -336,7 +336,12 @@ Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
   read_rewrite(r, node, route);
   route.timeouts =
       node["timeouts"] ? read_pool_timeouts(r, node["timeouts"], pool.timeouts) : pool.timeouts;
-  route.retries = node["retries"] ? read_retries(r, node["retries"], pool.retries) : pool.retries;
+  if (node["retries"]) {
+    reject_pool_only_retry_keys(r, node["retries"], pool.name);
+    route.retries = read_retries(r, node["retries"], pool.retries);
+  } else {
+    route.retries = pool.retries;
+  }
   if (node["request_headers"])
     route.request_headers = read_header_policy(r, node["request_headers"], false);
   if (node["response_headers"])

@@ -38,18 +38,20 @@ void validate_algorithm(Report& report, const Pool& pool) {
     return report.at(pool.marks, "balance",
                      "unknown balance algorithm '" + pool.balance + "' (available: " + names + ")");
   }
-  if (pool.hash_key_given && pool.balance != "hash" && pool.balance != "hash-bounded") {
+  const std::string uses = "' (hash_key applies to ip-hash, hash and hash-bounded)";
+  if (pool.hash_key_given && info->key != balance::KeySource::kHash) {
     report.at(pool.marks, "hash_key",
-              pool.balance == "ip-hash"
-                  ? "ip-hash always balances on the client address; for another key use "
-                    "'balance: hash' with this hash_key"
-                  : "hash_key is used only by 'balance: hash' and 'hash-bounded', not by '" +
-                        pool.balance + "'");
+              "hash_key has no effect with balance '" + pool.balance + uses);
+  } else if (pool.hash_key_given && pool.balance == "ip-hash" &&
+             pool.hash_key.kind != HashKey::Kind::kClientIp) {
+    report.at(pool.marks, "hash_key",
+              "ip-hash always hashes the client address; to hash '" + pool.hash_key_text +
+                  "' use balance: hash (or hash-bounded)");
   }
   if (pool.hash_balance_factor_given && pool.balance != "hash-bounded") {
     report.at(pool.marks, "hash_balance_factor",
-              "hash_balance_factor is used only by 'balance: hash-bounded', not by '" +
-                  pool.balance + "'");
+              "hash_balance_factor has no effect with balance '" + pool.balance +
+                  "' (it applies to hash-bounded only)");
   }
 }
 

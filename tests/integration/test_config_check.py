@@ -36,6 +36,15 @@ BROKEN = [
      ":6:53: unknown variable in '${backend}'"),
     ("bad trusted proxy", VALID.replace("pool: web", "pool: web\n    trusted_proxies: [10.0.0.0/33]"),
      ":6:23: '10.0.0.0/33' has an invalid prefix length"),
+    # Keys that would be ignored where they stand.
+    ("hash_key without hashing", VALID.replace("web\n    backends:", "web\n    balance: random\n    hash_key: uri\n    backends:"),
+     ":9:15: hash_key has no effect with balance 'random'"),
+    ("hash_key with ip-hash", VALID.replace("web\n    backends:", "web\n    balance: ip-hash\n    hash_key: header:X-User\n    backends:"),
+     ":9:15: ip-hash always hashes the client address; to hash 'header:X-User' use balance: hash"),
+    ("balance factor without bounded loads", VALID.replace("web\n    backends:", "web\n    balance: hash\n    hash_balance_factor: 2\n    backends:"),
+     ":9:26: hash_balance_factor has no effect with balance 'hash'"),
+    ("retry budget on a route", VALID.replace("pool: web", "routes:\n      - pool: web\n        retries: { budget: 5 }"),
+     ":7:28: retries.budget is the pool's, shared by all its routes: set it in pool 'web'"),
 ]
 
 

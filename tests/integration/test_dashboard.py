@@ -1,6 +1,7 @@
-"""The dashboard in a real browser: headless Chromium (Debian's) driven by playwright-core sees
-three healthy backends, then one killed within the health-check window, drains another with its
-button, and leaves a screenshot in the build folder."""
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by playwright-core logs in
+with the token form, sees three healthy backends, then one killed within the health-check window,
+drains, enables and disables backends with its buttons (the API agrees after each), plots exactly
+the points the API served, and leaves a screenshot in the build folder."""
 import http.client
 import json
 import os
@@ -13,6 +14,7 @@ from harness import USHER, Process, free_port, start_backend, write_config
 HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER_TESTS = os.path.join(HERE, "..", "browser")
 INTERVAL_MS, FALL = 500, 2
+TOKEN = "dashboard-test-token"
 
 
 class Dashboard(unittest.TestCase):
@@ -24,7 +26,7 @@ class Dashboard(unittest.TestCase):
         lines = "".join(f"      - {{ address: 127.0.0.1:{p}, name: app-{i} }}\n"
                         for i, (p, _) in enumerate(backends, 1))
         config = write_config(f"""workers: 2
-admin: {{ listen: 127.0.0.1:{admin} }}
+admin: {{ listen: 127.0.0.1:{admin}, token: {TOKEN} }}
 listeners:
   - name: web
     listen: 127.0.0.1:{port}
@@ -58,17 +60,32 @@ pools:
             # Removal takes fall checks after the kill, plus a check interval, plus a page refresh.
             window_ms = INTERVAL_MS * (FALL + 1) + 1000 + 2000
             result = subprocess.run(
-                ["node", os.path.join(BROWSER_TESTS, "dashboard.mjs"), f"http://127.0.0.1:{admin}/",
+                ["node", os.path.join(BROWSER_TESTS, "dashboard.mjs"), f"http://127.0.0.1:{admin}/", TOKEN,
                  str(backends[1][1].pid), screenshot, str(window_ms)],
                 capture_output=True, text=True, timeout=90)
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
             seen = json.loads(result.stdout.strip().splitlines()[-1])
+            # The token form: no data without it, a wrong token is refused, the right one works.
+            self.assertEqual(seen["rowsWithoutToken"], 0)
+            self.assertTrue(seen["loginShownAfterWrongToken"])
             self.assertEqual(seen["before"], {"app-1": "UP", "app-2": "UP", "app-3": "UP"})
             self.assertEqual(seen["afterKill"], {"app-1": "UP", "app-2": "DOWN", "app-3": "UP"})
             self.assertLessEqual(seen["downAfterMs"], window_ms)
-            self.assertEqual(seen["afterDrain"]["app-1"], "DRAINING")
+            # Each button, as the page shows it and as the API reports it.
+            steps = [(s["backend"], s["button"], s["page"][s["backend"]], s["api"][s["backend"]])
+                     for s in seen["steps"]]
+            self.assertEqual([step[:3] for step in steps], [
+                ("app-1", "Drain", "DRAINING"), ("app-1", "Enable", "UP"),
+                ("app-3", "Disable", "DISABLED"), ("app-3", "Enable", "UP")])
+            self.assertEqual([step[3] for step in steps], ["draining", "serving", "disabled", "serving"])
             self.assertIn("web / app-2 UP -> DOWN", seen["timeline"])
             self.assertIn("web / app-1 DRAINING", seen["timeline"])
+            # The charts plot the API's points: every one, at the place its value and time give.
+            self.assertEqual(seen["chartProblems"], [])
+            for name, count in seen["points"].items():
+                self.assertGreaterEqual(count, 3, f"{name}: {count} points")  # one a second, for > 5 s
+            self.assertGreater(seen["servedRps"], 0)  # the load shows, not only zeros
+            self.assertEqual(seen["tableRps"], seen["lastRps"])
             self.assertGreater(os.path.getsize(screenshot), 10000)
         finally:
             stop.set()

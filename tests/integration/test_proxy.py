@@ -14,22 +14,29 @@ from harness import ProxyTestCase, exchange, read_until_close, status_of, backen
 
 class Distribution(ProxyTestCase):
     def test_round_robin_lands_100_each_and_reuses_upstream_connections(self):
+        # 30 client connections one after another, 10 requests each: the backends see the
+        # connections usher keeps in its pool, not one per client connection.
         before = [backend_stats(p) for p in self.backend_ports]
         counts = collections.Counter()
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        for _ in range(300):
-            conn.request("GET", "/")
-            response = conn.getresponse()
-            self.assertEqual(response.status, 200)
-            counts[response.read().decode()] += 1
-        conn.close()
+        clients = 30
+        for _ in range(clients):
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            for _ in range(10):
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                self.assertEqual(response.status, 200)
+                counts[response.read().decode()] += 1
+            conn.close()
         self.assertEqual(counts, {"a": 100, "b": 100, "c": 100})
         after = [backend_stats(p) for p in self.backend_ports]
-        new_connections = sum(a["connections"] - b["connections"] for a, b in zip(after, before))
-        new_requests = sum(a["requests"] - b["requests"] for a, b in zip(after, before))
-        self.assertGreaterEqual(new_requests, 300)
-        # One keep-alive connection per backend serves all of its turns.
-        self.assertLessEqual(new_connections, 6, f"{new_connections} connections for {new_requests} requests")
+        # Each /stats call opens a connection of its own (one per backend, before and after).
+        new_connections = [a["connections"] - b["connections"] - 1 for a, b in zip(after, before)]
+        new_requests = [a["requests"] - b["requests"] - 1 for a, b in zip(after, before)]
+        self.assertEqual(new_requests, [100, 100, 100])
+        # One upstream connection per backend (one worker, one request at a time) serves every
+        # client connection's turns.
+        self.assertEqual(new_connections, [1, 1, 1], f"{new_connections} upstream connections "
+                         f"for {clients} client connections")
 
 
 class Forwarding(ProxyTestCase):

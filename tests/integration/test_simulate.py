@@ -16,7 +16,9 @@ def simulate(*args):
 
 
 def results(scenario, algorithms, seed=None):
-    args = ["--scenario", scenario, "--algorithms", ",".join(algorithms), "--format", "json"]
+    args = ["--scenario", scenario, "--format", "json"]
+    if algorithms:  # none: every algorithm
+        args += ["--algorithms", ",".join(algorithms)]
     if seed is not None:
         args += ["--seed", str(seed)]
     out = json.loads(simulate(*args))
@@ -36,13 +38,41 @@ class Scenarios(unittest.TestCase):
 
     def test_skewed_clients_bounded_hash_is_more_even_than_ip_hash(self):
         _, r = results("skewed-clients", ["ip-hash", "hash-bounded"])
-        self.assertIn("bounded", "hash-bounded")
+        self.assertEqual(set(r), {"ip-hash", "hash-bounded"})
         self.assertLess(r["hash-bounded"]["imbalance"], r["ip-hash"]["imbalance"])
+        # Bounded loads: no server above c = 1.25 x the mean (plus the one request that tips it),
+        # and no request dropped, where plain hashing overloads the hot clients' server.
+        self.assertLess(r["hash-bounded"]["imbalance"], 1.25 + 0.05)
+        self.assertGreater(r["ip-hash"]["imbalance"], 1.5)
+        self.assertEqual(r["hash-bounded"]["dropped"], 0)
 
     def test_sticky_cart_recommends_an_algorithm_that_keeps_clients(self):
         out = simulate("--scenario", "sticky-cart", "--recommend")
         line = [l for l in out.splitlines() if l.startswith("recommend: ")][0]
         self.assertRegex(line, r"^recommend: (ip-hash|hash):")
+        _, r = results("sticky-cart", ["ip-hash", "hash"])
+        self.assertEqual([x["sticky_breaks"] for x in r.values()], [0, 0])
+        self.assertTrue(line.endswith(", keeps every client on its server"), line)
+
+    def test_when_every_algorithm_moves_clients_the_recommendation_says_how_many(self):
+        # A server dies at 2 s: its clients must move whatever the algorithm, so none keeps every
+        # client; the winner is the one that moves the fewest, and the line says so.
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "crash.yaml")
+            with open(path, "w") as f:
+                f.write("name: sticky-crash\nseed: 3\nrequests: 4000\narrival_rate: 1000\n"
+                        "duration: { kind: exponential, mean: 0.01 }\nservers:\n  - { count: 3, concurrency: 8 }\n"
+                        "events:\n  - { at: 2, server: 0, up: false }\nkeys: 200\nsticky: true\n")
+            _, r = results(path, [])
+            out = simulate("--scenario", path, "--recommend")
+        self.assertTrue(all(x["sticky_breaks"] > 0 for x in r.values()), r)
+        fewest = min(x["sticky_breaks"] for x in r.values())
+        line = [l for l in out.splitlines() if l.startswith("recommend: ")][0]
+        best = line.split(":")[1].strip()
+        self.assertEqual(r[best]["sticky_breaks"], fewest, line)
+        self.assertNotIn("keeps every client", line)
+        self.assertTrue(line.endswith(f", moves clients to another server {fewest} times "
+                                      "(every algorithm moved some)"), line)
 
     def test_json_shape_and_determinism(self):
         first, _ = results("server-crash", ["random", "power-of-two"], seed=7)
