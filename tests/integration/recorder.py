@@ -7,6 +7,7 @@ Each Recorder listens on its own loopback port; `behaviour` decides what a reque
   "status:N" that status with the name as the body
   "hang"     reads the request and never answers (holds the connection until stop())
   "push:MS"  answers an Upgrade with 101, then sends one byte every MS ms and never reads
+  "hints"    an interim 103 (Early Hints) with a Link field, then 200
 """
 import socket
 import socketserver
@@ -72,6 +73,9 @@ class Recorder:
                         return
                     sock.sendall(b".")
                 return
+            if self.behaviour == "hints":
+                sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                time.sleep(0.05)
             status = int(self.behaviour[7:]) if self.behaviour.startswith("status:") else 200
             sock.sendall(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n" % (status, len(body)) + body)
 

@@ -2,11 +2,12 @@
 sending) while the in-flight request still finishes; /livez stays 200 until the process exits."""
 import http.client
 import signal
+import subprocess
 import threading
 import time
 import unittest
 
-from harness import exchange, free_port, start_backend, start_usher, status_of, wait_port
+from harness import USHER, Process, exchange, free_port, start_backend, start_usher, status_of, wait_port, write_config
 
 
 def admin_get(port, path):
@@ -56,6 +57,36 @@ class ReadyDuringDrain(unittest.TestCase):
         finally:
             usher.stop()
             backend.stop()
+
+
+class CtlDrainByName(unittest.TestCase):
+    def test_usher_ctl_drain_takes_a_backend_out_by_its_name(self):
+        # README: `usher ctl drain web app-1`.
+        backends = [start_backend(n) for n in ("a", "b")]
+        admin_port, port = free_port(), free_port()
+        config = write_config(
+            f"workers: 1\nadmin: {{ listen: 127.0.0.1:{admin_port} }}\n"
+            f"listeners:\n  - {{ name: web, listen: 127.0.0.1:{port}, pool: web }}\n"
+            f"pools:\n  - name: web\n    backends:\n"
+            f"      - {{ address: 127.0.0.1:{backends[0][0]}, name: app-1 }}\n"
+            f"      - {{ address: 127.0.0.1:{backends[1][0]}, name: app-2 }}\n")
+        usher = Process([USHER, "run", "-c", config], port=port)
+        try:
+            wait_port(admin_port)
+            ctl = subprocess.run([USHER, "ctl", "--admin", f"127.0.0.1:{admin_port}", "drain", "web", "app-1"],
+                                 capture_output=True, text=True, timeout=10)
+            self.assertEqual(ctl.returncode, 0, ctl.stdout + ctl.stderr)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            names = []
+            for _ in range(6):
+                conn.request("GET", "/")
+                names.append(conn.getresponse().read().decode())
+            conn.close()
+            self.assertEqual(names, ["b"] * 6)
+        finally:
+            usher.stop()
+            for _, b in backends:
+                b.stop()
 
 
 if __name__ == "__main__":

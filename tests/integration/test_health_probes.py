@@ -1,10 +1,23 @@
 """Active health probes as the backend sees them: one prober per process whatever the number of
-workers, and probe spacing that varies (jitter) around the interval."""
+workers, an expected status range, and probe spacing that varies (jitter) around the interval."""
+import collections
+import http.client
 import time
 import unittest
 
 from harness import backend_stats, start_backend, start_usher
 from recorder import Recorder
+
+
+def spread(port, requests=10):
+    counts = collections.Counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(requests):
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        counts[response.read().decode() if response.status == 200 else response.status] += 1
+    conn.close()
+    return counts
 
 
 class OncePerProcess(unittest.TestCase):
@@ -29,6 +42,24 @@ class OncePerProcess(unittest.TestCase):
             usher.stop()
             for _, b in backends:
                 b.stop()
+
+
+class StatusRange(unittest.TestCase):
+    def test_a_status_in_the_expected_range_passes_and_one_outside_fails(self):
+        a = start_backend("a")
+        b = start_backend("b", health=302)  # /health redirects
+        check = "interval: 100ms, timeout: 1s, rise: 1, fall: 1"
+        ranged_port, ranged = start_usher([a[0], b[0]], pool_extra=f"    health: {{ {check}, expect_status: 200-399 }}\n")
+        exact_port, exact = start_usher([a[0], b[0]], pool_extra=f"    health: {{ {check}, expect_status: 200 }}\n")
+        try:
+            time.sleep(0.8)
+            self.assertEqual(spread(ranged_port), {"a": 5, "b": 5})
+            self.assertEqual(spread(exact_port), {"a": 10})
+            self.assertRegex(exact.output(), r"UP -> DOWN after 1 failed checks \(last: status 302")
+            self.assertNotIn("DOWN", ranged.output())
+        finally:
+            for p in (ranged, exact, a[1], b[1]):
+                p.stop()
 
 
 class Jitter(unittest.TestCase):
