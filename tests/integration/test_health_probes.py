@@ -80,7 +80,7 @@ class Jitter(unittest.TestCase):
                 gaps = [(b - a) * 1000 for a, b in zip(times, times[1:])]
                 print(f"\n{r.name}: first at {firsts[-1]:.0f} ms, gaps", " ".join(f"{g:.0f}" for g in gaps))
                 for g in gaps:  # interval x [0.9, 1.1] plus the probe's own few ms
-                    self.assertGreaterEqual(g, interval_ms * 0.9 - 5)
+                    self.assertGreaterEqual(g, interval_ms * 0.9 - 10)
                     self.assertLess(g, interval_ms * 1.1 + 40)
                 # Varies: a fixed interval would repeat within a few ms of scheduling noise.
                 self.assertGreater(max(gaps) - min(gaps), 15, f"{r.name}: {gaps}")
