@@ -1,6 +1,7 @@
 """10 000 idle client connections held open through usher: RSS growth per idle connection stays
 about 1 KiB (README, docs/benchmarks.md; bench/idle.sh measures 100 000 the same way: a first
 wave warms usher's pools and leaves, the second wave is measured)."""
+import os
 import resource
 import socket
 import struct
@@ -68,7 +69,8 @@ class IdleConnections(unittest.TestCase):
         print(f"\nusher RSS {base / 1024:.1f} MiB before, {with_connections / 1024:.1f} MiB with "
               f"{CONNECTIONS} idle connections: {per_connection:.2f} KiB each "
               f"({time.monotonic() - started:.0f} s)")
-        self.assertLess(per_connection, BOUND_KIB)
+        if not os.environ.get("USHER_SANITIZED"):  # shadow memory and quarantine under ASan
+            self.assertLess(per_connection, BOUND_KIB)
         # Still served, every one of them: idle means parked, not dropped.
         for s in self.socks[:: CONNECTIONS // 20]:
             s.sendall(b"GET / HTTP/1.1\r\nHost: idle\r\n\r\n")
