@@ -49,7 +49,8 @@ class StatusRange(unittest.TestCase):
         a = start_backend("a")
         b = start_backend("b", health=302)  # /health redirects
         check = "interval: 100ms, timeout: 1s, rise: 1, fall: 1"
-        ranged_port, ranged = start_usher([a[0], b[0]], pool_extra=f"    health: {{ {check}, expect_status: 200-399 }}\n")
+        ranged_port, ranged = start_usher([a[0], b[0]],
+                                          pool_extra=f"    health: {{ {check}, expect_status: 200-399 }}\n")
         exact_port, exact = start_usher([a[0], b[0]], pool_extra=f"    health: {{ {check}, expect_status: 200 }}\n")
         try:
             time.sleep(0.8)

@@ -2,7 +2,6 @@
 backends. The documented wait before retry n is base x 2^(n-1) x [0.5, 1.5), the doubling capped
 at 40 x base (src/proxy/l7/http_session.cc backoff_ms)."""
 import http.client
-import time
 import unittest
 
 from harness import start_usher
