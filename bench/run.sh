@@ -10,7 +10,9 @@
 # is the stable one, and 1/rps is then the whole system's CPU time per request. Each proxy's own
 # CPU per request is also measured directly from its /proc/PID/stat times over each round.
 # Env: CONNS ("64 1000"), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), IDLE_CONNS (10000),
-# PLOT (build/bench.png: req/s and proxy CPU per request against connections, gnuplot).
+# PLOT (build/bench.png: req/s and proxy CPU per request against connections, gnuplot),
+# BASELINE (another usher binary, e.g. a build of an earlier commit: measured as the target
+# usher-baseline on io_uring in the same rounds, for a before/after comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -37,6 +39,7 @@ start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!
 
 B1=$(free_port); B2=$(free_port); B3=$(free_port)
 HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port); ELP=$(free_port)
+BP=$(free_port)
 body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
 # The backends: a pool of three servers, each its own nginx worker answering a fixed body.
@@ -94,6 +97,12 @@ USHER_LOG_PID=$LAST
 USHER_IO_BACKEND=epoll start build/src/app/usher proxy --listen "127.0.0.1:$ELP" --workers 1 \
   --access-log "$RUN/access-epoll.log" "${BACKENDS[@]}"
 USHER_EPOLL_LOG_PID=$LAST
+BASELINE_PID=
+if [ -n "${BASELINE:-}" ]; then
+  USHER_IO_BACKEND=io_uring start "$BASELINE" proxy --listen "127.0.0.1:$BP" --workers 1 "${BACKENDS[@]}"
+  BASELINE_PID=$LAST
+  wait_port "$BP"
+fi
 for p in $HP $NP $UP $EP $LP $ELP; do wait_port "$p"; done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
@@ -138,6 +147,7 @@ for conns in $CONNS; do
     round usher-epoll $EP $USHER_EPOLL_PID "$conns"
     round usher+log $LP $USHER_LOG_PID "$conns"
     round usher-epoll+log $ELP $USHER_EPOLL_LOG_PID "$conns"
+    [ -z "$BASELINE_PID" ] || round usher-baseline $BP "$BASELINE_PID" "$conns"
     round direct $B1 - "$conns"
   done
 done
@@ -225,6 +235,11 @@ for c in sorted({k[0] for k in med}):
         system = st.median(extra(u, d) / extra(h, d) for u, h, d in rounds)
         parts.append(f"{name} rps {ratio(0):.2f} p99 {ratio(2):.2f} cpu {ratio(4):.2f} system {system:.2f}")
     print(f"conns={c}: per-round ratios to haproxy, median of {len(rounds)}: " + "; ".join(parts))
+    if (c, "usher-baseline") in by:
+        rounds = list(zip(by[(c, "usher")], by[(c, "usher-baseline")]))
+        ratio = lambda i: st.median(u[i] / b[i] for u, b in rounds)
+        print(f"conns={c}: usher / usher-baseline, per-round median of {len(rounds)}: "
+              f"rps {ratio(0):.3f} p99 {ratio(2):.3f} cpu {ratio(4):.3f}")
 print()
 for c in sorted({k[0] for k in med}):
     d = med[(c, "direct")][0]

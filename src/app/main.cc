@@ -95,6 +95,8 @@ int main(int argc, char** argv) {
   proxy_cmd->add_option("--access-log", quick.access_log,
                         "off, stdout or a file path (JSON lines)");
   proxy_cmd->add_option("--admin", quick.admin, "Admin listener: dashboard, metrics, API");
+  proxy_cmd->add_option("--health-path", quick.health_path,
+                        "HTTP health check path (every 1s; 2 failures remove, 2 passes return)");
 
   usher::app::SimulateOptions sim;
   auto* sim_cmd =

@@ -286,6 +286,7 @@ struct QuickSpec {
   unsigned workers = 0;
   std::string access_log = "off";
   std::string admin;
+  std::string health_path;  // when set: HTTP checks every second, 2 to fall, 2 to rise
 };
 Expected<Config> quick_config(const QuickSpec& spec, Errors& errors);
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors);

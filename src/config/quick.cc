@@ -35,6 +35,15 @@ Expected<Config> quick_config(const QuickSpec& spec, Errors& errors) {
     }
     pool.backends.push_back({*address, 1, address->to_string(), {}});
   }
+  if (!spec.health_path.empty()) {
+    if (spec.health_path[0] != '/') problem(errors, "health-path", "must start with /");
+    HealthCheck check;
+    check.path = spec.health_path;
+    check.interval = 1s;
+    check.timeout = 500ms;
+    check.rise = check.fall = 2;
+    pool.health = check;
+  }
   config.pools.push_back(std::move(pool));
   Listener listener;
   listener.name = "quick";

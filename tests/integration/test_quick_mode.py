@@ -97,13 +97,15 @@ class QuickMode(unittest.TestCase):
         self.assertIn("unknown balance algorithm 'fastest'", run.stderr)
         self.assertIn("power-of-two", run.stderr)
 
-    @unittest.expectedFailure  # docs/claims.md, "known gaps": the option does not exist
     def test_health_path_removes_a_backend_failing_its_check(self):
         sick = start_backend("sick", health=500)
         try:
             port, usher = start_quick([self.ports[0], sick[0]], "--health-path", "/health")
             try:
-                time.sleep(1)
+                deadline = time.monotonic() + 8  # checks every second, 2 failures remove
+                while "UP -> DOWN" not in usher.output() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                self.assertIn(f"backend=127.0.0.1:{sick[0]} UP -> DOWN", usher.output())
                 self.assertEqual({b for _, b in bodies(port, 10)}, {"a"})
             finally:
                 usher.stop()

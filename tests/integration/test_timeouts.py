@@ -186,7 +186,6 @@ class TunnelTimeout(unittest.TestCase):
                 time.sleep(0.15)
             self.assertGreater(time.monotonic() - started, 3 * self.TUNNEL_MS / 1000)
 
-    @unittest.expectedFailure  # each direction times out alone: docs/claims.md, "known gaps"
     def test_a_tunnel_busy_one_way_outlives_the_timeout(self):
         # A server pushing to a silent client (notifications, a log tail) is not an idle tunnel:
         # the timeout is for inactivity on the connection (config.h: "inactivity on an upgraded

@@ -2,6 +2,8 @@
 
 #include <sys/socket.h>
 
+#include <cerrno>
+
 #include <tuple>
 
 namespace usher::proxy::l7 {
@@ -27,9 +29,11 @@ net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_v
 
 namespace {
 
-// Counts finished directions; the last one resumes the waiting tunnel.
+// Counts finished directions; the last one resumes the waiting tunnel. Also when either
+// direction last moved bytes: the tunnel is idle only when both are (HAProxy's timeout tunnel).
 struct Join {
   int pending = 2;
+  uint64_t last_activity_ms = 0;
   std::coroutine_handle<> waiter;
 
   void arrive() {
@@ -45,15 +49,18 @@ net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffer
   net::Buffer buffer = buffers.take();
   bool clean = false;
   while (true) {
-    long n =
-        co_await from.read(buffer.data(), buffer.capacity(), from.reactor().now_ms() + idle_ms);
+    long n = co_await from.read(buffer.data(), buffer.capacity(), join.last_activity_ms + idle_ms);
+    // Silent this way, but the other way moved bytes meanwhile: wait on from then.
+    if (n == -ETIMEDOUT && from.reactor().now_ms() < join.last_activity_ms + idle_ms) continue;
     if (n <= 0) {
       clean = n == 0;
       break;
     }
+    join.last_activity_ms = from.reactor().now_ms();
     std::string_view bytes(buffer.data(), static_cast<size_t>(n));
     const bool sent = co_await write_all(to, bytes, {}, to.reactor().now_ms() + idle_ms);
     if (!sent) break;
+    join.last_activity_ms = to.reactor().now_ms();
   }
   buffer.release();
   if (clean) {
@@ -70,6 +77,7 @@ net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffer
 
 net::Task<void> tunnel(net::Socket& a, net::Socket& b, net::BufferPool& buffers, uint64_t idle_ms) {
   Join join;
+  join.last_activity_ms = a.reactor().now_ms();
   net::spawn(pump(a, b, buffers, idle_ms, join));
   net::spawn(pump(b, a, buffers, idle_ms, join));
   co_await join;
