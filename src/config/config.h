@@ -1,8 +1,9 @@
 #pragma once
 // The validated, immutable configuration. All knowledge of the configuration file's YAML lives
-// in this folder (quick mode, too, writes YAML text and loads it here); the rest of the program
-// sees only these plain values. Simulator scenario files are another format, read by
-// src/sim/scenario.cc.
+// in this folder; quick mode builds a Config directly and goes through the same validate(). The
+// rest of the program sees only these plain values. Simulator scenario files are another format,
+// read by src/sim/scenario.cc through this folder's Reader (the same positions, the same
+// unknown-key rule).
 #include <optional>
 #include <string>
 #include <string_view>

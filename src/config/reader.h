@@ -1,6 +1,6 @@
 #pragma once
-// Internal to src/config: reads YAML nodes into Config fields, recording every problem as
-// "FILE:LINE:COL: message".
+// Reads YAML nodes into Config fields, recording every problem as "FILE:LINE:COL: message".
+// Used by src/config and by the simulator's scenario files, so both report alike.
 #include <yaml-cpp/yaml.h>
 
 #include <initializer_list>

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/reader.h"
+
 namespace usher::sim {
 
 namespace {
@@ -135,44 +137,89 @@ Expected<Scenario> builtin(const std::string& name) {
   return Error{"unknown scenario '" + name + "' (try --scenario list)"};
 }
 
-Expected<Scenario> load_scenario_file(const std::string& path) {
-  try {
-    YAML::Node root = YAML::LoadFile(path);
-    Scenario s;
-    s.name = root["name"].as<std::string>(path);
-    s.description = root["description"].as<std::string>("");
-    s.seed = root["seed"].as<uint64_t>(1);
-    s.requests = root["requests"].as<uint64_t>(s.requests);
-    s.arrival_rate = root["arrival_rate"].as<double>(s.arrival_rate);
-    s.trace_file = root["trace"].as<std::string>("");
-    s.keys = root["keys"].as<uint64_t>(s.keys);
-    s.zipf_s = root["zipf"].as<double>(0);
-    s.sticky = root["sticky"].as<bool>(false);
-    s.slow_start_s = root["slow_start"].as<double>(0);
-    s.detect_s = root["detect"].as<double>(s.detect_s);
-    s.attempts = root["attempts"].as<uint32_t>(s.attempts);
-    if (root["duration"]) {
-      auto d = read_distribution(root["duration"]);
-      if (!d) return Error{path + ": " + d.error().message};
-      s.duration = *d;
-    }
-    for (const auto& n : root["servers"]) {
-      Server server{n["concurrency"].as<uint32_t>(8), n["speed"].as<double>(1),
-                    n["weight"].as<uint32_t>(1), n["max_queue"].as<uint32_t>(1000)};
-      for (uint32_t i = 0; i < n["count"].as<uint32_t>(1); ++i) s.servers.push_back(server);
-    }
-    for (const auto& n : root["events"]) {
-      s.events.push_back(
-          {n["at"].as<double>(), n["server"].as<uint32_t>(), n["up"].as<bool>(false)});
-    }
-    if (s.servers.empty()) return Error{path + ": 'servers' lists no server"};
-    if (s.arrival_rate <= 0 || s.keys == 0)
-      return Error{path + ": arrival_rate and keys must be above 0"};
-    return s;
-  } catch (const YAML::Exception& e) {
-    return Error{path + ":" + std::to_string(e.mark.line + 1) + ":" +
-                 std::to_string(e.mark.column + 1) + ": " + e.msg};
+namespace {
+
+// Unknown keys are errors, as in a configuration file: a misspelt key must not silently leave
+// a default in place.
+void check_scenario_keys(config::Reader& r, const YAML::Node& root) {
+  r.check_keys(root,
+               {"name", "description", "seed", "requests", "arrival_rate", "trace", "keys", "zipf",
+                "sticky", "slow_start", "detect", "attempts", "duration", "servers", "events"},
+               "a scenario");
+  if (root["duration"] && r.expect_map(root["duration"], "duration")) {
+    r.check_keys(
+        root["duration"],
+        {"kind", "value", "mean", "median", "sigma", "short", "long", "p_long", "low", "high"},
+        "duration");
   }
+  if (root["servers"] && r.expect_sequence(root["servers"], "servers")) {
+    for (const auto& n : root["servers"]) {
+      if (r.expect_map(n, "a server")) {
+        r.check_keys(n, {"count", "concurrency", "speed", "weight", "max_queue"}, "a server");
+      }
+    }
+  }
+  if (root["events"] && r.expect_sequence(root["events"], "events")) {
+    for (const auto& n : root["events"]) {
+      if (r.expect_map(n, "an event")) r.check_keys(n, {"at", "server", "up"}, "an event");
+    }
+  }
+}
+
+Expected<Scenario> read_scenario(config::Reader& r, const YAML::Node& root,
+                                 const std::string& path) {
+  Scenario s;
+  s.name = root["name"].as<std::string>(path);
+  s.description = root["description"].as<std::string>("");
+  s.seed = root["seed"].as<uint64_t>(1);
+  s.requests = root["requests"].as<uint64_t>(s.requests);
+  s.arrival_rate = root["arrival_rate"].as<double>(s.arrival_rate);
+  s.trace_file = root["trace"].as<std::string>("");
+  s.keys = root["keys"].as<uint64_t>(s.keys);
+  s.zipf_s = root["zipf"].as<double>(0);
+  s.sticky = root["sticky"].as<bool>(false);
+  s.slow_start_s = root["slow_start"].as<double>(0);
+  s.detect_s = root["detect"].as<double>(s.detect_s);
+  s.attempts = root["attempts"].as<uint32_t>(s.attempts);
+  if (root["duration"]) {
+    auto d = read_distribution(root["duration"]);
+    if (!d) r.error(root["duration"].Mark(), d.error().message);
+    if (d) s.duration = *d;
+  }
+  for (const auto& n : root["servers"]) {
+    Server server{n["concurrency"].as<uint32_t>(8), n["speed"].as<double>(1),
+                  n["weight"].as<uint32_t>(1), n["max_queue"].as<uint32_t>(1000)};
+    for (uint32_t i = 0; i < n["count"].as<uint32_t>(1); ++i) s.servers.push_back(server);
+  }
+  for (const auto& n : root["events"]) {
+    s.events.push_back({n["at"].as<double>(), n["server"].as<uint32_t>(), n["up"].as<bool>(false)});
+  }
+  if (s.servers.empty()) r.error(root.Mark(), "'servers' lists no server");
+  if (s.arrival_rate <= 0 || s.keys == 0) {
+    r.error(root.Mark(), "arrival_rate and keys must be above 0");
+  }
+  return s;
+}
+
+}  // namespace
+
+Expected<Scenario> load_scenario_file(const std::string& path) {
+  config::Errors errors;
+  config::Reader r(path, errors);
+  Scenario scenario;
+  try {
+    const YAML::Node root = YAML::LoadFile(path);
+    if (r.expect_map(root, "a scenario")) {
+      check_scenario_keys(r, root);
+      if (errors.messages.empty()) scenario = *read_scenario(r, root, path);
+    }
+  } catch (const YAML::Exception& e) {
+    r.error(e.mark, e.msg);
+  }
+  if (errors.messages.empty()) return scenario;
+  std::string all;
+  for (const std::string& m : errors.messages) all += (all.empty() ? "" : "\n") + m;
+  return Error{all};
 }
 
 }  // namespace usher::sim

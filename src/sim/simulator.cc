@@ -9,8 +9,8 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "balance/live.h"
 #include "balance/balancer.h"
+#include "balance/live.h"
 
 namespace usher::sim {
 
@@ -251,8 +251,7 @@ class Simulation {
     double latency = now_s_ - requests_[e.request].arrival_s;
     latencies_.push_back(latency);
     live_->end(e.server);
-    live_->observe_latency(e.server, latency * 1000, now_ms(),
-                           balance::Options{}.latency_decay_ms);
+    live_->observe_latency(e.server, latency * 1000, now_ms(), balance::Options{}.latency_decay_ms);
     if (!st.queue.empty()) {
       account_queue(st);
       uint32_t next = st.queue.front();

@@ -1,4 +1,8 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
 
 #include "sim/simulator.h"
 
@@ -43,6 +47,41 @@ TEST(Simulator, ARefusedRequestIsDroppedOnlyWhenEveryAttemptIsRefused) {
   EXPECT_GT(result->retries, 100u);
   EXPECT_GE(result->dropped, result->retries);
   EXPECT_LE(result->dropped, result->retries + 8);
+}
+
+std::string scenario_file(const std::string& text) {
+  char path[] = "/tmp/usher-scenario-XXXXXX";
+  const int fd = ::mkstemp(path);
+  [[maybe_unused]] ssize_t n = ::write(fd, text.data(), text.size());
+  ::close(fd);
+  return path;
+}
+
+// Scenario files go through the configuration's Reader: a misspelt key is an error with its
+// position, never a silent default.
+TEST(ScenarioFile, UnknownKeysAreErrorsWithTheirPosition) {
+  const std::string path = scenario_file(
+      "requests: 10\nservers:\n  - { count: 2, concurency: 4 }\nevents:\n  - { at: 1, srv: 0 "
+      "}\n");
+  auto loaded = load_scenario_file(path);
+  ::unlink(path.c_str());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_NE(loaded.error().message.find(path + ":3:17: unknown key 'concurency'"),
+            std::string::npos)
+      << loaded.error().message;
+  EXPECT_NE(loaded.error().message.find(path + ":5:14: unknown key 'srv'"), std::string::npos)
+      << loaded.error().message;
+}
+
+TEST(ScenarioFile, AWellFormedFileLoads) {
+  const std::string path = scenario_file(
+      "requests: 10\ndetect: 0.5\nduration: { kind: constant, value: 0.01 }\nservers:\n  - { "
+      "count: 2 }\n");
+  auto loaded = load_scenario_file(path);
+  ::unlink(path.c_str());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->servers.size(), 2u);
+  EXPECT_EQ(loaded->detect_s, 0.5);
 }
 
 }  // namespace
