@@ -18,8 +18,8 @@
 #include <string_view>
 #include <vector>
 
-#include "balance/live.h"
 #include "balance/balancer.h"
+#include "balance/live.h"
 #include "balance/snapshot.h"
 #include "base/expected.h"
 #include "config/config.h"
