@@ -5,8 +5,9 @@
 //
 // Membership changes at run time (admin API: add, remove, set a weight) never move a backend:
 // each keeps its slot, so in-flight requests and live counters stay attached to it. A change
-// builds a new balancer and publishes it with one atomic store; the replaced ones
-// are freed once no pick can still be using them. A pool state belongs to one configuration
+// builds a new balancer and publishes it with one atomic store; a replaced one is freed at the
+// first change ten seconds or more after it was replaced (a pick takes microseconds, and each try
+// of a request asks for the current balancer again). A pool state belongs to one configuration
 // generation; the next generation's state of the same pool takes over what it knew of each backend
 // that stays.
 #include <atomic>
