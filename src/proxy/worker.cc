@@ -93,27 +93,27 @@ void Worker::offer(std::unique_ptr<WorkerGeneration> next) {
 }
 
 void Worker::adopt(std::unique_ptr<WorkerGeneration> next) {
-  open_endpoints(*next);
   const config::Config& config = next->config();
   header_scratch_.resize(config.limits.max_headers);
-  for (const auto& pool : next->shared->pools) {
-    pool->for_each_member([&](uint32_t slot) { upstreams_.track(pool->backend_id(slot)); });
-  }
   // Idle connections to backends this generation no longer has are closed now; busy ones are
   // not given back when their request ends (the pool says the backend left).
   std::vector<bool> kept;
   for (const auto& pool : next->shared->pools) {
     pool->for_each_member([&](uint32_t slot) {
       const uint32_t id = pool->backend_id(slot);
+      upstreams_.track(id);
       if (id >= kept.size()) kept.resize(id + 1);
       kept[id] = true;
     });
   }
   upstreams_.close_unless([&kept](uint32_t id) { return id < kept.size() && kept[id]; });
+  // Current before any endpoint opens: an accept can complete at once (epoll) and start a
+  // connection on this generation before open_endpoints() returns.
   WorkerGeneration* previous = current_;
   current_ = next.get();
   const uint64_t number = next->shared->number;
   generations_.push_back(std::move(next));
+  open_endpoints(*current_);
   if (previous && previous->users == 0) release(previous);
   served_.store(number, std::memory_order_release);
 }
@@ -138,11 +138,12 @@ void Worker::open_endpoints(WorkerGeneration& next) {
       endpoint = endpoints_.back().get();
       endpoint->listen = listeners[i].listen;
       endpoint->socket = std::make_unique<net::Socket>(*reactor_, fd);
+      endpoint->listener = static_cast<int>(i);
       endpoint->handler = handler_for(listeners[i]);
-      net::spawn(accept_loop(*this, *endpoint));
-    } else if (fd >= 0) {
-      ::close(fd);
+      net::spawn(accept_loop(*this, *endpoint));  // may accept at once: everything is set
+      continue;
     }
+    if (fd >= 0) ::close(fd);
     endpoint->listener = static_cast<int>(i);
     endpoint->handler = handler_for(listeners[i]);
   }

@@ -116,6 +116,7 @@ bool begin_request(Client& c) {
 
 net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
   Client c(worker, fd, endpoint);
+  if (endpoint.listener < 0) co_return;  // a reload removed its listener meanwhile
   worker.add_session(c.link);
   // Connection counters stay with the listener the connection was accepted on.
   metrics::ListenerCounters& listener_counters =
