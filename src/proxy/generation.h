@@ -70,7 +70,6 @@ class GenerationRef {
   ~GenerationRef() { reset(); }
 
   void reset();
-  explicit operator bool() const { return generation_ != nullptr; }
   WorkerGeneration& operator*() const { return *generation_; }
   WorkerGeneration* operator->() const { return generation_; }
 

@@ -270,6 +270,32 @@ class Reload(unittest.TestCase):
         kept.close()
         self.assertNotIn("cannot listen", self.usher.output())
 
+    def test_api_changes_against_a_reload_as_documented(self):
+        # docs/operations.md: a drain on a backend that stays is kept; a backend added and a
+        # weight set through the API give way to the file.
+        self.assertEqual(api(self.admin, "POST", "/api/v1/pools/web/backends/a/drain")[0], 200)
+        added = f"/api/v1/pools/web/backends?address=127.0.0.1:{self.ports['b']}&name=b"
+        self.assertEqual(api(self.admin, "POST", added)[0], 201)
+        self.assertEqual(api(self.admin, "POST", "/api/v1/pools/web/backends/a/weight?value=7")[0], 200)
+        self.assertEqual(self.reload(self.config(("a", "down")))[0], 200)
+        backends = {b["name"]: b for b in json.loads(api(self.admin, "GET", "/api/v1/pools")[1])["pools"][0]["backends"]}
+        self.assertEqual(sorted(backends), ["a", "down"])
+        self.assertEqual(backends["a"]["state"], "draining")
+        self.assertEqual(backends["a"]["weight"], 1)
+
+    def test_quick_mode_has_no_file_to_reload(self):
+        port = free_port()
+        quick = Process([USHER, "proxy", "--listen", f"127.0.0.1:{port}", "--to",
+                         f"127.0.0.1:{self.ports['a']}", "--admin", f"127.0.0.1:{free_port()}"], port=port)
+        try:
+            admin = int(re.search(r"admin API on 127\.0\.0\.1:(\d+)", quick.output()).group(1))
+            status, body = api(admin, "POST", "/api/v1/reload")
+            self.assertEqual(status, 400, body)
+            self.assertIn("quick mode", body)
+            self.assertEqual(get(port), (200, "a"))
+        finally:
+            quick.stop()
+
     def test_a_request_in_flight_finishes_on_its_generation(self):
         slow = {}
 
