@@ -65,10 +65,6 @@ std::vector<std::string> Server::restart_only_changes(const config::Config& next
       next.admin.has_value() != f.admin.has_value() || (next.admin && !(*next.admin == *f.admin)),
       "admin.listen");
   refuse(next.admin_token != f.admin_token, "admin.token");
-  refuse(next.access_log.target != f.access_log.target ||
-             next.access_log.path != f.access_log.path ||
-             next.access_log.format != f.access_log.format,
-         "access_log");
   refuse(proxy::buffer_size_for(next.limits) > workers_.front()->buffer_size(),
          "limits.max_header_bytes (above the size the buffers were made for)");
   return changed;
@@ -103,6 +99,10 @@ std::vector<std::string> Server::apply(config::Config next) {
   const std::shared_ptr<const proxy::Generation> serving = generation();
   std::vector<std::vector<int>> fds;
   if (std::string error = bind_new_listeners(next, &serving->config, fds); !error.empty()) {
+    return {path_ + ": " + error + "; nothing was reloaded"};
+  }
+  if (std::string error = access_log_->retarget(next.access_log); !error.empty()) {
+    close_all(fds);
     return {path_ + ": " + error + "; nothing was reloaded"};
   }
   // Health checks stop first, so that what the next generation takes over from this one (up or

@@ -56,16 +56,13 @@ Server::Server(config::Config config, std::string path,
     : path_(std::move(path)), first_(config) {
   unsigned workers = config::effective_workers(config);
   metrics_ = std::make_unique<metrics::Registry>(workers);
-  if (config.access_log.target != config::AccessLog::Target::kOff) {
-    access_log_ = std::make_unique<log::AccessLog>(first_.access_log, workers);
-  }
+  access_log_ = std::make_unique<log::AccessLog>(first_.access_log, workers);
   std::vector<std::unique_ptr<net::Reactor>> reactors =
       make_reactors(workers, forced_backend.value_or(config.io_backend));
   if (reactors.empty()) return;  // run() reports reactor_error_
   for (unsigned i = 0; i < workers; ++i) {
     workers_.push_back(std::make_unique<proxy::Worker>(
-        first_.limits, metrics_->shard(i), access_log_ ? &access_log_->channel(i) : nullptr,
-        std::move(reactors[i])));
+        first_.limits, metrics_->shard(i), access_log_->channel(i), std::move(reactors[i])));
   }
   current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr);
 }
@@ -142,7 +139,7 @@ int Server::run() {
     workers_[i]->offer(std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i])));
   }
   start_health_checks(*current_);
-  if (access_log_) access_log_->start();
+  access_log_->start();
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
   while (true) {
@@ -152,7 +149,7 @@ int Server::run() {
       spdlog::info("SIGHUP: reloading {}", path_.empty() ? "(no file in quick mode)" : path_);
       reload();
     }
-    if (sig == SIGUSR1 && access_log_) {
+    if (sig == SIGUSR1) {
       spdlog::info("SIGUSR1: reopening the access log");
       access_log_->reopen();
     }
@@ -177,7 +174,7 @@ int Server::run() {
     checker_->stop();
   }
   if (admin_) admin_->stop();
-  if (access_log_) access_log_->stop();
+  access_log_->stop();
   spdlog::info("stopped");
   if (abandoned) {
     // Connections still open are abandoned to the kernel, which closes them; their coroutine

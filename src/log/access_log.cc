@@ -202,15 +202,15 @@ void format_line(config::AccessLog::Format format, const RequestRecord& record,
   }
 }
 
-Channel::Channel(config::AccessLog::Format format) : format_(format) {
+Channel::Channel() {
   current_.reserve(kBufferBytes + 4096);
   for (std::string& slot : slots_) slot.reserve(kBufferBytes + 4096);
 }
 
-void Channel::append(const RequestRecord& record) {
+void Channel::append(config::AccessLog::Format format, const RequestRecord& record) {
   const auto now = std::chrono::system_clock::now();
   if (current_lines_ == 0) oldest_ = now;
-  format_line(format_, record, now, clock_, current_);
+  format_line(format, record, now, clock_, current_);
   ++current_lines_;
   lines_.store(lines_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   if (current_.size() >= kBufferBytes || now - oldest_ >= 100ms) flush();
@@ -231,14 +231,41 @@ void Channel::flush() {
   current_lines_ = 0;
 }
 
-AccessLog::AccessLog(const config::AccessLog& config, unsigned workers) : config_(config) {
-  for (unsigned i = 0; i < workers; ++i)
-    channels_.push_back(std::make_unique<Channel>(config.format));
+namespace {
+
+bool same_target(const config::AccessLog& a, const config::AccessLog& b) {
+  return a.target == b.target && (a.target != config::AccessLog::Target::kFile || a.path == b.path);
+}
+
+// Non-blocking, so that a FIFO without a reader or a full pipe never holds the writer past a
+// stop; a regular file on a slow disk blocks only the writer.
+int open_sink(const config::AccessLog& config) {
+  switch (config.target) {
+    case config::AccessLog::Target::kOff:
+      return -1;
+    case config::AccessLog::Target::kStdout:
+      return STDOUT_FILENO;
+    case config::AccessLog::Target::kFile:
+      break;
+  }
+  return ::open(config.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+}
+
+void close_sink(int fd) {
+  if (fd > STDOUT_FILENO) ::close(fd);
+}
+
+}  // namespace
+
+AccessLog::AccessLog(const config::AccessLog& config, unsigned workers)
+    : sink_{config}, latest_(config) {
+  for (unsigned i = 0; i < workers; ++i) channels_.push_back(std::make_unique<Channel>());
 }
 
 AccessLog::~AccessLog() {
   stop();
-  if (fd_ > STDOUT_FILENO) ::close(fd_);
+  close_sink(sink_.fd);
+  if (pending_) close_sink(pending_->fd);
 }
 
 void AccessLog::start() {
@@ -263,31 +290,50 @@ uint64_t AccessLog::dropped() const {
   return total;
 }
 
-// Non-blocking, so that a FIFO without a reader or a full pipe never holds the writer past a
-// stop; a regular file on a slow disk blocks only this thread.
-bool AccessLog::open_file() {
-  if (config_.target == config::AccessLog::Target::kStdout) {
-    fd_ = STDOUT_FILENO;
-    return true;
+std::string AccessLog::retarget(const config::AccessLog& next) {
+  if (same_target(next, latest_)) return {};
+  Sink sink{next, open_sink(next)};
+  if (next.target == config::AccessLog::Target::kFile && sink.fd < 0) {
+    return "access_log: cannot open " + next.path + ": " + std::strerror(errno);
   }
-  int fd =
-      ::open(config_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-  if (fd < 0) return false;
-  if (fd_ > STDOUT_FILENO) ::close(fd_);
-  fd_ = fd;
+  latest_ = next;
+  std::lock_guard lock(pending_mutex_);
+  if (pending_) close_sink(pending_->fd);  // never taken: a newer target replaces it
+  pending_ = std::move(sink);
+  has_pending_.store(true, std::memory_order_release);
+  return {};
+}
+
+// Writer thread. What the workers handed over so far was logged under the old target.
+void AccessLog::take_pending() {
+  drain_all(false);
+  std::lock_guard lock(pending_mutex_);
+  has_pending_.store(false, std::memory_order_relaxed);
+  if (!pending_) return;
+  close_sink(sink_.fd);
+  sink_ = std::move(*pending_);
+  pending_.reset();
+}
+
+bool AccessLog::open_file() {
+  int fd = open_sink(sink_.config);
+  if (fd < 0) return sink_.config.target == config::AccessLog::Target::kOff;
+  close_sink(sink_.fd);
+  sink_.fd = fd;
   return true;
 }
 
 void AccessLog::write_out(std::string_view bytes, bool stopping) {
+  if (sink_.config.target == config::AccessLog::Target::kOff) return;
   while (!bytes.empty()) {
-    ssize_t n = fd_ >= 0 ? ::write(fd_, bytes.data(), bytes.size()) : -1;
+    ssize_t n = sink_.fd >= 0 ? ::write(sink_.fd, bytes.data(), bytes.size()) : -1;
     if (n > 0) {
       bytes.remove_prefix(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN && !stopping && !stopping_.load(std::memory_order_relaxed)) {
-      pollfd p{fd_, POLLOUT, 0};
+      pollfd p{sink_.fd, POLLOUT, 0};
       ::poll(&p, 1, 100);
       continue;
     }
@@ -298,21 +344,32 @@ void AccessLog::write_out(std::string_view bytes, bool stopping) {
   }
 }
 
+bool AccessLog::drain_all(bool stopping) {
+  bool any = false;
+  for (auto& channel : channels_) {
+    any |= channel->drain([&](std::string_view bytes) { write_out(bytes, stopping); });
+  }
+  return any;
+}
+
 void AccessLog::run() {
   bool opened = open_file();
-  if (!opened) spdlog::error("access log: cannot open {}: {}", config_.path, std::strerror(errno));
+  if (!opened) {
+    spdlog::error("access log: cannot open {}: {}", sink_.config.path, std::strerror(errno));
+  }
   auto last_attempt = std::chrono::steady_clock::now();
   while (true) {
     const bool stopping = stopping_.load(std::memory_order_relaxed);
+    if (has_pending_.load(std::memory_order_acquire)) {
+      take_pending();
+      opened = true;
+    }
     if (reopen_.exchange(false, std::memory_order_relaxed) ||
         (!opened && std::chrono::steady_clock::now() - last_attempt > 1s)) {
       opened = open_file();
       last_attempt = std::chrono::steady_clock::now();
     }
-    bool any = false;
-    for (auto& channel : channels_) {
-      any |= channel->drain([&](std::string_view bytes) { write_out(bytes, stopping); });
-    }
+    const bool any = drain_all(stopping);
     if (stopping) break;
     if (!any) std::this_thread::sleep_for(20ms);
   }

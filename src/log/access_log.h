@@ -4,9 +4,14 @@
 // thread through a single-producer single-consumer ring: when a buffer is full, when its oldest
 // line is 100 ms old, or when the worker has nothing else to do. When the writer is behind (a slow
 // disk, a pipe nobody reads) the worker drops the buffer and counts its lines instead of waiting.
+//
+// The log exists whether or not a generation logs: whether a request is logged, and in which
+// format, is its generation's choice, and a reload may point the writer at another sink.
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -55,10 +60,10 @@ class Channel {
   static constexpr size_t kBufferBytes = 64 * 1024;
   static constexpr size_t kSlots = 4;
 
-  explicit Channel(config::AccessLog::Format format);
+  Channel();
 
   // Worker thread.
-  void append(const RequestRecord& record);
+  void append(config::AccessLog::Format format, const RequestRecord& record);
   void flush();
 
   // Writer thread: writes every handed-over buffer with `write`; returns whether any was there.
@@ -70,7 +75,6 @@ class Channel {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  config::AccessLog::Format format_;
   std::string current_;
   uint64_t current_lines_ = 0;
   std::chrono::system_clock::time_point oldest_;  // of the lines in current_
@@ -98,6 +102,7 @@ bool Channel::drain(Write&& write) {
 
 class AccessLog {
  public:
+  // `config`: the sink the writer opens when it starts.
   AccessLog(const config::AccessLog& config, unsigned workers);
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -109,18 +114,32 @@ class AccessLog {
   void stop();
   // Any thread (SIGUSR1): the writer reopens the file, for log rotation.
   void reopen() { reopen_.store(true, std::memory_order_relaxed); }
+  // Reload thread: opens `next`'s sink now, so that a path that cannot be opened refuses the
+  // reload, and hands it to the writer, which first writes out what the workers handed over to
+  // the sink they were written for. An unchanged target keeps its file. The problem, or empty.
+  std::string retarget(const config::AccessLog& next);
 
   uint64_t lines() const;
   uint64_t dropped() const;  // lines dropped by workers plus lines the sink refused
 
  private:
+  struct Sink {
+    config::AccessLog config;
+    int fd = -1;  // -1: off, or a file not open yet
+  };
+
   void run();
+  bool drain_all(bool stopping);
   bool open_file();
+  void take_pending();
   void write_out(std::string_view bytes, bool stopping);
 
-  config::AccessLog config_;
+  Sink sink_;  // writer thread, after start()
   std::vector<std::unique_ptr<Channel>> channels_;
-  int fd_ = -1;
+  std::mutex pending_mutex_;
+  std::optional<Sink> pending_;  // under pending_mutex_
+  config::AccessLog latest_;     // reload thread: the target last asked for
+  std::atomic<bool> has_pending_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> reopen_{false};
   std::atomic<uint64_t> refused_bytes_{0};

@@ -70,7 +70,7 @@ size_t buffer_size_for(const config::Limits& limits) {
   return std::max<size_t>(16 * 1024, limits.max_header_bytes + 4 * 1024);
 }
 
-Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel* access_log,
+Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel& access_log,
                std::unique_ptr<net::Reactor> reactor)
     : metrics_(metrics),
       access_log_(access_log),
@@ -182,7 +182,7 @@ void Worker::run() {
   count_allocations_into(&metrics_.heap_allocations);
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
-  if (access_log_) access_log_->flush();
+  access_log_.flush();
   count_allocations_into(nullptr);
 }
 
@@ -213,7 +213,7 @@ void Worker::on_wake() {
 }
 
 void Worker::on_idle() {
-  if (access_log_) access_log_->flush();
+  access_log_.flush();
   // After a burst the allocator keeps the pages the burst needed (buffers, request frames,
   // closed connections); give them back while idle, at most once a second, so that idle
   // connections cost what they hold and not what the busiest moment needed.

@@ -52,7 +52,7 @@ struct SessionLink {
 class Worker {
  public:
   // `limits` size the buffers for the life of the worker.
-  Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel* access_log,
+  Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel& access_log,
          std::unique_ptr<net::Reactor> reactor);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -79,7 +79,7 @@ class Worker {
   l7::UpstreamPool& upstreams() { return upstreams_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   metrics::Shard& metrics() { return metrics_; }
-  log::Channel* access_log() { return access_log_; }  // null when the access log is off
+  log::Channel& access_log() { return access_log_; }
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
@@ -101,7 +101,7 @@ class Worker {
   void close_idle_sessions(const Endpoint* of);  // null: every endpoint's
 
   metrics::Shard& metrics_;
-  log::Channel* access_log_;
+  log::Channel& access_log_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;

@@ -233,6 +233,56 @@ class Reload(unittest.TestCase):
         self.assertIn("'workers' cannot change while usher runs", body)
         self.assertEqual(metric(self.admin, "usher_config_generation"), 1)
 
+    def test_the_access_log_is_turned_on_moved_reformatted_and_off(self):
+        import tempfile
+        folder = tempfile.mkdtemp()
+        first, second = os.path.join(folder, "first.log"), os.path.join(folder, "second.log")
+
+        def lines(path, at_least):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if os.path.exists(path):
+                    with open(path) as f:
+                        found = f.read().splitlines()
+                    if len(found) >= at_least:
+                        return found
+                time.sleep(0.05)
+            self.fail(f"{path}: fewer than {at_least} lines")
+
+        def with_log(target, fmt="json"):
+            return f"access_log: {target}\naccess_log_format: {fmt}\n" + self.config(("a",))
+
+        try:
+            get(self.port, "/before")  # the log is off: this request is in no file
+            self.assertEqual(self.reload(with_log(first))[0], 200)
+            get(self.port, "/one")
+            logged = [json.loads(line) for line in lines(first, 1)]
+            self.assertEqual([entry["path"] for entry in logged], ["/one"])
+            self.assertEqual(logged[0]["backend"], "a")
+
+            self.assertEqual(self.reload(with_log(second, "combined"))[0], 200)
+            get(self.port, "/two")
+            combined = lines(second, 1)
+            self.assertRegex(combined[0], r'^127\.0\.0\.1 - - \[.*\] "GET /two HTTP/1\.1" 200 ')
+            self.assertEqual(len(lines(first, 1)), 1)  # the first file got nothing more
+
+            status, body = self.reload(with_log(os.path.join(folder, "missing", "x.log")))
+            self.assertEqual(status, 400, body)
+            self.assertIn("access_log: cannot open", body)
+            self.assertEqual(metric(self.admin, "usher_config_generation"), 3)
+            get(self.port, "/three")  # still logged where the serving generation says
+            self.assertEqual(len(lines(second, 2)), 2)
+
+            self.assertEqual(self.reload(self.config(("a",)))[0], 200)
+            get(self.port, "/four")
+            time.sleep(0.5)  # workers hand lines over within 100 ms
+            self.assertEqual(len(lines(second, 2)), 2)
+            self.assertEqual(metric(self.admin, "usher_access_log_lines_total"), 3)
+        finally:
+            for name in os.listdir(folder):
+                os.unlink(os.path.join(folder, name))
+            os.rmdir(folder)
+
     def test_backends_that_stay_keep_their_health_and_counters(self):
         deadline = time.monotonic() + 10
         while "UP -> DOWN" not in self.usher.output() and time.monotonic() < deadline:

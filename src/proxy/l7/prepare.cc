@@ -224,7 +224,9 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
       generate_request_id(w, info.request_id);
     }
   }
-  if (w.access_log()) capture_for_log(w, head, fields.host, info.logged);
+  if (c.config().access_log.target != config::AccessLog::Target::kOff) {
+    capture_for_log(w, head, fields.host, info.logged);
+  }
   char host[route::kMaxHost];
   route::RequestView view{
       head.method_text, route::normalize_host(fields.host, host), {}, {}, head.headers};

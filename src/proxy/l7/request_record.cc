@@ -10,8 +10,8 @@ namespace {
 
 // One access log line for a finished request.
 void log_request(Client& c, const RequestInfo& info, double seconds) {
-  log::Channel* channel = c.worker.access_log();
-  if (!channel || c.current.status == 0) return;
+  const config::AccessLog& wanted = c.config().access_log;
+  if (wanted.target == config::AccessLog::Target::kOff || c.current.status == 0) return;
   using Field = LoggedFields::Field;
   const config::Listener& listener = c.routes->config;
   log::RequestRecord r;
@@ -39,7 +39,7 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
     }
   }
   r.retries = c.current.retries;
-  channel->append(r);
+  c.worker.access_log().append(wanted.format, r);
 }
 
 // Counts a finished request: what its client was answered, on its listener and route.
