@@ -12,9 +12,9 @@ PACKAGES=(
   cmake ninja-build g++ clang clang-format pkg-config
   libclang-rt-14-dev  # clang's sanitizer and libFuzzer runtimes: only recommended by clang
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
-  libhiredis-dev liburing-dev
+  libhiredis-dev liburing-dev libssl-dev
   # tests, demo and benchmarks: real peers started on loopback
-  bc python3 python3-yaml curl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
+  bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium

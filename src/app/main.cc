@@ -11,6 +11,7 @@
 #include "app/simulate.h"
 #include "base/version.h"
 #include "config/config.h"
+#include "tls/context.h"
 
 namespace {
 
@@ -43,9 +44,24 @@ bool load(const std::string& path, Config& config) {
   return true;
 }
 
+// Loads every certificate the way a worker would: chains parse, keys match. Warns about
+// certificates that expire within 14 days.
+bool check_certificates(const Config& config) {
+  usher::tls::Library library;
+  std::vector<std::string> problems;
+  auto contexts = usher::tls::build_contexts(config, {&library}, problems);
+  for (const std::string& message : problems) std::cerr << message << '\n';
+  if (!problems.empty()) return false;
+  for (const std::string& warning :
+       usher::tls::expiry_warnings(contexts.front(), std::time(nullptr), 14 * 86400)) {
+    std::cerr << "warning: " << warning << '\n';
+  }
+  return true;
+}
+
 int check(const std::string& path) {
   Config config;
-  if (!load(path, config)) return 1;
+  if (!load(path, config) || !check_certificates(config)) return 1;
   size_t backends = 0;
   for (const auto& pool : config.pools) backends += pool.backends.size();
   std::cout << path << ": configuration is valid (" << config.listeners.size() << " listeners, "
@@ -97,6 +113,8 @@ int main(int argc, char** argv) {
   proxy_cmd->add_option("--admin", quick.admin, "Admin listener: dashboard, metrics, API");
   proxy_cmd->add_option("--health-path", quick.health_path,
                         "HTTP health check path (every 1s; 2 failures remove, 2 passes return)");
+  proxy_cmd->add_option("--tls-cert", quick.tls_cert, "Serve HTTPS: the certificate chain (PEM)");
+  proxy_cmd->add_option("--tls-key", quick.tls_key, "Serve HTTPS: the private key (PEM)");
 
   usher::app::SimulateOptions sim;
   auto* sim_cmd =

@@ -96,6 +96,11 @@ std::vector<std::string> Server::reload() {
 std::vector<std::string> Server::apply(config::Config next) {
   std::vector<std::string> problems = restart_only_changes(next);
   if (!problems.empty()) return problems;
+  std::vector<tls::ListenerContexts> tls = build_tls(next, problems);
+  if (!problems.empty()) {
+    for (std::string& p : problems) p += "; nothing was reloaded";
+    return problems;
+  }
   const std::shared_ptr<const proxy::Generation> serving = generation();
   std::vector<std::vector<int>> fds;
   if (std::string error = bind_new_listeners(next, &serving->config, fds); !error.empty()) {
@@ -111,7 +116,7 @@ std::vector<std::string> Server::apply(config::Config next) {
   auto generation =
       proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
   start_health_checks(*generation);
-  serve(generation, std::move(fds));
+  serve(generation, std::move(fds), std::move(tls));
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);
   current_ = std::move(generation);
@@ -121,9 +126,10 @@ std::vector<std::string> Server::apply(config::Config next) {
 // Hands the generation to every worker and waits until each serves it: a reload that returned
 // is in force for every request that starts after it.
 void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
-                   std::vector<std::vector<int>> fds) {
+                   std::vector<std::vector<int>> fds, std::vector<tls::ListenerContexts> tls) {
   for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->offer(std::make_unique<proxy::WorkerGeneration>(next, std::move(fds[i])));
+    workers_[i]->offer(
+        std::make_unique<proxy::WorkerGeneration>(next, std::move(fds[i]), std::move(tls[i])));
   }
   const uint64_t give_up = net::monotonic_ms() + 5000;  // a worker stuck this long is stopping
   for (auto& w : workers_) {
@@ -131,6 +137,21 @@ void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
+}
+
+std::vector<tls::ListenerContexts> Server::build_tls(const config::Config& config,
+                                                     std::vector<std::string>& problems) const {
+  std::vector<const tls::Library*> libraries;
+  for (const auto& library : tls_libraries_) libraries.push_back(library.get());
+  std::vector<tls::ListenerContexts> contexts = tls::build_contexts(config, libraries, problems);
+  if (problems.empty()) {
+    constexpr std::time_t kTwoWeeks = 14 * 86400;
+    for (const std::string& warning :
+         tls::expiry_warnings(contexts.front(), std::time(nullptr), kTwoWeeks)) {
+      spdlog::warn("{}", warning);
+    }
+  }
+  return contexts;
 }
 
 void Server::start_health_checks(const proxy::Generation& generation) {

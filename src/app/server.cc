@@ -61,6 +61,7 @@ Server::Server(config::Config config, std::string path,
       make_reactors(workers, forced_backend.value_or(config.io_backend));
   if (reactors.empty()) return;  // run() reports reactor_error_
   for (unsigned i = 0; i < workers; ++i) {
+    tls_libraries_.push_back(std::make_unique<tls::Library>());
     workers_.push_back(std::make_unique<proxy::Worker>(
         first_.limits, metrics_->shard(i), access_log_->channel(i), std::move(reactors[i])));
   }
@@ -130,13 +131,18 @@ int Server::run() {
     admin_->start();
     spdlog::info("admin API on {}", first_.admin->to_string());
   }
+  std::vector<std::string> problems;
+  std::vector<tls::ListenerContexts> tls = build_tls(current_->config, problems);
+  for (const std::string& p : problems) spdlog::error("{}", p);
+  if (!problems.empty()) return 1;
   std::vector<std::vector<int>> fds;
   if (std::string error = bind_new_listeners(current_->config, nullptr, fds); !error.empty()) {
     spdlog::error("{}", error);
     return 1;
   }
   for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->offer(std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i])));
+    workers_[i]->offer(
+        std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i]), std::move(tls[i])));
   }
   start_health_checks(*current_);
   access_log_->start();

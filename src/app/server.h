@@ -46,8 +46,11 @@ class Server final : public admin::Control {
   std::string bind_new_listeners(const config::Config& next, const config::Config* serving,
                                  std::vector<std::vector<int>>& fds) const;
   std::vector<std::string> restart_only_changes(const config::Config& next) const;
+  // Each worker's certificates for `config`; problems (and expiry warnings) are logged.
+  std::vector<tls::ListenerContexts> build_tls(const config::Config& config,
+                                               std::vector<std::string>& problems) const;
   void serve(const std::shared_ptr<const proxy::Generation>& next,
-             std::vector<std::vector<int>> fds);
+             std::vector<std::vector<int>> fds, std::vector<tls::ListenerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
 
@@ -56,6 +59,7 @@ class Server final : public admin::Control {
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<log::AccessLog> access_log_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
+  std::vector<std::unique_ptr<tls::Library>> tls_libraries_;  // by worker
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it

@@ -203,6 +203,22 @@ struct Route {
   HeaderPolicy response_headers;
 };
 
+// One certificate chain and its private key, PEM files.
+struct TlsCertificate {
+  std::string cert;
+  std::string key;
+  Marks marks;
+};
+
+// TLS termination on a listener.
+struct ListenerTls {
+  enum class Version : uint8_t { k12, k13 };
+  std::vector<TlsCertificate> certificates;  // the first is the default; SNI picks among all
+  Version min_version = Version::k12;
+  std::vector<std::string> alpn = {"http/1.1"};  // offered in this order
+  Marks marks;
+};
+
 // What a listener speaks; each has its own connection handler.
 enum class Protocol : uint8_t { kHttp };
 
@@ -217,6 +233,7 @@ struct Listener {
   std::vector<IpRange> trusted_proxies;
   bool forwarded = false;  // also send RFC 7239 Forwarded
   bool request_id = true;  // keep a valid X-Request-Id or generate one; echo it in the response
+  std::optional<ListenerTls> tls;  // HTTPS: clients speak TLS to this listener
 };
 
 struct ClientTimeouts {
@@ -225,6 +242,7 @@ struct ClientTimeouts {
   Millis body = 60s;    // inactivity while reading from or writing to a client
   Millis tunnel = 1h;   // inactivity on an upgraded (WebSocket) connection
   Millis drain = 30s;   // after SIGTERM, in-flight requests get this long to finish
+  Millis tls_handshake = 10s;  // a TLS client must finish its handshake within this
 };
 
 struct Limits {
@@ -288,6 +306,8 @@ struct QuickSpec {
   std::string access_log = "off";
   std::string admin;
   std::string health_path;  // when set: HTTP checks every second, 2 to fall, 2 to rise
+  std::string tls_cert;     // both set: the listener speaks HTTPS
+  std::string tls_key;
 };
 Expected<Config> quick_config(const QuickSpec& spec, Errors& errors);
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors);

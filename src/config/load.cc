@@ -32,13 +32,15 @@ void read_io_backend(Reader& r, const YAML::Node& node, Config& config) {
 
 void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out) {
   if (!r.expect_map(node, "timeouts")) return;
-  r.check_keys(node, {"client_header", "client_idle", "client_body", "tunnel", "drain"},
+  r.check_keys(node,
+               {"client_header", "client_idle", "client_body", "tunnel", "drain", "tls_handshake"},
                "timeouts");
   if (node["client_header"]) r.duration(node["client_header"], "client_header", out.header);
   if (node["client_idle"]) r.duration(node["client_idle"], "client_idle", out.idle);
   if (node["client_body"]) r.duration(node["client_body"], "client_body", out.body);
   if (node["tunnel"]) r.duration(node["tunnel"], "tunnel", out.tunnel);
   if (node["drain"]) r.duration(node["drain"], "drain", out.drain);
+  if (node["tls_handshake"]) r.duration(node["tls_handshake"], "tls_handshake", out.tls_handshake);
 }
 
 void read_limits(Reader& r, const YAML::Node& node, Limits& out) {

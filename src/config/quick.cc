@@ -50,6 +50,13 @@ Expected<Config> quick_config(const QuickSpec& spec, Errors& errors) {
   auto listen = Address::parse(spec.listen);
   listen ? void(listener.listen = *listen) : problem(errors, "listen", listen.error().message);
   listener.routes.push_back(default_route(config.pools[0], 0));
+  if (spec.tls_cert.empty() != spec.tls_key.empty()) {
+    problem(errors, spec.tls_cert.empty() ? "tls-cert" : "tls-key",
+            "HTTPS needs both --tls-cert and --tls-key");
+  } else if (!spec.tls_cert.empty()) {
+    listener.tls.emplace();
+    listener.tls->certificates.push_back({spec.tls_cert, spec.tls_key, {}});
+  }
   config.listeners.push_back(std::move(listener));
   validate(config, errors);
   if (!errors.messages.empty()) return Error{errors.messages.front()};

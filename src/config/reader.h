@@ -16,6 +16,8 @@ class Reader {
  public:
   Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
 
+  const std::string& file() const { return file_; }
+
   void error(const YAML::Mark& mark, const std::string& message) {
     std::ostringstream out;
     out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
@@ -128,5 +130,7 @@ void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::s
 
 // Listeners come after pools: their routes name pools and inherit pool settings.
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);
+// A listener's `tls:` block; files are relative to the configuration file's folder.
+ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
 
 }  // namespace usher::config

@@ -412,7 +412,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   }
   r.check_keys(node,
                {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded",
-                "request_id"},
+                "request_id", "tls"},
                "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {
@@ -443,6 +443,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   if (node["trusted_proxies"]) read_trusted(r, node["trusted_proxies"], listener.trusted_proxies);
   if (node["forwarded"]) read_flag(r, node["forwarded"], "forwarded", listener.forwarded);
   if (node["request_id"]) read_flag(r, node["request_id"], "request_id", listener.request_id);
+  if (node["tls"]) listener.tls = read_listener_tls(r, node["tls"]);
   return listener;
 }
 

@@ -73,8 +73,15 @@ struct BackendCounters {
   Histogram total;         // request start to the end of the response
 };
 
+// Why a TLS handshake failed (tls::HandshakeFailure, without kNone).
+inline constexpr const char* kTlsFailures[] = {"timeout",          "closed",           "plain_http",
+                                               "protocol_version", "no_shared_cipher", "other"};
+inline constexpr size_t kTlsFailureKinds = std::size(kTlsFailures);
+
 struct ListenerCounters {
   Counter connections;
+  Counter tls_handshakes;  // completed
+  Counter tls_failures[kTlsFailureKinds];
   Level open_connections;
   Counter responses[5];    // every answer to a client, errors before routing included
   Counter bytes_received;  // from clients

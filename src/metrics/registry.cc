@@ -137,6 +137,19 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
                }));
     }
   }
+  per_listener("usher_tls_handshakes_total", "TLS handshakes completed by clients.",
+               &ListenerCounters::tls_handshakes);
+  e.family("usher_tls_handshake_failures_total", "counter",
+           "TLS handshakes that failed or timed out, by reason.");
+  for (const Layout::Named& l : listeners) {
+    for (size_t r = 0; r < kTlsFailureKinds; ++r) {
+      e.sample("usher_tls_handshake_failures_total",
+               {{"listener", l.name}, {"reason", kTlsFailures[r]}},
+               merged(s, [id = l.id, r](const Shard& x) -> const Counter& {
+                 return x.listeners[id].tls_failures[r];
+               }));
+    }
+  }
   per_listener("usher_listener_received_bytes_total", "Bytes received from clients.",
                &ListenerCounters::bytes_received);
   per_listener("usher_listener_sent_bytes_total", "Bytes sent to clients.",

@@ -15,6 +15,7 @@
 #include "metrics/registry.h"
 #include "proxy/listener_routes.h"
 #include "proxy/pool_state.h"
+#include "tls/context.h"
 
 namespace usher::proxy {
 
@@ -44,7 +45,8 @@ class Worker;
 
 // One worker's view of a generation. Worker thread only, except construction.
 struct WorkerGeneration {
-  WorkerGeneration(std::shared_ptr<const Generation> generation, std::vector<int> listen_fds);
+  WorkerGeneration(std::shared_ptr<const Generation> generation, std::vector<int> listen_fds,
+                   tls::ListenerContexts tls);
   WorkerGeneration(const WorkerGeneration&) = delete;
   WorkerGeneration& operator=(const WorkerGeneration&) = delete;
   ~WorkerGeneration();
@@ -54,6 +56,7 @@ struct WorkerGeneration {
   std::shared_ptr<const Generation> shared;
   std::vector<ListenerRoutes> listeners;  // by listener of the generation
   std::vector<int> listen_fds;  // by listener: a socket bound for this worker, or -1 (kept one)
+  tls::ListenerContexts tls;    // by listener: this worker's certificates, null for plain HTTP
   uint32_t users = 0;           // requests holding it
 };
 

@@ -18,9 +18,30 @@ net::Task<Next> fail(Client& c, int status) {
   co_return Next::kClose;
 }
 
+net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context) {
+  metrics::ListenerCounters& counters =
+      c.worker.metrics().listeners[c.worker.current().listeners[c.endpoint.listener].metric_id];
+  c.tls = std::make_unique<tls::Stream>(context.new_connection(), c.socket);
+  const auto& timeouts = c.worker.current().config().timeouts;
+  const tls::HandshakeFailure failure = co_await c.tls->handshake(c.after(timeouts.tls_handshake));
+  if (failure == tls::HandshakeFailure::kNone) {
+    counters.tls_handshakes.add();
+    co_return true;
+  }
+  counters.tls_failures[static_cast<size_t>(failure) - 1].add();
+  if (failure == tls::HandshakeFailure::kPlainHttp) {
+    // As nginx's 497: say what went wrong in words a person reading curl's output understands.
+    c.tls.reset();
+    co_await write_all(c.socket, plain_http_on_tls_response(), {}, c.after(timeouts.body));
+    c.linger = true;
+  }
+  co_return false;
+}
+
 net::Task<void> linger_close(Client& c) {
   constexpr uint64_t kLingerMs = 2000;
   constexpr size_t kMaxDiscard = 1 << 20;
+  if (c.tls) co_await c.tls->close(c.worker.reactor().now_ms() + kLingerMs);
   ::shutdown(c.socket.fd(), SHUT_WR);
   if (!c.in) c.in = c.worker.buffers().take();
   const uint64_t deadline = c.worker.reactor().now_ms() + kLingerMs;

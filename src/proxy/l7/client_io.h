@@ -18,8 +18,17 @@ enum class Next : uint8_t { kKeepAlive, kClose, kAbort };
 inline net::Task<bool> write_client(Client& c, std::string_view a, std::string_view b,
                                     uint64_t deadline_ms) {
   c.current.bytes_sent += a.size() + b.size();
-  return write_all(c.socket, a, b, deadline_ms);
+  return c.side().write_all(a, b, deadline_ms);
 }
+
+// Bytes from the client (decrypted on HTTPS): bytes, 0 when it closed, or -errno.
+inline ReadOp read_client(Client& c, char* buffer, size_t length, uint64_t deadline_ms) {
+  return c.side().read(buffer, length, deadline_ms);
+}
+
+// HTTPS: the handshake, within timeouts.tls_handshake; false when the connection should end
+// (counted by reason; a plain HTTP request is answered 400 first).
+net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context);
 
 // usher's own error response; the connection then closes gently (linger_close).
 net::Task<bool> send_status(Client& c, int status);

@@ -44,12 +44,15 @@ net::Task<bool> await_request_bytes(Client& c, bool first) {
     const auto& timeouts = c.worker.current().config().timeouts;
     c.in.release();
     if (c.worker.draining()) co_return false;
-    c.link.idle = true;
-    long ready = co_await c.socket.readable(c.after(first ? timeouts.header : timeouts.idle));
-    c.link.idle = false;
-    if (ready < 0) co_return false;
+    if (!c.tls || !c.tls->buffered()) {
+      c.link.idle = true;
+      long ready = co_await c.socket.readable(c.after(first ? timeouts.header : timeouts.idle));
+      c.link.idle = false;
+      if (ready < 0) co_return false;
+    }
     c.in = c.worker.buffers().take();
-    long n = c.socket.try_read(c.in.tail(), c.in.tail_room());
+    long n = c.tls ? c.tls->try_read(c.in.tail(), c.in.tail_room())
+                   : c.socket.try_read(c.in.tail(), c.in.tail_room());
     if (n == -EAGAIN) continue;
     if (n <= 0) co_return false;
     c.in.commit(static_cast<size_t>(n));
@@ -77,7 +80,7 @@ net::Task<Failure> read_request_head(Client& c, RequestInfo& info, net::Buffer& 
     }
     char* tail = c.in.tail();
     if (c.in.tail_room() == 0) co_return Failure::client(431);
-    long n = co_await c.socket.read(tail, c.in.tail_room(), deadline);
+    long n = co_await read_client(c, tail, c.in.tail_room(), deadline);
     if (n == -ETIMEDOUT) co_return Failure::client(408);
     if (n <= 0) co_return Failure::client_gone();
     c.in.commit(static_cast<size_t>(n));
@@ -124,6 +127,13 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
   listener_counters.connections.add();
   listener_counters.open_connections.add(1);
   record_peer(c);
+  c.tls_context = worker.current().tls[static_cast<size_t>(endpoint.listener)];
+  if (c.tls_context && !co_await accept_tls(c, *c.tls_context)) {
+    if (c.linger && c.socket.is_open()) co_await linger_close(c);
+    listener_counters.open_connections.add(-1);
+    worker.remove_session(c.link);
+    co_return;
+  }
   for (bool first = true;; first = false) {
     const bool more = co_await await_request_bytes(c, first);
     if (!more || !begin_request(c)) break;
@@ -141,7 +151,11 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }
-  if (c.linger && c.socket.is_open()) co_await linger_close(c);
+  if (c.linger && c.socket.is_open()) {
+    co_await linger_close(c);
+  } else if (c.tls && c.socket.is_open()) {
+    co_await c.tls->close(c.after(c.worker.current().config().timeouts.body));
+  }
   c.in.release();
   c.gen.reset();
   listener_counters.open_connections.add(-1);

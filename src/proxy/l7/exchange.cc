@@ -199,12 +199,16 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     const iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
                           {const_cast<char*>(body->data()), body->size()}};
     const uint64_t deadline = c.after(c.config().timeouts.body);
-    c.current.bytes_sent += head.size() + body->size();
-    const long n = co_await c.socket.writev(iov, 2, deadline);
-    relayed = n == static_cast<long>(head.size() + body->size());
-    if (n > 0 && !relayed) {
-      const auto [head_rest, body_rest] = unwritten(head, *body, static_cast<size_t>(n));
-      relayed = co_await write_all(c.socket, head_rest, body_rest, deadline);
+    if (c.tls) {
+      relayed = co_await write_client(c, head, *body, deadline);
+    } else {
+      c.current.bytes_sent += head.size() + body->size();
+      const long n = co_await c.socket.writev(iov, 2, deadline);
+      relayed = n == static_cast<long>(head.size() + body->size());
+      if (n > 0 && !relayed) {
+        const auto [head_rest, body_rest] = unwritten(head, *body, static_cast<size_t>(n));
+        relayed = co_await write_all(c.socket, head_rest, body_rest, deadline);
+      }
     }
     upstream_bytes = body->size();
     f.in.consume(body->size());

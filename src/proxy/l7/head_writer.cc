@@ -134,7 +134,8 @@ void write_forwarding(Writer& w, const http1::RequestHead& head, const RequestRe
     }
   }
   w << rewrite.peer_ip << "\r\n";
-  w << "X-Forwarded-Proto: " << (kept.proto ? kept.proto->value : "http") << "\r\n";
+  const std::string_view scheme = rewrite.https ? "https" : "http";
+  w << "X-Forwarded-Proto: " << (kept.proto ? kept.proto->value : scheme) << "\r\n";
   if (kept.host) {
     w << "X-Forwarded-Host: " << kept.host->value << "\r\n";
   } else if (kept.request_host) {
@@ -150,7 +151,7 @@ void write_forwarding(Writer& w, const http1::RequestHead& head, const RequestRe
     }
     write_forwarded_for(w, rewrite.peer_ip);
     if (kept.request_host) w << ";host=\"" << kept.request_host->value << "\"";
-    w << ";proto=http\r\n";
+    w << ";proto=" << scheme << "\r\n";
   }
   if (!rewrite.request_id.empty()) w << "X-Request-Id: " << rewrite.request_id << "\r\n";
 }

@@ -28,6 +28,7 @@ struct RequestRewrite {
   bool trusted_peer = false;    // keep and extend the peer's X-Forwarded-* and Forwarded fields
   bool forwarded = false;       // write RFC 7239 Forwarded
   std::string_view port;        // the listener's port, for X-Forwarded-Port
+  bool https = false;           // the client spoke TLS to usher
   std::string_view request_id;  // when set, replaces any X-Request-Id
   size_t strip = 0;             // leading target bytes replaced by new_prefix
   std::string_view new_prefix;

@@ -162,6 +162,7 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   PoolState& pool = *info.target->pool;
   RequestRewrite rewrite;
   rewrite.peer_ip = c.ip();
+  rewrite.https = c.tls != nullptr;
   rewrite.trusted_peer = c.trusted_peer;
   rewrite.forwarded = routes.config.forwarded;
   rewrite.port = routes.port;
@@ -215,7 +216,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.expect_continue = head.expect_continue;
   info.upgrade = head.upgrade;
   info.marked_idempotent = fields.idempotency_key;
-  info.https_client = http1::iequals(fields.forwarded_proto, "https");
+  info.https_client = c.tls || http1::iequals(fields.forwarded_proto, "https");
   info.client_ip.assign(real_client_ip(c, head));
   if (routes.config.request_id) {
     if (valid_request_id(fields.request_id)) {

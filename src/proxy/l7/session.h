@@ -12,8 +12,10 @@
 #include "codec/http1/message.h"
 #include "net/buffer_pool.h"
 #include "net/socket.h"
+#include "proxy/l7/stream.h"
 #include "proxy/listener_routes.h"
 #include "proxy/worker.h"
+#include "tls/context.h"
 
 namespace usher::proxy::l7 {
 
@@ -41,6 +43,7 @@ struct Client {
   std::string_view ip() const { return {ip_text, ip_length}; }
   // The configuration of the request in flight.
   const config::Config& config() const { return gen->config(); }
+  Side side() { return {socket, tls.get()}; }
 
   Worker& worker;
   Endpoint& endpoint;
@@ -48,6 +51,9 @@ struct Client {
   const ListenerRoutes* routes = nullptr;  // the listener as the request's generation has it
   uint64_t routes_generation = 0;          // whose trusted_proxies decided trusted_peer
   net::Socket socket;
+  // HTTPS: the certificates it was accepted with (SNI picks among them during the handshake).
+  std::shared_ptr<const tls::ServerContext> tls_context;
+  std::unique_ptr<tls::Stream> tls;  // after socket: destroyed before it
   net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
   SessionLink link;
   char ip_text[INET6_ADDRSTRLEN] = {};

@@ -44,40 +44,41 @@ struct Join {
   void await_resume() const noexcept {}
 };
 
-net::Task<void> pump(net::Socket& from, net::Socket& to, net::BufferPool& buffers, uint64_t idle_ms,
-                     Join& join) {
+net::Task<void> pump(Side from, Side to, net::BufferPool& buffers, uint64_t idle_ms, Join& join) {
+  net::Reactor& reactor = from.socket.reactor();
   net::Buffer buffer = buffers.take();
   bool clean = false;
   while (true) {
     long n = co_await from.read(buffer.data(), buffer.capacity(), join.last_activity_ms + idle_ms);
     // Silent this way, but the other way moved bytes meanwhile: wait on from then.
-    if (n == -ETIMEDOUT && from.reactor().now_ms() < join.last_activity_ms + idle_ms) continue;
+    if (n == -ETIMEDOUT && reactor.now_ms() < join.last_activity_ms + idle_ms) continue;
     if (n <= 0) {
       clean = n == 0;
       break;
     }
-    join.last_activity_ms = from.reactor().now_ms();
+    join.last_activity_ms = reactor.now_ms();
     std::string_view bytes(buffer.data(), static_cast<size_t>(n));
-    const bool sent = co_await write_all(to, bytes, {}, to.reactor().now_ms() + idle_ms);
+    const bool sent = co_await to.write_all(bytes, {}, reactor.now_ms() + idle_ms);
     if (!sent) break;
-    join.last_activity_ms = to.reactor().now_ms();
+    join.last_activity_ms = reactor.now_ms();
   }
   buffer.release();
   if (clean) {
-    ::shutdown(to.fd(), SHUT_WR);  // pass the half-close on
+    if (to.tls) co_await to.tls->close(reactor.now_ms() + idle_ms);
+    ::shutdown(to.socket.fd(), SHUT_WR);  // pass the half-close on
   } else {
     // Wake the other direction too: one side failing ends the tunnel.
-    ::shutdown(from.fd(), SHUT_RDWR);
-    ::shutdown(to.fd(), SHUT_RDWR);
+    ::shutdown(from.socket.fd(), SHUT_RDWR);
+    ::shutdown(to.socket.fd(), SHUT_RDWR);
   }
   join.arrive();
 }
 
 }  // namespace
 
-net::Task<void> tunnel(net::Socket& a, net::Socket& b, net::BufferPool& buffers, uint64_t idle_ms) {
+net::Task<void> tunnel(Side a, Side b, net::BufferPool& buffers, uint64_t idle_ms) {
   Join join;
-  join.last_activity_ms = a.reactor().now_ms();
+  join.last_activity_ms = a.socket.reactor().now_ms();
   net::spawn(pump(a, b, buffers, idle_ms, join));
   net::spawn(pump(b, a, buffers, idle_ms, join));
   co_await join;

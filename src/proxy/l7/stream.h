@@ -4,23 +4,56 @@
 #include <cstddef>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 #include "net/buffer_pool.h"
 #include "net/socket.h"
 #include "net/task.h"
+#include "tls/stream.h"
 
 namespace usher::proxy::l7 {
+
+// A read from a plain socket (the socket's own operation: no coroutine frame) or through TLS.
+class ReadOp {
+ public:
+  explicit ReadOp(net::OpAwaitable plain) : op_(std::in_place_index<0>, plain) {}
+  explicit ReadOp(net::Task<long> secured) : op_(std::in_place_index<1>, std::move(secured)) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> waiter) {
+    return std::visit([waiter](auto& op) { return op.await_suspend(waiter); }, op_);
+  }
+  long await_resume() {
+    return std::visit([](auto& op) -> long { return op.await_resume(); }, op_);
+  }
+
+ private:
+  std::variant<net::OpAwaitable, net::Task<long>> op_;
+};
 
 // Writes a then b completely; false if the peer failed or the deadline passed.
 net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
                           uint64_t deadline_ms);
+
+// One end of a relay: a socket, and the TLS stream over it when there is one.
+struct Side {
+  net::Socket& socket;
+  tls::Stream* tls = nullptr;
+
+  ReadOp read(char* buffer, size_t length, uint64_t deadline_ms) {
+    return tls ? ReadOp(tls->read(buffer, length, deadline_ms))
+               : ReadOp(socket.read(buffer, length, deadline_ms));
+  }
+  net::Task<bool> write_all(std::string_view a, std::string_view b, uint64_t deadline_ms) {
+    return tls ? tls->write_all(a, b, deadline_ms) : l7::write_all(socket, a, b, deadline_ms);
+  }
+};
 
 // What a write of `written` bytes of a then b left of them.
 std::pair<std::string_view, std::string_view> unwritten(std::string_view a, std::string_view b,
                                                         size_t written);
 
 // Relays both directions until each has ended; idle_ms bounds inactivity per read.
-net::Task<void> tunnel(net::Socket& a, net::Socket& b, net::BufferPool& buffers, uint64_t idle_ms);
+net::Task<void> tunnel(Side a, Side b, net::BufferPool& buffers, uint64_t idle_ms);
 
 // Closes with RST so the peer cannot mistake a cut-off body for a complete one.
 void abort_connection(net::Socket& socket);

@@ -47,7 +47,7 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
     if (c.in.empty()) {
       if (!c.in) c.in = w.buffers().take();
       char* tail = c.in.tail();
-      long n = co_await c.socket.read(tail, c.in.tail_room(), c.after(c.config().timeouts.body));
+      long n = co_await read_client(c, tail, c.in.tail_room(), c.after(c.config().timeouts.body));
       if (n <= 0) co_return Failure::client_gone();
       c.in.commit(static_cast<size_t>(n));
     }
@@ -183,7 +183,7 @@ net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstre
   if (!to_backend) co_return;
   upstream_in.release();
   c.in.release();
-  co_await tunnel(c.socket, upstream, w.buffers(), c.config().timeouts.tunnel.count());
+  co_await tunnel(c.side(), Side{upstream}, w.buffers(), c.config().timeouts.tunnel.count());
 }
 
 }  // namespace usher::proxy::l7

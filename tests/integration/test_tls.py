@@ -1,0 +1,300 @@
+"""HTTPS termination: certificates made by `openssl req` here, chosen by SNI; old protocol
+versions refused; plain HTTP on the TLS port answered 400; certificates swapped by a reload
+while clients connect; `usher check` on certificates; quick mode's --tls-cert."""
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import USHER, Process, free_port, start_backend, wait_port, write_config
+
+
+def make_certificate(folder, name, days=30, curve=True):
+    """A self-signed certificate for `name` and *.`name`; returns (cert, key) paths."""
+    cert, key = os.path.join(folder, name + ".pem"), os.path.join(folder, name + ".key")
+    algorithm = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if curve else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509", *algorithm, "-nodes", "-keyout", key, "-out", cert,
+                    "-days", str(days), "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name},DNS:*.{name}"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def served_subject(port, server_name):
+    """The subject of the certificate usher shows for this SNI name (openssl s_client)."""
+    args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-brief"]
+    if server_name:
+        args += ["-servername", server_name]
+    done = subprocess.run(args, input=b"", capture_output=True, timeout=10)
+    text = (done.stdout + done.stderr).decode()
+    match = re.search(r"Peer certificate: (.*)", text)
+    return match.group(1).strip() if match else text
+
+
+def https_get(port, path="/", server_name="localhost", context=None, timeout=5):
+    context = context or ssl._create_unverified_context()
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    conn.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=timeout),
+                                    server_hostname=server_name)
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    conn.close()
+    return response.status, body
+
+
+def wait_metric(admin, name, value, timeout=5):
+    """The metric once it reaches value (a worker counts a failed handshake after its alert)."""
+    deadline = time.monotonic() + timeout
+    while (found := metric(admin, name)) != value and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def metric(admin, name):
+    conn = http.client.HTTPConnection("127.0.0.1", admin, timeout=5)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class Tls(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp()
+        cls.certs = {n: make_certificate(cls.folder, n) for n in ("default.test", "a.test", "b.test")}
+        cls.backend_port, cls.backend = start_backend("app")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.backend.stop()
+        shutil.rmtree(cls.folder)
+
+    def setUp(self):
+        self.port, self.admin = free_port(), free_port()
+        self.path = write_config(self.config(("default.test", "a.test", "b.test")))
+        self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
+        wait_port(self.admin)
+
+    def tearDown(self):
+        self.usher.stop()
+        os.unlink(self.path)
+
+    def config(self, names, extra=""):
+        certificates = "".join(f"        - {{ cert: {self.certs[n][0]}, key: {self.certs[n][1]} }}\n"
+                               for n in names)
+        return (f"workers: 2\nadmin: {{ listen: 127.0.0.1:{self.admin} }}\n{extra}"
+                f"listeners:\n  - name: web\n    listen: 127.0.0.1:{self.port}\n    pool: app\n"
+                f"    tls:\n      certificates:\n{certificates}"
+                f"pools:\n  - name: app\n    backends:\n      - 127.0.0.1:{self.backend_port}\n")
+
+    def failures(self, reason, expected=None):
+        name = f'usher_tls_handshake_failures_total{{listener="web",reason="{reason}"}}'
+        return metric(self.admin, name) if expected is None else wait_metric(self.admin, name, expected)
+
+    def test_each_name_gets_its_certificate_and_an_unknown_name_the_default(self):
+        self.assertIn("CN = a.test", served_subject(self.port, "a.test"))
+        self.assertIn("CN = b.test", served_subject(self.port, "www.b.test"))  # by its wildcard
+        self.assertIn("CN = default.test", served_subject(self.port, "unknown.example"))
+        self.assertIn("CN = default.test", served_subject(self.port, None))
+        self.assertIn("CN = a.test", served_subject(self.port, "A.TEST"))  # names ignore case
+
+    def test_requests_are_forwarded_with_the_https_scheme(self):
+        cafile = self.certs["a.test"][0]
+        context = ssl.create_default_context(cafile=cafile)
+        status, body = https_get(self.port, "/echo", server_name="a.test", context=context)
+        self.assertEqual(status, 200)
+        self.assertIn(b"x-forwarded-proto: https", body.lower())
+        self.assertEqual(metric(self.admin, 'usher_tls_handshakes_total{listener="web"}'), 1)
+
+    def test_keep_alive_requests_and_a_large_body_over_one_connection(self):
+        context = ssl._create_unverified_context()
+        conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10, context=context)
+        for _ in range(20):
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b"app"))
+        conn.request("GET", "/big?bytes=3000000")
+        response = conn.getresponse()
+        self.assertEqual(len(response.read()), 3000000)
+        body = os.urandom(1 << 20)
+        conn.request("POST", "/upload", body=body)
+        self.assertEqual(conn.getresponse().read().split()[0], str(len(body)).encode())
+        conn.close()
+        self.assertEqual(metric(self.admin, 'usher_tls_handshakes_total{listener="web"}'), 1)
+
+    def test_tls_1_0_and_1_1_are_refused(self):
+        for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+            context = ssl._create_unverified_context()
+            context.minimum_version = context.maximum_version = version
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
+            with self.assertRaises(ssl.SSLError):
+                https_get(self.port, context=context)
+        self.assertEqual(self.failures("protocol_version", 2), 2)
+        context = ssl._create_unverified_context()
+        context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+        self.assertEqual(https_get(self.port, context=context)[0], 200)
+
+    def test_plain_http_on_the_tls_port_is_a_clear_400(self):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 "), answer)
+        self.assertIn(b"plain HTTP request was sent to an HTTPS port", answer)
+        self.assertEqual(self.failures("plain_http", 1), 1)
+
+    def test_a_silent_client_is_dropped_at_the_handshake_timeout(self):
+        self.usher.stop()
+        os.unlink(self.path)
+        self.path = write_config(self.config(("default.test",), "timeouts: { tls_handshake: 500ms }\n"))
+        self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
+        wait_port(self.admin)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            started = time.monotonic()
+            self.assertEqual(s.recv(100), b"")
+            self.assertLess(time.monotonic() - started, 4)
+        self.assertEqual(self.failures("timeout", 1), 1)
+
+    def test_a_reload_swaps_certificates_while_clients_connect(self):
+        stop, outcomes, lock = threading.Event(), [], threading.Lock()
+        closed_before = self.failures("closed", 1)  # wait_port's connection at the start
+
+        def client():
+            while not stop.is_set():
+                try:
+                    status, _ = https_get(self.port, server_name="a.test")
+                    result = status
+                except (OSError, ssl.SSLError, http.client.HTTPException) as e:
+                    result = repr(e)
+                with lock:
+                    outcomes.append(result)
+
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.5)
+            for names in (("default.test", "b.test"), ("default.test", "a.test"), ("b.test",)):
+                with open(self.path, "w") as f:
+                    f.write(self.config(names))
+                conn = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=30)
+                conn.request("POST", "/api/v1/reload")
+                response = conn.getresponse()
+                self.assertEqual(response.status, 200, response.read())
+                conn.close()
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+        self.assertGreater(len(outcomes), 20)
+        self.assertEqual([o for o in outcomes if o != 200][:5], [])
+        # The last generation has only b.test: it is the default for every name now.
+        self.assertIn("CN = b.test", served_subject(self.port, "a.test"))
+        self.assertEqual(self.failures("other"), 0)
+        self.assertEqual(self.failures("closed"), closed_before)
+
+    def test_a_reload_with_a_key_that_does_not_match_changes_nothing(self):
+        broken = self.config(("a.test",)).replace(self.certs["a.test"][1], self.certs["b.test"][1])
+        with open(self.path, "w") as f:
+            f.write(broken)
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=30)
+        conn.request("POST", "/api/v1/reload")
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        self.assertEqual(response.status, 400)
+        self.assertTrue(any(re.match(re.escape(self.path) + r":\d+:\d+: key .* does not match", p)
+                            for p in body["problems"]), body)
+        self.assertIn("CN = b.test", served_subject(self.port, "b.test"))
+
+
+class Check(unittest.TestCase):
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+
+    def tearDown(self):
+        shutil.rmtree(self.folder)
+
+    def check(self, certificates):
+        path = os.path.join(self.folder, "usher.yaml")
+        with open(path, "w") as f:
+            f.write("listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n    tls:\n      certificates:\n"
+                    + "".join(f"        - {{ cert: {c}, key: {k} }}\n" for c, k in certificates)
+                    + "pools:\n  - name: p\n    backends: [127.0.0.1:2]\n")
+        done = subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True, timeout=30)
+        return path, done.returncode, done.stdout + done.stderr
+
+    def test_a_key_that_does_not_match_its_certificate_is_an_error_at_its_line(self):
+        a, b = make_certificate(self.folder, "a.test"), make_certificate(self.folder, "b.test")
+        path, code, output = self.check([a, (b[0], a[1])])
+        self.assertEqual(code, 1, output)
+        self.assertRegex(output, re.escape(path) + r":7:\d+: key .*a\.test\.key does not match certificate")
+
+    def test_a_missing_file_and_a_certificate_about_to_expire(self):
+        path, code, output = self.check([(os.path.join(self.folder, "none.pem"), "none.key")])
+        self.assertEqual(code, 1, output)
+        self.assertIn("cannot load certificate", output)
+        soon = make_certificate(self.folder, "soon.test", days=3)
+        path, code, output = self.check([soon])
+        self.assertEqual(code, 0, output)
+        self.assertRegex(output, r"warning: .*soon\.test\.pem: the certificate expires in [23] days")
+
+    def test_relative_paths_are_read_from_the_configuration_folder(self):
+        make_certificate(self.folder, "rel.test", curve=False)
+        path, code, output = self.check([("rel.test.pem", "rel.test.key")])
+        self.assertEqual(code, 0, output)
+
+    def test_unknown_and_unsupported_keys_are_refused(self):
+        path = os.path.join(self.folder, "usher.yaml")
+        with open(path, "w") as f:
+            f.write("listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n    tls:\n"
+                    "      certificates: [{ cert: a, key: b }]\n      alpn: [h2]\n      min_version: '1.1'\n"
+                    "      session_tickets: { key_file: k }\n"
+                    "pools:\n  - name: p\n    backends: [127.0.0.1:2]\n")
+        done = subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(done.returncode, 1)
+        self.assertIn(":6:14: alpn: h2 cannot be offered yet", done.stderr)
+        self.assertIn(":7:20: min_version must be \"1.2\" or \"1.3\"", done.stderr)
+        self.assertIn(":8:7: unknown key 'session_tickets' in tls", done.stderr)
+
+
+class QuickMode(unittest.TestCase):
+    def test_quick_mode_serves_https(self):
+        folder = tempfile.mkdtemp()
+        backend_port, backend = start_backend("quick")
+        port = free_port()
+        try:
+            cert, key = make_certificate(folder, "quick.test")
+            usher = Process([USHER, "proxy", "--listen", f"127.0.0.1:{port}", "--to",
+                             f"127.0.0.1:{backend_port}", "--tls-cert", cert, "--tls-key", key], port=port)
+            try:
+                done = subprocess.run(["curl", "-s", "--cacert", cert, "--resolve", f"quick.test:{port}:127.0.0.1",
+                                       f"https://quick.test:{port}/"], capture_output=True, timeout=10)
+                self.assertEqual(done.stdout, b"quick")
+            finally:
+                usher.stop()
+            half = Process([USHER, "proxy", "--listen", f"127.0.0.1:{port}", "--to", f"127.0.0.1:{backend_port}",
+                            "--tls-cert", cert])
+            self.assertEqual(half.wait(10), 1)
+            self.assertIn("needs both --tls-cert and --tls-key", half.output())
+        finally:
+            backend.stop()
+            shutil.rmtree(folder)
+
+
+if __name__ == "__main__":
+    unittest.main()
