@@ -1,7 +1,8 @@
 // From a path to a YAML document, for configuration and scenario files alike: which files are
 // read at all, and the rules yaml-cpp does not keep. It keeps the first of two equal keys and
 // drops the second in silence, stops deep nesting only at 500 levels with "bad file" and a
-// position past the fault, and misreads a NUL byte as an escape.
+// position past the fault, and misreads a NUL byte as an escape. Errors::add is here too: the
+// file's bytes are what can put a control character into a message.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

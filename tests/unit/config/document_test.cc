@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -112,6 +113,13 @@ TEST(Messages, NumbersNameTheRangeThatIsAccepted) {
             (Messages{"usher.yaml:5:26: attempts must be a whole number from 1 to 10, not '0'",
                       "usher.yaml:5:40: a retried status must be a whole number from 500 to 599, "
                       "not '404'"}));
+  const std::string route = "listeners:\n  - listen: 127.0.0.1:80\n    routes:\n      - ";
+  EXPECT_EQ(errors_of(route + "respond: { status: 100 }\npools: []\n"),
+            Messages{"usher.yaml:4:28: respond status must be a whole number from 200 to 599, not "
+                     "'100'"});
+  EXPECT_EQ(errors_of(route + "redirect: { status: 304 }\npools: []\n"),
+            Messages{"usher.yaml:4:29: redirect status must be 301, 302, 303, 307 or 308, not "
+                     "'304'"});
   EXPECT_EQ(weight_problem(0), "weight must be a whole number from 1 to 1000");
 }
 
@@ -128,7 +136,7 @@ class Files : public testing::Test {
     ASSERT_NE(::mkdtemp(pattern), nullptr);
     dir_ = pattern;
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Messages read(const std::string& path) {
     Errors errors;
