@@ -283,6 +283,9 @@ struct Config {
 // Every problem found, each as "FILE:LINE:COL: message".
 struct Errors {
   std::vector<std::string> messages;
+  // Keeps a message on one line: control characters from the file (a NUL, a line break in a
+  // quoted value) are written as \x00, \n, \r or \t.
+  void add(std::string_view message);
 };
 
 Expected<Config> load_file(const std::string& path, Errors& errors);
@@ -290,7 +293,9 @@ Expected<Config> load_file(const std::string& path, Errors& errors);
 // The rules a configuration must keep however it was made (file, quick mode, admin API): every
 // problem found, with FILE:LINE:COL where the configuration came from a file.
 void validate(const Config& config, Errors& errors);
-// A backend weight's rule; the problem, or empty.
+// A backend weight's rule, for files and the admin API alike; the problem, or empty.
+inline constexpr unsigned kMinWeight = 1;
+inline constexpr unsigned kMaxWeight = 1000;
 std::string weight_problem(uint64_t weight);
 
 // The route a listener's `pool:` makes: every request to pool `index`, with its timeouts and

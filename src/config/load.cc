@@ -1,9 +1,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdio>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "balance/picker.h"
@@ -16,7 +14,7 @@ namespace {
 
 void read_workers(Reader& r, const YAML::Node& node, Config& config) {
   if (node.IsScalar() && node.Scalar() == "auto") return;
-  r.unsigned_number(node, "workers", 1024, config.workers);
+  r.unsigned_number(node, "workers", 0, 1024, config.workers);
 }
 
 void read_io_backend(Reader& r, const YAML::Node& node, Config& config) {
@@ -52,7 +50,7 @@ void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
     r.size(node["max_header_bytes"], "max_header_bytes", out.max_header_bytes);
   if (node["max_headers"]) {
     unsigned n = static_cast<unsigned>(out.max_headers);
-    r.unsigned_number(node["max_headers"], "max_headers", 1000, n);
+    r.unsigned_number(node["max_headers"], "max_headers", 0, 1000, n);
     out.max_headers = n;
   }
   if (out.max_header_bytes > 1024 * 1024) {
@@ -76,9 +74,9 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   } else {
     r.address(node["address"], "backend address", backend.address);
   }
-  if (node["weight"]) {  // its range is validate()'s, as for weights set through the API
+  if (node["weight"]) {
     backend.marks.set("weight", Reader::position(node["weight"]));
-    r.unsigned_number(node["weight"], "weight", 1'000'000, backend.weight);
+    r.unsigned_number(node["weight"], "weight", kMinWeight, kMaxWeight, backend.weight);
   }
   if (backend.name.empty()) backend.name = backend.address.to_string();
   return backend;
@@ -112,7 +110,9 @@ void read_factor(Reader& r, const YAML::Node& node, double& out) {
   double value = std::strtod(text.c_str(), &end);
   if (text.empty() || *end != '\0' || !(value > 1.0) || value > 100) {
     return r.error(node.Mark(),
-                   "hash_balance_factor must be a number above 1 (e.g. 1.25), not '" + text + "'");
+                   "hash_balance_factor must be a number above 1 and at most 100 "
+                   "(e.g. 1.25), not '" +
+                       text + "'");
   }
   out = value;
 }
@@ -159,9 +159,7 @@ HealthCheck read_health(Reader& r, const YAML::Node& node) {
   if (node["interval"]) r.duration(node["interval"], "interval", check.interval);
   if (node["timeout"]) r.duration(node["timeout"], "timeout", check.timeout);
   for (auto [key, field] : {std::pair{"rise", &check.rise}, std::pair{"fall", &check.fall}}) {
-    if (!node[key]) continue;
-    r.unsigned_number(node[key], key, 100, *field);
-    if (*field == 0) r.error(node[key].Mark(), std::string(key) + " must be at least 1");
+    if (node[key]) r.unsigned_number(node[key], key, 1, 100, *field);
   }
   return check;
 }
@@ -184,10 +182,8 @@ Outlier read_outlier(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "outlier")) return outlier;
   r.check_keys(node, {"consecutive_failures", "base_ejection", "max_ejection_percent"}, "outlier");
   if (node["consecutive_failures"]) {
-    r.unsigned_number(node["consecutive_failures"], "consecutive_failures", 1000,
+    r.unsigned_number(node["consecutive_failures"], "consecutive_failures", 1, 1000,
                       outlier.consecutive_failures);
-    if (outlier.consecutive_failures == 0)
-      r.error(node["consecutive_failures"].Mark(), "consecutive_failures must be at least 1");
   }
   if (node["base_ejection"])
     r.duration(node["base_ejection"], "base_ejection", outlier.base_ejection);
@@ -283,7 +279,7 @@ void read_access_log_format(Reader& r, const YAML::Node& node, AccessLog& out) {
 
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
-  if (!r.expect_map(root, "the configuration")) return config;
+  if (!r.expect_document(root, "the configuration")) return config;
   r.check_keys(root,
                {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
                 "access_log", "access_log_format"},
@@ -359,10 +355,7 @@ Retries read_retries(Reader& r, const YAML::Node& node, Retries base) {
   r.check_keys(node,
                {"attempts", "per_try_timeout", "backoff", "statuses", "budget", "budget_floor"},
                "retries");
-  if (node["attempts"]) {
-    r.unsigned_number(node["attempts"], "attempts", 10, retries.attempts);
-    if (retries.attempts == 0) r.error(node["attempts"].Mark(), "attempts must be at least 1");
-  }
+  if (node["attempts"]) r.unsigned_number(node["attempts"], "attempts", 1, 10, retries.attempts);
   if (node["per_try_timeout"])
     r.duration(node["per_try_timeout"], "per_try_timeout", retries.per_try_timeout);
   if (node["backoff"]) r.duration(node["backoff"], "backoff", retries.backoff);
@@ -371,8 +364,7 @@ Retries read_retries(Reader& r, const YAML::Node& node, Retries base) {
     retries.statuses.clear();
     for (const auto& status : statuses) {
       unsigned code = 0;
-      r.unsigned_number(status, "a retried status", 599, code);
-      if (code < 500) r.error(status.Mark(), "only 5xx statuses can be retried");
+      r.unsigned_number(status, "a retried status", 500, 599, code);
       retries.statuses.push_back(static_cast<int>(code));
     }
   }
@@ -395,16 +387,11 @@ void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::s
 
 Expected<Config> load_string(const std::string& text, const std::string& name, Errors& errors) {
   Reader reader(name, errors);
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    reader.error(e.mark, e.msg);
-    return Error{errors.messages.back()};
-  }
+  const std::optional<YAML::Node> root = reader.parse(text);
+  if (!root) return Error{errors.messages.front()};
   Config config;
   try {
-    config = read_root(reader, root);
+    config = read_root(reader, *root);
   } catch (const YAML::Exception& e) {
     reader.error(e.mark, e.msg);
   }
@@ -415,14 +402,9 @@ Expected<Config> load_string(const std::string& text, const std::string& name, E
 }
 
 Expected<Config> load_file(const std::string& path, Errors& errors) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    errors.messages.push_back(path + ":1:1: cannot open file");
-    return Error{errors.messages.back()};
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_string(text.str(), path, errors);
+  const std::optional<std::string> text = read_file(path, errors);
+  if (!text) return Error{errors.messages.front()};
+  return load_string(*text, path, errors);
 }
 
 unsigned effective_workers(const Config& config) {

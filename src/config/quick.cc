@@ -8,7 +8,7 @@ namespace {
 
 // The value's problem as "command line: --OPTION: message".
 void problem(Errors& errors, std::string_view option, const std::string& message) {
-  errors.messages.push_back("command line: --" + std::string(option) + ": " + message);
+  errors.add("command line: --" + std::string(option) + ": " + message);
 }
 
 }  // namespace

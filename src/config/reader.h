@@ -3,13 +3,27 @@
 // Used by src/config and by the simulator's scenario files, so both report alike.
 #include <yaml-cpp/yaml.h>
 
+#include <cstddef>
 #include <initializer_list>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 
 #include "config/config.h"
 
 namespace usher::config {
+
+// A configuration is read whole into memory: anything bigger is refused rather than read until
+// memory runs out (/dev/zero, a log given by mistake).
+inline constexpr size_t kMaxFileBytes = 16 * 1024 * 1024;
+// yaml-cpp recurses once per level and gives up at 500 with "bad file" and a position past the
+// fault; a configuration needs about ten.
+inline constexpr size_t kMaxNesting = 100;
+
+// The text of a regular file of at most kMaxFileBytes; anything else (a directory, a device, a
+// FIFO, a larger file) is refused at FILE:1:1 without reading it.
+std::optional<std::string> read_file(const std::string& path, Errors& errors);
 
 // Reads YAML nodes into Config fields, recording every problem with its position.
 class Reader {
@@ -18,15 +32,29 @@ class Reader {
 
   const std::string& file() const { return file_; }
 
+  // A null mark (an empty document has no position) is reported at 1:1.
   void error(const YAML::Mark& mark, const std::string& message) {
     std::ostringstream out;
-    out << file_ << ':' << (mark.line + 1) << ':' << (mark.column + 1) << ": " << message;
-    errors_.messages.push_back(out.str());
+    out << file_ << ':' << (mark.is_null() ? 1 : mark.line + 1) << ':'
+        << (mark.is_null() ? 1 : mark.column + 1) << ": " << message;
+    errors_.add(out.str());
   }
+
+  // The document's root, or nullopt after reporting why there is none: a syntax error, a
+  // control character, nesting deeper than kMaxNesting. Keys given twice in one mapping are
+  // reported too, but the document is still read, so that every other problem shows as well.
+  std::optional<YAML::Node> parse(const std::string& text);
 
   // Remembers where a node is, for errors that validate() finds later.
   static Marks::Position position(const YAML::Node& node) {
     return {node.Mark().line + 1, node.Mark().column + 1};
+  }
+
+  // The root of a file: an empty one says so, where a mapping is wanted.
+  bool expect_document(const YAML::Node& root, const char* what) {
+    if (!root.IsNull()) return expect_map(root, what);
+    error(root.Mark(), std::string(what) + " is empty");
+    return false;
   }
 
   bool expect_map(const YAML::Node& node, const char* what) {
@@ -83,14 +111,18 @@ class Reader {
     out = *parsed;
   }
 
-  void unsigned_number(const YAML::Node& node, const char* what, uint64_t max, unsigned& out) {
+  // The message names the range that is accepted, so that no value passes it only to be
+  // refused by a second rule.
+  void unsigned_number(const YAML::Node& node, const char* what, unsigned min, unsigned max,
+                       unsigned& out) {
     std::string text;
     if (!scalar(node, what, text)) return;
     char* end = nullptr;
     unsigned long long value = std::strtoull(text.c_str(), &end, 10);
-    if (text.empty() || *end != '\0' || text[0] == '-' || value > max) {
-      return error(node.Mark(), std::string(what) + " must be a whole number from 0 to " +
-                                    std::to_string(max) + ", not '" + text + "'");
+    if (text.empty() || *end != '\0' || text[0] == '-' || value < min || value > max) {
+      return error(node.Mark(), std::string(what) + " must be a whole number from " +
+                                    std::to_string(min) + " to " + std::to_string(max) + ", not '" +
+                                    text + "'");
     }
     out = static_cast<unsigned>(value);
   }

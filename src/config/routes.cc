@@ -229,13 +229,15 @@ Redirect read_redirect(Reader& r, const YAML::Node& node) {
   Redirect redirect;
   if (!r.expect_map(node, "redirect")) return redirect;
   r.check_keys(node, {"status", "scheme", "host", "path"}, "redirect");
-  if (node["status"]) {
-    unsigned status = 0;
-    r.unsigned_number(node["status"], "redirect status", 999, status);
-    redirect.status = static_cast<int>(status);
-    constexpr int kAllowed[] = {301, 302, 303, 307, 308};
-    if (std::find(std::begin(kAllowed), std::end(kAllowed), redirect.status) == std::end(kAllowed))
-      r.error(node["status"].Mark(), "redirect status must be 301, 302, 303, 307 or 308");
+  std::string status;
+  if (node["status"] && r.scalar(node["status"], "redirect status", status)) {
+    constexpr std::string_view kAllowed[] = {"301", "302", "303", "307", "308"};
+    if (std::find(std::begin(kAllowed), std::end(kAllowed), status) == std::end(kAllowed)) {
+      r.error(node["status"].Mark(),
+              "redirect status must be 301, 302, 303, 307 or 308, not '" + status + "'");
+    } else {
+      redirect.status = std::stoi(status);
+    }
   }
   if (node["scheme"] && r.scalar(node["scheme"], "scheme", redirect.scheme) &&
       redirect.scheme != "http" && redirect.scheme != "https") {
@@ -258,9 +260,8 @@ FixedResponse read_respond(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "respond")) return respond;
   r.check_keys(node, {"status", "body", "content_type"}, "respond");
   if (node["status"]) {
-    unsigned status = 0;
-    r.unsigned_number(node["status"], "respond status", 599, status);
-    if (status < 200) r.error(node["status"].Mark(), "respond status must be from 200 to 599");
+    unsigned status = static_cast<unsigned>(respond.status);
+    r.unsigned_number(node["status"], "respond status", 200, 599, status);
     respond.status = static_cast<int>(status);
   }
   if (node["body"]) r.scalar(node["body"], "body", respond.body);

@@ -17,10 +17,10 @@ class Report {
   // "FILE:LINE:COL: message" at the key's position, or "SOURCE: message" without one.
   void at(const Marks& marks, std::string_view key, const std::string& message) {
     if (auto p = marks.find(key)) {
-      errors_.messages.push_back(source_ + ":" + std::to_string(p->line) + ":" +
-                                 std::to_string(p->column) + ": " + message);
+      errors_.add(source_ + ":" + std::to_string(p->line) + ":" + std::to_string(p->column) + ": " +
+                  message);
     } else {
-      errors_.messages.push_back(source_ + ": " + message);
+      errors_.add(source_ + ": " + message);
     }
   }
 
@@ -91,8 +91,9 @@ void validate_listeners(Report& report, const Config& config) {
 }  // namespace
 
 std::string weight_problem(uint64_t weight) {
-  if (weight == 0 || weight > 1000) return "weight must be from 1 to 1000";
-  return {};
+  if (weight >= kMinWeight && weight <= kMaxWeight) return {};
+  return "weight must be a whole number from " + std::to_string(kMinWeight) + " to " +
+         std::to_string(kMaxWeight);
 }
 
 void validate(const Config& config, Errors& errors) {

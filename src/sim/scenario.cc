@@ -208,10 +208,11 @@ Expected<Scenario> load_scenario_file(const std::string& path) {
   config::Reader r(path, errors);
   Scenario scenario;
   try {
-    const YAML::Node root = YAML::LoadFile(path);
-    if (r.expect_map(root, "a scenario")) {
-      check_scenario_keys(r, root);
-      if (errors.messages.empty()) scenario = *read_scenario(r, root, path);
+    const std::optional<std::string> text = config::read_file(path, errors);
+    const std::optional<YAML::Node> root = text ? r.parse(*text) : std::nullopt;
+    if (root && r.expect_document(*root, "the scenario")) {
+      check_scenario_keys(r, *root);
+      if (errors.messages.empty()) scenario = *read_scenario(r, *root, path);
     }
   } catch (const YAML::Exception& e) {
     r.error(e.mark, e.msg);

@@ -1,5 +1,8 @@
 """`usher check`, `--version`, `--help` and config errors as FILE:LINE:COL."""
+import os
+import resource
 import subprocess
+import tempfile
 import unittest
 
 from harness import USHER, write_config
@@ -45,11 +48,40 @@ BROKEN = [
      ":9:26: hash_balance_factor has no effect with balance 'hash'"),
     ("retry budget on a route", VALID.replace("pool: web", "routes:\n      - pool: web\n        retries: { budget: 5 }"),
      ":7:28: retries.budget is the pool's, shared by all its routes: set it in pool 'web'"),
+    # A key given twice would otherwise keep its first value in silence.
+    ("duplicate top-level key", VALID.replace("workers: 1\n", "workers: 1\nworkers: 2\n"),
+     ":2:1: duplicate key 'workers' (first at 1:1)"),
+    ("two pools blocks", VALID + "pools: []\n", ":10:1: duplicate key 'pools' (first at 6:1)"),
+    ("duplicate key in a backend", VALID.replace("- 127.0.0.1:9001", "- { address: 127.0.0.1:9001, weight: 1, weight: 2 }"),
+     ":9:47: duplicate key 'weight' (first at 9:36)"),
+    ("duplicate key in a route's match", VALID.replace("pool: web", "routes:\n      - match: { host: a, host: b }\n        pool: web", 1),
+     ":6:27: duplicate key 'host' (first at 6:18)"),
+    # Messages name the range that is accepted.
+    ("weight not a number", VALID.replace("- 127.0.0.1:9001", "- { address: 127.0.0.1:9001, weight: heavy }"),
+     ":9:44: weight must be a whole number from 1 to 1000, not 'heavy'"),
+    ("weight zero", VALID.replace("- 127.0.0.1:9001", "- { address: 127.0.0.1:9001, weight: 0 }"),
+     ":9:44: weight must be a whole number from 1 to 1000, not '0'"),
+    ("empty file", "", ":1:1: the configuration is empty"),
+    ("comments only", "# nothing yet\n", ":1:1: the configuration is empty"),
+    ("deep nesting", "[" * 20000 + "]" * 20000 + "\n", ":1:101: nesting deeper than 100 levels"),
 ]
+
+SIXTEEN_MIB = 16 * 1024 * 1024
 
 
 def run(*args):
     return subprocess.run([USHER, *args], capture_output=True, text=True, timeout=10)
+
+
+def limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+def run_limited(*args):
+    """Under 1 GiB of address space, as a file that is read whole would otherwise take all memory
+    (not under AddressSanitizer, whose shadow memory needs more)."""
+    limit = None if os.environ.get("USHER_SANITIZED") else limit_memory
+    return subprocess.run([USHER, *args], capture_output=True, text=True, timeout=10, preexec_fn=limit)
 
 
 class Check(unittest.TestCase):
@@ -83,6 +115,40 @@ class Check(unittest.TestCase):
         result = run("proxy", "--listen", "127.0.0.1:0", "--to", "nowhere")
         self.assertEqual(result.returncode, 1)
         self.assertIn("invalid address 'nowhere'", result.stderr)
+
+    def test_a_control_character_is_one_line_at_its_position(self):
+        path = write_config("workers: 1\0\nlisteners: []\n")
+        result = run("check", "-c", path)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.splitlines(), [path + ":1:11: control character '\\x00': YAML allows only tab, "
+                         "line feed and carriage return (a double-quoted string can hold others as escapes)"])
+        # A line break given as an escape in a quoted value is echoed escaped.
+        path = write_config(VALID.replace("    pool: web", '    pool: "w\\neb"'))
+        result = run("check", "-c", path)
+        self.assertEqual(result.stderr.splitlines(), [path + ":5:11: pool 'w\\neb' is not defined"])
+
+    def test_only_a_regular_file_is_read(self):
+        with tempfile.TemporaryDirectory() as d:
+            fifo = os.path.join(d, "fifo")
+            os.mkfifo(fifo)
+            for path, kind in ((d, "a directory"), ("/dev/zero", "a character device"), (fifo, "a FIFO")):
+                for command in ("check", "run"):
+                    with self.subTest(path=path, command=command):
+                        result = run_limited(command, "-c", path)
+                        self.assertEqual(result.returncode, 1, result.stderr)
+                        self.assertEqual(result.stderr, f"{path}:1:1: is {kind}, not a regular file\n")
+
+    def test_a_file_over_16_mib_is_refused_unread(self):
+        path = write_config(VALID)
+        os.truncate(path, SIXTEEN_MIB + 1)
+        result = run_limited("check", "-c", path)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr, f"{path}:1:1: is {SIXTEEN_MIB + 1} bytes, over the limit of 16 MiB "
+                         f"({SIXTEEN_MIB} bytes)\n")
+        with open(path, "w") as f:
+            f.write(VALID + "#" * (SIXTEEN_MIB - len(VALID) - 1) + "\n")
+        result = run("check", "-c", path)
+        self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_version_and_help(self):
         result = run("--version")

@@ -227,6 +227,18 @@ class Reload(unittest.TestCase):
         self.assertEqual(metric(self.admin, "usher_config_generation"), 1)
         self.assertIn("reload refused", self.usher.output())
 
+    def test_a_duplicate_key_or_a_file_over_16_mib_changes_nothing(self):
+        # A second `pools:` would otherwise be dropped in silence and the first served.
+        status, body = self.reload(self.config(("a",)) + "pools: []\n")
+        self.assertEqual(status, 400, body)
+        self.assertIn(self.path + ":13:1: duplicate key 'pools' (first at 8:1)", json.loads(body)["problems"])
+        status, body = self.reload(self.config(("b",)) + "#" * (16 * 1024 * 1024) + "\n")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(json.loads(body)["problems"], [
+            f"{self.path}:1:1: is {os.path.getsize(self.path)} bytes, over the limit of 16 MiB (16777216 bytes)"])
+        self.assertEqual(get(self.port)[0], 200)
+        self.assertEqual(metric(self.admin, "usher_config_generation"), 1)
+
     def test_keys_that_need_a_restart_are_refused(self):
         status, body = self.reload(self.config(("a", "down")).replace("workers: 2", "workers: 1"))
         self.assertEqual(status, 400, body)

@@ -99,14 +99,14 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
        "usher.yaml:5:15: unknown hash_key 'body'"},
       {"listeners: []\npools:\n  - name: p\n    hash_balance_factor: 0.5\n    backends: "
        "[127.0.0.1:1]\n",
-       "usher.yaml:4:26: hash_balance_factor must be a number above 1"},
+       "usher.yaml:4:26: hash_balance_factor must be a number above 1 and at most 100"},
       {"listeners: [\n", "usher.yaml:2:1: "},
       {"listeners:\n  - listen: 127.0.0.1:80\n    protocol: sctp\n    pool: p\npools:\n  - name: "
        "p\n    backends: [127.0.0.1:1]\n",
        "usher.yaml:3:15: unknown protocol 'sctp'"},
       {"listeners: []\npools:\n  - name: p\n    backends:\n      - { address: 127.0.0.1:1, weight: "
        "0 }\n",
-       "usher.yaml:5:41: weight must be from 1 to 1000"},
+       "usher.yaml:5:41: weight must be a whole number from 1 to 1000, not '0'"},
   };
   for (const BrokenCase& c : cases) {
     Loaded l = load(c.yaml);
@@ -189,7 +189,8 @@ TEST(Config, MissingFileIsAnError) {
   Errors errors;
   EXPECT_FALSE(load_file("/nonexistent/usher.yaml", errors).ok());
   ASSERT_EQ(errors.messages.size(), 1u);
-  EXPECT_EQ(errors.messages[0], "/nonexistent/usher.yaml:1:1: cannot open file");
+  EXPECT_EQ(errors.messages[0],
+            "/nonexistent/usher.yaml:1:1: cannot open file: No such file or directory");
 }
 
 }  // namespace

@@ -73,6 +73,16 @@ TEST(ScenarioFile, UnknownKeysAreErrorsWithTheirPosition) {
       << loaded.error().message;
 }
 
+TEST(ScenarioFile, DuplicateKeysAreErrorsWithTheirPosition) {
+  const std::string path =
+      scenario_file("requests: 10\nservers:\n  - { count: 2, count: 3 }\nrequests: 20\n");
+  auto loaded = load_scenario_file(path);
+  ::unlink(path.c_str());
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.error().message, path + ":3:17: duplicate key 'count' (first at 3:7)\n" + path +
+                                        ":4:1: duplicate key 'requests' (first at 1:1)");
+}
+
 TEST(ScenarioFile, AWellFormedFileLoads) {
   const std::string path = scenario_file(
       "requests: 10\ndetect: 0.5\nduration: { kind: constant, value: 0.01 }\nservers:\n  - { "
