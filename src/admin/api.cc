@@ -251,8 +251,7 @@ std::string respond(const ApiContext& context, const http1::RequestHead& request
   const std::shared_ptr<const proxy::Generation> generation = context.control.generation();
   if (path == "/metrics") {
     return response(200, "OK",
-                    metrics_page(context.metrics, *generation, context.control.reload_counts(),
-                                 context.access_log),
+                    metrics_page(context.metrics, *generation, context.control, context.access_log),
                     "text/plain; version=0.0.4");
   }
   if (path == "/api/v1/pools") {

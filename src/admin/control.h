@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "proxy/generation.h"
+#include "tls/context.h"
 
 namespace usher::admin {
 
@@ -24,6 +25,9 @@ class Control {
     uint64_t failure = 0;
   };
   virtual ReloadCounts reload_counts() const = 0;
+
+  // Any thread: the certificates the serving generation's TLS listeners present.
+  virtual std::vector<tls::CertificateInfo> certificates() const = 0;
 };
 
 }  // namespace usher::admin

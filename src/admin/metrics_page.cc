@@ -22,8 +22,21 @@ void per_backend(metrics::Exposition& e, const proxy::Generation& generation, st
 
 }  // namespace
 
+// Seconds until each certificate expires: below 0 once it has.
+void certificate_expiry(metrics::Exposition& e, const std::vector<tls::CertificateInfo>& certs) {
+  e.family("usher_tls_certificate_expiry_seconds", "gauge",
+           "Seconds until the certificate expires (negative once it has), by listener and file.");
+  const std::time_t now = std::time(nullptr);
+  for (const tls::CertificateInfo& cert : certs) {
+    e.sample("usher_tls_certificate_expiry_seconds",
+             {{"listener", cert.listener}, {"name", cert.file}},
+             static_cast<double>(cert.not_after - now));
+  }
+}
+
 std::string metrics_page(const metrics::Registry& registry, const proxy::Generation& generation,
-                         Control::ReloadCounts reloads, const log::AccessLog* access_log) {
+                         const Control& control, const log::AccessLog* access_log) {
+  const Control::ReloadCounts reloads = control.reload_counts();
   std::string out;
   metrics::Exposition e(out);
   e.family("usher_build_info", "gauge", "Build of the running usher; always 1.");
@@ -64,6 +77,7 @@ std::string metrics_page(const metrics::Registry& registry, const proxy::Generat
                uint64_t{pool->live[i].went_up.load(relaxed)});
     });
   }
+  if (const auto certs = control.certificates(); !certs.empty()) certificate_expiry(e, certs);
   if (access_log) {
     e.family("usher_access_log_lines_total", "counter", "Access log lines produced.");
     e.sample("usher_access_log_lines_total", {}, access_log->lines());

@@ -11,6 +11,6 @@
 namespace usher::admin {
 
 std::string metrics_page(const metrics::Registry& registry, const proxy::Generation& generation,
-                         Control::ReloadCounts reloads, const log::AccessLog* access_log);
+                         const Control& control, const log::AccessLog* access_log);
 
 }  // namespace usher::admin

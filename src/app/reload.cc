@@ -116,10 +116,12 @@ std::vector<std::string> Server::apply(config::Config next) {
   auto generation =
       proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
   start_health_checks(*generation);
+  std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front());
   serve(generation, std::move(fds), std::move(tls));
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);
   current_ = std::move(generation);
+  certificates_ = std::move(certificates);
   return {};
 }
 

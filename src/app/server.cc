@@ -109,6 +109,11 @@ std::shared_ptr<const proxy::Generation> Server::generation() const {
   return current_;
 }
 
+std::vector<tls::CertificateInfo> Server::certificates() const {
+  std::lock_guard lock(current_mutex_);
+  return certificates_;
+}
+
 Server::ReloadCounts Server::reload_counts() const {
   std::lock_guard lock(current_mutex_);
   return counts_;
@@ -135,6 +140,10 @@ int Server::run() {
   std::vector<tls::ListenerContexts> tls = build_tls(current_->config, problems);
   for (const std::string& p : problems) spdlog::error("{}", p);
   if (!problems.empty()) return 1;
+  {
+    std::lock_guard lock(current_mutex_);
+    certificates_ = tls::certificates(tls.front());
+  }
   std::vector<std::vector<int>> fds;
   if (std::string error = bind_new_listeners(current_->config, nullptr, fds); !error.empty()) {
     spdlog::error("{}", error);

@@ -35,6 +35,7 @@ class Server final : public admin::Control {
   std::shared_ptr<const proxy::Generation> generation() const override;
   std::vector<std::string> reload() override;
   ReloadCounts reload_counts() const override;
+  std::vector<tls::CertificateInfo> certificates() const override;
 
  private:
   bool drained(uint64_t started_ms) const;
@@ -68,7 +69,8 @@ class Server final : public admin::Control {
   std::mutex reload_mutex_;  // one reload at a time (signal, API)
   mutable std::mutex current_mutex_;
   std::shared_ptr<const proxy::Generation> current_;
-  ReloadCounts counts_;  // under current_mutex_
+  ReloadCounts counts_;                             // under current_mutex_
+  std::vector<tls::CertificateInfo> certificates_;  // under current_mutex_: current_'s
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -213,9 +213,22 @@ struct TlsCertificate {
 // TLS termination on a listener.
 struct ListenerTls {
   enum class Version : uint8_t { k12, k13 };
+  // Ticket keys come from a secret and the current period: instances that share key_file
+  // resume each other's sessions, and keys rotate every `rotate` without a reload.
+  struct SessionTickets {
+    std::string key_file;  // empty: a random secret for this process
+    Millis rotate = 12h;
+  };
+  // Mutual TLS: clients present a certificate signed by `ca`.
+  struct ClientAuth {
+    std::string ca;
+    bool required = true;  // false: a certificate is asked for, not demanded
+  };
   std::vector<TlsCertificate> certificates;  // the first is the default; SNI picks among all
   Version min_version = Version::k12;
   std::vector<std::string> alpn = {"http/1.1"};  // offered in this order
+  SessionTickets session_tickets;
+  std::optional<ClientAuth> client_auth;
   Marks marks;
 };
 

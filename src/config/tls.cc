@@ -50,13 +50,51 @@ void read_alpn(Reader& r, const YAML::Node& node, std::vector<std::string>& out)
   if (node.size() == 0) r.error(node.Mark(), "alpn needs at least one protocol");
 }
 
+void read_tickets(Reader& r, const YAML::Node& node, ListenerTls& tls) {
+  if (!r.expect_map(node, "session_tickets")) return;
+  r.check_keys(node, {"key_file", "rotate"}, "session_tickets");
+  if (node["key_file"]) {
+    tls.marks.set("session_tickets.key_file", Reader::position(node["key_file"]));
+    if (r.scalar(node["key_file"], "key_file", tls.session_tickets.key_file)) {
+      tls.session_tickets.key_file = resolve(r, tls.session_tickets.key_file);
+    }
+  }
+  if (node["rotate"]) {
+    r.duration(node["rotate"], "rotate", tls.session_tickets.rotate);
+    if (tls.session_tickets.rotate < 1s)
+      r.error(node["rotate"].Mark(), "rotate must be at least 1s");
+  }
+}
+
+void read_client_auth(Reader& r, const YAML::Node& node, ListenerTls& tls) {
+  if (!r.expect_map(node, "client_auth")) return;
+  r.check_keys(node, {"ca", "required"}, "client_auth");
+  ListenerTls::ClientAuth auth;
+  if (!node["ca"]) {
+    r.error(node.Mark(), "client_auth needs 'ca' (the PEM certificates that sign clients')");
+  } else {
+    tls.marks.set("client_auth.ca", Reader::position(node["ca"]));
+    if (r.scalar(node["ca"], "ca", auth.ca)) auth.ca = resolve(r, auth.ca);
+  }
+  if (node["required"]) {
+    std::string text;
+    if (r.scalar(node["required"], "required", text)) {
+      if (text != "true" && text != "false")
+        r.error(node["required"].Mark(), "required must be true or false");
+      auth.required = text == "true";
+    }
+  }
+  tls.client_auth = auth;
+}
+
 }  // namespace
 
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node) {
   ListenerTls tls;
   tls.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "tls")) return tls;
-  r.check_keys(node, {"certificates", "min_version", "alpn"}, "tls");
+  r.check_keys(node, {"certificates", "min_version", "alpn", "session_tickets", "client_auth"},
+               "tls");
   if (!node["certificates"]) {
     r.error(node.Mark(), "tls needs 'certificates' (a list of { cert: PEM, key: PEM })");
   } else if (r.expect_sequence(node["certificates"], "certificates")) {
@@ -78,6 +116,8 @@ ListenerTls read_listener_tls(Reader& r, const YAML::Node& node) {
     }
   }
   if (node["alpn"]) read_alpn(r, node["alpn"], tls.alpn);
+  if (node["session_tickets"]) read_tickets(r, node["session_tickets"], tls);
+  if (node["client_auth"]) read_client_auth(r, node["client_auth"], tls);
   return tls;
 }
 

@@ -42,7 +42,7 @@ std::string where(const std::string& source, const config::Marks& marks, const c
 }
 
 CertificateInfo describe(const std::string& file, X509* cert) {
-  CertificateInfo info{file, {}, 0};
+  CertificateInfo info{{}, file, {}, 0};
   auto* names =
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names); ++i) {
@@ -76,8 +76,23 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, cons
 }
 
 // One certificate's SSL_CTX, with the listener's protocol settings; null and `error` on failure.
+// Mutual TLS: clients' certificates must chain to `ca` (and be sent at all when required).
+bool require_clients(SSL_CTX* ctx, const config::ListenerTls::ClientAuth& auth,
+                     std::string& error) {
+  STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(auth.ca.c_str());
+  if (!names || SSL_CTX_load_verify_file(ctx, auth.ca.c_str()) != 1) {
+    if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+    error = "cannot load client_auth ca " + auth.ca + ": " + openssl_error();
+    return false;
+  }
+  SSL_CTX_set_client_CA_list(ctx, names);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (auth.required ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+                     nullptr);
+  return true;
+}
+
 SSL_CTX* make_context(const config::ListenerTls& config, const config::TlsCertificate& cert,
-                      OSSL_LIB_CTX* library, const TicketKeys& tickets, std::string& error,
+                      OSSL_LIB_CTX* library, TicketRing& tickets, std::string& error,
                       bool& key_problem) {
   SSL_CTX* ctx = SSL_CTX_new_ex(library, nullptr, TLS_server_method());
   if (!ctx) {
@@ -94,8 +109,9 @@ SSL_CTX* make_context(const config::ListenerTls& config, const config::TlsCertif
   SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(ctx, 20000);
-  SSL_CTX_set_tlsext_ticket_keys(ctx, const_cast<unsigned char*>(tickets.data()),
-                                 static_cast<long>(tickets.size()));
+  SSL_CTX_set_app_data(ctx, &tickets);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, TicketRing::callback);
+  SSL_CTX_set_timeout(ctx, static_cast<long>(tickets.period()));
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.cert.c_str()) != 1) {
     error = "cannot load certificate " + cert.cert + ": " + openssl_error();
   } else if (SSL_CTX_use_PrivateKey_file(ctx, cert.key.c_str(), SSL_FILETYPE_PEM) != 1 ||
@@ -105,6 +121,8 @@ SSL_CTX* make_context(const config::ListenerTls& config, const config::TlsCertif
                 : "cannot load key " + cert.key + ": " + openssl_error();
     ERR_clear_error();
     key_problem = true;
+  } else if (config.client_auth) {
+    require_clients(ctx, *config.client_auth, error);
   }
   if (!error.empty()) {
     SSL_CTX_free(ctx);
@@ -120,16 +138,13 @@ Library::~Library() {
   OSSL_LIB_CTX_free(context_);
 }
 
-TicketKeys random_ticket_keys() {
-  TicketKeys keys{};
-  RAND_bytes(keys.data(), static_cast<int>(keys.size()));
-  return keys;
-}
-
 Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
-    const config::ListenerTls& config, const std::string& source, OSSL_LIB_CTX* library,
-    const TicketKeys& tickets) {
+    const config::Listener& listener, const std::string& source, OSSL_LIB_CTX* library,
+    const Secret& secret) {
+  const config::ListenerTls& config = *listener.tls;
   std::shared_ptr<ServerContext> out(new ServerContext());
+  out->tickets_ = std::make_unique<TicketRing>(
+      secret, static_cast<std::time_t>(config.session_tickets.rotate.count() / 1000), library);
   for (const std::string& protocol : config.alpn) {
     out->alpn_.push_back(static_cast<unsigned char>(protocol.size()));
     out->alpn_.insert(out->alpn_.end(), protocol.begin(), protocol.end());
@@ -137,11 +152,12 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
   for (const config::TlsCertificate& cert : config.certificates) {
     std::string error;
     bool key_problem = false;
-    SSL_CTX* ctx = make_context(config, cert, library, tickets, error, key_problem);
+    SSL_CTX* ctx = make_context(config, cert, library, *out->tickets_, error, key_problem);
     if (!ctx) return Error{where(source, cert.marks, key_problem ? "key" : "cert") + error};
     const size_t index = out->contexts_.size();
     out->contexts_.push_back(ctx);
     out->info_.push_back(describe(cert.cert, SSL_CTX_get0_certificate(ctx)));
+    out->info_.back().listener = listener.name;
     for (const std::string& name : out->info_.back().names) {
       if (name.starts_with("*.")) {
         out->wildcard_.emplace(name.substr(2), index);  // the first certificate to claim it wins
@@ -199,9 +215,19 @@ std::vector<ListenerContexts> build_contexts(const config::Config& config,
   for (size_t l = 0; l < config.listeners.size(); ++l) {
     const auto& tls = config.listeners[l].tls;
     if (!tls) continue;
-    const TicketKeys tickets = random_ticket_keys();
+    Secret secret = process_ticket_secret();
+    if (!tls->session_tickets.key_file.empty()) {
+      auto read = read_ticket_secret(tls->session_tickets.key_file);
+      if (!read) {
+        problems.push_back(where(config.source, tls->marks, "session_tickets.key_file") +
+                           read.error().message);
+        continue;
+      }
+      secret = std::move(*read);
+    }
     for (size_t w = 0; w < libraries.size(); ++w) {
-      auto built = ServerContext::build(*tls, config.source, libraries[w]->get(), tickets);
+      auto built =
+          ServerContext::build(config.listeners[l], config.source, libraries[w]->get(), secret);
       if (!built) {
         problems.push_back(built.error().message);
         break;  // the same files: every worker would say the same
@@ -212,12 +238,20 @@ std::vector<ListenerContexts> build_contexts(const config::Config& config,
   return out;
 }
 
+std::vector<CertificateInfo> certificates(const ListenerContexts& contexts) {
+  std::vector<CertificateInfo> out;
+  for (const auto& context : contexts) {
+    if (context)
+      out.insert(out.end(), context->certificates().begin(), context->certificates().end());
+  }
+  return out;
+}
+
 std::vector<std::string> expiry_warnings(const ListenerContexts& contexts, std::time_t now,
                                          std::time_t within_seconds) {
   std::vector<std::string> warnings;
-  for (const auto& context : contexts) {
-    if (!context) continue;
-    for (const CertificateInfo& cert : context->certificates()) {
+  for (const CertificateInfo& cert : certificates(contexts)) {
+    {
       if (cert.not_after - now > within_seconds) continue;
       const long days = static_cast<long>((cert.not_after - now) / 86400);
       warnings.push_back(cert.not_after <= now ? cert.file + ": the certificate has expired"

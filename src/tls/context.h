@@ -15,6 +15,7 @@
 
 #include "base/expected.h"
 #include "config/config.h"
+#include "tls/tickets.h"
 
 namespace usher::tls {
 
@@ -31,12 +32,8 @@ class Library {
   OSSL_LIB_CTX* context_;
 };
 
-// Session-ticket keys (name, HMAC and AES keys, OpenSSL's 80-byte layout), the same for every
-// worker of a listener so that a ticket one worker issued resumes on any other.
-using TicketKeys = std::array<unsigned char, 80>;
-TicketKeys random_ticket_keys();
-
 struct CertificateInfo {
+  std::string listener;
   std::string file;
   std::vector<std::string> names;  // DNS names (subjectAltName, else the common name)
   std::time_t not_after = 0;
@@ -46,11 +43,11 @@ class ServerContext {
  public:
   // Loads every certificate of `config` into `library`: each chain must parse, each key must
   // match its certificate. A problem is reported as "SOURCE:LINE:COL: ..." of the listener's
-  // certificate entry.
-  static Expected<std::shared_ptr<const ServerContext>> build(const config::ListenerTls& config,
+  // certificate entry. Ticket keys derive from `secret` (tickets.h).
+  static Expected<std::shared_ptr<const ServerContext>> build(const config::Listener& listener,
                                                               const std::string& source,
                                                               OSSL_LIB_CTX* library,
-                                                              const TicketKeys& tickets);
+                                                              const Secret& secret);
   ServerContext(const ServerContext&) = delete;
   ServerContext& operator=(const ServerContext&) = delete;
   ~ServerContext();
@@ -65,7 +62,8 @@ class ServerContext {
   ServerContext() = default;
   static int on_server_name(SSL* ssl, int* alert, void* self);
 
-  std::vector<SSL_CTX*> contexts_;  // by certificate
+  std::unique_ptr<TicketRing> tickets_;  // every context's app data
+  std::vector<SSL_CTX*> contexts_;       // by certificate
   std::vector<CertificateInfo> info_;
   std::unordered_map<std::string, size_t> exact_;     // lower-case name -> certificate
   std::unordered_map<std::string, size_t> wildcard_;  // "example.com" for "*.example.com"
@@ -80,6 +78,9 @@ using ListenerContexts = std::vector<std::shared_ptr<const ServerContext>>;
 std::vector<ListenerContexts> build_contexts(const config::Config& config,
                                              const std::vector<const Library*>& libraries,
                                              std::vector<std::string>& problems);
+
+// Every certificate of a worker's contexts.
+std::vector<CertificateInfo> certificates(const ListenerContexts& contexts);
 
 // Certificates that expire within `within_seconds` of `now`, one warning each.
 std::vector<std::string> expiry_warnings(const ListenerContexts& contexts, std::time_t now,
