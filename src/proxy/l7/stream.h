@@ -15,6 +15,11 @@ namespace usher::proxy::l7 {
 net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
                           uint64_t deadline_ms);
 
+// Writes a then b completely while the peer keeps taking bytes: each write may wait idle_ms.
+// Returns 0, or the failed write's result (-ETIMEDOUT: the peer took nothing for idle_ms).
+net::Task<long> write_all_idle(net::Socket& socket, std::string_view a, std::string_view b,
+                               uint64_t idle_ms);
+
 // What a write of `written` bytes of a then b left of them.
 std::pair<std::string_view, std::string_view> unwritten(std::string_view a, std::string_view b,
                                                         size_t written);
