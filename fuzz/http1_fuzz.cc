@@ -62,6 +62,15 @@ void check_one_framing(const RequestHead& head) {
   }
 }
 
+// A response Transfer-Encoding frames its body as chunked or is refused: a body in codings
+// delimited by the close never reaches a client.
+void check_response_framing(const ResponseHead& head) {
+  if (head.framing.kind != Framing::Kind::kUntilClose) return;
+  for (const Header& h : head.headers) {
+    if (h.id == HeaderId::kTransferEncoding) __builtin_trap();
+  }
+}
+
 // The fields a forwarded head keeps, as the contract says (RFC 9110 §7.6.1 and README.md):
 // not hop-by-hop, and not one usher writes itself (framing, forwarding fields, request id).
 bool kept_when_forwarded(const Header& h, bool strip_expect) {
@@ -197,6 +206,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (parse_response(input, limits, scratch, Method::kGet, scanned, response, error) ==
       ParseStatus::kComplete) {
     check_views_inside(input, response.headers);
+    check_response_framing(response);
     decode_body(response.framing, input.substr(response.head_bytes), piece);
   }
   return 0;

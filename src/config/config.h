@@ -55,7 +55,7 @@ struct Backend {
 
 struct PoolTimeouts {
   Millis connect = 3s;    // TCP connect to a backend
-  Millis response = 30s;  // waiting for response bytes from a backend
+  Millis response = 30s;  // waiting for response bytes, from the whole request sent
 };
 
 // Where a hash-based algorithm takes its key from.
@@ -252,7 +252,8 @@ struct Listener {
 struct ClientTimeouts {
   Millis header = 10s;  // a whole request head must arrive within this (slowloris)
   Millis idle = 60s;    // keep-alive wait for the next request
-  Millis body = 60s;    // inactivity while reading from or writing to a client
+  Millis body = 60s;    // inactivity while reading from or writing to a client, and while a
+                        // backend takes a request body (it paces an upload as a client would)
   Millis tunnel = 1h;   // inactivity on an upgraded (WebSocket) connection
   Millis drain = 30s;   // after SIGTERM, in-flight requests get this long to finish
   Millis tls_handshake = 10s;  // a TLS client must finish its handshake within this

@@ -133,9 +133,13 @@ SSL_CTX* make_context(const config::ListenerTls& config, const config::TlsCertif
 
 }  // namespace
 
-Library::Library() : context_(OSSL_LIB_CTX_new()) {}
 Library::~Library() {
-  OSSL_LIB_CTX_free(context_);
+  if (context_) OSSL_LIB_CTX_free(context_);
+}
+
+OSSL_LIB_CTX* Library::get() const {
+  if (!context_) context_ = OSSL_LIB_CTX_new();
+  return context_;
 }
 
 Expected<std::shared_ptr<const ServerContext>> ServerContext::build(

@@ -19,17 +19,18 @@
 
 namespace usher::tls {
 
-// One worker's OpenSSL library context, for the whole run.
+// One worker's OpenSSL library context, for the whole run; made when a TLS listener first
+// needs it (off the workers), so that plain HTTP pays nothing for OpenSSL.
 class Library {
  public:
-  Library();
+  Library() = default;
   Library(const Library&) = delete;
   Library& operator=(const Library&) = delete;
   ~Library();
-  OSSL_LIB_CTX* get() const { return context_; }
+  OSSL_LIB_CTX* get() const;
 
  private:
-  OSSL_LIB_CTX* context_;
+  mutable OSSL_LIB_CTX* context_ = nullptr;
 };
 
 struct CertificateInfo {

@@ -263,13 +263,13 @@ class Check(unittest.TestCase):
         with open(path, "w") as f:
             f.write("listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n    tls:\n"
                     "      certificates: [{ cert: a, key: b }]\n      alpn: [h2]\n      min_version: '1.1'\n"
-                    "      session_tickets: { key_file: k }\n"
+                    "      ocsp: k\n"
                     "pools:\n  - name: p\n    backends: [127.0.0.1:2]\n")
         done = subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True, timeout=30)
         self.assertEqual(done.returncode, 1)
         self.assertIn(":6:14: alpn: h2 cannot be offered yet", done.stderr)
         self.assertIn(":7:20: min_version must be \"1.2\" or \"1.3\"", done.stderr)
-        self.assertIn(":8:7: unknown key 'session_tickets' in tls", done.stderr)
+        self.assertIn(":8:7: unknown key 'ocsp' in tls", done.stderr)
 
 
 class QuickMode(unittest.TestCase):

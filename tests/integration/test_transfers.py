@@ -68,10 +68,11 @@ class Transfers(ProxyTestCase):
         print(f"\nRSS idle {idle} KiB, peak during 2 x 256 MiB {peak} KiB (+{peak - idle} KiB)")
         if os.environ.get("USHER_SANITIZED"):
             self.skipTest("memory bound not asserted under AddressSanitizer (shadow memory)")
-        # README.md: "RSS grows by less than 5 MiB ... under 12 MiB in all". Measured: epoll
-        # +0.1 MiB (6.3 MiB in all), io_uring +4 MiB (10.4 MiB: its receive buffer ring fills).
+        # README.md: "RSS grows by less than 5 MiB ... under 14 MiB in all". Measured: epoll
+        # +0.1 MiB (8.5 MiB in all), io_uring +4 MiB (12.6 MiB: its receive buffer ring fills);
+        # about 2 MiB of either is the pages of the OpenSSL libraries usher links.
         self.assertLess(peak - idle, 5 * 1024, f"RSS grew from {idle} to {peak} KiB")
-        self.assertLess(peak, 12 * 1024, f"peak RSS {peak} KiB")
+        self.assertLess(peak, 14 * 1024, f"peak RSS {peak} KiB")
 
 
 if __name__ == "__main__":

@@ -569,12 +569,15 @@ ParseStatus parse_response(std::string_view data, const HeadLimits& limits,
   if (bodiless) {
     out.framing = {};
   } else if (facts.transfer_encoding_fields > 0) {
-    if (facts.te_chunked_last) {
-      out.framing = {Framing::Kind::kChunked, 0, facts.transfer_encoding};
-    } else {
-      out.framing = {Framing::Kind::kUntilClose, 0, facts.transfer_encoding};
-      out.keep_alive = false;
+    // Without chunked last the body is delimited by the close (RFC 9112 §6.3) and still in the
+    // named codings: a cut body looks complete, and nothing legitimate sends one. Refused, as
+    // HAProxy refuses every coding but chunked; "gzip, chunked" passes with its field intact.
+    if (!facts.te_chunked_last) {
+      const auto offset = static_cast<size_t>(facts.transfer_encoding.data() - data.data());
+      set_error(error, {502, "response Transfer-Encoding does not end in chunked", offset});
+      return ParseStatus::kError;
     }
+    out.framing = {Framing::Kind::kChunked, 0, facts.transfer_encoding};
   } else if (facts.content_length_set) {
     out.framing = {Framing::Kind::kLength, facts.content_length, {}};
   } else {

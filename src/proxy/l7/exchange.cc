@@ -99,6 +99,7 @@ struct Forwarded {
   net::Buffer in;    // response bytes after the head
   net::Buffer head;  // the response head as the client gets it
   ResponseInfo response;
+  double first_byte_seconds = 0;
 };
 
 // Sends the request on a kept-alive connection to backend `index` or a new one, and reads the
@@ -138,7 +139,7 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
       }
     }
     const uint64_t body_before = c.current.bytes_received;
-    f.failure = co_await send_request(c, f.up->socket, info, request_head, response_timeout);
+    f.failure = co_await send_request(c, f.up->socket, info, request_head);
     counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
     if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
     if (f.failure) co_return f;
@@ -150,11 +151,9 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     counters.bytes_received.add(upstream_bytes);
     if (f.failure.cause == Cause::kStale && may_replay) continue;
     if (f.failure) co_return f;
-    const double seconds =
+    f.first_byte_seconds =
         active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
-    counters.first_byte.observe(seconds);
-    counters.responses[metrics::status_class(f.response.status)].add();
-    c.current.upstream_seconds = seconds;
+    c.current.upstream_seconds = f.first_byte_seconds;
     co_return f;
   }
 }
@@ -167,6 +166,13 @@ struct Try {
   int upstream_status = 0;  // the backend's response status, when one came
 };
 
+// A response counts once usher takes it: retried on by its status, or relayed (even if cut
+// later). One refused before a byte of it left counts as a protocol error instead.
+void count_response(metrics::BackendCounters& counters, const Forwarded& f) {
+  counters.first_byte.observe(f.first_byte_seconds);
+  counters.responses[metrics::status_class(f.response.status)].add();
+}
+
 // One try on backend `index`: forward, then relay the response (or the tunnel it opens).
 net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
                            net::Buffer& request_head, const TryPolicy& policy,
@@ -178,21 +184,23 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     f.failure.retry_safe = retry_safe(policy, f.failure.cause);
     co_return Try{f.failure};
   }
+  metrics::BackendCounters& counters = w.metrics().backends[pool.backend_id(index)];
   const int status = f.response.status;
   const auto& statuses = info.target->config->retries.statuses;
   if (policy.replay_safe && std::find(statuses.begin(), statuses.end(), status) != statuses.end() &&
       pool.retry_budget.try_spend(w.reactor().now_ms())) {
+    count_response(counters, f);
     co_return Try{Failure::upstream(Cause::kStatus, status, true), Next::kClose, status};
   }
   request_head.release();
   c.current.status = status;
   if (status == 101) {
+    count_response(counters, f);
     co_await run_tunnel(c, f.up->socket, f.in, f.head);
     co_return Try{{}, Next::kClose, 101};
   }
-  metrics::BackendCounters& counters = w.metrics().backends[pool.backend_id(index)];
   uint64_t upstream_bytes = 0;
-  bool relayed = false;
+  Relayed relayed = Relayed::kCut;
   if (const auto body = body_in_buffer(f.response, f.in)) {
     // Written from this frame (see body_in_buffer).
     const std::string_view head(f.head.begin(), f.head.size());
@@ -200,14 +208,14 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
                           {const_cast<char*>(body->data()), body->size()}};
     const uint64_t deadline = c.after(c.config().timeouts.body);
     if (c.tls) {
-      relayed = co_await write_client(c, head, *body, deadline);
+      if (co_await write_client(c, head, *body, deadline)) relayed = Relayed::kWhole;
     } else {
       c.current.bytes_sent += head.size() + body->size();
       const long n = co_await c.socket.writev(iov, 2, deadline);
-      relayed = n == static_cast<long>(head.size() + body->size());
-      if (n > 0 && !relayed) {
+      if (n == static_cast<long>(head.size() + body->size())) relayed = Relayed::kWhole;
+      if (n > 0 && relayed != Relayed::kWhole) {
         const auto [head_rest, body_rest] = unwritten(head, *body, static_cast<size_t>(n));
-        relayed = co_await write_all(c.socket, head_rest, body_rest, deadline);
+        if (co_await write_all(c.socket, head_rest, body_rest, deadline)) relayed = Relayed::kWhole;
       }
     }
     upstream_bytes = body->size();
@@ -217,8 +225,10 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
                                            info.target->config->timeouts.response, upstream_bytes);
   }
   counters.bytes_received.add(upstream_bytes);
+  if (relayed == Relayed::kRefused) co_return Try{Failure::upstream(Cause::kProtocol, 502, false)};
+  count_response(counters, f);
   counters.total.observe(active.elapsed());
-  if (!relayed) co_return Try{{}, Next::kAbort, status};
+  if (relayed == Relayed::kCut) co_return Try{{}, Next::kAbort, status};
   const bool reusable = f.response.upstream_keep_alive && f.in.empty() &&
                         f.response.framing.kind != Framing::Kind::kUntilClose;
   // A backend a reload removed keeps no connection (its pool state says it left).
@@ -252,6 +262,16 @@ uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
   return wait / 2 + (wait ? w.random() % wait : 0);
 }
 
+// Whether a failed try goes on to `next`. A backend that was sent the request and answered
+// nothing (a reset, a close, a timeout) is not asked again at once: with no other backend usable,
+// the client hears now, as from HAProxy and nginx, not after a second wait on a backend that has
+// just shown it is not serving. (A kept-alive connection found closed is no such failure: forward
+// replaces it without a retry.) A failed connect sent nothing, and a retried status came from a
+// backend that answers: those may go back to the same one.
+bool goes_on(const Failure& f, uint32_t index, uint32_t next) {
+  return next != index || f.cause == Cause::kConnect || f.cause == Cause::kStatus;
+}
+
 // The first candidate: a pinned client's own backend while that one is usable, else the pick.
 uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
                          balance::Candidates& candidates) {
@@ -267,8 +287,9 @@ uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
 
 // Retries go to the next candidate when that is safe: always when the connection failed
 // (nothing was sent), and for idempotent requests without a body also on a reset before the
-// response, a per-try timeout, or a configured status. Every retry spends from the pool's
-// retry budget.
+// response, a per-try timeout, or a configured status; never straight back to a backend that
+// took the request and answered nothing (goes_on). Every retry spends from the pool's retry
+// budget.
 net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
                          net::Buffer& request_head) {
   Worker& w = c.worker;
@@ -298,12 +319,15 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {
       w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
     }
-    const bool retry = f.cause == Cause::kStatus ||
-                       (f.retry_safe && pool.retry_budget.try_spend(w.reactor().now_ms()));
+    if (!f.retry_safe) co_return co_await fail(c, f.status);
+    const uint32_t next = pool.balancer().next(candidates, pool.live);
+    const bool retry =
+        goes_on(f, index, next) &&
+        (f.cause == Cause::kStatus || pool.retry_budget.try_spend(w.reactor().now_ms()));
     if (!retry) co_return co_await fail(c, f.status);
     counters.retries.add();
     ++c.current.retries;
-    index = pool.balancer().next(candidates, pool.live);
+    index = next;
     co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
   }
 }

@@ -27,6 +27,19 @@ net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_v
   co_return true;
 }
 
+net::Task<long> write_all_idle(net::Socket& socket, std::string_view a, std::string_view b,
+                               uint64_t idle_ms) {
+  while (!a.empty() || !b.empty()) {
+    iovec iov[2] = {{const_cast<char*>(a.data()), a.size()},
+                    {const_cast<char*>(b.data()), b.size()}};
+    const int first = a.empty() ? 1 : 0;
+    long n = co_await socket.writev(iov + first, 2 - first, socket.reactor().now_ms() + idle_ms);
+    if (n <= 0) co_return n < 0 ? n : -EPIPE;
+    std::tie(a, b) = unwritten(a, b, static_cast<size_t>(n));
+  }
+  co_return 0;
+}
+
 namespace {
 
 // Counts finished directions; the last one resumes the waiting tunnel. Also when either

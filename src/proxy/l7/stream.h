@@ -34,6 +34,11 @@ class ReadOp {
 net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_view b,
                           uint64_t deadline_ms);
 
+// Writes a then b completely while the peer keeps taking bytes: each write may wait idle_ms.
+// Returns 0, or the failed write's result (-ETIMEDOUT: the peer took nothing for idle_ms).
+net::Task<long> write_all_idle(net::Socket& socket, std::string_view a, std::string_view b,
+                               uint64_t idle_ms);
+
 // One end of a relay: a socket, and the TLS stream over it when there is one.
 struct Side {
   net::Socket& socket;

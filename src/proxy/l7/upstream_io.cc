@@ -27,9 +27,20 @@ net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t ba
   co_return conn;
 }
 
+namespace {
+
+// A backend that stopped taking the request is a timeout (504), one that refused it a reset (502).
+Failure send_failure(long error) {
+  if (error == -ETIMEDOUT) return Failure::upstream(Failure::Cause::kTimeout, 504, false);
+  return Failure::upstream(Failure::Cause::kReset, 502, false);
+}
+
+}  // namespace
+
 net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
-                                const net::Buffer& head, Millis upstream_timeout) {
+                                const net::Buffer& head) {
   Worker& w = c.worker;
+  const uint64_t idle_ms = static_cast<uint64_t>(c.config().timeouts.body.count());
   http1::BodyDecoder body(Framing{info.body_kind, info.body_length, {}});
   http1::BodyStep step;
   size_t first = 0;
@@ -38,9 +49,9 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
     first = step.consumed;
   }
   std::string_view head_bytes(head.begin(), head.size());
-  const bool head_sent = co_await write_all(upstream, head_bytes, c.unread().substr(0, first),
-                                            c.after(upstream_timeout));
-  if (!head_sent) co_return Failure::upstream(Failure::Cause::kReset, 502, false);
+  const long head_sent =
+      co_await write_all_idle(upstream, head_bytes, c.unread().substr(0, first), idle_ms);
+  if (head_sent < 0) co_return send_failure(head_sent);
   c.in.consume(first);
   c.current.bytes_received += first;
   while (!body.done()) {
@@ -52,9 +63,9 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
       c.in.commit(static_cast<size_t>(n));
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
-    const bool sent = co_await write_all(upstream, c.unread().substr(0, step.consumed), {},
-                                         c.after(upstream_timeout));
-    if (!sent) co_return Failure::upstream(Failure::Cause::kReset, 502, false);
+    const long sent =
+        co_await write_all_idle(upstream, c.unread().substr(0, step.consumed), {}, idle_ms);
+    if (sent < 0) co_return send_failure(sent);
     c.in.consume(step.consumed);
     c.current.bytes_received += step.consumed;
   }
@@ -134,21 +145,23 @@ std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
   return std::string_view(in.begin(), step.consumed);
 }
 
-net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
-                                    const ResponseInfo& response, const net::Buffer& head,
-                                    Millis upstream_timeout, uint64_t& upstream_bytes) {
+net::Task<Relayed> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+                                       const ResponseInfo& response, const net::Buffer& head,
+                                       Millis upstream_timeout, uint64_t& upstream_bytes) {
   http1::BodyDecoder body(response.framing);
   std::string_view pending_head(head.begin(), head.size());
   const Millis client_timeout = c.config().timeouts.body;
   while (true) {
     while (!in.empty() && !body.done()) {
       http1::BodyStep step;
-      if (body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) co_return false;
+      if (body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) {
+        co_return pending_head.empty() ? Relayed::kCut : Relayed::kRefused;
+      }
       std::string_view bytes =
           response.dechunk ? std::string_view(in.begin() + step.data_offset, step.data_length)
                            : std::string_view(in.begin(), step.consumed);
       const bool sent = co_await write_client(c, pending_head, bytes, c.after(client_timeout));
-      if (!sent) co_return false;
+      if (!sent) co_return Relayed::kCut;
       pending_head = {};
       in.consume(step.consumed);
       upstream_bytes += step.consumed;
@@ -156,20 +169,20 @@ net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffe
     if (body.done()) break;
     if (!pending_head.empty()) {
       const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
-      if (!sent) co_return false;
+      if (!sent) co_return Relayed::kCut;
       pending_head = {};
     }
     char* tail = in.tail();
     long n = co_await upstream.read(tail, in.tail_room(), c.after(upstream_timeout));
-    if (n == 0 && body.until_close()) co_return true;
-    if (n <= 0) co_return false;
+    if (n == 0 && body.until_close()) co_return Relayed::kWhole;
+    if (n <= 0) co_return Relayed::kCut;
     in.commit(static_cast<size_t>(n));
   }
   if (!pending_head.empty()) {
     const bool sent = co_await write_client(c, pending_head, {}, c.after(client_timeout));
-    if (!sent) co_return false;
+    if (!sent) co_return Relayed::kCut;
   }
-  co_return true;
+  co_return Relayed::kWhole;
 }
 
 net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,

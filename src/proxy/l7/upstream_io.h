@@ -31,10 +31,13 @@ net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t ba
                                                           const Address& address, Millis timeout,
                                                           long& error);
 
-// Sends the serialised head and streams the request body from the client. An upstream failure
-// comes as kReset, not retry-safe: the caller knows whether the request may be replayed.
+// Sends the serialised head and streams the request body from the client. The backend, like a
+// client, must take bytes within the body timeout (client_body) at every write: a slow reader
+// gets the upload as long as it keeps reading, and the response timeout starts only once the
+// request is sent. An upstream failure comes as kTimeout (it stopped reading) or kReset, not
+// retry-safe: the caller knows whether the request may be replayed.
 net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
-                                const net::Buffer& head, Millis upstream_timeout);
+                                const net::Buffer& head);
 
 // Reads the response head (forwarding interim 1xx responses) and serialises the final head for
 // the client into `out`. The backend closing before any byte comes as kStale (a reused
@@ -50,10 +53,18 @@ net::Task<Failure> read_response_head(Client& c, net::Socket& upstream, net::Buf
 // turn's writes) follows the traffic's bursts, so the frame pool would keep meeting new peaks.
 std::optional<std::string_view> body_in_buffer(const ResponseInfo& response, const net::Buffer& in);
 
-// Streams the response body to the client. True when the body ended as framed.
-net::Task<bool> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
-                                    const ResponseInfo& response, const net::Buffer& head,
-                                    Millis upstream_timeout, uint64_t& upstream_bytes);
+// How relaying a response body ended.
+enum class Relayed : uint8_t {
+  kWhole,    // the body ended as framed
+  kCut,      // it broke after bytes reached the client: only a reset can tell the client now
+  kRefused,  // malformed before any byte left for the client, which can still get a 502
+};
+
+// Streams the response body to the client; the head goes out with the first body bytes, or
+// before the first wait for more.
+net::Task<Relayed> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+                                       const ResponseInfo& response, const net::Buffer& head,
+                                       Millis upstream_timeout, uint64_t& upstream_bytes);
 
 // After a 101: leftovers cross over, then bytes flow both ways until either side ends.
 net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,

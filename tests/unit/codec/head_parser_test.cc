@@ -363,5 +363,27 @@ TEST(ResponseHead, AmbiguousFramingIsABadGateway) {
   }
 }
 
+// Chunked not last: a body in codings the client was not told of, delimited by the close.
+TEST(ResponseHead, TransferCodingsNotEndingInChunkedAreABadGateway) {
+  for (const char* text : {
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+           "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+           "HTTP/1.0 200 OK\r\nTransfer-Encoding: identity\r\n\r\n",
+       }) {
+    auto r = parse_resp(text);
+    EXPECT_EQ(r.status, ParseStatus::kError) << text;
+    EXPECT_EQ(r.error.http_status, 502) << text;
+    EXPECT_EQ(r.error.offset, std::string_view(text).find(": ") + 2) << text;
+  }
+  auto r = parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+  ASSERT_EQ(r.status, ParseStatus::kComplete);
+  EXPECT_EQ(r.head.framing.kind, Framing::Kind::kChunked);
+  EXPECT_EQ(r.head.framing.transfer_codings, "gzip, chunked");
+  // No body, so no framing: the field describes nothing here.
+  r = parse_resp("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", Method::kHead);
+  ASSERT_EQ(r.status, ParseStatus::kComplete);
+  EXPECT_EQ(r.head.framing.kind, Framing::Kind::kNone);
+}
+
 }  // namespace
 }  // namespace usher::http1
