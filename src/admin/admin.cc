@@ -60,7 +60,12 @@ net::Task<void> AdminServer::accept_loop() {
   while (true) {
     long fd = co_await listener_->accept(0);
     if (fd == -ECANCELED) break;
-    if (fd >= 0) net::spawn(serve(static_cast<int>(fd)));
+    if (fd >= 0) {
+      net::spawn(serve(static_cast<int>(fd)));
+    } else if (fd != -ECONNABORTED) {
+      // Out of descriptors (or memory) the listener stays readable: pause rather than spin.
+      co_await net::sleep_until(*reactor_, reactor_->now_ms() + 100);
+    }
   }
   reactor_->stop();
 }

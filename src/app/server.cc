@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <cstdlib>
 #include <ctime>
@@ -40,6 +41,24 @@ void log_listeners(const config::Config& config, size_t workers) {
       spdlog::info("listening on {} -> {} routes ({} workers)", l.listen.to_string(),
                    l.routes.size(), workers);
     }
+  }
+}
+
+// Every connection costs a descriptor, and the usual soft limit (1024) is far below what a proxy
+// holds; the hard limit is what an operator allows. Running out anyway is logged and counted by
+// the accept loops.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t was = limit.rlim_cur;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) limit.rlim_cur = was;
+  }
+  if (limit.rlim_cur == was) {
+    spdlog::info("descriptor limit: {}", limit.rlim_cur);
+  } else {
+    spdlog::info("descriptor limit: {} (raised from {})", limit.rlim_cur, was);
   }
 }
 
@@ -125,6 +144,7 @@ int Server::run() {
     return 1;
   }
   spdlog::info("io backend: {}{}", workers_.front()->reactor().name(), io_backend_note_);
+  raise_descriptor_limit();
   // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
   if (first_.admin) {
     admin_ = std::make_unique<admin::AdminServer>(*first_.admin, *this, *metrics_,

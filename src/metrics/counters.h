@@ -64,6 +64,12 @@ enum class UpstreamError : uint8_t { kConnect, kTimeout, kReset, kProtocol };
 inline constexpr const char* kUpstreamErrors[] = {"connect", "timeout", "reset", "protocol"};
 inline constexpr size_t kUpstreamErrorKinds = std::size(kUpstreamErrors);
 
+// Why accepting a connection failed: the process or system ran out of descriptors, the kernel
+// out of memory, or anything else.
+enum class AcceptError : uint8_t { kFdLimit, kMemory, kOther };
+inline constexpr const char* kAcceptErrors[] = {"fd_limit", "memory", "other"};
+inline constexpr size_t kAcceptErrorKinds = std::size(kAcceptErrors);
+
 struct BackendCounters {
   Counter responses[5];  // by status class of the backend's response
   Counter errors[kUpstreamErrorKinds];
@@ -86,6 +92,7 @@ struct ListenerCounters {
   Counter responses[5];    // every answer to a client, errors before routing included
   Counter bytes_received;  // from clients
   Counter bytes_sent;      // to clients
+  Counter accept_errors[kAcceptErrorKinds];
 };
 
 struct RouteCounters {

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <span>
 
 #include "metrics/prometheus.h"
 
@@ -80,13 +81,8 @@ Registry::BackendTotals Registry::backend_totals(size_t backend) const {
   return t;
 }
 
-void Registry::write_prometheus(std::string& out, const Layout& layout) const {
-  Exposition e(out);
+void Registry::write_listeners(Exposition& e, const std::vector<Layout::Named>& listeners) const {
   const auto& s = shards_;
-  const auto& listeners = layout.listeners;
-  const auto& pools = layout.pools;
-  const auto& backends = layout.backends;
-  // Families of one counter per listener, pool or backend, named by a member of its counters.
   auto per_listener = [&](std::string_view name, std::string_view help,
                           Counter ListenerCounters::*field) {
     e.family(name, "counter", help);
@@ -97,26 +93,6 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
                }));
     }
   };
-  auto per_pool = [&](std::string_view name, std::string_view help, Counter PoolCounters::*field) {
-    e.family(name, "counter", help);
-    for (const Layout::Named& p : pools) {
-      e.sample(name, {{"pool", p.name}},
-               merged(s, [id = p.id, field](const Shard& x) -> const Counter& {
-                 return x.pools[id].*field;
-               }));
-    }
-  };
-  auto per_backend = [&](std::string_view name, std::string_view help,
-                         Counter BackendCounters::*field) {
-    e.family(name, "counter", help);
-    for (const Layout::Backend& b : backends) {
-      e.sample(name, {{"pool", b.pool}, {"backend", b.name}},
-               merged(s, [id = b.id, field](const Shard& x) -> const Counter& {
-                 return x.backends[id].*field;
-               }));
-    }
-  };
-
   per_listener("usher_listener_connections_total", "Client connections accepted.",
                &ListenerCounters::connections);
   e.family("usher_listener_open_connections", "gauge", "Client connections open now.");
@@ -137,23 +113,60 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
                }));
     }
   }
+  // Families of one counter per listener and reason, from a member array of its counters.
+  auto per_listener_reason = [&](std::string_view name, std::string_view help,
+                                 std::span<const char* const> reasons, auto member) {
+    e.family(name, "counter", help);
+    for (const Layout::Named& l : listeners) {
+      for (size_t k = 0; k < reasons.size(); ++k) {
+        e.sample(name, {{"listener", l.name}, {"reason", reasons[k]}},
+                 merged(s, [id = l.id, k, member](const Shard& x) -> const Counter& {
+                   return (x.listeners[id].*member)[k];
+                 }));
+      }
+    }
+  };
+  per_listener_reason("usher_listener_accept_errors_total",
+                      "Failed accepts by reason: fd_limit (out of descriptors), memory, other.",
+                      kAcceptErrors, &ListenerCounters::accept_errors);
   per_listener("usher_tls_handshakes_total", "TLS handshakes completed by clients.",
                &ListenerCounters::tls_handshakes);
-  e.family("usher_tls_handshake_failures_total", "counter",
-           "TLS handshakes that failed or timed out, by reason.");
-  for (const Layout::Named& l : listeners) {
-    for (size_t r = 0; r < kTlsFailureKinds; ++r) {
-      e.sample("usher_tls_handshake_failures_total",
-               {{"listener", l.name}, {"reason", kTlsFailures[r]}},
-               merged(s, [id = l.id, r](const Shard& x) -> const Counter& {
-                 return x.listeners[id].tls_failures[r];
-               }));
-    }
-  }
+  per_listener_reason("usher_tls_handshake_failures_total",
+                      "TLS handshakes that failed or timed out, by reason.", kTlsFailures,
+                      &ListenerCounters::tls_failures);
   per_listener("usher_listener_received_bytes_total", "Bytes received from clients.",
                &ListenerCounters::bytes_received);
   per_listener("usher_listener_sent_bytes_total", "Bytes sent to clients.",
                &ListenerCounters::bytes_sent);
+}
+
+void Registry::write_prometheus(std::string& out, const Layout& layout) const {
+  Exposition e(out);
+  const auto& s = shards_;
+  const auto& pools = layout.pools;
+  const auto& backends = layout.backends;
+  // Families of one counter per pool or backend, named by a member of its counters.
+  auto per_pool = [&](std::string_view name, std::string_view help, Counter PoolCounters::*field) {
+    e.family(name, "counter", help);
+    for (const Layout::Named& p : pools) {
+      e.sample(name, {{"pool", p.name}},
+               merged(s, [id = p.id, field](const Shard& x) -> const Counter& {
+                 return x.pools[id].*field;
+               }));
+    }
+  };
+  auto per_backend = [&](std::string_view name, std::string_view help,
+                         Counter BackendCounters::*field) {
+    e.family(name, "counter", help);
+    for (const Layout::Backend& b : backends) {
+      e.sample(name, {{"pool", b.pool}, {"backend", b.name}},
+               merged(s, [id = b.id, field](const Shard& x) -> const Counter& {
+                 return x.backends[id].*field;
+               }));
+    }
+  };
+
+  write_listeners(e, layout.listeners);
 
   e.family("usher_route_responses_total", "counter",
            "Responses to clients by route and status class, usher's own included.");

@@ -15,6 +15,8 @@
 
 namespace usher::metrics {
 
+class Exposition;
+
 // One worker's counters. Worker thread writes; any thread reads.
 struct Shard {
   StableArray<ListenerCounters> listeners;
@@ -71,6 +73,7 @@ class Registry {
   void write_prometheus(std::string& out, const Layout& layout) const;
 
  private:
+  void write_listeners(Exposition& e, const std::vector<Layout::Named>& listeners) const;
   uint32_t number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
                   void (*reserve)(Shard&, size_t));
 

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 #include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,15 +21,75 @@ namespace {
 
 constexpr size_t kMaxIdleUpstreamsPerBackend = 1024;
 
+// Accepting again right after running out of descriptors or memory would spin on a listener that
+// stays readable; a pause lets connections close meanwhile (nginx disables accepting for 500 ms).
+constexpr uint64_t kAcceptPauseMs = 100;
+// How often a worker reports a listener's accept failures that go on.
+constexpr uint64_t kAcceptReportMs = 10'000;
+
+struct AcceptFailure {
+  metrics::AcceptError kind;
+  bool pause;  // false: only that connection failed (the client gave up), accept the next
+};
+
+AcceptFailure classify(long error) {
+  switch (-error) {
+    case EMFILE:
+    case ENFILE:
+      return {metrics::AcceptError::kFdLimit, true};
+    case ENOBUFS:
+    case ENOMEM:
+      return {metrics::AcceptError::kMemory, true};
+    // accept(2): errors of the pending connection itself, to be treated like EAGAIN.
+    case ECONNABORTED:
+    case EPROTO:
+    case EPERM:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+      return {metrics::AcceptError::kOther, false};
+    default:
+      return {metrics::AcceptError::kOther, true};
+  }
+}
+
+// Counts the failure, and logs it at most once per kAcceptReportMs with how many came since.
+void report_accept_failure(Worker& worker, Endpoint& endpoint, long error, AcceptFailure failure) {
+  const auto& listener = worker.current().listeners[static_cast<size_t>(endpoint.listener)];
+  worker.metrics()
+      .listeners[listener.metric_id]
+      .accept_errors[static_cast<size_t>(failure.kind)]
+      .add();
+  if (!failure.pause) return;
+  ++endpoint.unreported_failures;
+  const uint64_t now = worker.reactor().now_ms();
+  if (endpoint.last_report_ms != 0 && now - endpoint.last_report_ms < kAcceptReportMs) return;
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  spdlog::error(
+      "listener {} ({}): accept() failed ({}: {}); {} failed accepts since the last "
+      "report; pausing accepts {} ms each time (descriptor limit {})",
+      listener.config.name, endpoint.listen.to_string(), -error,
+      std::strerror(static_cast<int>(-error)), endpoint.unreported_failures, kAcceptPauseMs,
+      limit.rlim_cur);
+  endpoint.last_report_ms = now;
+  endpoint.unreported_failures = 0;
+}
+
 net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
   net::Socket& listener = *endpoint.socket;
   while (true) {
     long fd = co_await listener.accept(0);
     if (fd == -ECANCELED || !listener.is_open()) break;
     if (fd < 0) {
-      // Out of descriptors: pause instead of spinning on a listener that stays readable.
-      if (fd == -EMFILE || fd == -ENFILE) {
-        co_await net::sleep_until(worker.reactor(), worker.reactor().now_ms() + 100);
+      const AcceptFailure failure = classify(fd);
+      report_accept_failure(worker, endpoint, fd, failure);
+      if (failure.pause) {
+        co_await net::sleep_until(worker.reactor(), worker.reactor().now_ms() + kAcceptPauseMs);
       }
       continue;
     }

@@ -37,7 +37,9 @@ struct Endpoint {
   Address listen;
   std::unique_ptr<net::Socket> socket;
   ConnectionHandler handler = nullptr;
-  int listener = -1;  // its index in the current generation's listeners; -1 once removed
+  int listener = -1;            // its index in the current generation's listeners; -1 once removed
+  uint64_t last_report_ms = 0;  // when its accept failures were last logged
+  uint64_t unreported_failures = 0;  // since then
 };
 
 // A client connection known to its worker, so draining can close the idle ones.

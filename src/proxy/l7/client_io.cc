@@ -2,6 +2,9 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cerrno>
+
 #include "proxy/l7/error_response.h"
 #include "proxy/worker.h"
 
@@ -38,17 +41,38 @@ net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context) {
   co_return false;
 }
 
+namespace {
+
+// nginx's lingering_time and lingering_timeout defaults: a client gets 30 s in all to finish
+// sending what it had started (a body it cannot take back, say) and read the answer, and each
+// silence may last 5 s. Time bounds it, not bytes: discarding is a copy, and a body of any size
+// could have been sent as an accepted request just as well.
+constexpr uint64_t kLingerMs = 30'000;
+constexpr uint64_t kLingerSilenceMs = 5'000;
+
+// Discards what the client has sent so far; false once it closed (or failed).
+bool discard_unread(Client& c) {
+  net::Buffer scratch = c.worker.buffers().take();
+  while (true) {
+    long n = c.socket.try_read(scratch.data(), scratch.capacity());
+    if (n == -EAGAIN) return true;
+    if (n <= 0) return false;
+  }
+}
+
+}  // namespace
+
 net::Task<void> linger_close(Client& c) {
-  constexpr uint64_t kLingerMs = 2000;
-  constexpr size_t kMaxDiscard = 1 << 20;
-  if (c.tls) co_await c.tls->close(c.worker.reactor().now_ms() + kLingerMs);
+  if (c.tls) co_await c.tls->close(c.worker.reactor().now_ms() + kLingerSilenceMs);
   ::shutdown(c.socket.fd(), SHUT_WR);
-  if (!c.in) c.in = c.worker.buffers().take();
-  const uint64_t deadline = c.worker.reactor().now_ms() + kLingerMs;
-  for (size_t discarded = 0; discarded < kMaxDiscard;) {
-    long n = co_await c.socket.read(c.in.data(), c.in.capacity(), deadline);
-    if (n <= 0) break;
-    discarded += static_cast<size_t>(n);
+  c.in.release();
+  const uint64_t end = c.worker.reactor().now_ms() + kLingerMs;
+  while (true) {
+    const uint64_t now = c.worker.reactor().now_ms();
+    if (now >= end) break;
+    // Waits holding no buffer, so lingering connections cost what idle ones do.
+    long ready = co_await c.socket.readable(std::min(end, now + kLingerSilenceMs));
+    if (ready < 0 || !discard_unread(c)) break;
   }
 }
 

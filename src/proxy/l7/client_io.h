@@ -36,7 +36,8 @@ net::Task<Next> fail(Client& c, int status);
 
 // After an error response the client may still be sending; closing with unread bytes would
 // reset the connection and could destroy the response before the client reads it. So: stop
-// writing, discard what arrives for a short while, then close (nginx's lingering close).
+// writing, discard what arrives until the client closes, 5 s of silence or 30 s in all, then
+// close (RFC 9112 section 9.6; nginx's lingering close).
 net::Task<void> linger_close(Client& c);
 
 }  // namespace usher::proxy::l7

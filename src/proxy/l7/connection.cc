@@ -151,13 +151,12 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
     if (next == Next::kAbort) abort_connection(c.socket);
     if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
   }
-  if (c.linger && c.socket.is_open()) {
-    co_await linger_close(c);
-  } else if (c.tls && c.socket.is_open()) {
-    co_await c.tls->close(c.after(c.worker.current().config().timeouts.body));
+  if (!c.linger && c.tls && c.socket.is_open()) {
+    co_await c.tls->close(c.after(worker.current().config().timeouts.body));
   }
   c.in.release();
-  c.gen.reset();
+  c.gen.reset();  // lingering needs no configuration: an old generation may go meanwhile
+  if (c.linger && c.socket.is_open()) co_await linger_close(c);
   listener_counters.open_connections.add(-1);
   worker.remove_session(c.link);
 }
