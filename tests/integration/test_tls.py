@@ -160,6 +160,7 @@ class Tls(unittest.TestCase):
     def test_a_silent_client_is_dropped_at_the_handshake_timeout(self):
         self.usher.stop()
         os.unlink(self.path)
+        self.port, self.admin = free_port(), free_port()  # the old ones may linger in TIME_WAIT
         self.path = write_config(self.config(("default.test",), "timeouts: { tls_handshake: 500ms }\n"))
         self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
         wait_port(self.admin)
@@ -220,6 +221,152 @@ class Tls(unittest.TestCase):
         self.assertTrue(any(re.match(re.escape(self.path) + r":\d+:\d+: key .* does not match", p)
                             for p in body["problems"]), body)
         self.assertIn("CN = b.test", served_subject(self.port, "b.test"))
+
+
+def client_contexts():
+    """A client context resumes only sessions it made itself: one for each kind of client."""
+    tls13 = ssl._create_unverified_context()
+    tls12 = ssl._create_unverified_context()
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls12.options |= ssl.OP_NO_TICKET
+    return {False: tls13, True: tls12}
+
+
+CLIENTS = client_contexts()
+
+
+def resumed_session(port, session=None, tls12_without_tickets=False):
+    """(whether the handshake resumed `session`, the session to resume next time)."""
+    context = CLIENTS[tls12_without_tickets]
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                             server_hostname="localhost", session=session) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        while s.recv(4096):  # TLS 1.3 tickets arrive with the first records read
+            pass
+        return s.session_reused, s.session
+
+
+def make_client_ca(folder):
+    """A CA and a client certificate it signed: (ca.pem, (client.pem, client.key))."""
+    ca, ca_key = make_certificate(folder, "clients-ca.test")
+    key, csr, cert = (os.path.join(folder, n) for n in ("client.key", "client.csr", "client.pem"))
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", "/CN=client one"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                    "-out", cert, "-days", "2"], check=True, capture_output=True)
+    return ca, (cert, key)
+
+
+class Sessions(unittest.TestCase):
+    """Resumption: tickets whose keys come from a shared key file and rotate, and the session
+    cache for TLS 1.2 clients without tickets."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp()
+        cls.cert = make_certificate(cls.folder, "site.test")
+        cls.backend_port, cls.backend = start_backend("app")
+        cls.keys = []
+        for name in ("shared.key", "other.key"):
+            path = os.path.join(cls.folder, name)
+            subprocess.run(["openssl", "rand", "-out", path, "48"], check=True)
+            cls.keys.append(path)
+        cls.processes, cls.paths = [], []
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in cls.processes:
+            p.stop()
+        cls.backend.stop()
+        for path in cls.paths:
+            os.unlink(path)
+        shutil.rmtree(cls.folder)
+
+    def start(self, tickets):
+        port, admin = free_port(), free_port()
+        path = write_config(
+            f"workers: 1\nadmin: {{ listen: 127.0.0.1:{admin} }}\n"
+            f"listeners:\n  - listen: 127.0.0.1:{port}\n    pool: app\n    tls:\n"
+            f"      certificates: [{{ cert: {self.cert[0]}, key: {self.cert[1]} }}]\n"
+            f"      session_tickets: {tickets}\n"
+            f"pools:\n  - name: app\n    backends: [127.0.0.1:{self.backend_port}]\n")
+        self.paths.append(path)
+        self.processes.append(Process([USHER, "run", "-c", path], port=port))
+        wait_port(admin)
+        return port, admin
+
+    def test_an_usher_with_the_same_key_file_resumes_the_other_ones_sessions(self):
+        first = self.start(f"{{ key_file: {self.keys[0]} }}")[0]
+        second = self.start(f"{{ key_file: {self.keys[0]} }}")[0]
+        stranger = self.start(f"{{ key_file: {self.keys[1]} }}")[0]
+        reused, session = resumed_session(first)
+        self.assertFalse(reused)
+        self.assertTrue(resumed_session(first, session)[0])
+        self.assertTrue(resumed_session(second, session)[0])
+        self.assertFalse(resumed_session(stranger, session)[0])
+
+    def test_ticket_keys_rotate_without_a_reload(self):
+        port, admin = self.start(f"{{ key_file: {self.keys[0]}, rotate: 2s }}")
+        _, session = resumed_session(port)
+        self.assertTrue(resumed_session(port, session)[0])  # its key is current or previous
+        time.sleep(4.2)  # two periods on, the key has left the ring
+        self.assertFalse(resumed_session(port, session)[0])
+        self.assertEqual(metric(admin, "usher_config_generation"), 1)
+
+    def test_tls_1_2_clients_without_tickets_resume_from_the_session_cache(self):
+        port = self.start("{ rotate: 1h }")[0]
+        _, session = resumed_session(port, tls12_without_tickets=True)
+        self.assertTrue(resumed_session(port, session, tls12_without_tickets=True)[0])
+
+
+class ClientAuth(unittest.TestCase):
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+        self.cert = make_certificate(self.folder, "site.test", days=30)
+        self.ca, self.client = make_client_ca(self.folder)
+        self.backend_port, self.backend = start_backend("app")
+        self.usher, self.path = None, None
+
+    def tearDown(self):
+        if self.usher:
+            self.usher.stop()
+            os.unlink(self.path)
+        self.backend.stop()
+        shutil.rmtree(self.folder)
+
+    def start(self, required):
+        self.port, self.admin = free_port(), free_port()
+        self.path = write_config(
+            f"admin: {{ listen: 127.0.0.1:{self.admin} }}\n"
+            f"listeners:\n  - name: mtls\n    listen: 127.0.0.1:{self.port}\n    pool: app\n    tls:\n"
+            f"      certificates: [{{ cert: {self.cert[0]}, key: {self.cert[1]} }}]\n"
+            f"      client_auth: {{ ca: {self.ca}, required: {required} }}\n"
+            f"pools:\n  - name: app\n    backends: [127.0.0.1:{self.backend_port}]\n")
+        self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
+        wait_port(self.admin)
+
+    def test_a_client_without_a_certificate_is_refused_and_one_with_it_served(self):
+        self.start("true")
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            https_get(self.port)
+        context = ssl._create_unverified_context()
+        context.load_cert_chain(*self.client)
+        self.assertEqual(https_get(self.port, context=context), (200, b"app"))
+        stranger = make_certificate(self.folder, "stranger.test")
+        context = ssl._create_unverified_context()
+        context.load_cert_chain(*stranger)
+        with self.assertRaises((ssl.SSLError, ConnectionError)):
+            https_get(self.port, context=context)
+
+    def test_an_optional_certificate_may_be_left_out(self):
+        self.start("false")
+        self.assertEqual(https_get(self.port), (200, b"app"))
+
+    def test_certificate_expiry_is_a_metric(self):
+        self.start("true")
+        seconds = metric(self.admin, f'usher_tls_certificate_expiry_seconds{{listener="mtls",name="{self.cert[0]}"}}')
+        self.assertIsNotNone(seconds)
+        self.assertLess(abs(seconds - 30 * 86400), 2 * 86400)
 
 
 class Check(unittest.TestCase):
