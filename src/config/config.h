@@ -152,7 +152,16 @@ struct RouteMatch {
 
 // A header value with variables, split at load: literal text and ${...} references in order.
 struct HeaderTemplate {
-  enum class Variable : uint8_t { kNone, kClientIp, kRequestId, kBackend };
+  enum class Variable : uint8_t {
+    kNone,
+    kClientIp,
+    kRequestId,
+    kBackend,
+    kTlsVersion,        // empty on plain HTTP
+    kTlsCipher,         // likewise
+    kSni,               // the server name the client asked for, if any
+    kTlsClientSubject,  // the client certificate's subject (client_auth), RFC 2253
+  };
   struct Part {
     std::string literal;
     Variable variable = Variable::kNone;

@@ -173,10 +173,15 @@ HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response) {
     Variable variable = name == "client_ip"             ? Variable::kClientIp
                         : name == "request_id"          ? Variable::kRequestId
                         : name == "backend" && response ? Variable::kBackend
+                        : name == "tls_version"         ? Variable::kTlsVersion
+                        : name == "tls_cipher"          ? Variable::kTlsCipher
+                        : name == "sni"                 ? Variable::kSni
+                        : name == "tls_client_subject"  ? Variable::kTlsClientSubject
                                                         : Variable::kNone;
     if (variable == Variable::kNone) {
       r.error(node.Mark(), "unknown variable in '" + text + "' (available: ${client_ip}, " +
-                               "${request_id}" + (response ? ", ${backend}" : "") + ")");
+                               "${request_id}" + (response ? ", ${backend}" : "") +
+                               ", ${tls_version}, ${tls_cipher}, ${sni}, ${tls_client_subject})");
       return out;
     }
     out.parts.push_back({{}, variable});

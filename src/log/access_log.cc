@@ -117,8 +117,9 @@ class LineWriter {
 };
 
 void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
-  const std::string_view texts[] = {r.client, r.method, r.host,    r.target,     r.listener,
-                                    r.route,  r.pool,   r.backend, r.request_id, r.user_agent};
+  const std::string_view texts[] = {
+      r.client,  r.method,     r.host,       r.target,      r.listener,   r.route, r.pool,
+      r.backend, r.request_id, r.user_agent, r.tls_version, r.tls_cipher, r.sni};
   // Keys, punctuation, the time and six numbers take less than 512 bytes.
   size_t most = 512;
   for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
@@ -157,6 +158,11 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   number(R"(,"retries":)", r.retries);
   text(R"(,"request_id":)", r.request_id);
   text(R"(,"user_agent":)", r.user_agent);
+  if (!r.tls_version.empty()) {
+    text(R"(,"tls_version":)", r.tls_version);
+    text(R"(,"tls_cipher":)", r.tls_cipher);
+    text(R"(,"sni":)", r.sni);
+  }
   line.put("}\n");
 }
 

@@ -41,6 +41,9 @@ struct RequestRecord {
   std::string_view pool;
   std::string_view backend;
   uint32_t retries = 0;
+  std::string_view tls_version;  // empty on plain HTTP: the three TLS fields are left out
+  std::string_view tls_cipher;
+  std::string_view sni;
 };
 
 // The current second as both formats print it, formatted once a second rather than per line.

@@ -102,6 +102,18 @@ std::string_view Stream::server_name() const {
   return name ? name : "";
 }
 
+std::string Stream::client_subject() const {
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (!cert || SSL_get_verify_result(ssl_) != X509_V_OK) return {};
+  BIO* out = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(out, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* text = nullptr;
+  const long length = BIO_get_mem_data(out, &text);
+  std::string subject(text, static_cast<size_t>(std::max(length, 0L)));
+  BIO_free(out);
+  return subject;
+}
+
 char* Stream::in_tail() {
   if (!in_) in_ = std::make_unique<char[]>(kInBytes);
   return in_.get() + in_end_;

@@ -51,6 +51,8 @@ class Stream {
   std::string_view version() const { return SSL_get_version(ssl_); }
   std::string_view cipher() const;
   std::string_view server_name() const;
+  // The verified client certificate's subject (RFC 2253), or empty.
+  std::string client_subject() const;
 
  private:
   static int bio_read(BIO* bio, char* out, int length);

@@ -96,6 +96,7 @@ class Tls(unittest.TestCase):
         certificates = "".join(f"        - {{ cert: {self.certs[n][0]}, key: {self.certs[n][1]} }}\n"
                                for n in names)
         return (f"workers: 2\nadmin: {{ listen: 127.0.0.1:{self.admin} }}\n{extra}"
+                f"access_log: {self.folder}/access.log\n"
                 f"listeners:\n  - name: web\n    listen: 127.0.0.1:{self.port}\n    pool: app\n"
                 f"    tls:\n      certificates:\n{certificates}"
                 f"pools:\n  - name: app\n    backends:\n      - 127.0.0.1:{self.backend_port}\n")
@@ -118,6 +119,14 @@ class Tls(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertIn(b"x-forwarded-proto: https", body.lower())
         self.assertEqual(metric(self.admin, 'usher_tls_handshakes_total{listener="web"}'), 1)
+        deadline = time.monotonic() + 5
+        entry = None
+        while entry is None and time.monotonic() < deadline:
+            with open(f"{self.folder}/access.log") as f:
+                lines = [json.loads(line) for line in f if '"/echo"' in line]
+            entry = lines[-1] if lines else time.sleep(0.05)
+        self.assertEqual((entry["tls_version"], entry["sni"]), ("TLSv1.3", "a.test"))
+        self.assertTrue(entry["tls_cipher"].startswith("TLS_"), entry)
 
     def test_keep_alive_requests_and_a_large_body_over_one_connection(self):
         context = ssl._create_unverified_context()
@@ -338,9 +347,11 @@ class ClientAuth(unittest.TestCase):
         self.port, self.admin = free_port(), free_port()
         self.path = write_config(
             f"admin: {{ listen: 127.0.0.1:{self.admin} }}\n"
-            f"listeners:\n  - name: mtls\n    listen: 127.0.0.1:{self.port}\n    pool: app\n    tls:\n"
+            f"listeners:\n  - name: mtls\n    listen: 127.0.0.1:{self.port}\n    tls:\n"
             f"      certificates: [{{ cert: {self.cert[0]}, key: {self.cert[1]} }}]\n"
             f"      client_auth: {{ ca: {self.ca}, required: {required} }}\n"
+            f"    routes:\n      - pool: app\n        request_headers:\n"
+            f"          set: {{ X-Client-Subject: '${{tls_client_subject}}', X-Tls: '${{tls_version}} ${{sni}}' }}\n"
             f"pools:\n  - name: app\n    backends: [127.0.0.1:{self.backend_port}]\n")
         self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
         wait_port(self.admin)
@@ -352,6 +363,9 @@ class ClientAuth(unittest.TestCase):
         context = ssl._create_unverified_context()
         context.load_cert_chain(*self.client)
         self.assertEqual(https_get(self.port, context=context), (200, b"app"))
+        status, echo = https_get(self.port, "/echo", server_name="mtls.test", context=context)
+        self.assertIn(b"x-client-subject: CN=client one\r\n", echo.lower().replace(b"cn=", b"CN="))
+        self.assertIn(b"x-tls: tlsv1.3 mtls.test\r\n", echo.lower())
         stranger = make_certificate(self.folder, "stranger.test")
         context = ssl._create_unverified_context()
         context.load_cert_chain(*stranger)

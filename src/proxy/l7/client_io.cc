@@ -29,6 +29,8 @@ net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context) {
   const tls::HandshakeFailure failure = co_await c.tls->handshake(c.after(timeouts.tls_handshake));
   if (failure == tls::HandshakeFailure::kNone) {
     counters.tls_handshakes.add();
+    c.tls_client_subject = c.tls->client_subject();
+    c.tls_facts = {c.tls->version(), c.tls->cipher(), c.tls->server_name(), c.tls_client_subject};
     co_return true;
   }
   counters.tls_failures[static_cast<size_t>(failure) - 1].add();

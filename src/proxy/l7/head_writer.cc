@@ -70,6 +70,18 @@ void write_template(Writer& w, const config::HeaderTemplate& value, const Templa
       case Variable::kBackend:
         w << values.backend;
         break;
+      case Variable::kTlsVersion:
+        w << values.tls.version;
+        break;
+      case Variable::kTlsCipher:
+        w << values.tls.cipher;
+        break;
+      case Variable::kSni:
+        w << values.tls.sni;
+        break;
+      case Variable::kTlsClientSubject:
+        w << values.tls.client_subject;
+        break;
     }
   }
 }

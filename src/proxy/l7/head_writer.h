@@ -9,11 +9,20 @@
 
 namespace usher::proxy::l7 {
 
+// What an HTTPS connection negotiated; all empty on plain HTTP.
+struct TlsFacts {
+  std::string_view version;
+  std::string_view cipher;
+  std::string_view sni;
+  std::string_view client_subject;  // client_auth only
+};
+
 // The values ${...} in header edits stand for.
 struct TemplateValues {
   std::string_view client_ip;
   std::string_view request_id;
   std::string_view backend;
+  TlsFacts tls;
 };
 
 // The sticky cookie as it travels: removed from requests (insert mode) or unprefixed (prefix

@@ -169,7 +169,7 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   rewrite.request_id = info.request_id.view();
   rewrite.strip_expect = head.expect_continue;
   if (!route.request_headers.empty()) rewrite.edits = &route.request_headers;
-  rewrite.values = {info.client_ip.view(), info.request_id.view(), {}};
+  rewrite.values = {info.client_ip.view(), info.request_id.view(), {}, info.tls};
   plan_rewrite(route, head, view.path, rewrite);
   if (pool.config.sticky) read_sticky(pool, head, info, rewrite);
   if (pool.balancer().key_source() == balance::KeySource::kHash) {
@@ -217,6 +217,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.upgrade = head.upgrade;
   info.marked_idempotent = fields.idempotency_key;
   info.https_client = c.tls || http1::iequals(fields.forwarded_proto, "https");
+  info.tls = c.tls_facts;
   info.client_ip.assign(real_client_ip(c, head));
   if (routes.config.request_id) {
     if (valid_request_id(fields.request_id)) {

@@ -39,6 +39,9 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
     }
   }
   r.retries = c.current.retries;
+  r.tls_version = c.tls_facts.version;
+  r.tls_cipher = c.tls_facts.cipher;
+  r.sni = c.tls_facts.sni;
   c.worker.access_log().append(wanted.format, r);
 }
 

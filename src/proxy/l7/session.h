@@ -12,6 +12,7 @@
 #include "codec/http1/message.h"
 #include "net/buffer_pool.h"
 #include "net/socket.h"
+#include "proxy/l7/head_writer.h"
 #include "proxy/l7/stream.h"
 #include "proxy/listener_routes.h"
 #include "proxy/worker.h"
@@ -54,6 +55,8 @@ struct Client {
   // HTTPS: the certificates it was accepted with (SNI picks among them during the handshake).
   std::shared_ptr<const tls::ServerContext> tls_context;
   std::unique_ptr<tls::Stream> tls;  // after socket: destroyed before it
+  TlsFacts tls_facts;                // views into tls
+  std::string tls_client_subject;
   net::Buffer in;  // unconsumed bytes from the client; released whenever it runs empty
   SessionLink link;
   char ip_text[INET6_ADDRSTRLEN] = {};
@@ -106,8 +109,9 @@ struct RequestInfo {
   bool local = false;  // the head buffer holds usher's own complete response, not a request
   int local_status = 0;
   uint32_t sticky_backend = balance::kNoBackend;  // named by the request's sticky cookie
-  bool https_client = false;                      // a trusted proxy says the client came over HTTPS
-  ShortText<INET6_ADDRSTRLEN> client_ip;          // the real client, after trusted proxies
+  bool https_client = false;  // over TLS, or a trusted proxy says the client came over HTTPS
+  TlsFacts tls;
+  ShortText<INET6_ADDRSTRLEN> client_ip;  // the real client, after trusted proxies
   ShortText<kMaxRequestIdLength> request_id;
   LoggedFields logged;
 

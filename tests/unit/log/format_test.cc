@@ -49,6 +49,20 @@ TEST(AccessLogFormat, JsonLine) {
             "\n");
 }
 
+TEST(AccessLogFormat, JsonLineOverTlsEndsWithItsFields) {
+  RequestRecord r = sample();
+  r.tls_version = "TLSv1.3";
+  r.tls_cipher = "TLS_AES_128_GCM_SHA256";
+  r.sni = "example.com";
+  std::string out;
+  SecondText clock;
+  format_line(Format::kJson, r, kNow, clock, out);
+  EXPECT_NE(out.find(R"("user_agent":"curl/7.88.1","tls_version":"TLSv1.3",)"
+                     R"("tls_cipher":"TLS_AES_128_GCM_SHA256","sni":"example.com"})"),
+            std::string::npos)
+      << out;
+}
+
 TEST(AccessLogFormat, JsonLineWithoutBackendAnswer) {
   RequestRecord r = sample();
   r.upstream_seconds = -1;
