@@ -16,7 +16,9 @@
 # Placement is "one core" (everything on CPU 0, see docs/benchmarks.md); each proxy's own CPU per
 # request (or handshake) comes from its /proc/PID/stat times over the round. `openssl speed` on the
 # same CPU gives the cost of the handshake's public-key operations, the floor for CPU per handshake.
-# Env: CONNS (64), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), LOADS ("keepalive full resumed").
+# Env: CONNS (64), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), LOADS ("keepalive full resumed"),
+# BASELINE (another usher binary, e.g. a build of an earlier commit: measured as the target
+# usher-baseline on io_uring in the same rounds, for a before/after comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -120,17 +122,19 @@ start_proxies() {
   port=$(free_port); nginx_conf "$port" "nginx$suffix" >"$RUN/nginx$suffix.conf"
   start env "${env[@]}" nginx -c "$RUN/nginx$suffix.conf"
   printf -v "PORT_nginx$suffix" %s "$port"; printf -v "PID_nginx$suffix" %s "$LAST"
-  for io in io_uring epoll; do
+  for name in usher usher_epoll ${BASELINE:+usher_baseline}; do
+    local io=io_uring binary=build/src/app/usher
+    [ $name != usher_epoll ] || io=epoll
+    [ $name != usher_baseline ] || binary=$BASELINE
     port=$(free_port)
-    start env "${env[@]}" USHER_IO_BACKEND=$io build/src/app/usher proxy --listen "127.0.0.1:$port" --workers 1 \
+    start env "${env[@]}" USHER_IO_BACKEND=$io "$binary" proxy --listen "127.0.0.1:$port" --workers 1 \
       --to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3" --tls-cert "$RUN/tls.crt" --tls-key "$RUN/tls.key"
-    local name=usher; [ $io = io_uring ] || name=usher_epoll
     printf -v "PORT_$name$suffix" %s "$port"; printf -v "PID_$name$suffix" %s "$LAST"
   done
 }
 start_proxies ""
 start_proxies _full "$RUN/no-tickets.cnf"
-TARGETS="haproxy nginx usher usher_epoll"
+TARGETS="haproxy nginx usher usher_epoll${BASELINE:+ usher_baseline}"
 for t in $TARGETS; do for s in "" _full; do p="PORT_$t$s"; wait_port "${!p}"; done; done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
@@ -232,7 +236,9 @@ print("| load | target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req |"
 print("|---|---|---|---|---|---|---|")
 med = {}
 for load in loads:
-    for t in ("haproxy", "nginx", "usher", "usher-epoll"):
+    for t in ("haproxy", "nginx", "usher", "usher-epoll", "usher-baseline"):
+        if (load, t) not in by:
+            continue
         v = by[(load, t)]
         m = tuple(st.median(x[i] for x in v) for i in range(5))
         med[(load, t)] = m
@@ -247,6 +253,11 @@ for load in loads:
             ratio = lambda i: st.median(u[i] / o[i] for u, o in rounds)
             parts.append(f"/{other} rps {ratio(0):.2f} p99 {ratio(2):.2f} cpu {ratio(4):.2f}")
         print(f"{load}: {name} per-round ratios, median of {len(rounds)}: " + "; ".join(parts))
+    if (load, "usher-baseline") in by:
+        rounds = list(zip(by[(load, "usher")], by[(load, "usher-baseline")]))
+        ratio = lambda i: st.median(u[i] / b[i] for u, b in rounds)
+        print(f"{load}: usher / usher-baseline, per-round median of {len(rounds)}: "
+              f"rps {ratio(0):.3f} p99 {ratio(2):.3f} cpu {ratio(4):.3f}")
 server = 1e6 / sign + 2e6 / x25519
 client = 1e6 / verify + 2e6 / x25519
 print()
