@@ -36,7 +36,9 @@ class SlowStart(unittest.TestCase):
         backends = [start_backend(n) for n in ("a", "b", "c")]
         port, usher = start_usher([p for p, _ in backends], pool_extra=(
             f"    balance: {balance}\n    slow_start: {self.RAMP_S}s\n"
-            "    health: { interval: 100ms, timeout: 500ms, rise: 1, fall: 1 }\n"))
+            # fall 2 and a 1 s timeout: a check slowed by a loaded machine must not take b out
+            # again (a dead b refuses connections, so it still leaves within 0.2 s).
+            "    health: { interval: 100ms, timeout: 1s, rise: 1, fall: 2 }\n"))
         b_port = backends[1][0]
         who = f"backend=127.0.0.1:{b_port}"
         try:

@@ -2,6 +2,7 @@
 (SO_REUSEPORT), and every one of them serves."""
 import os
 import socket
+import time
 import unittest
 
 from harness import start_backend, start_usher
@@ -26,6 +27,10 @@ class Workers(unittest.TestCase):
         backend_port, backend = start_backend("a")
         port, usher = start_usher([backend_port], workers="auto")
         try:
+            # The line comes once every worker runs, which may be just after the port opens.
+            deadline = time.monotonic() + 10
+            while f"({cores} workers)" not in usher.output() and time.monotonic() < deadline:
+                time.sleep(0.02)
             self.assertIn(f"({cores} workers)", usher.output())
             self.assertEqual(listening_sockets(port), cores)
             threads = len(os.listdir(f"/proc/{usher.pid}/task"))
