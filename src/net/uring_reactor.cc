@@ -7,8 +7,13 @@
 // socket does. Each completion brings bytes in a buffer the kernel took from a shared ring
 // (uring_buffers.h), so no socket holds a buffer while it waits, and no read costs a request of
 // its own. The socket's reads take from what arrived; past a few unread buffers the receive is
-// cancelled, so TCP flow control holds back a sender nobody reads. When the ring runs dry, a read
-// falls back to a one-shot request into its own buffer. A listener likewise keeps one multishot
+// cancelled, so TCP flow control holds back a sender nobody reads. The cap is per socket, so
+// a crowd of stalled sockets (slow clients' responses) would still take the whole ring: once
+// fewer than kReserve buffers are free, a stopped socket's bytes move to its own memory and its
+// buffers go back, which keeps the reserve for sockets that are being read (200 stalled sockets
+// held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the ring runs dry all the same, a
+// read falls back to a one-shot request into its own buffer, and the worker counts it
+// (usher_worker_receive_buffer_shortages_total). A listener likewise keeps one multishot
 // accept, and its accepts take the connections that request brought.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
@@ -54,6 +59,7 @@ constexpr uint32_t kParked = UINT32_MAX;
 constexpr unsigned kBufferCount = 1024;
 constexpr unsigned kBufferSize = 4096;
 constexpr unsigned kMaxUnread = 4;     // buffers held for a socket nobody is reading
+constexpr unsigned kReserve = kBufferCount / 4;  // free buffers kept for sockets being read
 constexpr size_t kMaxUnaccepted = 64;  // connections held for a listener nobody accepts on
 
 // A socket's multishot receive and the bytes it brought that nobody has read yet.
@@ -181,7 +187,9 @@ class UringReactor final : public Reactor {
   long try_read(Socket& socket, char* buffer, size_t length) override {
     if (socket.standing != 0) {
       Standing& standing = standing_[socket.standing - 1];
-      if (!standing.received.empty()) return buffers_->copy_out(standing.received, buffer, length);
+      if (!standing.received.empty()) {
+        return static_cast<long>(buffers_->copy_out(standing.received, buffer, length));
+      }
       if (standing.end != 0) return standing.end > 0 ? 0 : standing.end;
       if (standing.live) return -EAGAIN;
     }
@@ -191,6 +199,10 @@ class UringReactor final : public Reactor {
   }
 
   const char* name() const override { return "io_uring"; }
+
+  void count_buffer_shortages_into(std::atomic<uint64_t>* counter) override {
+    shortages_ = counter;
+  }
 
  private:
   // Operations cancelled just before stop() (a listener's accept, say) complete only when the
@@ -274,7 +286,10 @@ class UringReactor final : public Reactor {
 
   // Starts the socket's multishot receive; false when no buffer is left to receive into.
   bool arm(uint32_t index) {
-    if (buffers_->available() == 0) return false;
+    if (buffers_->available() == 0) {
+      count_shortage();
+      return false;
+    }
     io_uring_sqe* sqe = next_sqe();
     Standing& standing = standing_[index];
     io_uring_prep_recv_multishot(sqe, standing.socket->fd(), nullptr, 0, 0);
@@ -299,7 +314,9 @@ class UringReactor final : public Reactor {
       } else {
         buffers_->discard(id);
       }
-    } else if (!more && cqe.res != -ENOBUFS && cqe.res != -ECANCELED) {
+    } else if (cqe.res == -ENOBUFS) {
+      count_shortage();
+    } else if (!more && cqe.res != -ECANCELED) {
       standing.end = cqe.res == 0 ? 1 : cqe.res;
     }
     if (!more) standing.live = false;
@@ -317,6 +334,8 @@ class UringReactor final : public Reactor {
       if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
         standing.stopping = true;
         cancel_request(kStandingTag | index);
+      } else if (!standing.live && buffers_->available() < kReserve) {
+        buffers_->spill(standing.received);
       }
       return;
     }
@@ -427,6 +446,11 @@ class UringReactor final : public Reactor {
     if (!standing.live) return;
     cancel_request(kAcceptTag | index);
     io_uring_submit(&ring_);
+  }
+
+  void count_shortage() {
+    if (shortages_ == nullptr) return;
+    shortages_->store(shortages_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   void expire_parked(IoOp& op) {
@@ -643,6 +667,7 @@ class UringReactor final : public Reactor {
   IoOp* ready_head_ = nullptr;
   IoOp* ready_tail_ = nullptr;
   size_t aborting_ = 0;  // cancels sent whose operation has not completed yet
+  std::atomic<uint64_t>* shortages_ = nullptr;  // the worker's metric; written by this thread
   std::atomic<bool> stopping_{false};
 };
 
