@@ -7,8 +7,11 @@
 // socket does. Each completion brings bytes in a buffer the kernel took from a shared ring
 // (uring_buffers.h), so no socket holds a buffer while it waits, and no read costs a request of
 // its own. The socket's reads take from what arrived; past a few unread buffers the receive is
-// cancelled, so TCP flow control holds back a sender nobody reads. The cap is per socket, so
-// a crowd of stalled sockets (slow clients' responses) would still take the whole ring: once
+// cancelled, so TCP flow control holds back a sender nobody reads. A socket stopped that way
+// then reads with one-shot requests into its reader's buffer until one comes back short (the
+// reader caught up): a multishot rearmed over hundreds of KiB queued in the kernel pours them
+// all into the ring in one turn (one socket took 213 buffers). The cap is per socket, so a
+// crowd of stalled sockets (slow clients' responses) would still take the whole ring: once
 // fewer than kReserve buffers are free, a stopped socket's bytes move to its own memory and its
 // buffers go back, which keeps the reserve for sockets that are being read (200 stalled sockets
 // held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the ring runs dry all the same, a
@@ -58,7 +61,7 @@ constexpr uint32_t kAcceptEntry = uint32_t{1} << 31;
 constexpr uint32_t kParked = UINT32_MAX;
 constexpr unsigned kBufferCount = 1024;
 constexpr unsigned kBufferSize = 4096;
-constexpr unsigned kMaxUnread = 4;     // buffers held for a socket nobody is reading
+constexpr unsigned kMaxUnread = 4;               // buffers held for a socket nobody is reading
 constexpr unsigned kReserve = kBufferCount / 4;  // free buffers kept for sockets being read
 constexpr size_t kMaxUnaccepted = 64;  // connections held for a listener nobody accepts on
 
@@ -69,6 +72,7 @@ struct Standing {
   int end = 0;            // once the peer closed: 1; after a receive error: -errno
   bool live = false;      // the kernel request still posts completions
   bool stopping = false;  // cancelled because nobody reads
+  bool behind = false;    // its reader fell behind: one-shot reads until one comes up short
 };
 
 // A listener's multishot accept and the connections it brought that nobody has taken yet.
@@ -248,7 +252,7 @@ class UringReactor final : public Reactor {
       op.result = take(standing_[index], op);
       return true;
     }
-    if (standing_[index].live || arm(index)) {
+    if (standing_[index].live || (!standing_[index].behind && arm(index))) {
       op.slot = kParked;
       socket.reader = &op;
     } else {
@@ -333,6 +337,7 @@ class UringReactor final : public Reactor {
     if (op == nullptr || op->slot != kParked) {
       if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
         standing.stopping = true;
+        standing.behind = true;
         cancel_request(kStandingTag | index);
       } else if (!standing.live && buffers_->available() < kReserve) {
         buffers_->spill(standing.received);
@@ -344,7 +349,7 @@ class UringReactor final : public Reactor {
       timers_.cancel(op->timer);
       op->result = take(standing, *op);
       enqueue(*op);
-    } else if (!standing.live && !arm(index)) {
+    } else if (!standing.live && (standing.behind || !arm(index))) {
       standing.socket->reader = nullptr;
       queue(*op);  // keeps its deadline
     }
@@ -560,6 +565,10 @@ class UringReactor final : public Reactor {
     if (op->aborted) --aborting_;
     if (op->aborted && result == -ECANCELED) result = -op->aborted;
     if (result >= 0 && op->kind == OpKind::kConnect) result = connect_result(socket);
+    if (op->kind == OpKind::kRead && result >= 0 && static_cast<size_t>(result) < op->length &&
+        socket.standing != 0) {
+      standing_[socket.standing - 1].behind = false;  // caught up: bursts are small again
+    }
     if (result >= 0 && op->kind == OpKind::kPollIn) {
       if (result & (POLLRDHUP | POLLHUP)) socket.peer_closed = true;
       result = 0;
