@@ -12,12 +12,12 @@
 // reader caught up): a multishot rearmed over hundreds of KiB queued in the kernel pours them
 // all into the ring in one turn (one socket took 213 buffers). The cap is per socket, so a
 // crowd of stalled sockets (slow clients' responses) would still take the whole ring: once
-// fewer than kReserve buffers are free, a stopped socket's bytes move to its own memory and its
-// buffers go back, which keeps the reserve for sockets that are being read (200 stalled sockets
-// held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the ring runs dry all the same, a
-// read falls back to a one-shot request into its own buffer, and the worker counts it
-// (usher_worker_receive_buffer_shortages_total). A listener likewise keeps one multishot
-// accept, and its accepts take the connections that request brought.
+// fewer than kReserve buffers are free, a stopped socket's bytes (up to kMaxSpilled buffers)
+// move to its own memory and its buffers go back, which keeps the reserve for sockets that are
+// being read (200 stalled sockets held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the
+// ring runs dry all the same, a read falls back to a one-shot request into its own buffer, and the
+// worker counts it (usher_worker_receive_buffer_shortages_total). A listener likewise keeps one
+// multishot accept, and its accepts take the connections that request brought.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
 // coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
@@ -63,6 +63,9 @@ constexpr unsigned kBufferCount = 1024;
 constexpr unsigned kBufferSize = 4096;
 constexpr unsigned kMaxUnread = 4;               // buffers held for a socket nobody is reading
 constexpr unsigned kReserve = kBufferCount / 4;  // free buffers kept for sockets being read
+// A burst larger than this (a fast sender's bytes between two turns) stays in the ring for a reader
+// that is taking it: copied out, it would be that much heap per connection.
+constexpr unsigned kMaxSpilled = 2 * kMaxUnread;
 constexpr size_t kMaxUnaccepted = 64;  // connections held for a listener nobody accepts on
 
 // A socket's multishot receive and the bytes it brought that nobody has read yet.
@@ -339,7 +342,8 @@ class UringReactor final : public Reactor {
         standing.stopping = true;
         standing.behind = true;
         cancel_request(kStandingTag | index);
-      } else if (!standing.live && buffers_->available() < kReserve) {
+      } else if (!standing.live && standing.received.count <= kMaxSpilled &&
+                 buffers_->available() < kReserve) {
         buffers_->spill(standing.received);
       }
       return;
