@@ -8,8 +8,9 @@ nginx on the same machine in the same run.
     python3 bench/slow_read.py                       # 200 readers, 1 MiB, 20 downloads each way
     CROWD=200 BYTES=1048576 DOWNLOADS=20 RCVBUF=0 python3 bench/slow_read.py usher-io_uring usher-epoll haproxy nginx
 
-RCVBUF > 0 gives each slow reader that SO_RCVBUF (a small window, as attack tools set). One
-worker (one thread) for every proxy, so a proxy's turns are what the crowd competes for.
+RCVBUF > 0 gives each slow reader that SO_RCVBUF (a small window, as attack tools set). WORKERS
+(default 1) workers or threads for every proxy, so a proxy's turns are what the crowd competes
+for; WORKERS=0 leaves each proxy its default (one per core).
 """
 import os
 import shutil
