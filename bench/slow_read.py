@@ -8,8 +8,9 @@ nginx on the same machine in the same run.
     python3 bench/slow_read.py                       # 200 readers, 1 MiB, 20 downloads each way
     CROWD=200 BYTES=1048576 DOWNLOADS=20 RCVBUF=0 python3 bench/slow_read.py usher-io_uring usher-epoll haproxy nginx
 
-RCVBUF > 0 gives each slow reader that SO_RCVBUF (a small window, as attack tools set). One
-worker (one thread) for every proxy, so a proxy's turns are what the crowd competes for.
+RCVBUF > 0 gives each slow reader that SO_RCVBUF (a small window, as attack tools set). WORKERS
+(default 1) workers or threads for every proxy, so a proxy's turns are what the crowd competes
+for; WORKERS=0 leaves each proxy its default (one per core).
 """
 import os
 import shutil
@@ -29,6 +30,7 @@ CROWD = int(os.environ.get("CROWD", "200"))
 BYTES = int(os.environ.get("BYTES", str(1 << 20)))
 DOWNLOADS = int(os.environ.get("DOWNLOADS", "20"))
 RCVBUF = int(os.environ.get("RCVBUF", "0"))
+WORKERS = int(os.environ.get("WORKERS", "1"))  # 0: each proxy's default (one per core)
 
 
 def free_port():
@@ -111,13 +113,13 @@ def start_proxy(name, port, backend_port, workdir):
     if name.startswith("usher-"):
         env = dict(os.environ, USHER_IO_BACKEND=name.split("-", 1)[1])
         args = [USHER, "proxy", "--listen", f"127.0.0.1:{port}", "--to",
-                f"127.0.0.1:{backend_port}", "--workers", "1"]
+                f"127.0.0.1:{backend_port}"] + (["--workers", str(WORKERS)] if WORKERS else [])
         return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if name == "haproxy":
         config = os.path.join(workdir, "haproxy.cfg")
         with open(config, "w") as f:
             f.write(f"""global
-  nbthread 1
+  {f"nbthread {WORKERS}" if WORKERS else ""}
 defaults
   mode http
   timeout connect 5s
@@ -136,7 +138,7 @@ backend app
         config = os.path.join(workdir, "nginx.conf")
         with open(config, "w") as f:
             f.write(f"""daemon off;
-worker_processes 1;
+worker_processes {WORKERS or "auto"};
 pid {workdir}/nginx.pid;
 error_log {workdir}/nginx-error.log;
 events {{ worker_connections 4096; }}

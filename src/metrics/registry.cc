@@ -193,6 +193,12 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
     e.sample("usher_worker_heap_allocations_total", {{"worker", std::to_string(w)}},
              s[w]->heap_allocations.load(std::memory_order_relaxed));
   }
+  e.family("usher_worker_receive_buffer_shortages_total", "counter",
+           "io_uring receives that found the worker's receive-buffer ring empty.");
+  for (size_t w = 0; w < s.size(); ++w) {
+    e.sample("usher_worker_receive_buffer_shortages_total", {{"worker", std::to_string(w)}},
+             s[w]->receive_buffer_shortages.load(std::memory_order_relaxed));
+  }
 
   per_pool("usher_pool_retries_total", "Retries on another backend.", &PoolCounters::retries);
   per_pool("usher_pool_no_backend_total", "Requests answered 503 because no backend was usable.",

@@ -23,7 +23,8 @@ struct Shard {
   StableArray<RouteCounters> routes;
   StableArray<PoolCounters> pools;
   StableArray<BackendCounters> backends;
-  std::atomic<uint64_t> heap_allocations{0};  // operator new calls on the worker's thread
+  std::atomic<uint64_t> heap_allocations{0};          // operator new calls on the worker's thread
+  std::atomic<uint64_t> receive_buffer_shortages{0};  // io_uring receives that found no buffer
 };
 
 class Registry {

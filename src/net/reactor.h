@@ -5,6 +5,7 @@
 // wake() may be called from other threads.
 #include <sys/uio.h>
 
+#include <atomic>
 #include <coroutine>
 #include <cstdint>
 #include <functional>
@@ -81,6 +82,9 @@ class Reactor {
   // Bytes already received for the socket, without parking: -EAGAIN when there are none.
   virtual long try_read(Socket& socket, char* buffer, size_t length) = 0;
   virtual const char* name() const = 0;
+  // Where to count receives that found every receive buffer taken (io_uring's shared ring; epoll
+  // receives into the reader's own buffer and never runs short). Written by the loop thread.
+  virtual void count_buffer_shortages_into(std::atomic<uint64_t>*) {}
 };
 
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };

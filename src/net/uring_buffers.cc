@@ -55,7 +55,7 @@ void ProvidedBuffers::append(Received& into, uint16_t id, uint32_t length) {
   --available_;
   length_[id] = length;
   next_[id] = Received::kNone;
-  if (into.empty()) {
+  if (!into.in_ring()) {
     into.head = id;
     into.offset = 0;
   } else {
@@ -67,7 +67,19 @@ void ProvidedBuffers::append(Received& into, uint16_t id, uint32_t length) {
 
 size_t ProvidedBuffers::copy_out(Received& from, char* buffer, size_t length) {
   size_t copied = 0;
-  while (copied < length && !from.empty()) {
+  if (!from.spilled.empty()) {
+    copied = std::min(length, from.spilled.size() - from.spilled_read);
+    std::memcpy(buffer, from.spilled.data() + from.spilled_read, copied);
+    from.spilled_read += copied;
+    // Drained: the memory goes, as a socket that waits holds none.
+    if (from.spilled_read == from.spilled.size()) release_spilled(from);
+  }
+  return copied + copy_from_ring(from, buffer + copied, length - copied);
+}
+
+size_t ProvidedBuffers::copy_from_ring(Received& from, char* buffer, size_t length) {
+  size_t copied = 0;
+  while (copied < length && from.in_ring()) {
     const uint16_t id = from.head;
     const size_t chunk = std::min<size_t>(length - copied, length_[id] - from.offset);
     std::memcpy(buffer + copied, data(id) + from.offset, chunk);
@@ -79,13 +91,28 @@ size_t ProvidedBuffers::copy_out(Received& from, char* buffer, size_t length) {
 }
 
 void ProvidedBuffers::release(Received& from) {
-  while (!from.empty()) pop(from);
+  while (from.in_ring()) pop(from);
+  release_spilled(from);
+}
+
+void ProvidedBuffers::spill(Received& from) {
+  size_t bytes = 0;
+  for (uint16_t id = from.head; id != Received::kNone; id = next_[id]) bytes += length_[id];
+  bytes -= from.offset;
+  const size_t start = from.spilled.size();
+  from.spilled.resize(start + bytes);
+  copy_from_ring(from, from.spilled.data() + start, bytes);
+}
+
+void ProvidedBuffers::release_spilled(Received& from) {
+  std::string().swap(from.spilled);
+  from.spilled_read = 0;
 }
 
 void ProvidedBuffers::pop(Received& from) {
   const uint16_t id = from.head;
   from.head = next_[id];
-  if (from.empty()) from.tail = Received::kNone;
+  if (!from.in_ring()) from.tail = Received::kNone;
   from.offset = 0;
   --from.count;
   give_back(id);

@@ -2,6 +2,9 @@
 // The receive buffers the io_uring backend lends the kernel (a provided-buffer ring). A multishot
 // receive takes one per completion, so a socket waiting for bytes holds none of its own; the
 // bytes stay in it until the socket's reader copies them out, which hands the buffer back.
+// The ring is shared by all of a worker's sockets: a socket whose reader stalls (a slow client's
+// response waiting on its upstream) can have its bytes moved out to its own memory (spill), so
+// that hundreds of stalled sockets cannot take the buffers the others are being read with.
 #include <liburing.h>
 
 #include <cstddef>
@@ -11,14 +14,18 @@
 
 namespace usher::net {
 
-// One socket's received bytes that nobody has read yet: a list of buffers, oldest first.
+// One socket's received bytes that nobody has read yet: those spilled out of the ring, then a
+// list of ring buffers, oldest first.
 struct Received {
   static constexpr uint16_t kNone = 0xffff;
   uint16_t head = kNone;
   uint16_t tail = kNone;
-  uint16_t count = 0;
+  uint16_t count = 0;   // ring buffers held
   uint32_t offset = 0;  // bytes of the head buffer already read
-  bool empty() const { return head == kNone; }
+  std::string spilled;  // bytes moved out of the ring, read before the ring's
+  size_t spilled_read = 0;
+  bool in_ring() const { return head != kNone; }
+  bool empty() const { return !in_ring() && spilled_read == spilled.size(); }
 };
 
 class ProvidedBuffers {
@@ -40,13 +47,17 @@ class ProvidedBuffers {
   void append(Received& into, uint16_t id, uint32_t length);
   // Copies up to `length` bytes out of `from`, handing emptied buffers back; returns the count.
   size_t copy_out(Received& from, char* buffer, size_t length);
-  // Hands every buffer of `from` back unread (its socket is gone).
+  // Hands every buffer of `from` back unread and frees its spilled bytes (its socket is gone).
   void release(Received& from);
+  // Moves the bytes of `from`'s ring buffers to its own memory and hands the buffers back.
+  void spill(Received& from);
   // A completion filled buffer `id` for a socket that is gone.
   void discard(uint16_t id);
 
  private:
   char* data(uint16_t id) const { return memory_ + size_t{id} * size_; }
+  size_t copy_from_ring(Received& from, char* buffer, size_t length);
+  static void release_spilled(Received& from);
   // Unlinks the head buffer of `from` and hands it back.
   void pop(Received& from);
   void give_back(uint16_t id);

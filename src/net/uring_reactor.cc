@@ -7,9 +7,17 @@
 // socket does. Each completion brings bytes in a buffer the kernel took from a shared ring
 // (uring_buffers.h), so no socket holds a buffer while it waits, and no read costs a request of
 // its own. The socket's reads take from what arrived; past a few unread buffers the receive is
-// cancelled, so TCP flow control holds back a sender nobody reads. When the ring runs dry, a read
-// falls back to a one-shot request into its own buffer. A listener likewise keeps one multishot
-// accept, and its accepts take the connections that request brought.
+// cancelled, so TCP flow control holds back a sender nobody reads. A socket stopped that way
+// then reads with one-shot requests into its reader's buffer until one comes back short (the
+// reader caught up): a multishot rearmed over hundreds of KiB queued in the kernel pours them
+// all into the ring in one turn (one socket took 213 buffers). The cap is per socket, so a
+// crowd of stalled sockets (slow clients' responses) would still take the whole ring: once
+// fewer than kReserve buffers are free, a stopped socket's bytes (up to kMaxSpilled buffers)
+// move to its own memory and its buffers go back, which keeps the reserve for sockets that are
+// being read (200 stalled sockets held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the
+// ring runs dry all the same, a read falls back to a one-shot request into its own buffer, and the
+// worker counts it (usher_worker_receive_buffer_shortages_total). A listener likewise keeps one
+// multishot accept, and its accepts take the connections that request brought.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
 // coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
@@ -53,7 +61,11 @@ constexpr uint32_t kAcceptEntry = uint32_t{1} << 31;
 constexpr uint32_t kParked = UINT32_MAX;
 constexpr unsigned kBufferCount = 1024;
 constexpr unsigned kBufferSize = 4096;
-constexpr unsigned kMaxUnread = 4;     // buffers held for a socket nobody is reading
+constexpr unsigned kMaxUnread = 4;               // buffers held for a socket nobody is reading
+constexpr unsigned kReserve = kBufferCount / 4;  // free buffers kept for sockets being read
+// A burst larger than this (a fast sender's bytes between two turns) stays in the ring for a reader
+// that is taking it: copied out, it would be that much heap per connection.
+constexpr unsigned kMaxSpilled = 2 * kMaxUnread;
 constexpr size_t kMaxUnaccepted = 64;  // connections held for a listener nobody accepts on
 
 // A socket's multishot receive and the bytes it brought that nobody has read yet.
@@ -63,6 +75,7 @@ struct Standing {
   int end = 0;            // once the peer closed: 1; after a receive error: -errno
   bool live = false;      // the kernel request still posts completions
   bool stopping = false;  // cancelled because nobody reads
+  bool behind = false;    // its reader fell behind: one-shot reads until one comes up short
 };
 
 // A listener's multishot accept and the connections it brought that nobody has taken yet.
@@ -181,7 +194,9 @@ class UringReactor final : public Reactor {
   long try_read(Socket& socket, char* buffer, size_t length) override {
     if (socket.standing != 0) {
       Standing& standing = standing_[socket.standing - 1];
-      if (!standing.received.empty()) return buffers_->copy_out(standing.received, buffer, length);
+      if (!standing.received.empty()) {
+        return static_cast<long>(buffers_->copy_out(standing.received, buffer, length));
+      }
       if (standing.end != 0) return standing.end > 0 ? 0 : standing.end;
       if (standing.live) return -EAGAIN;
     }
@@ -191,6 +206,10 @@ class UringReactor final : public Reactor {
   }
 
   const char* name() const override { return "io_uring"; }
+
+  void count_buffer_shortages_into(std::atomic<uint64_t>* counter) override {
+    shortages_ = counter;
+  }
 
  private:
   // Operations cancelled just before stop() (a listener's accept, say) complete only when the
@@ -236,7 +255,7 @@ class UringReactor final : public Reactor {
       op.result = take(standing_[index], op);
       return true;
     }
-    if (standing_[index].live || arm(index)) {
+    if (standing_[index].live || (!standing_[index].behind && arm(index))) {
       op.slot = kParked;
       socket.reader = &op;
     } else {
@@ -274,7 +293,10 @@ class UringReactor final : public Reactor {
 
   // Starts the socket's multishot receive; false when no buffer is left to receive into.
   bool arm(uint32_t index) {
-    if (buffers_->available() == 0) return false;
+    if (buffers_->available() == 0) {
+      count_shortage();
+      return false;
+    }
     io_uring_sqe* sqe = next_sqe();
     Standing& standing = standing_[index];
     io_uring_prep_recv_multishot(sqe, standing.socket->fd(), nullptr, 0, 0);
@@ -299,7 +321,9 @@ class UringReactor final : public Reactor {
       } else {
         buffers_->discard(id);
       }
-    } else if (!more && cqe.res != -ENOBUFS && cqe.res != -ECANCELED) {
+    } else if (cqe.res == -ENOBUFS) {
+      count_shortage();
+    } else if (!more && cqe.res != -ECANCELED) {
       standing.end = cqe.res == 0 ? 1 : cqe.res;
     }
     if (!more) standing.live = false;
@@ -316,7 +340,11 @@ class UringReactor final : public Reactor {
     if (op == nullptr || op->slot != kParked) {
       if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
         standing.stopping = true;
+        standing.behind = true;
         cancel_request(kStandingTag | index);
+      } else if (!standing.live && standing.received.count <= kMaxSpilled &&
+                 buffers_->available() < kReserve) {
+        buffers_->spill(standing.received);
       }
       return;
     }
@@ -325,7 +353,7 @@ class UringReactor final : public Reactor {
       timers_.cancel(op->timer);
       op->result = take(standing, *op);
       enqueue(*op);
-    } else if (!standing.live && !arm(index)) {
+    } else if (!standing.live && (standing.behind || !arm(index))) {
       standing.socket->reader = nullptr;
       queue(*op);  // keeps its deadline
     }
@@ -427,6 +455,11 @@ class UringReactor final : public Reactor {
     if (!standing.live) return;
     cancel_request(kAcceptTag | index);
     io_uring_submit(&ring_);
+  }
+
+  void count_shortage() {
+    if (shortages_ == nullptr) return;
+    shortages_->store(shortages_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
   void expire_parked(IoOp& op) {
@@ -536,6 +569,10 @@ class UringReactor final : public Reactor {
     if (op->aborted) --aborting_;
     if (op->aborted && result == -ECANCELED) result = -op->aborted;
     if (result >= 0 && op->kind == OpKind::kConnect) result = connect_result(socket);
+    if (op->kind == OpKind::kRead && result >= 0 && static_cast<size_t>(result) < op->length &&
+        socket.standing != 0) {
+      standing_[socket.standing - 1].behind = false;  // caught up: bursts are small again
+    }
     if (result >= 0 && op->kind == OpKind::kPollIn) {
       if (result & (POLLRDHUP | POLLHUP)) socket.peer_closed = true;
       result = 0;
@@ -643,6 +680,7 @@ class UringReactor final : public Reactor {
   IoOp* ready_head_ = nullptr;
   IoOp* ready_tail_ = nullptr;
   size_t aborting_ = 0;  // cancels sent whose operation has not completed yet
+  std::atomic<uint64_t>* shortages_ = nullptr;  // the worker's metric; written by this thread
   std::atomic<bool> stopping_{false};
 };
 

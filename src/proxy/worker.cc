@@ -242,6 +242,7 @@ void Worker::run() {
     adopt(std::unique_ptr<WorkerGeneration>(first));
   }
   count_allocations_into(&metrics_.heap_allocations);
+  reactor_->count_buffer_shortages_into(&metrics_.receive_buffer_shortages);
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
   upstreams_.clear();
   access_log_.flush();
