@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "net/reactor.h"
 #include "net/task.h"
+#include "tls/client.h"
 
 namespace usher::health {
 
@@ -26,6 +27,7 @@ struct CheckTarget {
   balance::LiveState* pool_live;
   uint32_t backend;
   double panic_percent;  // the pool's panic threshold, 0 for none
+  std::shared_ptr<const tls::ClientContext> tls;  // a TLS pool's, for this thread; else null
 };
 
 class Checker {

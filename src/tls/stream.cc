@@ -140,7 +140,7 @@ net::Task<bool> Stream::flush(uint64_t deadline_ms) {
   co_return true;
 }
 
-HandshakeFailure Stream::classify(int ssl_error) const {
+HandshakeFailure Stream::classify(int ssl_error) {
   HandshakeFailure failure = HandshakeFailure::kClosed;
   if (ssl_error == SSL_ERROR_SSL) {
     switch (ERR_GET_REASON(ERR_peek_error())) {
@@ -157,6 +157,7 @@ HandshakeFailure Stream::classify(int ssl_error) const {
         break;
       default:
         failure = HandshakeFailure::kOther;
+        error_reason_ = ERR_reason_error_string(ERR_peek_error());
     }
   }
   ERR_clear_error();
@@ -218,6 +219,12 @@ long Stream::try_read(char* buffer, size_t length) {
     in_end_ += static_cast<size_t>(n);
     starved_ = false;
   }
+}
+
+void Stream::release_input() {
+  if (in_begin_ != in_end_) return;
+  in_.reset();
+  in_begin_ = in_end_ = 0;
 }
 
 bool Stream::buffered() const {
