@@ -142,7 +142,7 @@ void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
 }
 
 std::vector<tls::WorkerContexts> Server::build_tls(const config::Config& config,
-                                                     std::vector<std::string>& problems) const {
+                                                   std::vector<std::string>& problems) const {
   std::vector<const tls::Library*> libraries;
   for (const auto& library : tls_libraries_) libraries.push_back(library.get());
   std::vector<tls::WorkerContexts> contexts = tls::build_contexts(config, libraries, problems);

@@ -47,7 +47,8 @@ class Server final : public admin::Control {
   std::string bind_new_listeners(const config::Config& next, const config::Config* serving,
                                  std::vector<std::vector<int>>& fds) const;
   std::vector<std::string> restart_only_changes(const config::Config& next) const;
-  // Each worker's certificates and backend contexts for `config`; problems (and expiry warnings) are logged.
+  // Each worker's certificates and backend contexts for `config`; problems (and expiry warnings)
+  // are logged.
   std::vector<tls::WorkerContexts> build_tls(const config::Config& config,
                                              std::vector<std::string>& problems) const;
   void serve(const std::shared_ptr<const proxy::Generation>& next,

@@ -106,8 +106,8 @@ PoolTls read_pool_tls(Reader& r, const YAML::Node& node) {
   }
   if (node["sni"]) r.scalar(node["sni"], "sni", tls.sni);
   for (auto [key, path] : {std::pair<const char*, std::string*>{"ca", &tls.ca},
-                            {"cert", &tls.cert},
-                            {"key", &tls.key}}) {
+                           {"cert", &tls.cert},
+                           {"key", &tls.key}}) {
     if (!node[key]) continue;
     tls.marks.set(key, Reader::position(node[key]));
     if (r.scalar(node[key], key, *path)) *path = resolve(r, *path);

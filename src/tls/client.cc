@@ -98,9 +98,14 @@ int ClientContext::on_new_session(SSL* ssl, SSL_SESSION* session) {
   auto* self = static_cast<const ClientContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const uint32_t slot = tagged_slot(ssl);
   if (slot >= self->sessions_.size()) self->sessions_.resize(slot + 1, nullptr);
+  // A copy: OpenSSL marks a connection's own session unresumable when the connection is freed
+  // without a shutdown, as every upstream connection is (a kept-alive one when the backend's
+  // idle timeout ends it); what ended the connection has no bearing on the session here.
+  SSL_SESSION* copy = SSL_SESSION_dup(session);
+  if (!copy) return 0;
   SSL_SESSION_free(self->sessions_[slot]);
-  self->sessions_[slot] = session;
-  return 1;  // the reference is ours now
+  self->sessions_[slot] = copy;
+  return 0;  // OpenSSL keeps its reference
 }
 
 std::string handshake_error(const Stream& stream, HandshakeFailure failure) {

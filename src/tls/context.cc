@@ -248,9 +248,9 @@ void build_pool_contexts(const config::Config& config, const std::vector<const L
 std::vector<WorkerContexts> build_contexts(const config::Config& config,
                                            const std::vector<const Library*>& libraries,
                                            std::vector<std::string>& problems) {
-  std::vector<WorkerContexts> out(
-      libraries.size(), WorkerContexts{ListenerContexts(config.listeners.size(), nullptr),
-                                       PoolContexts(config.pools.size(), nullptr)});
+  std::vector<WorkerContexts> out(libraries.size(),
+                                  WorkerContexts{ListenerContexts(config.listeners.size(), nullptr),
+                                                 PoolContexts(config.pools.size(), nullptr)});
   build_listener_contexts(config, libraries, out, problems);
   build_pool_contexts(config, libraries, out, problems);
   return out;

@@ -85,8 +85,8 @@ struct WorkerContexts {
 // worker), with ticket keys shared by the workers of a listener; every problem found goes to
 // `problems`.
 std::vector<WorkerContexts> build_contexts(const config::Config& config,
-                                             const std::vector<const Library*>& libraries,
-                                             std::vector<std::string>& problems);
+                                           const std::vector<const Library*>& libraries,
+                                           std::vector<std::string>& problems);
 
 // Every certificate of a worker's contexts.
 std::vector<CertificateInfo> certificates(const ListenerContexts& contexts);

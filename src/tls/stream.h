@@ -79,8 +79,9 @@ class Stream {
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
   bool starved_ = false;
-  const char* error_reason_ = nullptr;  // OpenSSL wants bytes that have not arrived: buffered() is false
-  std::string out_;       // records OpenSSL wrote and the socket has not taken yet
+  const char* error_reason_ =
+      nullptr;       // OpenSSL wants bytes that have not arrived: buffered() is false
+  std::string out_;  // records OpenSSL wrote and the socket has not taken yet
 };
 
 }  // namespace usher::tls

@@ -88,7 +88,10 @@ class TlsBackend(http.server.ThreadingHTTPServer):
         with self.lock:
             self.handshakes += 1
             self.resumed += tls.session_reused
-        self.RequestHandlerClass(tls, client_address, self)
+        try:
+            self.RequestHandlerClass(tls, client_address, self)
+        finally:
+            tls.close()
 
     def stop(self):
         self.shutdown()
@@ -250,7 +253,7 @@ class Check(unittest.TestCase):
     def test_an_unreadable_ca_is_an_error_at_its_position(self):
         path, code, output = self.check("{ ca: missing.pem }")
         self.assertEqual(code, 1, output)
-        self.assertRegex(output, re.escape(path) + r":6:\d+: cannot load ca .*missing\.pem")
+        self.assertRegex(output, re.escape(path) + r":7:\d+: cannot load ca .*missing\.pem")
 
     def test_a_relative_ca_is_read_from_the_configuration_folder(self):
         make_ca(self.folder, "here")
