@@ -38,15 +38,14 @@ struct Conn {
 
 // Reads on (the check asked for Connection: close) until the expected text shows up in the
 // first 4 KiB of the body, the body ends, or the deadline passes.
-net::Task<ProbeResult> expect_body(Conn socket, const config::HealthCheck& check,
-                                   std::string& buffer, size_t body_start, size_t received,
-                                   uint64_t deadline) {
+net::Task<ProbeResult> expect_body(Conn conn, const config::HealthCheck& check, std::string& buffer,
+                                   size_t body_start, size_t received, uint64_t deadline) {
   while (true) {
     std::string_view body(buffer.data() + body_start, received - body_start);
     if (body.find(check.expect_body) != std::string_view::npos)
       co_return ProbeResult{true, "body matched"};
     if (received == buffer.size()) break;
-    long n = co_await socket.read(buffer.data() + received, buffer.size() - received, deadline);
+    long n = co_await conn.read(buffer.data() + received, buffer.size() - received, deadline);
     if (n < 0) co_return ProbeResult{false, describe("receive", n)};
     if (n == 0) break;
     received += static_cast<size_t>(n);
@@ -54,16 +53,16 @@ net::Task<ProbeResult> expect_body(Conn socket, const config::HealthCheck& check
   co_return ProbeResult{false, "body lacks '" + check.expect_body + "'"};
 }
 
-net::Task<ProbeResult> http_exchange(Conn socket, const config::HealthCheck& check,
+net::Task<ProbeResult> http_exchange(Conn conn, const config::HealthCheck& check,
                                      const std::string& request, uint64_t deadline) {
-  if (long sent = co_await socket.write_all(request, deadline); sent < 0)
+  if (long sent = co_await conn.write_all(request, deadline); sent < 0)
     co_return ProbeResult{false, describe("send", sent)};
   std::string response(8192, '\0');  // a head of up to 4 KiB, then 4 KiB of body
   std::vector<http1::Header> scratch(64);
   size_t received = 0;
   size_t scanned = 0;
   while (true) {
-    long n = co_await socket.read(response.data() + received, response.size() - received, deadline);
+    long n = co_await conn.read(response.data() + received, response.size() - received, deadline);
     if (n <= 0)
       co_return ProbeResult{false, n == 0 ? "closed before answering" : describe("receive", n)};
     received += static_cast<size_t>(n);
@@ -81,7 +80,7 @@ net::Task<ProbeResult> http_exchange(Conn socket, const config::HealthCheck& che
     bool ok = head.status >= check.expect_status_min && head.status <= check.expect_status_max;
     if (!ok) co_return ProbeResult{false, "status " + std::to_string(head.status)};
     if (check.expect_body.empty()) co_return ProbeResult{true, std::to_string(head.status)};
-    co_return co_await expect_body(socket, check, response, head.head_bytes, received, deadline);
+    co_return co_await expect_body(conn, check, response, head.head_bytes, received, deadline);
   }
 }
 
