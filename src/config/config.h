@@ -228,6 +228,7 @@ struct Route {
 struct TlsCertificate {
   std::string cert;
   std::string key;
+  std::string ocsp;  // optional: a DER OCSP response to staple
   Marks marks;
 };
 

@@ -55,7 +55,7 @@ Expected<Config> quick_config(const QuickSpec& spec, Errors& errors) {
             "HTTPS needs both --tls-cert and --tls-key");
   } else if (!spec.tls_cert.empty()) {
     listener.tls.emplace();
-    listener.tls->certificates.push_back({spec.tls_cert, spec.tls_key, {}});
+    listener.tls->certificates.push_back({spec.tls_cert, spec.tls_key, {}, {}});
   }
   config.listeners.push_back(std::move(listener));
   validate(config, errors);

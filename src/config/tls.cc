@@ -21,7 +21,11 @@ TlsCertificate read_certificate(Reader& r, const YAML::Node& node) {
   TlsCertificate out;
   out.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a certificate")) return out;
-  r.check_keys(node, {"cert", "key"}, "certificate");
+  r.check_keys(node, {"cert", "key", "ocsp"}, "certificate");
+  if (node["ocsp"]) {
+    out.marks.set("ocsp", Reader::position(node["ocsp"]));
+    if (r.scalar(node["ocsp"], "ocsp", out.ocsp)) out.ocsp = resolve(r, out.ocsp);
+  }
   for (const char* key : {"cert", "key"}) {
     if (!node[key]) {
       r.error(node.Mark(), std::string("a certificate needs '") + key + "' (a PEM file)");

@@ -1,11 +1,15 @@
 #include "tls/context.h"
 
 #include <openssl/err.h>
+#include <openssl/ocsp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "tls/errors.h"
 
@@ -48,6 +52,19 @@ CertificateInfo describe(const std::string& file, X509* cert) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) info.not_after = timegm(&tm);
   return info;
+}
+
+// A stapled response as read from its file; it must be a successful OCSP response.
+std::string read_ocsp(const std::string& path, std::vector<unsigned char>& out) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return "cannot read OCSP response " + path;
+  out.assign(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+  const unsigned char* at = out.data();
+  OCSP_RESPONSE* response = d2i_OCSP_RESPONSE(nullptr, &at, static_cast<long>(out.size()));
+  const bool ok = response && OCSP_response_status(response) == OCSP_RESPONSE_STATUS_SUCCESSFUL;
+  OCSP_RESPONSE_free(response);
+  ERR_clear_error();
+  return ok ? "" : path + " is not a successful OCSP response (DER)";
 }
 
 int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length, const unsigned char* in,
@@ -140,6 +157,7 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
     out->alpn_.push_back(static_cast<unsigned char>(protocol.size()));
     out->alpn_.insert(out->alpn_.end(), protocol.begin(), protocol.end());
   }
+  out->ocsp_.resize(config.certificates.size());  // addresses stay: each context points at one
   for (const config::TlsCertificate& cert : config.certificates) {
     std::string error;
     bool key_problem = false;
@@ -157,6 +175,13 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
       }
     }
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, &out->alpn_);
+    if (!cert.ocsp.empty()) {
+      if (std::string problem = read_ocsp(cert.ocsp, out->ocsp_[index]); !problem.empty()) {
+        return Error{where(source, cert.marks, "ocsp") + problem};
+      }
+      SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
+      SSL_CTX_set_tlsext_status_arg(ctx, &out->ocsp_[index]);
+    }
   }
   if (out->contexts_.empty()) return Error{where(source, config.marks, "") + "no certificate"};
   SSL_CTX_set_tlsext_servername_callback(out->contexts_.front(), on_server_name);
@@ -187,6 +212,17 @@ size_t ServerContext::select(std::string_view server_name) const {
     if (auto it = wildcard_.find(key.substr(dot + 1)); it != wildcard_.end()) return it->second;
   }
   return 0;
+}
+
+// OpenSSL frees what it staples: each handshake that asks gets its own copy.
+int ServerContext::on_status_request(SSL* ssl, void* response) {
+  const auto& der = *static_cast<const std::vector<unsigned char>*>(response);
+  if (der.empty()) return SSL_TLSEXT_ERR_NOACK;
+  auto* copy = static_cast<unsigned char*>(OPENSSL_malloc(der.size()));
+  if (!copy) return SSL_TLSEXT_ERR_NOACK;
+  std::memcpy(copy, der.data(), der.size());
+  SSL_set_tlsext_status_ocsp_resp(ssl, copy, static_cast<long>(der.size()));
+  return SSL_TLSEXT_ERR_OK;
 }
 
 int ServerContext::on_server_name(SSL* ssl, int*, void* self) {

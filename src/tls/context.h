@@ -63,9 +63,11 @@ class ServerContext {
  private:
   ServerContext() = default;
   static int on_server_name(SSL* ssl, int* alert, void* self);
+  static int on_status_request(SSL* ssl, void* response);
 
-  std::unique_ptr<TicketRing> tickets_;  // every context's app data
-  std::vector<SSL_CTX*> contexts_;       // by certificate
+  std::unique_ptr<TicketRing> tickets_;           // every context's app data
+  std::vector<std::vector<unsigned char>> ocsp_;  // by certificate: a DER response, or empty
+  std::vector<SSL_CTX*> contexts_;                // by certificate
   std::vector<CertificateInfo> info_;
   std::unordered_map<std::string, size_t> exact_;     // lower-case name -> certificate
   std::unordered_map<std::string, size_t> wildcard_;  // "example.com" for "*.example.com"

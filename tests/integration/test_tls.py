@@ -383,6 +383,55 @@ class ClientAuth(unittest.TestCase):
         self.assertLess(abs(seconds - 30 * 86400), 2 * 86400)
 
 
+def make_ocsp_response(folder):
+    """A CA, a certificate it signed for site.test, and a successful OCSP response for it."""
+    ca, ca_key = make_certificate(folder, "ocsp-ca.test")
+    key, csr, cert = (os.path.join(folder, n) for n in ("site.key", "site.csr", "site.pem"))
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True, cwd=folder)
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+        "-out", csr, "-subj", "/CN=site.test")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+        "-days", "2")
+    serial = run("openssl", "x509", "-in", cert, "-noout", "-serial").stdout.decode().strip().split("=")[1]
+    expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() + 2 * 86400))
+    with open(os.path.join(folder, "index.txt"), "w") as f:
+        f.write(f"V\t{expiry}\t\t{serial}\tunknown\t/CN=site.test\n")
+    run("openssl", "ocsp", "-issuer", ca, "-cert", cert, "-reqout", "req.der", "-no_nonce")
+    run("openssl", "ocsp", "-index", "index.txt", "-rsigner", ca, "-rkey", ca_key, "-CA", ca, "-reqin", "req.der",
+        "-respout", "resp.der", "-ndays", "1")
+    return (cert, key), os.path.join(folder, "resp.der")
+
+
+class Ocsp(unittest.TestCase):
+    def test_the_response_is_stapled_and_a_bad_file_is_an_error(self):
+        folder = tempfile.mkdtemp()
+        backend_port, backend = start_backend("app")
+        port = free_port()
+        try:
+            (cert, key), response = make_ocsp_response(folder)
+            path = os.path.join(folder, "usher.yaml")
+            with open(path, "w") as f:
+                f.write(f"listeners:\n  - listen: 127.0.0.1:{port}\n    pool: app\n    tls:\n"
+                        f"      certificates: [{{ cert: {cert}, key: {key}, ocsp: resp.der }}]\n"
+                        f"pools:\n  - name: app\n    backends: [127.0.0.1:{backend_port}]\n")
+            usher = Process([USHER, "run", "-c", path], port=port)
+            try:
+                done = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-status"],
+                                      input=b"", capture_output=True, timeout=10)
+                self.assertIn("OCSP Response Status: successful", done.stdout.decode())
+                self.assertIn("Cert Status: good", done.stdout.decode())
+            finally:
+                usher.stop()
+            with open(response, "wb") as f:
+                f.write(b"not an OCSP response")
+            done = subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True, timeout=30)
+            self.assertEqual(done.returncode, 1)
+            self.assertRegex(done.stderr, re.escape(path) + r":5:\d+: .*resp\.der is not a successful OCSP response")
+        finally:
+            backend.stop()
+            shutil.rmtree(folder)
+
+
 class Check(unittest.TestCase):
     def setUp(self):
         self.folder = tempfile.mkdtemp()
