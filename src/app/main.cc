@@ -44,7 +44,7 @@ bool load(const std::string& path, Config& config) {
   return true;
 }
 
-// Loads every certificate the way a worker would: chains parse, keys match. Warns about
+// Loads every certificate and CA file the way a worker would: chains parse, keys match. Warns about
 // certificates that expire within 14 days.
 bool check_certificates(const Config& config) {
   usher::tls::Library library;
@@ -53,7 +53,7 @@ bool check_certificates(const Config& config) {
   for (const std::string& message : problems) std::cerr << message << '\n';
   if (!problems.empty()) return false;
   for (const std::string& warning :
-       usher::tls::expiry_warnings(contexts.front(), std::time(nullptr), 14 * 86400)) {
+       usher::tls::expiry_warnings(contexts.front().listeners, std::time(nullptr), 14 * 86400)) {
     std::cerr << "warning: " << warning << '\n';
   }
   return true;

@@ -96,7 +96,7 @@ std::vector<std::string> Server::reload() {
 std::vector<std::string> Server::apply(config::Config next) {
   std::vector<std::string> problems = restart_only_changes(next);
   if (!problems.empty()) return problems;
-  std::vector<tls::ListenerContexts> tls = build_tls(next, problems);
+  std::vector<tls::WorkerContexts> tls = build_tls(next, problems);
   if (!problems.empty()) {
     for (std::string& p : problems) p += "; nothing was reloaded";
     return problems;
@@ -116,7 +116,7 @@ std::vector<std::string> Server::apply(config::Config next) {
   auto generation =
       proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
   start_health_checks(*generation);
-  std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front());
+  std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front().listeners);
   serve(generation, std::move(fds), std::move(tls));
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);
@@ -128,7 +128,7 @@ std::vector<std::string> Server::apply(config::Config next) {
 // Hands the generation to every worker and waits until each serves it: a reload that returned
 // is in force for every request that starts after it.
 void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
-                   std::vector<std::vector<int>> fds, std::vector<tls::ListenerContexts> tls) {
+                   std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls) {
   for (size_t i = 0; i < workers_.size(); ++i) {
     workers_[i]->offer(
         std::make_unique<proxy::WorkerGeneration>(next, std::move(fds[i]), std::move(tls[i])));
@@ -141,15 +141,15 @@ void Server::serve(const std::shared_ptr<const proxy::Generation>& next,
   }
 }
 
-std::vector<tls::ListenerContexts> Server::build_tls(const config::Config& config,
-                                                     std::vector<std::string>& problems) const {
+std::vector<tls::WorkerContexts> Server::build_tls(const config::Config& config,
+                                                   std::vector<std::string>& problems) const {
   std::vector<const tls::Library*> libraries;
   for (const auto& library : tls_libraries_) libraries.push_back(library.get());
-  std::vector<tls::ListenerContexts> contexts = tls::build_contexts(config, libraries, problems);
+  std::vector<tls::WorkerContexts> contexts = tls::build_contexts(config, libraries, problems);
   if (problems.empty()) {
     constexpr std::time_t kTwoWeeks = 14 * 86400;
     for (const std::string& warning :
-         tls::expiry_warnings(contexts.front(), std::time(nullptr), kTwoWeeks)) {
+         tls::expiry_warnings(contexts.front().listeners, std::time(nullptr), kTwoWeeks)) {
       spdlog::warn("{}", warning);
     }
   }
@@ -160,9 +160,20 @@ void Server::start_health_checks(const proxy::Generation& generation) {
   std::vector<health::CheckTarget> targets;
   for (const auto& pool : generation.pools) {
     if (!pool->config.health) continue;
+    // The checker's thread has a context of its own, in the default library: the files were
+    // loaded once already by build_tls, so this cannot fail but for a file changed since.
+    std::shared_ptr<const tls::ClientContext> tls;
+    if (pool->config.tls) {
+      auto built = tls::ClientContext::build(pool->config, generation.config.source, nullptr);
+      if (built) {
+        tls = std::move(*built);
+      } else {
+        spdlog::error("health: {}", built.error().message);
+      }
+    }
     for (uint32_t i = 0; i < pool->capacity(); ++i) {
       targets.push_back({pool->config.name, &pool->slot(i).address, &*pool->config.health,
-                         &pool->live, i, pool->config.panic_percent});
+                         &pool->live, i, pool->config.panic_percent, tls});
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);

@@ -157,12 +157,12 @@ int Server::run() {
     spdlog::info("admin API on {}", first_.admin->to_string());
   }
   std::vector<std::string> problems;
-  std::vector<tls::ListenerContexts> tls = build_tls(current_->config, problems);
+  std::vector<tls::WorkerContexts> tls = build_tls(current_->config, problems);
   for (const std::string& p : problems) spdlog::error("{}", p);
   if (!problems.empty()) return 1;
   {
     std::lock_guard lock(current_mutex_);
-    certificates_ = tls::certificates(tls.front());
+    certificates_ = tls::certificates(tls.front().listeners);
   }
   std::vector<std::vector<int>> fds;
   if (std::string error = bind_new_listeners(current_->config, nullptr, fds); !error.empty()) {

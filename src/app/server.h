@@ -47,11 +47,12 @@ class Server final : public admin::Control {
   std::string bind_new_listeners(const config::Config& next, const config::Config* serving,
                                  std::vector<std::vector<int>>& fds) const;
   std::vector<std::string> restart_only_changes(const config::Config& next) const;
-  // Each worker's certificates for `config`; problems (and expiry warnings) are logged.
-  std::vector<tls::ListenerContexts> build_tls(const config::Config& config,
-                                               std::vector<std::string>& problems) const;
+  // Each worker's certificates and backend contexts for `config`; problems (and expiry warnings)
+  // are logged.
+  std::vector<tls::WorkerContexts> build_tls(const config::Config& config,
+                                             std::vector<std::string>& problems) const;
   void serve(const std::shared_ptr<const proxy::Generation>& next,
-             std::vector<std::vector<int>> fds, std::vector<tls::ListenerContexts> tls);
+             std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
 

@@ -107,6 +107,17 @@ struct Sticky {
   std::string secret;  // mixed into the ids so they cannot be derived from addresses
 };
 
+// TLS to a pool's backends. Verification is on unless turned off: a proxy that accepts any
+// certificate gives the backend hop no protection against an active attacker.
+struct PoolTls {
+  bool verify = true;
+  std::string ca;    // PEM file of trusted certificates; empty: the system's store
+  std::string sni;   // sent and verified; empty: no SNI, the certificate must name the backend's IP
+  std::string cert;  // client certificate chain and key (both or neither)
+  std::string key;
+  Marks marks;
+};
+
 struct Pool {
   Marks marks;
   std::string name;
@@ -124,6 +135,7 @@ struct Pool {
   double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
   std::optional<Outlier> outlier;
   std::optional<Sticky> sticky;
+  std::optional<PoolTls> tls;  // backends speak TLS
 };
 
 // A condition on a string: present at all, equal, starting with, or fully matching an RE2

@@ -226,7 +226,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky"},
+                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky", "tls"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -253,6 +253,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
   if (node["outlier"]) pool.outlier = read_outlier(r, node["outlier"]);
+  if (node["tls"]) pool.tls = read_pool_tls(r, node["tls"]);
   return pool;
 }
 

@@ -164,5 +164,7 @@ void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::s
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);
 // A listener's `tls:` block; files are relative to the configuration file's folder.
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
+// A pool's `tls:` block, likewise.
+PoolTls read_pool_tls(Reader& r, const YAML::Node& node);
 
 }  // namespace usher::config

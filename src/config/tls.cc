@@ -1,6 +1,7 @@
 // The `tls:` block of a listener. Only what is written here is read; the certificates themselves
 // are loaded and checked by src/tls when a generation is built (and by `usher check`).
 #include <string>
+#include <utility>
 
 #include "config/reader.h"
 
@@ -92,6 +93,34 @@ void read_client_auth(Reader& r, const YAML::Node& node, ListenerTls& tls) {
 }
 
 }  // namespace
+
+PoolTls read_pool_tls(Reader& r, const YAML::Node& node) {
+  PoolTls tls;
+  tls.marks.set("", Reader::position(node));
+  if (node.IsNull()) return tls;  // `tls:` alone turns TLS on with the defaults
+  if (!r.expect_map(node, "tls")) return tls;
+  r.check_keys(node, {"verify", "ca", "sni", "cert", "key"}, "tls");
+  if (node["verify"]) {
+    std::string text;
+    if (r.scalar(node["verify"], "verify", text)) {
+      if (text != "true" && text != "false")
+        r.error(node["verify"].Mark(), "verify must be true or false");
+      tls.verify = text != "false";
+    }
+  }
+  if (node["sni"]) r.scalar(node["sni"], "sni", tls.sni);
+  for (auto [key, path] : {std::pair<const char*, std::string*>{"ca", &tls.ca},
+                           {"cert", &tls.cert},
+                           {"key", &tls.key}}) {
+    if (!node[key]) continue;
+    tls.marks.set(key, Reader::position(node[key]));
+    if (r.scalar(node[key], key, *path)) *path = resolve(r, *path);
+  }
+  if (node["cert"].IsDefined() != node["key"].IsDefined()) {
+    r.error(node.Mark(), "tls: a client certificate needs both 'cert' and 'key' (PEM files)");
+  }
+  return tls;
+}
 
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node) {
   ListenerTls tls;

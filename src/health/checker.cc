@@ -122,7 +122,8 @@ net::Task<void> Checker::run(Target& t) {
       }
     }
     const uint64_t started = net::monotonic_ms();
-    ProbeResult result = co_await probe(*reactor_, *t.what.address, check, t.request);
+    ProbeResult result = co_await probe(*reactor_, *t.what.address, check, t.request,
+                                        {t.what.tls.get(), t.what.backend});
     const uint64_t took = net::monotonic_ms() - started;
     const bool was_healthy = t.state.healthy();
     const bool flipped = t.state.observe(result.ok);

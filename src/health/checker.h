@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "net/reactor.h"
 #include "net/task.h"
+#include "tls/client.h"
 
 namespace usher::health {
 
@@ -25,7 +26,8 @@ struct CheckTarget {
   const config::HealthCheck* check;
   balance::LiveState* pool_live;
   uint32_t backend;
-  double panic_percent;  // the pool's panic threshold, 0 for none
+  double panic_percent;                           // the pool's panic threshold, 0 for none
+  std::shared_ptr<const tls::ClientContext> tls;  // a TLS pool's, for this thread; else null
 };
 
 class Checker {

@@ -1,12 +1,14 @@
 #pragma once
 // One active check of one backend: TCP (the connect succeeds) or HTTP (GET path answers an
-// expected status). Runs on the health checker's reactor; the timeout bounds the whole check.
+// expected status). To a TLS pool, a TCP check is the TLS handshake and an HTTP check speaks
+// through TLS. Runs on the health checker's reactor; the timeout bounds the whole check.
 #include <string>
 
 #include "base/address.h"
 #include "config/config.h"
 #include "net/reactor.h"
 #include "net/task.h"
+#include "tls/client.h"
 
 namespace usher::health {
 
@@ -15,8 +17,15 @@ struct ProbeResult {
   std::string detail;  // "200", "status 500", "connect: Connection refused", "timeout"
 };
 
+// A TLS pool's context on the checker's thread, and the backend's slot in its pool.
+struct ProbeTls {
+  const tls::ClientContext* context = nullptr;  // null: plain TCP
+  uint32_t slot = 0;
+};
+
 net::Task<ProbeResult> probe(net::Reactor& reactor, const Address& address,
-                             const config::HealthCheck& check, const std::string& request);
+                             const config::HealthCheck& check, const std::string& request,
+                             ProbeTls tls);
 
 // The request an HTTP check sends, built once per backend.
 std::string health_request(const config::HealthCheck& check, const Address& address);

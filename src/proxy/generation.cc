@@ -80,8 +80,11 @@ metrics::Registry::Layout Generation::metrics_layout() const {
 }
 
 WorkerGeneration::WorkerGeneration(std::shared_ptr<const Generation> generation,
-                                   std::vector<int> fds, tls::ListenerContexts contexts)
-    : shared(std::move(generation)), listen_fds(std::move(fds)), tls(std::move(contexts)) {
+                                   std::vector<int> fds, tls::WorkerContexts contexts)
+    : shared(std::move(generation)),
+      listen_fds(std::move(fds)),
+      tls(std::move(contexts.listeners)),
+      pool_tls(std::move(contexts.pools)) {
   const std::vector<PoolState*> pools = pool_views(*shared);
   listeners.reserve(shared->config.listeners.size());
   for (size_t i = 0; i < shared->config.listeners.size(); ++i) {

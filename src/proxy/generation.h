@@ -46,17 +46,22 @@ class Worker;
 // One worker's view of a generation. Worker thread only, except construction.
 struct WorkerGeneration {
   WorkerGeneration(std::shared_ptr<const Generation> generation, std::vector<int> listen_fds,
-                   tls::ListenerContexts tls);
+                   tls::WorkerContexts tls);
   WorkerGeneration(const WorkerGeneration&) = delete;
   WorkerGeneration& operator=(const WorkerGeneration&) = delete;
   ~WorkerGeneration();
 
   const config::Config& config() const { return shared->config; }
+  // The backend TLS of one of this generation's pools (whose config is one of config().pools).
+  const std::shared_ptr<const tls::ClientContext>& backend_tls(const PoolState& pool) const {
+    return pool_tls[static_cast<size_t>(&pool.config - shared->config.pools.data())];
+  }
 
   std::shared_ptr<const Generation> shared;
   std::vector<ListenerRoutes> listeners;  // by listener of the generation
   std::vector<int> listen_fds;  // by listener: a socket bound for this worker, or -1 (kept one)
   tls::ListenerContexts tls;    // by listener: this worker's certificates, null for plain HTTP
+  tls::PoolContexts pool_tls;   // by pool: this worker's backend TLS, null for plain backends
   uint32_t users = 0;           // requests holding it
 };
 

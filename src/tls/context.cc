@@ -11,6 +11,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "tls/errors.h"
+
 namespace usher::tls {
 
 namespace {
@@ -23,26 +25,11 @@ constexpr const char* kCiphers12 =
 constexpr const char* kGroups = "X25519:P-256:P-384";
 constexpr unsigned char kSessionContext[] = "usher";
 
-std::string openssl_error() {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return "unknown error";
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
-
 std::string lower(std::string_view text) {
   std::string out(text);
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-std::string where(const std::string& source, const config::Marks& marks, const char* key) {
-  auto at = marks.find(key);
-  if (!at) return source + ": ";
-  return source + ":" + std::to_string(at->line) + ":" + std::to_string(at->column) + ": ";
 }
 
 CertificateInfo describe(const std::string& file, X509* cert) {
@@ -247,11 +234,11 @@ int ServerContext::on_server_name(SSL* ssl, int*, void* self) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-std::vector<ListenerContexts> build_contexts(const config::Config& config,
-                                             const std::vector<const Library*>& libraries,
-                                             std::vector<std::string>& problems) {
-  std::vector<ListenerContexts> out(libraries.size(),
-                                    ListenerContexts(config.listeners.size(), nullptr));
+namespace {
+
+void build_listener_contexts(const config::Config& config,
+                             const std::vector<const Library*>& libraries,
+                             std::vector<WorkerContexts>& out, std::vector<std::string>& problems) {
   for (size_t l = 0; l < config.listeners.size(); ++l) {
     const auto& tls = config.listeners[l].tls;
     if (!tls) continue;
@@ -272,9 +259,36 @@ std::vector<ListenerContexts> build_contexts(const config::Config& config,
         problems.push_back(built.error().message);
         break;  // the same files: every worker would say the same
       }
-      out[w][l] = std::move(*built);
+      out[w].listeners[l] = std::move(*built);
     }
   }
+}
+
+void build_pool_contexts(const config::Config& config, const std::vector<const Library*>& libraries,
+                         std::vector<WorkerContexts>& out, std::vector<std::string>& problems) {
+  for (size_t p = 0; p < config.pools.size(); ++p) {
+    if (!config.pools[p].tls) continue;
+    for (size_t w = 0; w < libraries.size(); ++w) {
+      auto built = ClientContext::build(config.pools[p], config.source, libraries[w]->get());
+      if (!built) {
+        problems.push_back(built.error().message);
+        break;
+      }
+      out[w].pools[p] = std::move(*built);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<WorkerContexts> build_contexts(const config::Config& config,
+                                           const std::vector<const Library*>& libraries,
+                                           std::vector<std::string>& problems) {
+  std::vector<WorkerContexts> out(libraries.size(),
+                                  WorkerContexts{ListenerContexts(config.listeners.size(), nullptr),
+                                                 PoolContexts(config.pools.size(), nullptr)});
+  build_listener_contexts(config, libraries, out, problems);
+  build_pool_contexts(config, libraries, out, problems);
   return out;
 }
 

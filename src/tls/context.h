@@ -15,6 +15,7 @@
 
 #include "base/expected.h"
 #include "config/config.h"
+#include "tls/client.h"
 #include "tls/tickets.h"
 
 namespace usher::tls {
@@ -76,11 +77,18 @@ class ServerContext {
 // A worker's contexts, by listener of a configuration: null for a plain listener.
 using ListenerContexts = std::vector<std::shared_ptr<const ServerContext>>;
 
-// Contexts for every TLS listener of `config` in each library (one per worker), with ticket keys
-// shared by the workers of a listener; every problem found goes to `problems`.
-std::vector<ListenerContexts> build_contexts(const config::Config& config,
-                                             const std::vector<const Library*>& libraries,
-                                             std::vector<std::string>& problems);
+// Everything TLS of one worker for one configuration.
+struct WorkerContexts {
+  ListenerContexts listeners;
+  PoolContexts pools;
+};
+
+// Contexts for every TLS listener and every TLS pool of `config` in each library (one per
+// worker), with ticket keys shared by the workers of a listener; every problem found goes to
+// `problems`.
+std::vector<WorkerContexts> build_contexts(const config::Config& config,
+                                           const std::vector<const Library*>& libraries,
+                                           std::vector<std::string>& problems);
 
 // Every certificate of a worker's contexts.
 std::vector<CertificateInfo> certificates(const ListenerContexts& contexts);

@@ -146,7 +146,7 @@ net::Task<bool> Stream::flush(uint64_t deadline_ms) {
   co_return true;
 }
 
-HandshakeFailure Stream::classify(int ssl_error) const {
+HandshakeFailure Stream::classify(int ssl_error) {
   HandshakeFailure failure = HandshakeFailure::kClosed;
   if (ssl_error == SSL_ERROR_SSL) {
     switch (ERR_GET_REASON(ERR_peek_error())) {
@@ -163,6 +163,7 @@ HandshakeFailure Stream::classify(int ssl_error) const {
         break;
       default:
         failure = HandshakeFailure::kOther;
+        error_reason_ = ERR_reason_error_string(ERR_peek_error());
     }
   }
   ERR_clear_error();
@@ -231,6 +232,12 @@ long Stream::try_read(char* buffer, size_t length) {
       return -EPROTO;
     }
   }
+}
+
+void Stream::release_input() {
+  if (in_begin_ != in_end_) return;
+  in_.reset();
+  in_begin_ = in_end_ = 0;
 }
 
 bool Stream::buffered() const {

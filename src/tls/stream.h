@@ -53,6 +53,12 @@ class Stream {
   std::string_view server_name() const;
   // The verified client certificate's subject (RFC 2253), or empty.
   std::string client_subject() const;
+  // After a failed handshake: the peer certificate's verification result (X509_V_OK when that
+  // was not what failed), and OpenSSL's reason for a kOther failure (static text, or null).
+  long verify_result() const { return SSL_get_verify_result(ssl_); }
+  const char* error_reason() const { return error_reason_; }
+  // A parked connection gives back its input buffer (the next read takes one again).
+  void release_input();
 
  private:
   static int bio_read(BIO* bio, char* out, int length);
@@ -65,15 +71,17 @@ class Stream {
   // More ciphertext from the socket into in_: bytes, 0 at EOF, or -errno.
   net::Task<long> fill(uint64_t deadline_ms);
   char* in_tail();
-  HandshakeFailure classify(int ssl_error) const;
+  HandshakeFailure classify(int ssl_error);
 
   SSL* ssl_;
   net::Socket& socket_;
   std::unique_ptr<char[]> in_;  // ciphertext received and not yet taken by OpenSSL
   size_t in_begin_ = 0;
   size_t in_end_ = 0;
-  bool starved_ = false;  // OpenSSL wants bytes that have not arrived: buffered() is false
-  std::string out_;       // records OpenSSL wrote and the socket has not taken yet
+  bool starved_ = false;
+  const char* error_reason_ =
+      nullptr;       // OpenSSL wants bytes that have not arrived: buffered() is false
+  std::string out_;  // records OpenSSL wrote and the socket has not taken yet
 };
 
 }  // namespace usher::tls

@@ -102,6 +102,46 @@ struct Forwarded {
   double first_byte_seconds = 0;
 };
 
+// One line a second per worker at most: a backend failing every handshake fails every request.
+void log_handshake_failure(Worker& w, const PoolState& pool, uint32_t index,
+                           const std::string& reason) {
+  thread_local uint64_t quiet_until_ms = 0;
+  thread_local uint64_t suppressed = 0;
+  const uint64_t now = w.reactor().now_ms();
+  if (now < quiet_until_ms) {
+    ++suppressed;
+    return;
+  }
+  quiet_until_ms = now + 1000;
+  spdlog::warn("upstream tls: pool={} backend={} handshake failed: {}{}", pool.config.name,
+               pool.slot(index).name, reason,
+               suppressed ? fmt::format(" ({} more failures not logged)", suppressed) : "");
+  suppressed = 0;
+}
+
+// A new connection to backend `index`, over TLS when the pool says so; null with `failure` set.
+net::Task<std::unique_ptr<UpstreamConn>> open_upstream(Client& c, PoolState& pool, uint32_t index,
+                                                       Millis timeout, Failure& failure) {
+  Worker& w = c.worker;
+  long error = 0;
+  std::unique_ptr<UpstreamConn> up = co_await connect_upstream(
+      w, pool.backend_id(index), pool.slot(index).address, timeout, error);
+  if (!up) {
+    failure = Failure::upstream(Cause::kConnect, error == -ETIMEDOUT ? 504 : 502, false);
+    co_return nullptr;
+  }
+  const auto& context = c.gen->backend_tls(pool);
+  if (!context) co_return up;
+  const Handshake handshake =
+      co_await secure_upstream(w, *up, context, index, pool.slot(index).address, timeout);
+  if (handshake.failure == tls::HandshakeFailure::kNone) co_return up;
+  // Nothing was sent: like a refused connect, another backend may take the request.
+  log_handshake_failure(w, pool, index, handshake.reason);
+  const bool timed_out = handshake.failure == tls::HandshakeFailure::kTimeout;
+  failure = Failure::upstream(Cause::kConnect, timed_out ? 504 : 502, false);
+  co_return nullptr;
+}
+
 // Sends the request on a kept-alive connection to backend `index` or a new one, and reads the
 // response head. A kept-alive connection found stale before any response byte is replaced by a
 // fresh one at once: that is the backend's idle timeout, not a failure.
@@ -120,13 +160,8 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     f.up = first ? w.upstreams().take(backend_id) : nullptr;
     const bool may_replay = f.up != nullptr && info.replayable();
     if (!f.up) {
-      long error = 0;
-      f.up = co_await connect_upstream(w, backend_id, pool.slot(index).address,
-                                       route.timeouts.connect, error);
-      if (!f.up) {
-        f.failure = Failure::upstream(Cause::kConnect, error == -ETIMEDOUT ? 504 : 502, false);
-        co_return f;
-      }
+      f.up = co_await open_upstream(c, pool, index, route.timeouts.connect, f.failure);
+      if (!f.up) co_return f;
     }
     if (info.expect_continue && !continue_sent && c.in.empty() &&
         info.body_kind != Framing::Kind::kNone) {
@@ -139,14 +174,14 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
       }
     }
     const uint64_t body_before = c.current.bytes_received;
-    f.failure = co_await send_request(c, f.up->socket, info, request_head);
+    f.failure = co_await send_request(c, f.up->side(), info, request_head);
     counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
     if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
     if (f.failure) co_return f;
     f.in = w.buffers().take();
     uint64_t upstream_bytes = 0;
     f.failure =
-        co_await read_response_head(c, f.up->socket, f.in, info, response_edits(info, pool, index),
+        co_await read_response_head(c, f.up->side(), f.in, info, response_edits(info, pool, index),
                                     response_timeout, f.response, f.head, upstream_bytes);
     counters.bytes_received.add(upstream_bytes);
     if (f.failure.cause == Cause::kStale && may_replay) continue;
@@ -196,7 +231,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   c.current.status = status;
   if (status == 101) {
     count_response(counters, f);
-    co_await run_tunnel(c, f.up->socket, f.in, f.head);
+    co_await run_tunnel(c, f.up->side(), f.in, f.head);
     co_return Try{{}, Next::kClose, 101};
   }
   uint64_t upstream_bytes = 0;
@@ -221,7 +256,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     upstream_bytes = body->size();
     f.in.consume(body->size());
   } else {
-    relayed = co_await relay_response_body(c, f.up->socket, f.in, f.response, f.head,
+    relayed = co_await relay_response_body(c, f.up->side(), f.in, f.response, f.head,
                                            info.target->config->timeouts.response, upstream_bytes);
   }
   counters.bytes_received.add(upstream_bytes);

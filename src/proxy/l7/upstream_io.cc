@@ -27,7 +27,29 @@ net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t ba
   co_return conn;
 }
 
+net::Task<Handshake> secure_upstream(Worker& w, UpstreamConn& conn,
+                                     std::shared_ptr<const tls::ClientContext> context,
+                                     uint32_t slot, const Address& address, Millis timeout) {
+  SSL* ssl = context->new_connection(slot, address);
+  if (!ssl) co_return Handshake{tls::HandshakeFailure::kOther, "cannot create a TLS connection"};
+  conn.tls_context = std::move(context);
+  conn.tls = std::make_unique<tls::Stream>(ssl, conn.socket);
+  const tls::HandshakeFailure failure =
+      co_await conn.tls->handshake(w.reactor().now_ms() + timeout.count());
+  if (failure == tls::HandshakeFailure::kNone) co_return Handshake{};
+  co_return Handshake{failure, tls::handshake_error(*conn.tls, failure)};
+}
+
 namespace {
+
+// Writes to the backend while it keeps taking bytes (write_all_idle); through TLS, the whole
+// write must be taken within idle_ms, and a failure reads as a reset.
+net::Task<long> write_upstream(Side upstream, std::string_view a, std::string_view b,
+                               uint64_t idle_ms) {
+  if (!upstream.tls) co_return co_await write_all_idle(upstream.socket, a, b, idle_ms);
+  const uint64_t deadline = upstream.socket.reactor().now_ms() + idle_ms;
+  co_return co_await upstream.tls->write_all(a, b, deadline) ? 0 : -EPIPE;
+}
 
 // A backend that stopped taking the request is a timeout (504), one that refused it a reset (502).
 Failure send_failure(long error) {
@@ -37,7 +59,7 @@ Failure send_failure(long error) {
 
 }  // namespace
 
-net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
+net::Task<Failure> send_request(Client& c, Side upstream, const RequestInfo& info,
                                 const net::Buffer& head) {
   Worker& w = c.worker;
   const uint64_t idle_ms = static_cast<uint64_t>(c.config().timeouts.body.count());
@@ -50,7 +72,7 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
   }
   std::string_view head_bytes(head.begin(), head.size());
   const long head_sent =
-      co_await write_all_idle(upstream, head_bytes, c.unread().substr(0, first), idle_ms);
+      co_await write_upstream(upstream, head_bytes, c.unread().substr(0, first), idle_ms);
   if (head_sent < 0) co_return send_failure(head_sent);
   c.in.consume(first);
   c.current.bytes_received += first;
@@ -64,7 +86,7 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
     const long sent =
-        co_await write_all_idle(upstream, c.unread().substr(0, step.consumed), {}, idle_ms);
+        co_await write_upstream(upstream, c.unread().substr(0, step.consumed), {}, idle_ms);
     if (sent < 0) co_return send_failure(sent);
     c.in.consume(step.consumed);
     c.current.bytes_received += step.consumed;
@@ -72,7 +94,7 @@ net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestI
   co_return Failure{};
 }
 
-net::Task<Failure> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
+net::Task<Failure> read_response_head(Client& c, Side upstream, net::Buffer& in,
                                       const RequestInfo& info, const ResponseRewrite& edits,
                                       Millis timeout, ResponseInfo& response, net::Buffer& out,
                                       uint64_t& upstream_bytes) {
@@ -145,7 +167,7 @@ std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
   return std::string_view(in.begin(), step.consumed);
 }
 
-net::Task<Relayed> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in,
                                        const ResponseInfo& response, const net::Buffer& head,
                                        Millis upstream_timeout, uint64_t& upstream_bytes) {
   http1::BodyDecoder body(response.framing);
@@ -185,18 +207,18 @@ net::Task<Relayed> relay_response_body(Client& c, net::Socket& upstream, net::Bu
   co_return Relayed::kWhole;
 }
 
-net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
+net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
                            const net::Buffer& head) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(c.config().timeouts.body);
   const bool to_client = co_await write_client(c, {head.begin(), head.size()},
                                                {upstream_in.begin(), upstream_in.size()}, deadline);
   if (!to_client) co_return;
-  const bool to_backend = co_await write_all(upstream, c.unread(), {}, deadline);
+  const bool to_backend = co_await upstream.write_all(c.unread(), {}, deadline);
   if (!to_backend) co_return;
   upstream_in.release();
   c.in.release();
-  co_await tunnel(c.side(), Side{upstream}, w.buffers(), c.config().timeouts.tunnel.count());
+  co_await tunnel(c.side(), upstream, w.buffers(), c.config().timeouts.tunnel.count());
 }
 
 }  // namespace usher::proxy::l7

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "codec/http1/message.h"
@@ -14,6 +15,7 @@
 #include "proxy/l7/failure.h"
 #include "proxy/l7/head_writer.h"
 #include "proxy/l7/session.h"
+#include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
 
 namespace usher::proxy::l7 {
@@ -31,18 +33,30 @@ net::Task<std::unique_ptr<UpstreamConn>> connect_upstream(Worker& w, uint32_t ba
                                                           const Address& address, Millis timeout,
                                                           long& error);
 
+// Why the TLS handshake with a backend failed: kNone when it succeeded.
+struct Handshake {
+  tls::HandshakeFailure failure = tls::HandshakeFailure::kNone;
+  std::string reason;  // for the log: the verification error or the TLS error
+};
+
+// Starts TLS on a connected `conn` to the pool's backend `slot`, within `timeout`, resuming the
+// backend's last session when there is one.
+net::Task<Handshake> secure_upstream(Worker& w, UpstreamConn& conn,
+                                     std::shared_ptr<const tls::ClientContext> context,
+                                     uint32_t slot, const Address& address, Millis timeout);
+
 // Sends the serialised head and streams the request body from the client. The backend, like a
 // client, must take bytes within the body timeout (client_body) at every write: a slow reader
 // gets the upload as long as it keeps reading, and the response timeout starts only once the
 // request is sent. An upstream failure comes as kTimeout (it stopped reading) or kReset, not
 // retry-safe: the caller knows whether the request may be replayed.
-net::Task<Failure> send_request(Client& c, net::Socket& upstream, const RequestInfo& info,
+net::Task<Failure> send_request(Client& c, Side upstream, const RequestInfo& info,
                                 const net::Buffer& head);
 
 // Reads the response head (forwarding interim 1xx responses) and serialises the final head for
 // the client into `out`. The backend closing before any byte comes as kStale (a reused
 // connection's idle timeout looks exactly like this), not retry-safe.
-net::Task<Failure> read_response_head(Client& c, net::Socket& upstream, net::Buffer& in,
+net::Task<Failure> read_response_head(Client& c, Side upstream, net::Buffer& in,
                                       const RequestInfo& info, const ResponseRewrite& edits,
                                       Millis timeout, ResponseInfo& response, net::Buffer& out,
                                       uint64_t& upstream_bytes);
@@ -62,12 +76,12 @@ enum class Relayed : uint8_t {
 
 // Streams the response body to the client; the head goes out with the first body bytes, or
 // before the first wait for more.
-net::Task<Relayed> relay_response_body(Client& c, net::Socket& upstream, net::Buffer& in,
+net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in,
                                        const ResponseInfo& response, const net::Buffer& head,
                                        Millis upstream_timeout, uint64_t& upstream_bytes);
 
 // After a 101: leftovers cross over, then bytes flow both ways until either side ends.
-net::Task<void> run_tunnel(Client& c, net::Socket& upstream, net::Buffer& upstream_in,
+net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
                            const net::Buffer& head);
 
 }  // namespace usher::proxy::l7

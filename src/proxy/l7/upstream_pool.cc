@@ -17,7 +17,9 @@ std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
     std::unique_ptr<UpstreamConn> conn = std::move(list.back());
     list.pop_back();
     // A parked connection has nothing to say; a close or stray bytes mean it is finished.
-    if (!conn->socket.reactor().peer_closed(conn->socket)) return conn;
+    if (conn->socket.reactor().peer_closed(conn->socket)) continue;
+    if (conn->tls && conn->tls->buffered()) continue;
+    return conn;
   }
   return nullptr;
 }
@@ -25,7 +27,9 @@ std::unique_ptr<UpstreamConn> UpstreamPool::take(uint32_t backend_id) {
 void UpstreamPool::give_back(std::unique_ptr<UpstreamConn> conn) {
   track(conn->backend_id);  // a backend added through the admin API since the generation began
   auto& list = idle_[conn->backend_id];
-  if (list.size() < max_idle_per_backend_) list.push_back(std::move(conn));
+  if (list.size() >= max_idle_per_backend_) return;
+  if (conn->tls) conn->tls->release_input();  // an idle connection holds no buffer
+  list.push_back(std::move(conn));
 }
 
 void UpstreamPool::clear() {

@@ -6,14 +6,22 @@
 #include <vector>
 
 #include "net/socket.h"
+#include "proxy/l7/stream.h"
+#include "tls/client.h"
 
 namespace usher::proxy::l7 {
 
 struct UpstreamConn {
   UpstreamConn(net::Reactor& reactor, int fd, uint32_t backend_id)
       : socket(reactor, fd), backend_id(backend_id) {}
+  Side side() { return {socket, tls.get()}; }
+
   net::Socket socket;
   uint32_t backend_id;
+  // To a TLS pool: the stream, and the context it came from, kept as long as the stream may
+  // still report a session to it (a reload may have replaced the context meanwhile).
+  std::shared_ptr<const tls::ClientContext> tls_context;
+  std::unique_ptr<tls::Stream> tls;
 };
 
 class UpstreamPool {
