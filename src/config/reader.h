@@ -162,6 +162,8 @@ void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::s
 
 // Listeners come after pools: their routes name pools and inherit pool settings.
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);
+// A route's `request_headers` or `response_headers`.
+HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response);
 // A listener's `tls:` block; files are relative to the configuration file's folder.
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
 // A pool's `tls:` block, likewise.
