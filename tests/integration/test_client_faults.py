@@ -48,9 +48,8 @@ def metric(admin, name, **labels):
     return float(match.group(1)) if match else None
 
 
-class LingeringClose(unittest.TestCase):
-    """After an error answer usher stops writing and discards what the client still sends until
-    the client closes, 5 s of silence or 30 s in all, so the answer is not lost to a reset."""
+class WithUsher(unittest.TestCase):
+    """One usher in front of one backend for the whole class."""
 
     @classmethod
     def setUpClass(cls):
@@ -61,6 +60,11 @@ class LingeringClose(unittest.TestCase):
     def tearDownClass(cls):
         cls.usher.stop()
         cls.backend[1].stop()
+
+
+class LingeringClose(WithUsher):
+    """After an error answer usher stops writing and discards what the client still sends until
+    the client closes, 5 s of silence or 30 s in all, so the answer is not lost to a reset."""
 
     def test_a_bad_request_followed_by_a_large_body_always_gets_its_400(self):
         # As most clients do: send the whole request, then read. A reset while sending is a
@@ -160,23 +164,13 @@ class DescriptorExhaustion(unittest.TestCase):
             usher.stop()
 
 
-class SlowReaders(unittest.TestCase):
+class SlowReaders(WithUsher):
     """A crowd that reads its responses a byte a second holds connections, not the worker: another
     client's downloads take about as long with the crowd as without it. On io_uring each stalled
     response's upstream socket holds a few receive buffers; the crowd is larger than the worker's
     ring can serve at that rate (1024 buffers, about 5 each), and still no receive of the
     downloads may find the ring empty."""
     crowd = 300
-
-    @classmethod
-    def setUpClass(cls):
-        cls.backend = start_backend("a")
-        cls.port, cls.admin, cls.usher = start(cls.backend[0])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.usher.stop()
-        cls.backend[1].stop()
 
     def download_seconds(self, size, times=5):
         """The median of `times` downloads of `size` bytes, each on a fresh connection."""
