@@ -92,13 +92,13 @@ class Tls(unittest.TestCase):
         self.usher.stop()
         os.unlink(self.path)
 
-    def config(self, names, extra=""):
+    def config(self, names, extra="", tls_extra=""):
         certificates = "".join(f"        - {{ cert: {self.certs[n][0]}, key: {self.certs[n][1]} }}\n"
                                for n in names)
         return (f"workers: 2\nadmin: {{ listen: 127.0.0.1:{self.admin} }}\n{extra}"
                 f"access_log: {self.folder}/access.log\n"
                 f"listeners:\n  - name: web\n    listen: 127.0.0.1:{self.port}\n    pool: app\n"
-                f"    tls:\n      certificates:\n{certificates}"
+                f"    tls:\n{tls_extra}      certificates:\n{certificates}"
                 f"pools:\n  - name: app\n    backends:\n      - 127.0.0.1:{self.backend_port}\n")
 
     def failures(self, reason, expected=None):
@@ -155,6 +155,20 @@ class Tls(unittest.TestCase):
         context = ssl._create_unverified_context()
         context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
         self.assertEqual(https_get(self.port, context=context)[0], 200)
+
+    def test_min_version_1_3_refuses_tls_1_2(self):
+        self.usher.stop()
+        os.unlink(self.path)
+        self.port, self.admin = free_port(), free_port()
+        self.path = write_config(self.config(("default.test",), tls_extra='      min_version: "1.3"\n'))
+        self.usher = Process([USHER, "run", "-c", self.path], port=self.port)
+        wait_port(self.admin)
+        context = ssl._create_unverified_context()
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        with self.assertRaises(ssl.SSLError):
+            https_get(self.port, context=context)
+        self.assertEqual(self.failures("protocol_version", 1), 1)
+        self.assertEqual(https_get(self.port)[0], 200)
 
     def test_plain_http_on_the_tls_port_is_a_clear_400(self):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
