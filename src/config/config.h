@@ -37,6 +37,12 @@ class Marks {
     }
     return std::nullopt;
   }
+  // "SOURCE:LINE:COL: " at the key's position (as find), or "SOURCE: " without one.
+  std::string where(const std::string& source, std::string_view key) const {
+    auto at = find(key);
+    if (!at) return source + ": ";
+    return source + ":" + std::to_string(at->line) + ":" + std::to_string(at->column) + ": ";
+  }
 
  private:
   struct Entry {

@@ -16,12 +16,7 @@ class Report {
 
   // "FILE:LINE:COL: message" at the key's position, or "SOURCE: message" without one.
   void at(const Marks& marks, std::string_view key, const std::string& message) {
-    if (auto p = marks.find(key)) {
-      errors_.add(source_ + ":" + std::to_string(p->line) + ":" + std::to_string(p->column) + ": " +
-                  message);
-    } else {
-      errors_.add(source_ + ": " + message);
-    }
+    errors_.add(marks.where(source_, key) + message);
   }
 
  private:

@@ -26,18 +26,18 @@ bool load_files(SSL_CTX* ctx, const config::PoolTls& tls, const std::string& sou
   if (tls.ca.empty()) {
     SSL_CTX_set_default_verify_paths(ctx);  // a missing system store fails each handshake instead
   } else if (SSL_CTX_load_verify_file(ctx, tls.ca.c_str()) != 1) {
-    error = where(source, tls.marks, "ca") + "cannot load ca " + tls.ca + ": " + openssl_error();
+    error = tls.marks.where(source, "ca") + "cannot load ca " + tls.ca + ": " + openssl_error();
     return false;
   }
   if (tls.cert.empty()) return true;
   if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert.c_str()) != 1) {
-    error = where(source, tls.marks, "cert") + "cannot load certificate " + tls.cert + ": " +
+    error = tls.marks.where(source, "cert") + "cannot load certificate " + tls.cert + ": " +
             openssl_error();
     return false;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(ctx) != 1) {
-    error = where(source, tls.marks, "key") + "cannot use key " + tls.key + " with certificate " +
+    error = tls.marks.where(source, "key") + "cannot use key " + tls.key + " with certificate " +
             tls.cert + ": " + openssl_error();
     return false;
   }
@@ -52,7 +52,7 @@ Expected<std::shared_ptr<const ClientContext>> ClientContext::build(const config
   const config::PoolTls& tls = *pool.tls;
   std::shared_ptr<ClientContext> out(new ClientContext());
   out->ctx_ = SSL_CTX_new_ex(library, nullptr, TLS_client_method());
-  if (!out->ctx_) return Error{where(source, tls.marks, "") + openssl_error()};
+  if (!out->ctx_) return Error{tls.marks.where(source, "") + openssl_error()};
   SSL_CTX* ctx = out->ctx_;
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);

@@ -162,7 +162,7 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
     std::string error;
     bool key_problem = false;
     SSL_CTX* ctx = make_context(config, cert, library, *out->tickets_, error, key_problem);
-    if (!ctx) return Error{where(source, cert.marks, key_problem ? "key" : "cert") + error};
+    if (!ctx) return Error{cert.marks.where(source, key_problem ? "key" : "cert") + error};
     const size_t index = out->contexts_.size();
     out->contexts_.push_back(ctx);
     out->info_.push_back(describe(cert.cert, SSL_CTX_get0_certificate(ctx)));
@@ -177,13 +177,13 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, &out->alpn_);
     if (!cert.ocsp.empty()) {
       if (std::string problem = read_ocsp(cert.ocsp, out->ocsp_[index]); !problem.empty()) {
-        return Error{where(source, cert.marks, "ocsp") + problem};
+        return Error{cert.marks.where(source, "ocsp") + problem};
       }
       SSL_CTX_set_tlsext_status_cb(ctx, on_status_request);
       SSL_CTX_set_tlsext_status_arg(ctx, &out->ocsp_[index]);
     }
   }
-  if (out->contexts_.empty()) return Error{where(source, config.marks, "") + "no certificate"};
+  if (out->contexts_.empty()) return Error{config.marks.where(source, "") + "no certificate"};
   SSL_CTX_set_tlsext_servername_callback(out->contexts_.front(), on_server_name);
   SSL_CTX_set_tlsext_servername_arg(out->contexts_.front(), out.get());
   return std::shared_ptr<const ServerContext>(std::move(out));
@@ -246,7 +246,7 @@ void build_listener_contexts(const config::Config& config,
     if (!tls->session_tickets.key_file.empty()) {
       auto read = read_ticket_secret(tls->session_tickets.key_file);
       if (!read) {
-        problems.push_back(where(config.source, tls->marks, "session_tickets.key_file") +
+        problems.push_back(tls->marks.where(config.source, "session_tickets.key_file") +
                            read.error().message);
         continue;
       }

@@ -18,11 +18,4 @@ inline std::string openssl_error() {
   return text;
 }
 
-// "SOURCE:LINE:COL: " of `key` in `marks`, or "SOURCE: " without one.
-inline std::string where(const std::string& source, const config::Marks& marks, const char* key) {
-  auto at = marks.find(key);
-  if (!at) return source + ": ";
-  return source + ":" + std::to_string(at->line) + ":" + std::to_string(at->column) + ": ";
-}
-
 }  // namespace usher::tls
