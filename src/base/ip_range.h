@@ -25,6 +25,11 @@ class IpRange {
   static Expected<IpRange> parse(std::string_view text);
   bool contains(const IpBytes& ip) const;
 
+  // As written: host bits past the prefix are kept ("10.0.0.1/8" keeps its .1).
+  const IpBytes& network() const { return network_; }
+  // Counted in the 16-byte space, so an IPv4 range has 96 added ("10.0.0.0/8" gives 104).
+  unsigned prefix_bits() const { return prefix_bits_; }
+
  private:
   IpBytes network_;
   unsigned prefix_bits_ = 0;
