@@ -37,8 +37,11 @@ class LiveState {
   BackendLive& operator[](uint32_t i) { return backends_[i]; }
   const BackendLive& operator[](uint32_t i) const { return backends_[i]; }
   uint32_t active(uint32_t i) const { return backends_[i].active.load(std::memory_order_relaxed); }
-  // The operator's word wins over panic: they took the backend out on purpose.
-  bool usable(uint32_t i) const {
+  // The operator's word wins over panic: they took the backend out on purpose. A backend at its
+  // max_active is skipped like an unusable one, so every algorithm spills to one with room.
+  bool usable(uint32_t i) const { return serving(i) && has_room(i); }
+  // Usable but for its max_active: a request for it waits in the pool's queue rather than fails.
+  bool serving(uint32_t i) const {
     const BackendLive& b = backends_[i];
     if (b.admin_state.load(std::memory_order_relaxed) != kServing) return false;
     return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
@@ -47,8 +50,13 @@ class LiveState {
   bool usable_for_pinned(uint32_t i) const {
     const BackendLive& b = backends_[i];
     if (b.admin_state.load(std::memory_order_relaxed) & (kDisabled | kRemoved)) return false;
+    if (!has_room(i)) return false;
     return b.healthy.load(std::memory_order_relaxed) || panic_.load(std::memory_order_relaxed);
   }
+  // A pool's max_connections: requests in flight per backend (0: no limit). Set before use.
+  void set_max_active(uint32_t max) { max_active_ = max; }
+  uint32_t max_active() const { return max_active_; }
+  bool has_room(uint32_t i) const { return max_active_ == 0 || active(i) < max_active_; }
   // Panic mode (Envoy's): too few backends are healthy to carry the load, so every backend is
   // used, healthy or not, rather than crushing the few that are left.
   void set_panic(bool on) { panic_.store(on, std::memory_order_relaxed); }
@@ -80,6 +88,20 @@ class LiveState {
 
   // Any thread: a request to backend i starts / ends.
   void begin(uint32_t i) { backends_[i].active.fetch_add(1, std::memory_order_relaxed); }
+  // Begins a request on backend i only below max_active: one compare-and-swap, so workers
+  // racing for the last place never both take it.
+  bool try_begin(uint32_t i) {
+    if (max_active_ == 0) {
+      begin(i);
+      return true;
+    }
+    std::atomic<uint32_t>& active = backends_[i].active;
+    uint32_t n = active.load(std::memory_order_relaxed);
+    while (n < max_active_) {
+      if (active.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
   void end(uint32_t i) { backends_[i].active.fetch_sub(1, std::memory_order_relaxed); }
 
   // Peak EWMA (Finagle/Linkerd): a slower sample takes over at once, faster samples pull the
@@ -91,6 +113,7 @@ class LiveState {
   uint32_t size_;
   std::unique_ptr<BackendLive[]> backends_;
   std::atomic<bool> panic_{false};
+  uint32_t max_active_ = 0;
 };
 
 }  // namespace usher::balance

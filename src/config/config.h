@@ -124,6 +124,15 @@ struct PoolTls {
   Marks marks;
 };
 
+// Protection against overload: at most `max_connections` requests in flight per backend, the
+// rest wait in the pool's queue (FIFO) for at most `queue.timeout`.
+struct PoolQueue {
+  uint32_t max = 1000;  // waiting requests; beyond: 503 at once (0: no queue)
+  Millis timeout = 5s;  // a request waits this long at most, then 503
+};
+
+inline constexpr size_t kMaxBufferedRequest = 16 * 1024 * 1024;
+
 struct Pool {
   Marks marks;
   std::string name;
@@ -141,7 +150,11 @@ struct Pool {
   double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
   std::optional<Outlier> outlier;
   std::optional<Sticky> sticky;
-  std::optional<PoolTls> tls;  // backends speak TLS
+  std::optional<PoolTls> tls;        // backends speak TLS
+  uint32_t max_connections = 0;      // requests in flight per backend (0: no limit)
+  PoolQueue queue;                   // used with max_connections
+  uint32_t max_pending_retries = 0;  // retries in flight in the pool (0: no limit)
+  size_t buffer_request = 0;  // read bodies up to this size before choosing a backend (0: never)
 };
 
 // A condition on a string: present at all, equal, starting with, or fully matching an RE2
@@ -214,6 +227,22 @@ struct FixedResponse {
   std::string content_type = "text/plain; charset=utf-8";
 };
 
+// GCRA: a key may send `burst` requests at one instant, then one per 1/per_second.
+struct RateLimit {
+  HashKey key;
+  std::string key_text;  // as written, for messages
+  double per_second = 0;
+  uint32_t burst = 1;  // default: the count as written ("300/m": 300)
+  std::string text;    // "5/s", for the RateLimit-Policy field
+};
+
+// Who may reach a listener or a route: deny wins; an empty allow list admits everyone.
+struct IpLists {
+  std::vector<IpRange> allow;
+  std::vector<IpRange> deny;
+  bool empty() const { return allow.empty() && deny.empty(); }
+};
+
 struct Route {
   enum class Action : uint8_t { kPool, kRedirect, kRespond };
   std::string name;  // in metrics and logs; default: its position in the list ("0", "1", ...)
@@ -228,6 +257,9 @@ struct Route {
   Retries retries;             // likewise
   HeaderPolicy request_headers;
   HeaderPolicy response_headers;
+  IpLists ip;  // others get 403
+  std::optional<RateLimit> rate_limit;
+  bool idempotent = false;  // requests here may be replayed whatever their method
 };
 
 // One certificate chain and its private key, PEM files.
@@ -274,7 +306,11 @@ struct Listener {
   std::vector<IpRange> trusted_proxies;
   bool forwarded = false;  // also send RFC 7239 Forwarded
   bool request_id = true;  // keep a valid X-Request-Id or generate one; echo it in the response
-  std::optional<ListenerTls> tls;  // HTTPS: clients speak TLS to this listener
+  std::optional<ListenerTls> tls;           // HTTPS: clients speak TLS to this listener
+  IpLists ip;                               // checked at accept: others are closed unread
+  uint32_t max_connections = 0;             // open connections, process-wide (0: no limit)
+  uint32_t max_connections_per_client = 0;  // per client address (0: no limit)
+  std::optional<RateLimit> rate_limit;      // every request on the listener, before routing
 };
 
 struct ClientTimeouts {
@@ -291,6 +327,12 @@ struct Limits {
   size_t max_request_line = 8 * 1024;
   size_t max_header_bytes = 16 * 1024;
   size_t max_headers = 100;
+  // A request body must come at least this fast, measured over each `window` (slow-body
+  // attacks keep a connection with a trickle that never trips an inactivity timeout).
+  struct MinBodyRate {
+    size_t bytes_per_second = 0;  // 0: no minimum
+    Millis window = 10s;
+  } min_body_rate;
 };
 
 // One line per request, written off the workers.

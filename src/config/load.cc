@@ -43,7 +43,9 @@ void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out
 
 void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
   if (!r.expect_map(node, "limits")) return;
-  r.check_keys(node, {"max_request_line", "max_header_bytes", "max_headers"}, "limits");
+  r.check_keys(node, {"max_request_line", "max_header_bytes", "max_headers", "min_body_rate"},
+               "limits");
+  if (node["min_body_rate"]) read_min_body_rate(r, node["min_body_rate"], out.min_body_rate);
   if (node["max_request_line"])
     r.size(node["max_request_line"], "max_request_line", out.max_request_line);
   if (node["max_header_bytes"])
@@ -80,27 +82,6 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   }
   if (backend.name.empty()) backend.name = backend.address.to_string();
   return backend;
-}
-
-void read_hash_key(Reader& r, const YAML::Node& node, HashKey& out) {
-  std::string text;
-  if (!r.scalar(node, "hash_key", text)) return;
-  auto named = [&](std::string_view prefix, HashKey::Kind kind) {
-    if (text.rfind(prefix, 0) != 0) return false;
-    out = {kind, text.substr(prefix.size())};
-    if (out.name.empty())
-      r.error(node.Mark(), "hash_key '" + text + "' needs a name after the colon");
-    return true;
-  };
-  if (text == "client-ip") {
-    out = {HashKey::Kind::kClientIp, {}};
-  } else if (text == "uri") {
-    out = {HashKey::Kind::kUri, {}};
-  } else if (!named("header:", HashKey::Kind::kHeader) &&
-             !named("cookie:", HashKey::Kind::kCookie) && !named("query:", HashKey::Kind::kQuery)) {
-    r.error(node.Mark(), "unknown hash_key '" + text +
-                             "' (client-ip, uri, header:NAME, cookie:NAME or query:NAME)");
-  }
 }
 
 void read_factor(Reader& r, const YAML::Node& node, double& out) {
@@ -226,7 +207,8 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   }
   r.check_keys(node,
                {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky", "tls"},
+                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky", "tls",
+                "max_connections", "queue", "max_pending_retries", "buffer_request"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -234,7 +216,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["balance"]) r.scalar(node["balance"], "balance", pool.balance);
   pool.hash_key_given = node["hash_key"].IsDefined();
   if (pool.hash_key_given) {
-    read_hash_key(r, node["hash_key"], pool.hash_key);
+    read_hash_key(r, node["hash_key"], "hash_key", pool.hash_key);
     if (node["hash_key"].IsScalar()) pool.hash_key_text = node["hash_key"].Scalar();
   }
   pool.hash_balance_factor_given = node["hash_balance_factor"].IsDefined();
@@ -254,6 +236,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
   if (node["outlier"]) pool.outlier = read_outlier(r, node["outlier"]);
   if (node["tls"]) pool.tls = read_pool_tls(r, node["tls"]);
+  read_pool_protection(r, node, pool);
   return pool;
 }
 
@@ -319,6 +302,27 @@ Config read_root(Reader& r, const YAML::Node& root) {
 }
 
 }  // namespace
+
+void read_hash_key(Reader& r, const YAML::Node& node, const char* what, HashKey& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  auto named = [&](std::string_view prefix, HashKey::Kind kind) {
+    if (text.rfind(prefix, 0) != 0) return false;
+    out = {kind, text.substr(prefix.size())};
+    if (out.name.empty())
+      r.error(node.Mark(), std::string(what) + " '" + text + "' needs a name after the colon");
+    return true;
+  };
+  if (text == "client-ip") {
+    out = {HashKey::Kind::kClientIp, {}};
+  } else if (text == "uri") {
+    out = {HashKey::Kind::kUri, {}};
+  } else if (!named("header:", HashKey::Kind::kHeader) &&
+             !named("cookie:", HashKey::Kind::kCookie) && !named("query:", HashKey::Kind::kQuery)) {
+    r.error(node.Mark(), std::string("unknown ") + what + " '" + text +
+                             "' (client-ip, uri, header:NAME, cookie:NAME or query:NAME)");
+  }
+}
 
 std::string set_access_log_target(std::string_view text, AccessLog& out) {
   if (text == "off" || text == "false") {

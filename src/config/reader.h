@@ -154,6 +154,8 @@ inline bool is_cookie_name(std::string_view text) {
 }
 
 // Shared by the pool and route readers.
+// client-ip | uri | header:NAME | cookie:NAME | query:NAME (hash_key, a rate limit's key).
+void read_hash_key(Reader& r, const YAML::Node& node, const char* what, HashKey& out);
 PoolTimeouts read_pool_timeouts(Reader& r, const YAML::Node& node, PoolTimeouts base);
 Retries read_retries(Reader& r, const YAML::Node& node, Retries base);
 // The retry budget is the pool's, shared by all its routes: a route that names one is an error,
@@ -168,5 +170,11 @@ HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
 // A pool's `tls:` block, likewise.
 PoolTls read_pool_tls(Reader& r, const YAML::Node& node);
+// Protection (src/config/protect.cc): `rate_limit`, `allow`/`deny`, the pool's limits and queue,
+// `limits.min_body_rate`.
+RateLimit read_rate_limit(Reader& r, const YAML::Node& node);
+void read_ip_lists(Reader& r, const YAML::Node& node, IpLists& out);
+void read_pool_protection(Reader& r, const YAML::Node& node, Pool& pool);
+void read_min_body_rate(Reader& r, const YAML::Node& node, Limits::MinBodyRate& out);
 
 }  // namespace usher::config

@@ -205,15 +205,30 @@ void read_rewrite(Reader& r, const YAML::Node& node, Route& route) {
   }
 }
 
+void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  if (text == "true" || text == "on") {
+    out = true;
+  } else if (text == "false" || text == "off") {
+    out = false;
+  } else {
+    r.error(node.Mark(), std::string(what) + " must be true or false, not '" + text + "'");
+  }
+}
+
 Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools) {
   Route route;
   if (!r.expect_map(node, "a route")) return route;
   r.check_keys(node,
                {"name", "match", "pool", "redirect", "respond", "strip_prefix", "prefix_rewrite",
-                "timeouts", "retries", "request_headers", "response_headers"},
+                "timeouts", "retries", "request_headers", "response_headers", "allow", "deny",
+                "rate_limit", "idempotent"},
                "route");
   if (node["name"]) r.scalar(node["name"], "route name", route.name);
   if (node["match"]) route.match = read_match(r, node["match"]);
+  read_ip_lists(r, node, route.ip);
+  if (node["rate_limit"]) route.rate_limit = read_rate_limit(r, node["rate_limit"]);
   int actions = (node["pool"] ? 1 : 0) + (node["redirect"] ? 1 : 0) + (node["respond"] ? 1 : 0);
   if (actions != 1) {
     r.error(node.Mark(), "a route needs exactly one of 'pool', 'redirect' and 'respond'");
@@ -227,7 +242,7 @@ Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
     route.respond = read_respond(r, node["respond"]);
   }
   for (const char* key : {"strip_prefix", "prefix_rewrite", "timeouts", "retries",
-                          "request_headers", "response_headers"}) {
+                          "request_headers", "response_headers", "idempotent"}) {
     if (node[key] && route.action != Route::Action::kPool)
       r.error(node[key].Mark(), std::string(key) + " applies only to routes with a 'pool'");
   }
@@ -248,6 +263,7 @@ Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& poo
     route.request_headers = read_header_policy(r, node["request_headers"], false);
   if (node["response_headers"])
     route.response_headers = read_header_policy(r, node["response_headers"], true);
+  if (node["idempotent"]) read_flag(r, node["idempotent"], "idempotent", route.idempotent);
   return route;
 }
 
@@ -282,18 +298,6 @@ void read_trusted(Reader& r, const YAML::Node& node, std::vector<IpRange>& out) 
   }
 }
 
-void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
-  std::string text;
-  if (!r.scalar(node, what, text)) return;
-  if (text == "true" || text == "on") {
-    out = true;
-  } else if (text == "false" || text == "off") {
-    out = false;
-  } else {
-    r.error(node.Mark(), std::string(what) + " must be true or false, not '" + text + "'");
-  }
-}
-
 }  // namespace
 
 Route default_route(const Pool& pool, size_t index) {
@@ -312,10 +316,11 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   for (const char* key : {"name", "listen"}) {
     if (node[key]) listener.marks.set(key, Reader::position(node[key]));
   }
-  r.check_keys(node,
-               {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded",
-                "request_id", "tls"},
-               "listener");
+  r.check_keys(
+      node,
+      {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded", "request_id",
+       "tls", "allow", "deny", "max_connections", "max_connections_per_client", "rate_limit"},
+      "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {
     r.error(node.Mark(), "listener needs a 'listen' address");
@@ -346,6 +351,16 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   if (node["forwarded"]) read_flag(r, node["forwarded"], "forwarded", listener.forwarded);
   if (node["request_id"]) read_flag(r, node["request_id"], "request_id", listener.request_id);
   if (node["tls"]) listener.tls = read_listener_tls(r, node["tls"]);
+  read_ip_lists(r, node, listener.ip);
+  if (node["max_connections"]) {
+    r.unsigned_number(node["max_connections"], "max_connections", 1, 10'000'000,
+                      listener.max_connections);
+  }
+  if (node["max_connections_per_client"]) {
+    r.unsigned_number(node["max_connections_per_client"], "max_connections_per_client", 1, 65535,
+                      listener.max_connections_per_client);
+  }
+  if (node["rate_limit"]) listener.rate_limit = read_rate_limit(r, node["rate_limit"]);
   return listener;
 }
 

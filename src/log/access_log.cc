@@ -119,7 +119,7 @@ class LineWriter {
 void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
   const std::string_view texts[] = {
       r.client,  r.method,     r.host,       r.target,      r.listener,   r.route, r.pool,
-      r.backend, r.request_id, r.user_agent, r.tls_version, r.tls_cipher, r.sni};
+      r.backend, r.request_id, r.user_agent, r.tls_version, r.tls_cipher, r.sni,   r.guard};
   // Keys, punctuation, the time and six numbers take less than 512 bytes.
   size_t most = 512;
   for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
@@ -156,6 +156,8 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   text(R"(,"pool":)", r.pool);
   text(R"(,"backend":)", r.backend);
   number(R"(,"retries":)", r.retries);
+  number(R"(,"queue_ms":)", r.queue_ms);
+  if (!r.guard.empty()) text(R"(,"guard":)", r.guard);
   text(R"(,"request_id":)", r.request_id);
   text(R"(,"user_agent":)", r.user_agent);
   if (!r.tls_version.empty()) {

@@ -44,6 +44,8 @@ struct RequestRecord {
   std::string_view tls_version;  // empty on plain HTTP: the three TLS fields are left out
   std::string_view tls_cipher;
   std::string_view sni;
+  uint32_t queue_ms = 0;   // waited in a pool's queue for a backend with room
+  std::string_view guard;  // the protection that answered or closed it; empty: none
 };
 
 // The current second as both formats print it, formatted once a second rather than per line.

@@ -84,6 +84,17 @@ inline constexpr const char* kTlsFailures[] = {"timeout",          "closed",    
                                                "protocol_version", "no_shared_cipher", "other"};
 inline constexpr size_t kTlsFailureKinds = std::size(kTlsFailures);
 
+// Why a connection was closed at accept, before a byte was read from it.
+enum class Refusal : uint8_t { kDenied, kMaxConnections, kPerClient };
+inline constexpr const char* kRefusals[] = {"denied", "max_connections", "per_client"};
+inline constexpr size_t kRefusalKinds = std::size(kRefusals);
+
+// What a pool's circuit breakers refused: a request with the queue full, a retry with
+// max_pending_retries in flight.
+enum class BreakerTrip : uint8_t { kQueueFull, kRetries };
+inline constexpr const char* kBreakerTrips[] = {"queue_full", "retries"};
+inline constexpr size_t kBreakerTripKinds = std::size(kBreakerTrips);
+
 struct ListenerCounters {
   Counter connections;
   Counter tls_handshakes;  // completed
@@ -93,16 +104,24 @@ struct ListenerCounters {
   Counter bytes_received;  // from clients
   Counter bytes_sent;      // to clients
   Counter accept_errors[kAcceptErrorKinds];
+  Counter refused[kRefusalKinds];
+  Counter rate_limited;  // answered 429 by the listener's own rate_limit
 };
 
 struct RouteCounters {
   Counter responses[5];  // what clients were answered, usher's own responses included
   Histogram duration;    // head received to response sent
+  Counter rate_limited;  // answered 429
+  Counter denied;        // answered 403 by the route's allow/deny lists
 };
 
 struct PoolCounters {
   Counter retries;
   Counter no_backend;  // answered 503: nothing usable
+  Counter breaker_trips[kBreakerTripKinds];
+  Counter queue_timeouts;  // answered 503 after waiting queue.timeout
+  Level queue_depth;       // requests waiting now
+  Histogram queue_wait;    // of every request that waited, served or not
 };
 
 }  // namespace usher::metrics

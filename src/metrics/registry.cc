@@ -5,37 +5,10 @@
 #include <algorithm>
 #include <span>
 
+#include "metrics/merge.h"
 #include "metrics/prometheus.h"
 
 namespace usher::metrics {
-
-namespace {
-
-// Sums one counter over all shards.
-template <typename Get>
-uint64_t merged(const std::vector<std::unique_ptr<Shard>>& shards, Get get) {
-  uint64_t total = 0;
-  for (const auto& shard : shards) total += get(*shard).read();
-  return total;
-}
-
-template <typename Get>
-void write_histogram(Exposition& e, std::string_view name, Labels labels,
-                     const std::vector<std::unique_ptr<Shard>>& shards, Get get) {
-  uint64_t cumulative = 0;
-  uint64_t sum_micros = 0;
-  const std::string bucket = std::string(name) + "_bucket";
-  for (size_t i = 0; i < kBuckets; ++i) {
-    for (const auto& shard : shards) cumulative += get(*shard).bucket(i);
-    std::string le = i + 1 < kBuckets ? fmt::format("{}", kBucketBounds[i]) : "+Inf";
-    e.sample(bucket, labels, {"le", le}, cumulative);
-  }
-  for (const auto& shard : shards) sum_micros += get(*shard).sum_micros();
-  e.sample(std::string(name) + "_sum", labels, static_cast<double>(sum_micros) / 1e6);
-  e.sample(std::string(name) + "_count", labels, cumulative);
-}
-
-}  // namespace
 
 Registry::Registry(unsigned workers) {
   for (unsigned i = 0; i < workers; ++i) shards_.push_back(std::make_unique<Shard>());
@@ -167,6 +140,7 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
   };
 
   write_listeners(e, layout.listeners);
+  write_protection(e, layout);
 
   e.family("usher_route_responses_total", "counter",
            "Responses to clients by route and status class, usher's own included.");

@@ -75,6 +75,7 @@ class Registry {
 
  private:
   void write_listeners(Exposition& e, const std::vector<Layout::Named>& listeners) const;
+  void write_protection(Exposition& e, const Layout& layout) const;  // protection.cc
   uint32_t number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
                   void (*reserve)(Shard&, size_t));
 

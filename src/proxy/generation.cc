@@ -48,6 +48,8 @@ std::shared_ptr<const Generation> build_generation(config::Config config, uint64
       routes.push_back(registry.route_id(label, route.name));
     }
   }
+  generation->guards = build_guards(c, previous ? &previous->guards : nullptr,
+                                    previous ? &previous->config : nullptr);
   return generation;
 }
 
@@ -89,7 +91,8 @@ WorkerGeneration::WorkerGeneration(std::shared_ptr<const Generation> generation,
   listeners.reserve(shared->config.listeners.size());
   for (size_t i = 0; i < shared->config.listeners.size(); ++i) {
     listeners.emplace_back(shared->config.listeners[i], pools, shared->listener_ids[i],
-                           shared->route_ids[i]);
+                           shared->route_ids[i], shared->guards.listeners[i],
+                           shared->guards.routes[i]);
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "metrics/registry.h"
+#include "proxy/guards.h"
 #include "proxy/listener_routes.h"
 #include "proxy/pool_state.h"
 #include "tls/context.h"
@@ -26,6 +27,7 @@ struct Generation {
   std::vector<uint32_t> listener_ids;            // metric numbers, by listener
   std::vector<std::vector<uint32_t>> route_ids;  // by listener, by route
   std::vector<std::string> listener_labels;      // name, or the address when unnamed
+  Guards guards;                                 // protection, by listener and route
 
   // The numbers and labels of what this generation's metrics expose (admin thread).
   metrics::Registry::Layout metrics_layout() const;

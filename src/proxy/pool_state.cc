@@ -34,6 +34,7 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
       capacity_(static_cast<uint32_t>(pool.backends.size()) + kSpareSlots),
       slots_(std::make_unique<Slot[]>(capacity_)),
       backend_ids_(std::make_unique<uint32_t[]>(capacity_)) {
+  live.set_max_active(pool.max_connections);
   balance::BackendSnapshot snapshot;
   const auto configured = static_cast<uint32_t>(pool.backends.size());
   for (uint32_t i = 0; i < capacity_; ++i) {

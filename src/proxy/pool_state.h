@@ -99,6 +99,9 @@ struct PoolState {
   balance::Options options;
   balance::LiveState live;  // by slot, capacity() of them
   RetryBudget retry_budget;
+  // Process-wide, for max_connections' queue and max_pending_retries.
+  std::atomic<uint32_t> queued{0};
+  std::atomic<uint32_t> retries_in_flight{0};
 
  private:
   void publish(balance::BackendSnapshot snapshot);

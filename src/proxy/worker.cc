@@ -139,6 +139,7 @@ Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Chann
       reactor_(std::move(reactor)),
       buffers_(buffer_size_for(limits)),
       upstreams_(kMaxIdleUpstreamsPerBackend),
+      pool_queue_(*reactor_),
       random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
 }

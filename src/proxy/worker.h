@@ -22,6 +22,7 @@
 #include "net/task.h"
 #include "proxy/generation.h"
 #include "proxy/l7/upstream_pool.h"
+#include "proxy/pool_queue.h"
 
 namespace usher::proxy {
 
@@ -79,6 +80,7 @@ class Worker {
   net::Reactor& reactor() { return *reactor_; }
   net::BufferPool& buffers() { return buffers_; }
   l7::UpstreamPool& upstreams() { return upstreams_; }
+  PoolQueue& pool_queue() { return pool_queue_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   metrics::Shard& metrics() { return metrics_; }
   log::Channel& access_log() { return access_log_; }
@@ -107,6 +109,7 @@ class Worker {
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;
+  PoolQueue pool_queue_;
   std::vector<http1::Header> header_scratch_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<std::unique_ptr<WorkerGeneration>> generations_;  // the current one and any in use

@@ -81,7 +81,10 @@ net::Task<Failure> read_request_head(Client& c, RequestInfo& info, net::Buffer& 
     char* tail = c.in.tail();
     if (c.in.tail_room() == 0) co_return Failure::client(431);
     long n = co_await read_client(c, tail, c.in.tail_room(), deadline);
-    if (n == -ETIMEDOUT) co_return Failure::client(408);
+    if (n == -ETIMEDOUT) {
+      c.current.guard = "header_timeout";
+      co_return Failure::client(408);
+    }
     if (n <= 0) co_return Failure::client_gone();
     c.in.commit(static_cast<size_t>(n));
   }
@@ -120,13 +123,19 @@ bool begin_request(Client& c) {
 net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
   Client c(worker, fd, endpoint);
   if (endpoint.listener < 0) co_return;  // a reload removed its listener meanwhile
-  worker.add_session(c.link);
+  const ListenerRoutes& accepted_on = worker.current().listeners[endpoint.listener];
   // Connection counters stay with the listener the connection was accepted on.
-  metrics::ListenerCounters& listener_counters =
-      worker.metrics().listeners[worker.current().listeners[endpoint.listener].metric_id];
+  metrics::ListenerCounters& listener_counters = worker.metrics().listeners[accepted_on.metric_id];
+  record_peer(c);
+  // Refused before a byte is read: a denied client cannot make usher parse anything.
+  Admission admission;
+  if (const auto refused = Admission::admit(accepted_on.guard, c.peer, admission)) {
+    listener_counters.refused[*refused].add();
+    co_return;
+  }
+  worker.add_session(c.link);
   listener_counters.connections.add();
   listener_counters.open_connections.add(1);
-  record_peer(c);
   c.tls_context = worker.current().tls[static_cast<size_t>(endpoint.listener)];
   if (c.tls_context && !co_await accept_tls(c, *c.tls_context)) {
     if (c.linger && c.socket.is_open()) co_await linger_close(c);

@@ -5,12 +5,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 
 #include "health/outlier.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/failure.h"
+#include "proxy/l7/request_body.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_io.h"
+#include "proxy/pool_queue.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::l7 {
@@ -20,14 +23,13 @@ namespace {
 using http1::Framing;
 using Cause = Failure::Cause;
 
-// Counts a request as active on its backend while it is in flight (least-connections and the
-// like read this across all workers) and measures its time to the response head.
+// Keeps a request counted active on its backend while it is in flight (least-connections,
+// max_connections and the like read this across all workers) and measures its time to the
+// response head. The place was taken when the backend was chosen (take_backend).
 class ActiveRequest {
  public:
   ActiveRequest(balance::LiveState& live, uint32_t backend)
-      : live_(live), backend_(backend), started_(std::chrono::steady_clock::now()) {
-    live_.begin(backend_);
-  }
+      : live_(live), backend_(backend), started_(std::chrono::steady_clock::now()) {}
   ActiveRequest(const ActiveRequest&) = delete;
   ActiveRequest& operator=(const ActiveRequest&) = delete;
   ~ActiveRequest() { live_.end(backend_); }
@@ -146,8 +148,8 @@ net::Task<std::unique_ptr<UpstreamConn>> open_upstream(Client& c, PoolState& poo
 // response head. A kept-alive connection found stale before any response byte is replaced by a
 // fresh one at once: that is the backend's idle timeout, not a failure.
 net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
-                             const net::Buffer& request_head, bool& continue_sent,
-                             ActiveRequest& active) {
+                             const net::Buffer& request_head, const BufferedBody* buffered,
+                             bool& continue_sent, ActiveRequest& active) {
   Worker& w = c.worker;
   const config::Route& route = *info.target->config;
   const Millis response_timeout = route.retries.per_try_timeout.count()
@@ -158,7 +160,7 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
   Forwarded f;
   for (bool first = true;; first = false) {
     f.up = first ? w.upstreams().take(backend_id) : nullptr;
-    const bool may_replay = f.up != nullptr && info.replayable();
+    const bool may_replay = f.up != nullptr && (info.replayable() || (buffered && buffered->whole));
     if (!f.up) {
       f.up = co_await open_upstream(c, pool, index, route.timeouts.connect, f.failure);
       if (!f.up) co_return f;
@@ -174,7 +176,7 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
       }
     }
     const uint64_t body_before = c.current.bytes_received;
-    f.failure = co_await send_request(c, f.up->side(), info, request_head);
+    f.failure = co_await send_request(c, f.up->side(), info, request_head, buffered);
     counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
     if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
     if (f.failure) co_return f;
@@ -210,11 +212,12 @@ void count_response(metrics::BackendCounters& counters, const Forwarded& f) {
 
 // One try on backend `index`: forward, then relay the response (or the tunnel it opens).
 net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const RequestInfo& info,
-                           net::Buffer& request_head, const TryPolicy& policy,
-                           bool& continue_sent) {
+                           net::Buffer& request_head, const BufferedBody* buffered,
+                           const TryPolicy& policy, bool& continue_sent) {
   Worker& w = c.worker;
   ActiveRequest active(pool.live, index);
-  Forwarded f = co_await forward(c, pool, index, info, request_head, continue_sent, active);
+  Forwarded f =
+      co_await forward(c, pool, index, info, request_head, buffered, continue_sent, active);
   if (f.failure) {
     f.failure.retry_safe = retry_safe(policy, f.failure.cause);
     co_return Try{f.failure};
@@ -307,16 +310,83 @@ bool goes_on(const Failure& f, uint32_t index, uint32_t next) {
   return next != index || f.cause == Cause::kConnect || f.cause == Cause::kStatus;
 }
 
-// The first candidate: a pinned client's own backend while that one is usable, else the pick.
+// The first candidate, its place taken: a pinned client's own backend while that one is usable
+// and has room, else the pick.
 uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
                          balance::Candidates& candidates) {
   if (info.sticky_backend != balance::kNoBackend &&
-      pool.live.usable_for_pinned(info.sticky_backend)) {
+      pool.live.usable_for_pinned(info.sticky_backend) &&
+      pool.live.try_begin(info.sticky_backend)) {
     candidates.add_tried(info.sticky_backend);
     return info.sticky_backend;
   }
-  return pool.balancer().next(candidates, pool.live);
+  return take_backend(pool, candidates);
 }
+
+// A request's backend when the pool limits requests per backend: at once while nobody waits and
+// one has room, else after waiting its turn in the queue. kNoBackend: answered (503) already,
+// with `status` set.
+net::Task<uint32_t> queued_candidate(Client& c, PoolState& pool, const RequestInfo& info,
+                                     balance::Candidates& candidates, int& status) {
+  Worker& w = c.worker;
+  metrics::PoolCounters& counters = w.metrics().pools[pool.id];
+  // Nobody overtakes a request already waiting on any worker.
+  if (pool.queued.load(std::memory_order_relaxed) == 0) {
+    const uint32_t index = first_candidate(pool, info, candidates);
+    if (index != balance::kNoBackend || !any_serving(pool)) co_return index;
+  }
+  const config::PoolQueue& queue = pool.config.queue;
+  if (pool.queued.fetch_add(1, std::memory_order_relaxed) >= queue.max) {
+    pool.queued.fetch_sub(1, std::memory_order_relaxed);
+    counters.breaker_trips[static_cast<size_t>(metrics::BreakerTrip::kQueueFull)].add();
+    c.current.guard = "queue_full";
+    status = 503;
+    co_return balance::kNoBackend;
+  }
+  counters.queue_depth.add(1);
+  const uint64_t since = w.reactor().now_ms();
+  const uint32_t index =
+      co_await w.pool_queue().wait(pool, info.key_hash, w.random(), since + queue.timeout.count());
+  pool.queued.fetch_sub(1, std::memory_order_relaxed);
+  counters.queue_depth.add(-1);
+  const uint64_t waited_ms = w.reactor().now_ms() - since;
+  c.current.queue_ms = static_cast<uint32_t>(waited_ms);
+  counters.queue_wait.observe(static_cast<double>(waited_ms) / 1e3);
+  if (index == balance::kNoBackend) {
+    counters.queue_timeouts.add();
+    c.current.guard = "queue_timeout";
+    status = 503;
+  } else {
+    candidates.add_tried(index);
+  }
+  co_return index;
+}
+
+// A request's count among the pool's retries in flight (max_pending_retries).
+class RetrySlot {
+ public:
+  explicit RetrySlot(PoolState& pool) : pool_(pool) {}
+  RetrySlot(const RetrySlot&) = delete;
+  RetrySlot& operator=(const RetrySlot&) = delete;
+  ~RetrySlot() {
+    if (held_) pool_.retries_in_flight.fetch_sub(1, std::memory_order_relaxed);
+  }
+  // False when the breaker is open: the pool has max_pending_retries in flight already.
+  bool take() {
+    const uint32_t max = pool_.config.max_pending_retries;
+    if (held_ || max == 0) return true;
+    if (pool_.retries_in_flight.fetch_add(1, std::memory_order_relaxed) >= max) {
+      pool_.retries_in_flight.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    held_ = true;
+    return true;
+  }
+
+ private:
+  PoolState& pool_;
+  bool held_ = false;
+};
 
 }  // namespace
 
@@ -329,12 +399,32 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
                          net::Buffer& request_head) {
   Worker& w = c.worker;
   const config::Retries& retries = info.target->config->retries;
+  bool continue_sent = false;
+  // Read before a backend is chosen: a malformed body then reaches none, and one read whole
+  // may be sent again.
+  std::optional<BufferedBody> buffered;
+  if (pool.config.buffer_request && info.body_kind != Framing::Kind::kNone &&
+      !(info.body_kind == Framing::Kind::kLength &&
+        info.body_length > pool.config.buffer_request)) {
+    buffered.emplace();
+    const Failure failure =
+        co_await buffer_body(c, info, pool.config.buffer_request, *buffered, continue_sent);
+    if (failure) co_return failure.status ? co_await fail(c, failure.status) : Next::kClose;
+  }
+  const bool replayable = info.replayable() || (buffered && buffered->whole);
   pool.retry_budget.on_request();
   balance::Candidates candidates =
       pool.balancer().candidates(info.key_hash, w.random(), w.reactor().now_ms());
-  uint32_t index = first_candidate(pool, info, candidates);
-  bool continue_sent = false;
   metrics::PoolCounters& counters = w.metrics().pools[pool.id];
+  uint32_t index = balance::kNoBackend;
+  if (pool.config.max_connections) {
+    int refused = 0;
+    index = co_await queued_candidate(c, pool, info, candidates, refused);
+    if (refused) co_return co_await fail(c, refused);
+  } else {
+    index = first_candidate(pool, info, candidates);
+  }
+  RetrySlot retry_slot(pool);
   for (uint32_t attempt = 1;; ++attempt) {
     if (index == balance::kNoBackend) {
       counters.no_backend.add();
@@ -343,9 +433,10 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     c.current.backend = index;
     TryPolicy policy;
     policy.another_try = attempt < retries.attempts;
-    policy.replay_safe = policy.another_try && info.idempotent() && info.replayable();
+    policy.replay_safe = policy.another_try && info.idempotent() && replayable;
     policy.per_try_timeout = retries.per_try_timeout.count() > 0;
-    const Try t = co_await try_backend(c, pool, index, info, request_head, policy, continue_sent);
+    const Try t = co_await try_backend(c, pool, index, info, request_head,
+                                       buffered ? &*buffered : nullptr, policy, continue_sent);
     const Failure& f = t.failure;
     record_outcome(w, pool, index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500);
     if (!f) co_return t.next;
@@ -355,15 +446,22 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
       w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
     }
     if (!f.retry_safe) co_return co_await fail(c, f.status);
-    const uint32_t next = pool.balancer().next(candidates, pool.live);
+    const uint32_t next = take_backend(pool, candidates);
     const bool retry =
         goes_on(f, index, next) &&
         (f.cause == Cause::kStatus || pool.retry_budget.try_spend(w.reactor().now_ms()));
-    if (!retry) co_return co_await fail(c, f.status);
-    counters.retries.add();
-    ++c.current.retries;
-    index = next;
-    co_await net::sleep_until(w.reactor(), w.reactor().now_ms() + backoff_ms(w, retries, attempt));
+    if (retry && !retry_slot.take()) {
+      counters.breaker_trips[static_cast<size_t>(metrics::BreakerTrip::kRetries)].add();
+    } else if (retry) {
+      counters.retries.add();
+      ++c.current.retries;
+      index = next;
+      co_await net::sleep_until(w.reactor(),
+                                w.reactor().now_ms() + backoff_ms(w, retries, attempt));
+      continue;
+    }
+    if (next != balance::kNoBackend) pool.live.end(next);
+    co_return co_await fail(c, f.status);
   }
 }
 

@@ -59,6 +59,7 @@ size_t write_local_response(const LocalResponse& r, char* out, size_t capacity) 
   if (!body.empty()) w << "Content-Type: " << r.content_type << "\r\n";
   if (!bodiless) w << "Content-Length: " << body.size() << "\r\n";
   if (!r.request_id.empty()) w << "X-Request-Id: " << r.request_id << "\r\n";
+  w << r.fields;
   if (r.close) w << "Connection: close\r\n";
   w << "Via: 1.1 usher\r\n\r\n";
   if (!r.head_only) w << body;

@@ -12,6 +12,7 @@ struct LocalResponse {
   std::string_view body;
   std::span<const std::string_view> location;  // concatenated; empty: no Location
   std::string_view request_id;                 // echoed when set
+  std::string_view fields;                     // more header lines, each ending in CRLF
   bool close = false;                          // Connection: close
   bool head_only = false;                      // a HEAD request: no body bytes
 };

@@ -3,6 +3,7 @@
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/head_writer.h"
 #include "proxy/l7/local_response.h"
+#include "proxy/l7/request_guards.h"
 #include "proxy/l7/request_key.h"
 #include "route/fields.h"
 
@@ -160,6 +161,7 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   const ListenerRoutes& routes = *c.routes;
   const config::Route& route = *info.target->config;
   PoolState& pool = *info.target->pool;
+  info.marked_idempotent = info.marked_idempotent || route.idempotent;
   RequestRewrite rewrite;
   rewrite.peer_ip = c.ip();
   rewrite.https = c.tls != nullptr;
@@ -237,7 +239,14 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   out = w.buffers().take();
   size_t n = 0;
   int status = 0;
-  if (index == route::kNoRoute) {
+  const RouteTarget* matched = index == route::kNoRoute ? nullptr : &routes.targets[index];
+  if (const GuardRefusal refusal =
+          check_guards(c, head, info, matched, local_response_for(info), out);
+      refusal.status) {
+    info.target = matched;
+    n = refusal.bytes;
+    status = refusal.status;
+  } else if (index == route::kNoRoute) {
     static const config::FixedResponse kNoRoute{404, "no route for this request\n",
                                                 "text/plain; charset=utf-8"};
     n = write_fixed(kNoRoute, info, out);

@@ -42,6 +42,8 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
   r.tls_version = c.tls_facts.version;
   r.tls_cipher = c.tls_facts.cipher;
   r.sni = c.tls_facts.sni;
+  r.queue_ms = c.current.queue_ms;
+  if (c.current.guard) r.guard = c.current.guard;
   c.worker.access_log().append(wanted.format, r);
 }
 

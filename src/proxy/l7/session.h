@@ -31,6 +31,10 @@ struct RequestOutcome {
   uint64_t bytes_received = 0;  // from the client: head and body
   uint64_t bytes_sent = 0;      // to the client
   double upstream_seconds = 0;  // to the response head of the backend that answered
+  uint32_t queue_ms = 0;        // waited in the pool's queue for a backend with room
+  // The protection that answered or ended the request, for the access log: "rate_limit",
+  // "denied", "queue_full", "queue_timeout", "header_timeout", "body_rate".
+  const char* guard = nullptr;
 };
 
 struct Client {

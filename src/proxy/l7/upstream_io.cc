@@ -5,6 +5,7 @@
 #include "codec/http1/body.h"
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/client_io.h"
+#include "proxy/l7/request_body.h"
 #include "proxy/l7/stream.h"
 #include "proxy/worker.h"
 
@@ -60,29 +61,40 @@ Failure send_failure(long error) {
 }  // namespace
 
 net::Task<Failure> send_request(Client& c, Side upstream, const RequestInfo& info,
-                                const net::Buffer& head) {
-  Worker& w = c.worker;
+                                const net::Buffer& head, const BufferedBody* buffered) {
   const uint64_t idle_ms = static_cast<uint64_t>(c.config().timeouts.body.count());
-  http1::BodyDecoder body(Framing{info.body_kind, info.body_length, {}});
+  std::string_view head_bytes(head.begin(), head.size());
+  if (buffered) {
+    const long sent = co_await write_upstream(upstream, head_bytes, buffered->bytes, idle_ms);
+    if (sent < 0) co_return send_failure(sent);
+    if (buffered->whole) co_return Failure{};
+    head_bytes = {};
+  }
+  http1::BodyDecoder body = buffered
+                                ? buffered->decoder
+                                : http1::BodyDecoder(Framing{info.body_kind, info.body_length, {}});
   http1::BodyStep step;
   size_t first = 0;
   if (!body.done() && !c.in.empty()) {
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
     first = step.consumed;
   }
-  std::string_view head_bytes(head.begin(), head.size());
-  const long head_sent =
-      co_await write_upstream(upstream, head_bytes, c.unread().substr(0, first), idle_ms);
-  if (head_sent < 0) co_return send_failure(head_sent);
+  if (!head_bytes.empty() || first) {
+    const long head_sent =
+        co_await write_upstream(upstream, head_bytes, c.unread().substr(0, first), idle_ms);
+    if (head_sent < 0) co_return send_failure(head_sent);
+  }
   c.in.consume(first);
   c.current.bytes_received += first;
+  BodyPace pace(c.config().limits.min_body_rate, c.worker.reactor().now_ms());
   while (!body.done()) {
     if (c.in.empty()) {
-      if (!c.in) c.in = w.buffers().take();
-      char* tail = c.in.tail();
-      long n = co_await read_client(c, tail, c.in.tail_room(), c.after(c.config().timeouts.body));
+      const long n = co_await read_body_bytes(c, pace);
+      if (n == kBodyTooSlow) {
+        c.current.guard = "body_rate";
+        co_return Failure::client(408);
+      }
       if (n <= 0) co_return Failure::client_gone();
-      c.in.commit(static_cast<size_t>(n));
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
     const long sent =

@@ -14,6 +14,7 @@
 #include "net/task.h"
 #include "proxy/l7/failure.h"
 #include "proxy/l7/head_writer.h"
+#include "proxy/l7/request_body.h"
 #include "proxy/l7/session.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
@@ -50,8 +51,9 @@ net::Task<Handshake> secure_upstream(Worker& w, UpstreamConn& conn,
 // gets the upload as long as it keeps reading, and the response timeout starts only once the
 // request is sent. An upstream failure comes as kTimeout (it stopped reading) or kReset, not
 // retry-safe: the caller knows whether the request may be replayed.
+// `buffered`: the body, or its start, already read (buffer_request); sent after the head.
 net::Task<Failure> send_request(Client& c, Side upstream, const RequestInfo& info,
-                                const net::Buffer& head);
+                                const net::Buffer& head, const BufferedBody* buffered);
 
 // Reads the response head (forwarding interim 1xx responses) and serialises the final head for
 // the client into `out`. The backend closing before any byte comes as kStale (a reused

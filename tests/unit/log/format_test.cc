@@ -33,6 +33,7 @@ RequestRecord sample() {
   r.pool = "app";
   r.backend = "127.0.0.1:9001";
   r.retries = 2;
+  r.queue_ms = 7;
   return r;
 }
 
@@ -45,7 +46,7 @@ TEST(AccessLogFormat, JsonLine) {
             R"("host":"example.com","path":"/a\"b\\c?q=\u0001\u00e9","status":200,)"
             R"("bytes_sent":1234567,"bytes_received":89,"duration_ms":12.346,"upstream_ms":10.500,)"
             R"("listener":"web","route":"api","pool":"app","backend":"127.0.0.1:9001","retries":2,)"
-            R"("request_id":"4f0c","user_agent":"curl/7.88.1"})"
+            R"("queue_ms":7,"request_id":"4f0c","user_agent":"curl/7.88.1"})"
             "\n");
 }
 
@@ -73,6 +74,16 @@ TEST(AccessLogFormat, JsonLineWithoutBackendAnswer) {
   format_line(Format::kJson, r, kNow, clock, out);
   EXPECT_NE(out.find(R"("duration_ms":2500.000,"upstream_ms":null,)"), std::string::npos) << out;
   EXPECT_NE(out.find(R"("backend":"",)"), std::string::npos) << out;
+}
+
+TEST(AccessLogFormat, JsonLineSaysWhichGuardActed) {
+  RequestRecord r = sample();
+  r.guard = "rate_limit";
+  std::string out;
+  SecondText clock;
+  format_line(Format::kJson, r, kNow, clock, out);
+  EXPECT_NE(out.find(R"("queue_ms":7,"guard":"rate_limit","request_id":)"), std::string::npos)
+      << out;
 }
 
 TEST(AccessLogFormat, CombinedLine) {
