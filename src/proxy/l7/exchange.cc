@@ -333,8 +333,10 @@ net::Task<uint32_t> queued_candidate(Client& c, PoolState& pool, const RequestIn
   // Nobody overtakes a request already waiting on any worker.
   if (pool.queued.load(std::memory_order_relaxed) == 0) {
     const uint32_t index = first_candidate(pool, info, candidates);
-    if (index != balance::kNoBackend || !any_serving(pool)) co_return index;
+    if (index != balance::kNoBackend) co_return index;
   }
+  // The queue is for backends that are full, not for a pool with none usable (503 at once).
+  if (!any_serving(pool)) co_return balance::kNoBackend;
   const config::PoolQueue& queue = pool.config.queue;
   if (pool.queued.fetch_add(1, std::memory_order_relaxed) >= queue.max) {
     pool.queued.fetch_sub(1, std::memory_order_relaxed);
@@ -410,6 +412,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const Failure failure =
         co_await buffer_body(c, info, pool.config.buffer_request, *buffered, continue_sent);
     if (failure) co_return failure.status ? co_await fail(c, failure.status) : Next::kClose;
+    continue_sent = continue_sent || buffered->whole;  // nothing left for the client to send
   }
   const bool replayable = info.replayable() || (buffered && buffered->whole);
   pool.retry_budget.on_request();

@@ -30,7 +30,8 @@ net::Task<long> read_body_bytes(Client& c, BodyPace& pace) {
   while (true) {
     const uint64_t idle_deadline = c.after(c.config().timeouts.body);
     const uint64_t deadline = std::min(idle_deadline, pace.window_end());
-    const long n = co_await read_client(c, c.in.tail(), c.in.tail_room(), deadline);
+    char* tail = c.in.tail();  // compacts first: tail_room() after it
+    const long n = co_await read_client(c, tail, c.in.tail_room(), deadline);
     const uint64_t now = c.worker.reactor().now_ms();
     if (!pace.keep(n > 0 ? static_cast<size_t>(n) : 0, now)) co_return kBodyTooSlow;
     if (n == -ETIMEDOUT && now < idle_deadline) continue;  // only a window ended, on pace

@@ -1,10 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "balance/algorithms.h"
@@ -61,6 +63,53 @@ TEST(Balancer, CandidatesArePickThenFallbacksWithoutRepeats) {
   Candidates d = balancer->candidates(0, 0, 0);  // ticket 2 would pick 2, which is down
   EXPECT_EQ(balancer->next(d, live), 0u);
   EXPECT_EQ(balancer->next(d, live), 1u);
+}
+
+// max_connections: a backend at its limit is skipped by every algorithm, and with all of them
+// there the pick says so (the request then waits in the pool's queue).
+TEST(Balancer, EveryAlgorithmSpillsPastABackendAtMaxActive) {
+  for (const AlgorithmInfo& a : algorithms()) {
+    auto balancer = std::move(*Balancer::build(a.name, backends({1, 1, 1}), {}));
+    LiveState live(3);
+    live.set_max_active(2);
+    for (uint32_t i = 0; i < 2; ++i) ASSERT_TRUE(live.try_begin(1));
+    for (uint64_t key = 0; key < 200; ++key) {
+      Candidates c = balancer->candidates(key * 0x9e3779b97f4a7c15ULL, key, 0);
+      const uint32_t pick = balancer->next(c, live);
+      ASSERT_NE(pick, kNoBackend) << a.name;
+      EXPECT_NE(pick, 1u) << a.name << " picked the full backend for key " << key;
+    }
+    for (uint32_t b : {0u, 2u}) {
+      for (uint32_t i = 0; i < 2; ++i) ASSERT_TRUE(live.try_begin(b));
+    }
+    Candidates c = balancer->candidates(7, 7, 0);
+    EXPECT_EQ(balancer->next(c, live), kNoBackend) << a.name;
+    live.end(2);
+    Candidates again = balancer->candidates(7, 7, 0);
+    EXPECT_EQ(balancer->next(again, live), 2u) << a.name;
+  }
+}
+
+TEST(LiveState, TryBeginNeverPassesMaxActiveUnderRacingThreads) {
+  LiveState live(1);
+  live.set_max_active(3);
+  std::atomic<uint32_t> taken{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100000; ++i) {
+        if (!live.try_begin(0)) continue;
+        EXPECT_LE(live.active(0), 3u);
+        taken.fetch_add(1);
+        live.end(0);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(live.active(0), 0u);
+  EXPECT_GT(taken.load(), 0u);
+  LiveState unlimited(1);
+  for (int i = 0; i < 1000; ++i) EXPECT_TRUE(unlimited.try_begin(0));
 }
 
 TEST(Balancer, MaglevFallsBackAlongItsTableToWhereKeysMoveWhenABackendLeaves) {
