@@ -8,11 +8,17 @@ usage: backend.py PORT NAME [WORK_MS [serial]]
                                  but broken, which a TCP check cannot see)
   GET  /work                  -> waits WORK_MS, then NAME; with "serial", one /work at a time
                                  (a server of limited concurrency, where requests queue)
-  GET  /stats                 -> {"requests": N, "connections": N}
+  GET  /stats                 -> {"requests": N, "connections": N, "other_requests": N,
+                                 "in_flight": N, "max_in_flight": N}
+                                 (requests counts every request, /stats included;
+                                 other_requests those other than /stats; in_flight those read
+                                 and not yet answered; max_in_flight the most ever at once)
   GET  /echo                  -> the request head exactly as received, as the body
   GET  /big?bytes=N           -> N bytes of a fixed pattern (Content-Length)
   GET  /chunked?bytes=N       -> the same pattern, chunked
-  POST /upload                -> "LENGTH SHA256" of the request body (Content-Length or chunked)
+  POST /upload                -> "LENGTH SHA256" of the request body (Content-Length or chunked);
+                                 with ?reset=NAME the backend of that NAME reads the body, then
+                                 resets the connection without answering (others answer as usual)
   GET  /sleep?ms=N            -> waits, then NAME
   GET  /status?code=N         -> that status
   GET  /ambiguous             -> a response with both Content-Length and Transfer-Encoding
@@ -48,6 +54,35 @@ class Stats:
     lock = threading.Lock()
     requests = 0
     connections = 0
+    other_requests = 0
+    in_flight = 0
+    max_in_flight = 0
+
+
+class Answering:
+    """A request's socket: the request stops counting as in flight once its answer starts (or
+    the connection is closed), before the peer can see it and send the next one."""
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._counted = True
+
+    def answered(self):
+        if self._counted:
+            self._counted = False
+            with Stats.lock:
+                Stats.in_flight -= 1
+
+    def sendall(self, data):
+        self.answered()
+        return self._sock.sendall(data)
+
+    def close(self):
+        self.answered()
+        return self._sock.close()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
 
 
 class Connection:
@@ -162,6 +197,21 @@ class Handler(socketserver.BaseRequestHandler):
         url = urlsplit(target)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         path = url.path
+        if path == "/stats":
+            return self.serve_parsed(conn, raw, method, headers, query, path)
+        with Stats.lock:
+            Stats.other_requests += 1
+            Stats.in_flight += 1
+            Stats.max_in_flight = max(Stats.max_in_flight, Stats.in_flight)
+        sock = conn.sock
+        conn.sock = Answering(sock)
+        try:
+            return self.serve_parsed(conn, raw, method, headers, query, path)
+        finally:
+            conn.sock.answered()
+            conn.sock = sock
+
+    def serve_parsed(self, conn, raw, method, headers, query, path):
         name = self.server.name.encode()
         sock = conn.sock
         if path == "/upload":
@@ -171,12 +221,18 @@ class Handler(socketserver.BaseRequestHandler):
                 digest.update(piece)
                 size[0] += len(piece)
             conn.read_body(headers, sink)
+            if query.get("reset") == self.server.name:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.close()
+                return False
             respond(sock, 200, b"%d %s" % (size[0], digest.hexdigest().encode()))
         else:
             conn.read_body(headers, lambda piece: None)
             if path == "/stats":
                 with Stats.lock:
-                    body = json.dumps({"requests": Stats.requests, "connections": Stats.connections})
+                    body = json.dumps({"requests": Stats.requests, "connections": Stats.connections,
+                                       "other_requests": Stats.other_requests, "in_flight": Stats.in_flight,
+                                       "max_in_flight": Stats.max_in_flight})
                 respond(sock, 200, body.encode())
             elif path.endswith("/echo"):
                 respond(sock, 200, raw)
