@@ -485,6 +485,8 @@ class PoolQueue(unittest.TestCase):
         self.assertEqual(len(served), 2)  # the backend's 600 ms outlast every waiter's 200 ms
         for status, fields, body, took in timed_out:
             self.assertRegex(fields.get("Retry-After", ""), r"^\d+$", "a 503 without Retry-After")
+            self.assertRegex(fields.get("X-Request-Id", ""), r"^[0-9a-f-]{36}$",
+                             "usher's 503 carries the request's id like its other answers")
             self.assertGreaterEqual(took, 0.18)  # waited its time in the queue
             self.assertLess(took, 0.55)  # and no longer: not until a place freed
         self.assertEqual(usher.wait_metric("usher_pool_queue_timeouts_total", len(timed_out), pool="web"),
@@ -511,6 +513,8 @@ class PoolQueue(unittest.TestCase):
         self.assertEqual(len(served), 7)  # 2 in flight and 5 waiting
         for status, fields, body, took in refused:
             self.assertRegex(fields.get("Retry-After", ""), r"^\d+$", "a 503 without Retry-After")
+            self.assertRegex(fields.get("X-Request-Id", ""), r"^[0-9a-f-]{36}$",
+                             "usher's 503 carries the request's id like its other answers")
             self.assertLess(took, 0.3)  # at once, not after a wait (a place frees after 400 ms)
         self.assertEqual(usher.wait_metric("usher_circuit_breaker_trips_total", len(refused),
                                            pool="web", kind="queue_full"), len(refused))

@@ -1,5 +1,6 @@
 #include "proxy/l7/client_io.h"
 
+#include <fmt/format.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -13,7 +14,16 @@ namespace usher::proxy::l7 {
 net::Task<bool> send_status(Client& c, int status) {
   c.linger = true;
   c.current.status = status;
-  co_return co_await write_client(c, error_response(status), {}, c.after(c.config().timeouts.body));
+  const std::string_view response = error_response(status);
+  const uint64_t deadline = c.after(c.config().timeouts.body);
+  if (c.current.request_id.empty()) co_return co_await write_client(c, response, {}, deadline);
+  // The request's id goes right after the status line, as in every other response of usher's.
+  const size_t line = response.find("\r\n") + 2;
+  char head[256];
+  const auto written = fmt::format_to_n(head, sizeof head, "{}X-Request-Id: {}\r\n",
+                                        response.substr(0, line), c.current.request_id);
+  if (written.size > sizeof head) co_return co_await write_client(c, response, {}, deadline);
+  co_return co_await write_client(c, {head, written.size}, response.substr(line), deadline);
 }
 
 net::Task<Next> fail(Client& c, int status) {

@@ -228,6 +228,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
       generate_request_id(w, info.request_id);
     }
   }
+  c.current.request_id = info.request_id.view();
   if (c.config().access_log.target != config::AccessLog::Target::kOff) {
     capture_for_log(w, head, fields.host, info.logged);
   }

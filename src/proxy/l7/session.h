@@ -35,6 +35,7 @@ struct RequestOutcome {
   // The protection that answered or ended the request, for the access log: "rate_limit",
   // "denied", "queue_full", "queue_timeout", "header_timeout", "body_rate".
   const char* guard = nullptr;
+  std::string_view request_id;  // once known: echoed in usher's error responses too
 };
 
 struct Client {
