@@ -525,6 +525,26 @@ class PoolQueue(unittest.TestCase):
                          ["queue_full"] * len(refused))
 
 
+class RetryBreaker(unittest.TestCase):
+    def test_max_pending_retries_bounds_the_retries_in_flight(self):
+        """Six requests at once all get a 503 worth retrying; each retry waits out a 600 ms
+        backoff, so they would all be in flight together. With max_pending_retries: 1, one
+        request retries and the other five get the failed try's answer at once."""
+        b = backend(self)
+        usher = Usher(self, [b], workers=2,
+                      pool="    max_pending_retries: 1\n"
+                           "    retries: { attempts: 2, backoff: 600ms, statuses: [503] }\n")
+        threads, results = crowd(usher.port, "/status?code=503", 6)
+        self.assertTrue(join(threads), "the clients did not finish")
+        self.assertEqual(sorted(r[0] for r in results), [503] * 6, [r[2] for r in results])
+        quick = [r for r in results if r[3] < 0.25]
+        self.assertEqual(len(quick), 5, [round(r[3], 3) for r in results])
+        self.assertEqual(usher.wait_metric("usher_circuit_breaker_trips_total", 5, pool="web",
+                                           kind="retries"), 5)
+        self.assertEqual(usher.metric("usher_pool_retries_total", pool="web"), 1)
+        self.assertEqual(upstream_requests(b), 7)  # six first tries and one retry
+
+
 class BufferedRequests(unittest.TestCase):
     MALFORMED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"
     HEAD = b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
