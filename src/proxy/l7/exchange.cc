@@ -8,12 +8,12 @@
 #include <optional>
 
 #include "health/outlier.h"
+#include "proxy/l7/backend_choice.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/failure.h"
 #include "proxy/l7/request_body.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_io.h"
-#include "proxy/pool_queue.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::l7 {
@@ -309,86 +309,6 @@ uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
 bool goes_on(const Failure& f, uint32_t index, uint32_t next) {
   return next != index || f.cause == Cause::kConnect || f.cause == Cause::kStatus;
 }
-
-// The first candidate, its place taken: a pinned client's own backend while that one is usable
-// and has room, else the pick.
-uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
-                         balance::Candidates& candidates) {
-  if (info.sticky_backend != balance::kNoBackend &&
-      pool.live.usable_for_pinned(info.sticky_backend) &&
-      pool.live.try_begin(info.sticky_backend)) {
-    candidates.add_tried(info.sticky_backend);
-    return info.sticky_backend;
-  }
-  return take_backend(pool, candidates);
-}
-
-// A request's backend when the pool limits requests per backend: at once while nobody waits and
-// one has room, else after waiting its turn in the queue. kNoBackend: answered (503) already,
-// with `status` set.
-net::Task<uint32_t> queued_candidate(Client& c, PoolState& pool, const RequestInfo& info,
-                                     balance::Candidates& candidates, int& status) {
-  Worker& w = c.worker;
-  metrics::PoolCounters& counters = w.metrics().pools[pool.id];
-  // Nobody overtakes a request already waiting on any worker.
-  if (pool.queued.load(std::memory_order_relaxed) == 0) {
-    const uint32_t index = first_candidate(pool, info, candidates);
-    if (index != balance::kNoBackend) co_return index;
-  }
-  // The queue is for backends that are full, not for a pool with none usable (503 at once).
-  if (!any_serving(pool)) co_return balance::kNoBackend;
-  const config::PoolQueue& queue = pool.config.queue;
-  if (pool.queued.fetch_add(1, std::memory_order_relaxed) >= queue.max) {
-    pool.queued.fetch_sub(1, std::memory_order_relaxed);
-    counters.breaker_trips[static_cast<size_t>(metrics::BreakerTrip::kQueueFull)].add();
-    c.current.guard = "queue_full";
-    status = 503;
-    co_return balance::kNoBackend;
-  }
-  counters.queue_depth.add(1);
-  const uint64_t since = w.reactor().now_ms();
-  const uint32_t index =
-      co_await w.pool_queue().wait(pool, info.key_hash, w.random(), since + queue.timeout.count());
-  pool.queued.fetch_sub(1, std::memory_order_relaxed);
-  counters.queue_depth.add(-1);
-  const uint64_t waited_ms = w.reactor().now_ms() - since;
-  c.current.queue_ms = static_cast<uint32_t>(waited_ms);
-  counters.queue_wait.observe(static_cast<double>(waited_ms) / 1e3);
-  if (index == balance::kNoBackend) {
-    counters.queue_timeouts.add();
-    c.current.guard = "queue_timeout";
-    status = 503;
-  } else {
-    candidates.add_tried(index);
-  }
-  co_return index;
-}
-
-// A request's count among the pool's retries in flight (max_pending_retries).
-class RetrySlot {
- public:
-  explicit RetrySlot(PoolState& pool) : pool_(pool) {}
-  RetrySlot(const RetrySlot&) = delete;
-  RetrySlot& operator=(const RetrySlot&) = delete;
-  ~RetrySlot() {
-    if (held_) pool_.retries_in_flight.fetch_sub(1, std::memory_order_relaxed);
-  }
-  // False when the breaker is open: the pool has max_pending_retries in flight already.
-  bool take() {
-    const uint32_t max = pool_.config.max_pending_retries;
-    if (held_ || max == 0) return true;
-    if (pool_.retries_in_flight.fetch_add(1, std::memory_order_relaxed) >= max) {
-      pool_.retries_in_flight.fetch_sub(1, std::memory_order_relaxed);
-      return false;
-    }
-    held_ = true;
-    return true;
-  }
-
- private:
-  PoolState& pool_;
-  bool held_ = false;
-};
 
 }  // namespace
 
