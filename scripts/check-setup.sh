@@ -16,6 +16,7 @@ COMMANDS=(
   cmake ninja g++ gcc clang++ clang clang-format pkg-config ld
   # scripts/test.sh and the tests
   find xargs python3 node npm chromium promtool redis-server haproxy nginx curl timeout openssl
+  slowhttptest
   # bench/ and scripts/demo.sh
   wrk taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate
 )

@@ -16,6 +16,7 @@ PACKAGES=(
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
+  slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium
 )
