@@ -108,6 +108,14 @@ class AccessLog(unittest.TestCase):
             self.assertEqual(bad["status"], 400)
             self.assertLess(bad["duration_ms"], 5000)
 
+            # A client that goes before its answer leaves a line with nginx's 499, not nothing.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+                time.sleep(0.2)
+            gone = json.loads(wait_lines(path, 43)[-1])
+            self.assertEqual((gone["status"], gone["method"], gone["path"]), (499, "POST", "/upload"))
+            self.assertEqual(gone["bytes_sent"], 0)
+
             # Rotation: move the file away, SIGUSR1, and new lines go to a new file.
             os.rename(path, path + ".1")
             usher.signal(signal.SIGUSR1)

@@ -31,6 +31,11 @@ net::Task<Next> fail(Client& c, int status) {
   co_return Next::kClose;
 }
 
+net::Task<Next> fail_or_close(Client& c, int status) {
+  if (status) co_await send_status(c, status);
+  co_return Next::kClose;
+}
+
 net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context) {
   metrics::ListenerCounters& counters =
       c.worker.metrics().listeners[c.worker.current().listeners[c.endpoint.listener].metric_id];

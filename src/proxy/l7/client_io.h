@@ -33,6 +33,10 @@ net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context);
 // usher's own error response; the connection then closes gently (linger_close).
 net::Task<bool> send_status(Client& c, int status);
 net::Task<Next> fail(Client& c, int status);
+// fail() when there is a status to send, else just the close (a client that has gone). Not
+// `status ? co_await fail(...) : kClose`: GCC 12 evaluates a co_await in a conditional
+// expression's unchosen branch too, which sent a 500 to clients that had gone.
+net::Task<Next> fail_or_close(Client& c, int status);
 
 // After an error response the client may still be sending; closing with unread bytes would
 // reset the connection and could destroy the response before the client reads it. So: stop

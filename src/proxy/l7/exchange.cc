@@ -331,7 +331,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     buffered.emplace();
     const Failure failure =
         co_await buffer_body(c, info, pool.config.buffer_request, *buffered, continue_sent);
-    if (failure) co_return failure.status ? co_await fail(c, failure.status) : Next::kClose;
+    if (failure) co_return co_await fail_or_close(c, failure.status);
     continue_sent = continue_sent || buffered->whole;  // nothing left for the client to send
   }
   const bool replayable = info.replayable() || (buffered && buffered->whole);
@@ -363,8 +363,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const Failure& f = t.failure;
     record_outcome(w, pool, index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500);
     if (!f) co_return t.next;
-    if (f.side != Failure::Side::kUpstream)
-      co_return f.status ? co_await fail(c, f.status) : Next::kClose;
+    if (f.side != Failure::Side::kUpstream) co_return co_await fail_or_close(c, f.status);
     if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {
       w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
     }

@@ -8,10 +8,18 @@ namespace usher::proxy::l7 {
 
 namespace {
 
-// One access log line for a finished request.
+// Logged for a request whose client went before its answer (nginx's convention): a line that
+// says so, where there would otherwise be no trace of the request at all.
+constexpr int kClientClosedRequest = 499;
+
+// One access log line for a finished request: answered, or read and then abandoned by its
+// client (a connection that ends between requests, or inside a head, has no request to log).
 void log_request(Client& c, const RequestInfo& info, double seconds) {
   const config::AccessLog& wanted = c.config().access_log;
-  if (wanted.target == config::AccessLog::Target::kOff || c.current.status == 0) return;
+  const int status = c.current.status           ? c.current.status
+                     : c.current.bytes_received ? kClientClosedRequest
+                                                : 0;
+  if (wanted.target == config::AccessLog::Target::kOff || status == 0) return;
   using Field = LoggedFields::Field;
   const config::Listener& listener = c.routes->config;
   log::RequestRecord r;
@@ -23,7 +31,7 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
   r.user_agent = info.logged.get(Field::kUserAgent);
   r.request_id = info.request_id.view();
   r.version_minor = info.http10 ? 0 : 1;
-  r.status = c.current.status;
+  r.status = status;
   r.bytes_sent = c.current.bytes_sent;
   r.bytes_received = c.current.bytes_received;
   r.duration_seconds = seconds;
