@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every check usher has: formatting, the parser fuzzer, and the whole test suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
-#   FUZZ_SECONDS=60 (default) bounds the fuzzing run.
+# Runs every check usher has: formatting, the HTTP/1 and TLS fuzzers, and the whole test suite
+# under AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
+#   FUZZ_SECONDS=60 (default) bounds the HTTP/1 fuzzing run,
+#   TLS_FUZZ_SECONDS=30 (default) the TLS one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -19,20 +20,30 @@ step "format (clang-format --dry-run)"
 find src tests fuzz bench examples -name node_modules -prune -o \( -name '*.cc' -o -name '*.h' \) \
   -print0 | xargs -0 clang-format --dry-run --Werror
 
+# A fuzzer run from its committed seeds plus what it finds, in a corpus thrown away afterwards.
+fuzz() {
+  local target=$1 seconds=$2 seeds=$3 corpus log
+  corpus=$(mktemp -d)
+  log=$(mktemp)
+  if ! "build-fuzz/fuzz/$target" -max_total_time="$seconds" -max_len=4096 -print_final_stats=1 \
+      "$corpus" "$seeds" >"$log" 2>&1; then
+    cat "$log"
+    echo "fuzzing $target found a failure (reproducer above)" >&2
+    exit 1
+  fi
+  grep -E '^(Done|stat::number_of_executed_units)' "$log"
+  rm -rf "$corpus" "$log"
+}
+
 step "fuzz the HTTP/1 codec for ${FUZZ_SECONDS:-60}s (clang libFuzzer, ASan+UBSan)"
 CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DUSHER_FUZZ=ON -DUSHER_SANITIZE=ON -DUSHER_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo "$WERROR" >/dev/null
 cmake --build build-fuzz --target http1_fuzz
-corpus=$(mktemp -d)
-log=$(mktemp)
-if ! build-fuzz/fuzz/http1_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -max_len=4096 \
-    -print_final_stats=1 "$corpus" fuzz/corpus/http1 >"$log" 2>&1; then
-  cat "$log"
-  echo "fuzzing found a failure (reproducer above)" >&2
-  exit 1
-fi
-grep -E '^(Done|stat::number_of_executed_units)' "$log"
-rm -rf "$corpus" "$log"
+fuzz http1_fuzz "${FUZZ_SECONDS:-60}" fuzz/corpus/http1
+
+step "fuzz TLS termination for ${TLS_FUZZ_SECONDS:-30}s (clang libFuzzer, ASan+UBSan)"
+cmake --build build-fuzz --target tls_fuzz
+fuzz tls_fuzz "${TLS_FUZZ_SECONDS:-30}" fuzz/corpus/tls
 
 step "tests under AddressSanitizer + UndefinedBehaviorSanitizer (integration suites on io_uring)"
 # -O1 -g1 (line tables only): what the sanitizers need for reports, built in half the time of -O2 -g.

@@ -1,17 +1,16 @@
 """Active health checks: real usher, real backends, loopback, bounded in time."""
 import collections
-import http.client
 import re
 import signal
 import time
 import unittest
 
-from harness import exchange, start_backend, start_usher, status_of
+from harness import exchange, http_connection, start_backend, start_usher, status_of
 
 
 def spread(port, requests=30):
     counts = collections.Counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn = http_connection(port)
     for _ in range(requests):
         conn.request("GET", "/")
         response = conn.getresponse()

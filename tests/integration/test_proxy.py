@@ -4,12 +4,12 @@ import collections
 import hashlib
 import http.client
 import os
-import socket
-import threading
+import ssl
 import time
 import unittest
 
-from harness import ProxyTestCase, exchange, read_until_close, status_of, backend_stats
+from harness import (SCHEME, ProxyTestCase, backend_stats, connect, exchange, http_connection,
+                     read_until_close, send_while_reading, shutdown_write, status_of)
 
 
 class Distribution(ProxyTestCase):
@@ -20,7 +20,7 @@ class Distribution(ProxyTestCase):
         counts = collections.Counter()
         clients = 30
         for _ in range(clients):
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            conn = http_connection(self.port)
             for _ in range(10):
                 conn.request("GET", "/")
                 response = conn.getresponse()
@@ -41,7 +41,7 @@ class Distribution(ProxyTestCase):
 
 class Forwarding(ProxyTestCase):
     def get(self, path, headers=None, method="GET"):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http_connection(self.port)
         conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         body = response.read()
@@ -58,7 +58,7 @@ class Forwarding(ProxyTestCase):
         # An untrusted client's own X-Forwarded-For is replaced, not believed.
         self.assertNotIn("203.0.113.9", head)
         self.assertIn("X-Forwarded-For: 127.0.0.1\r\n", head)
-        self.assertIn("X-Forwarded-Proto: http\r\n", head)
+        self.assertIn(f"X-Forwarded-Proto: {SCHEME}\r\n", head)
         self.assertIn("Via: 1.1 usher\r\n", head)
         for hop in ("X-Secret", "Keep-Alive", "TE:", "Connection"):
             self.assertNotIn(hop, head)
@@ -69,7 +69,7 @@ class Forwarding(ProxyTestCase):
         self.assertEqual(response.getheader("Transfer-Encoding"), "chunked")
         self.assertEqual(len(body), 3000000)
         payload = os.urandom(1_000_000)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn = http_connection(self.port, timeout=10)
         pieces = (payload[i:i + 65536] for i in range(0, len(payload), 65536))
         conn.request("POST", "/upload", body=pieces, encode_chunked=True,
                      headers={"Transfer-Encoding": "chunked"})
@@ -106,14 +106,10 @@ class Forwarding(ProxyTestCase):
         raw = b"".join(b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Order: %d\r\nX-Pad: %s\r\n\r\n" % (i, pad)
                        for i in range(count - 1))
         raw += b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Order: %d\r\nConnection: close\r\n\r\n" % (count - 1)
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            s.connect(("127.0.0.1", self.port))
-            sender = threading.Thread(target=s.sendall, args=(raw,))
-            sender.start()  # the requests outgrow socket buffers too: sent while this side reads
-            time.sleep(0.5)
-            out = read_until_close(s, 10)
-            sender.join()
+        with connect(self.port, rcvbuf=4096) as s:
+            # The requests outgrow socket buffers too: sent while this side reads, after half a
+            # second of reading nothing.
+            out = send_while_reading(s, raw, quiet=0.5, timeout=10.5)
         responses = out.split(b"HTTP/1.1 200 X\r\n")
         self.assertEqual(responses[0], b"")
         self.assertEqual(len(responses) - 1, count)
@@ -134,7 +130,7 @@ class Forwarding(ProxyTestCase):
         self.assertEqual(body[:4], bytes([0, 1, 2, 3]))
 
     def test_http10_keep_alive(self):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+        with connect(self.port) as s:
             for _ in range(3):
                 s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
                 head = b""
@@ -144,19 +140,19 @@ class Forwarding(ProxyTestCase):
                 self.assertEqual(len(s.recv(1)), 1)
 
     def test_expect_100_continue(self):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+        with connect(self.port) as s:
             s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
             interim = s.recv(100)
             self.assertEqual(interim, b"HTTP/1.1 100 Continue\r\n\r\n")
             s.sendall(b"hello")
-            s.shutdown(socket.SHUT_WR)
+            shutdown_write(s)
             out = read_until_close(s, 5)
         self.assertEqual(status_of(out), 200)
         self.assertTrue(out.endswith(b"5 " + hashlib.sha256(b"hello").hexdigest().encode()), out)
 
     def test_websocket_echo(self):
         key = base64.b64encode(os.urandom(16))
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+        with connect(self.port) as s:
             s.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                       b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
             head = b""
@@ -193,12 +189,13 @@ class BackendFailures(ProxyTestCase):
         self.assertLess(time.monotonic() - started, 2.5)
 
     def test_backend_dying_mid_response_is_not_a_complete_body(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http_connection(self.port)
         conn.request("GET", "/cut")
         response = conn.getresponse()
         self.assertEqual(response.getheader("Content-Length"), "1000")
-        with self.assertRaises((http.client.IncompleteRead, ConnectionResetError)):
+        with self.assertRaises((http.client.IncompleteRead, ConnectionResetError, ssl.SSLError)):
             response.read()
+        conn.close()
 
     def test_then_still_serves(self):
         out = exchange(self.port, b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

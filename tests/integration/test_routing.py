@@ -1,18 +1,17 @@
 """Content-based routing: host, path, regex, method, header, query and cookie matches; redirects,
 fixed responses, path rewrites, per-route timeouts and retries, header edits and request ids."""
-import http.client
 import re
-import socket
 import time
 import unittest
 
-from harness import USHER, Process, free_port, start_backend, write_config
+from harness import (SCHEME, TLS, USHER, Process, free_port, http_connection, listener_tls,
+                     start_backend, write_config)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
 def request(port, path, headers=None, method="GET", timeout=5):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http_connection(port, timeout)
     conn.request(method, path, headers=headers or {})
     response = conn.getresponse()
     body = response.read()
@@ -38,7 +37,7 @@ limits: {{ max_request_line: 64KiB, max_header_bytes: 96KiB }}
 listeners:
   - name: main
     listen: 127.0.0.1:{cls.port}
-    routes:
+{listener_tls()}    routes:
       - match: {{ host: "admin.*" }}
         pool: m
       - match: {{ host: exact.example.com }}
@@ -90,7 +89,7 @@ listeners:
       - pool: w
   - name: strict
     listen: 127.0.0.1:{cls.strict_port}
-    routes:
+{listener_tls()}    routes:
       - match: {{ host: known.example }}
         pool: w
 pools:
@@ -151,14 +150,15 @@ pools:
     def test_redirects(self):
         response, _ = request(self.port, "/old?x=1", {"Host": "site.test:8080"})
         self.assertEqual(response.status, 301)
-        self.assertEqual(response.getheader("Location"), "http://site.test:8080/new?x=1")
-        # A new scheme drops the old port.
+        self.assertEqual(response.getheader("Location"), f"{SCHEME}://site.test:8080/new?x=1")
+        # A new scheme drops the old port; the same one (over TLS) keeps the Host field as sent.
         response, _ = request(self.port, "/secure/page", {"Host": "Site.test:8080"})
         self.assertEqual(response.status, 302)
-        self.assertEqual(response.getheader("Location"), "https://site.test/secure/page")
+        self.assertEqual(response.getheader("Location"),
+                         "https://Site.test:8080/secure/page" if TLS else "https://site.test/secure/page")
 
     def test_fixed_response_keeps_the_connection(self):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http_connection(self.port)
         for _ in range(2):
             conn.request("GET", "/maintenance")
             response = conn.getresponse()
@@ -219,7 +219,7 @@ class Forwarding(unittest.TestCase):
 listeners:
   - name: web
     listen: 127.0.0.1:{cls.port}
-    trusted_proxies: [127.0.0.2/32, 10.0.0.0/8]
+{listener_tls()}    trusted_proxies: [127.0.0.2/32, 10.0.0.0/8]
     forwarded: true
     routes:
       - pool: web
@@ -239,8 +239,7 @@ pools:
             b.stop()
 
     def seen(self, source, headers, path="/echo"):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5,
-                                          source_address=(source, 0))
+        conn = http_connection(self.port, source=source)
         conn.request("GET", path, headers=headers)
         body = conn.getresponse().read().decode()
         conn.close()
@@ -257,16 +256,16 @@ pools:
         fields = self.seen("127.0.0.1", {})
         self.assertEqual(fields["X-Forwarded-For"], "127.0.0.1")
         self.assertEqual(fields["X-Real-Client"], "127.0.0.1")
-        self.assertEqual(fields["X-Forwarded-Proto"], "http")
+        self.assertEqual(fields["X-Forwarded-Proto"], SCHEME)
         self.assertEqual(fields["X-Forwarded-Port"], str(self.port))
-        self.assertEqual(fields["Forwarded"], f'for=127.0.0.1;host="127.0.0.1:{self.port}";proto=http')
+        self.assertEqual(fields["Forwarded"], f'for=127.0.0.1;host="127.0.0.1:{self.port}";proto={SCHEME}')
 
     def test_untrusted_spoofed_header_is_replaced(self):
         fields = self.seen("127.0.0.1", {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https",
                                          "Forwarded": "for=6.6.6.6"})
         self.assertEqual(fields["X-Forwarded-For"], "127.0.0.1")
         self.assertEqual(fields["X-Real-Client"], "127.0.0.1")
-        self.assertEqual(fields["X-Forwarded-Proto"], "http")
+        self.assertEqual(fields["X-Forwarded-Proto"], SCHEME)
         self.assertNotIn("6.6.6.6", fields["Forwarded"])
 
     def test_trusted_proxy_chain_is_kept_and_extended(self):
@@ -302,7 +301,7 @@ class Sticky(unittest.TestCase):
 listeners:
   - name: web
     listen: 127.0.0.1:{port}
-    routes:
+{listener_tls()}    routes:
       - match: {{ path_prefix: /app/ }}
         pool: app
         strip_prefix: /app
@@ -333,7 +332,10 @@ pools:
 
     def test_pins_a_client_and_repins_when_its_backend_dies(self):
         first, set_cookie = self.get()
-        self.assertRegex(set_cookie, r"^SERVERID=[0-9a-f]{16}; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600$")
+        # Secure: a cookie set over HTTPS must not travel over plain HTTP.
+        secure = "; Secure" if TLS else ""
+        self.assertRegex(set_cookie,
+                         rf"^SERVERID=[0-9a-f]{{16}}; Path=/; HttpOnly; SameSite=Lax; Max-Age=3600{secure}$")
         cookie = set_cookie.split(";")[0]
         self.assertNotIn("127.0.0.1", cookie)
         pinned = [self.get(cookie=cookie) for _ in range(100)]
