@@ -36,6 +36,9 @@ bool parse_rate(std::string_view text, double& count, double& period_seconds) {
 constexpr double kMinPerSecond = 1.0 / 3600;
 constexpr double kMaxPerSecond = 1e6;
 constexpr unsigned kMaxBurst = 1'000'000;
+// A limit's table holds how far ahead of now a key may be: burst / rate, at most 2^46 µs.
+constexpr double kMaxBurstSeconds = 70'000'000;
+constexpr size_t kMaxBodyRate = size_t{1} << 30;
 
 }  // namespace
 
@@ -66,6 +69,11 @@ RateLimit read_rate_limit(Reader& r, const YAML::Node& node) {
   unsigned burst = static_cast<unsigned>(std::max(1.0, std::ceil(count)));
   if (node["burst"]) r.unsigned_number(node["burst"], "burst", 1, kMaxBurst, burst);
   limit.burst = std::min(burst, kMaxBurst);
+  if (limit.burst / limit.per_second > kMaxBurstSeconds) {
+    r.error(node.Mark(),
+            "rate_limit: burst / rate is more than 800 days; use a faster rate or a "
+            "smaller burst");
+  }
   return limit;
 }
 
@@ -121,8 +129,13 @@ void read_min_body_rate(Reader& r, const YAML::Node& node, Limits::MinBodyRate& 
     return r.error(node.Mark(), "min_body_rate needs 'bytes_per_second' (like 1KiB)");
   }
   r.size(node["bytes_per_second"], "bytes_per_second", out.bytes_per_second);
+  if (out.bytes_per_second > kMaxBodyRate) {
+    r.error(node["bytes_per_second"].Mark(), "bytes_per_second must be at most 1GiB");
+  }
   if (node["window"]) r.duration(node["window"], "min_body_rate window", out.window);
-  if (out.window < 1s) r.error(node["window"].Mark(), "min_body_rate window must be at least 1s");
+  if (out.window < 1s || out.window > 1h) {
+    r.error(node["window"].Mark(), "min_body_rate window must be from 1s to 1h");
+  }
 }
 
 }  // namespace usher::config

@@ -25,6 +25,7 @@ bool any_serving(const PoolState& pool) {
 net::Task<uint32_t> PoolQueue::wait(PoolState& pool, uint64_t key_hash, uint64_t random,
                                     uint64_t deadline_ms) {
   Waiter w{&pool, key_hash, random, deadline_ms};
+  w.queue = this;
   w.prev = tail_;
   (tail_ ? tail_->next : head_) = &w;
   tail_ = &w;
@@ -72,6 +73,7 @@ void PoolQueue::unlink(Waiter& w) {
   (w.prev ? w.prev->next : head_) = w.next;
   (w.next ? w.next->prev : tail_) = w.prev;
   w.next = w.prev = nullptr;
+  w.queue = nullptr;
 }
 
 }  // namespace usher::proxy

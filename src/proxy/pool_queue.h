@@ -48,6 +48,11 @@ class PoolQueue {
     uint32_t backend = balance::kNoBackend;
     Waiter* next = nullptr;
     Waiter* prev = nullptr;
+    PoolQueue* queue = nullptr;  // set while linked
+    // A waiting request whose frame goes (nothing cancels one today) must not stay in the list.
+    ~Waiter() {
+      if (queue) queue->unlink(*this);
+    }
   };
   struct Parked {
     Waiter& waiter;

@@ -177,7 +177,8 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     }
     const uint64_t body_before = c.current.bytes_received;
     f.failure = co_await send_request(c, f.up->side(), info, request_head, buffered);
-    counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before);
+    counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before +
+                            (buffered ? buffered->bytes.size() : 0));
     if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
     if (f.failure) co_return f;
     f.in = w.buffers().take();
@@ -368,13 +369,16 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
       w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
     }
     if (!f.retry_safe) co_return co_await fail(c, f.status);
+    // No backend left (or none with room) ends it here: the client hears what failed, at once.
     const uint32_t next = take_backend(pool, candidates);
-    const bool retry =
-        goes_on(f, index, next) &&
-        (f.cause == Cause::kStatus || pool.retry_budget.try_spend(w.reactor().now_ms()));
+    bool retry = next != balance::kNoBackend && goes_on(f, index, next);
     if (retry && !retry_slot.take()) {
       counters.breaker_trips[static_cast<size_t>(metrics::BreakerTrip::kRetries)].add();
-    } else if (retry) {
+      retry = false;
+    }
+    retry =
+        retry && (f.cause == Cause::kStatus || pool.retry_budget.try_spend(w.reactor().now_ms()));
+    if (retry) {
       counters.retries.add();
       ++c.current.retries;
       index = next;

@@ -16,6 +16,10 @@ BodyPace::BodyPace(const config::Limits::MinBodyRate& rule, uint64_t now_ms) {
   window_end_ = now_ms + window_ms_;
 }
 
+void BodyPace::hold(uint64_t ms) {
+  if (window_end_ != UINT64_MAX) window_end_ += ms;
+}
+
 bool BodyPace::keep(size_t bytes, uint64_t now_ms) {
   received_ += bytes;
   if (now_ms < window_end_) return true;
@@ -32,6 +36,7 @@ net::Task<long> read_body_bytes(Client& c, BodyPace& pace) {
     const uint64_t deadline = std::min(idle_deadline, pace.window_end());
     char* tail = c.in.tail();  // compacts first: tail_room() after it
     const long n = co_await read_client(c, tail, c.in.tail_room(), deadline);
+    if (n == 0 || (n < 0 && n != -ETIMEDOUT)) co_return n;  // gone: not too slow
     const uint64_t now = c.worker.reactor().now_ms();
     if (!pace.keep(n > 0 ? static_cast<size_t>(n) : 0, now)) co_return kBodyTooSlow;
     if (n == -ETIMEDOUT && now < idle_deadline) continue;  // only a window ended, on pace
@@ -60,6 +65,9 @@ net::Task<Failure> buffer_body(Client& c, const RequestInfo& info, size_t limit,
       if (n <= 0) co_return Failure::client_gone();
     }
     // Never past the limit: what does not fit stays in c.in for the streaming that follows.
+    if (out.bytes.empty() && info.body_kind == http1::Framing::Kind::kLength) {
+      out.bytes.reserve(static_cast<size_t>(info.body_length));  // at most `limit` (the caller)
+    }
     const std::string_view unread = c.unread().substr(0, limit - out.bytes.size());
     http1::BodyStep step;
     if (out.decoder.feed(unread, step) == ParseStatus::kError) co_return Failure::client(400);

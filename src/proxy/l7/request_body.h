@@ -23,6 +23,8 @@ class BodyPace {
   uint64_t window_end() const { return window_end_; }
   // Counts bytes that arrived; at a window's end, false when the window fell short.
   bool keep(size_t bytes, uint64_t now_ms);
+  // Time spent waiting for the backend to take bytes is not the client's: the window moves.
+  void hold(uint64_t ms);
 
  private:
   uint64_t need_per_window_ = 0;  // 0: no minimum

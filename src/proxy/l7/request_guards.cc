@@ -23,10 +23,15 @@ size_t write_rate_limited(const RateGuard& guard, const protect::RateDecision& d
   const auto window = static_cast<uint64_t>(std::ceil(limit.burst / limit.per_second));
   const uint64_t retry = std::max<uint64_t>(1, ceil_seconds(decision.retry_after));
   char fields[512];
-  const auto written = fmt::format_to_n(
+  auto written = fmt::format_to_n(
       fields, sizeof fields,
       "Retry-After: {}\r\nRateLimit-Policy: \"{}\";q={};w={}\r\nRateLimit: \"{}\";r={};t={}\r\n",
       retry, policy, limit.burst, std::max<uint64_t>(1, window), policy, decision.remaining, retry);
+  // A policy name that does not fit a quoted string (or the buffer) leaves the draft's fields
+  // out rather than write a broken one; Retry-After says what matters.
+  if (written.size > sizeof fields || policy.find_first_of("\"\\") != std::string_view::npos) {
+    written = fmt::format_to_n(fields, sizeof fields, "Retry-After: {}\r\n", retry);
+  }
   response.status = 429;
   response.content_type = "text/plain; charset=utf-8";
   response.body = "429 Too Many Requests: rate limit exceeded\n";

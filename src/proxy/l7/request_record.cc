@@ -77,6 +77,7 @@ void finish_request(Client& c, const RequestInfo& info) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
   account(c, info, seconds);
   log_request(c, info, seconds);
+  c.current.request_id = {};  // a view into `info`, which ends with the request
 }
 
 }  // namespace usher::proxy::l7

@@ -97,9 +97,11 @@ net::Task<Failure> send_request(Client& c, Side upstream, const RequestInfo& inf
       if (n <= 0) co_return Failure::client_gone();
     }
     if (body.feed(c.unread(), step) == ParseStatus::kError) co_return Failure::client(400);
+    const uint64_t write_began = c.worker.reactor().now_ms();
     const long sent =
         co_await write_upstream(upstream, c.unread().substr(0, step.consumed), {}, idle_ms);
     if (sent < 0) co_return send_failure(sent);
+    pace.hold(c.worker.reactor().now_ms() - write_began);
     c.in.consume(step.consumed);
     c.current.bytes_received += step.consumed;
   }
