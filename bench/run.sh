@@ -12,45 +12,21 @@
 # Env: CONNS ("64 1000"), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), IDLE_CONNS (10000),
 # PLOT (build/bench.png: req/s and proxy CPU per request against connections, gnuplot),
 # BASELINE (another usher binary, e.g. a build of an earlier commit: measured as the target
-# usher-baseline on io_uring in the same rounds, for a before/after comparison).
+# usher-baseline on io_uring in the same rounds, for a before/after comparison), USHER (the usher
+# binary to measure, already built: then nothing is built; helpers in bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ulimit -n "$(ulimit -Hn)"  # 10 000 idle connections need more than the usual 1024
-
 CONNS=${CONNS:-"64 1000"}
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10}
-CPU=${CPU:-0}
-BODY=${BODY:-13}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-RUN=$(mktemp -d)
-PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap 'stop_all; [ -n "${KEEP_RUN:-}" ] || rm -rf "$RUN"' EXIT
+. bench/lib.sh
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: port $1 did not open" >&2; exit 1
-}
-start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
-
-B1=$(free_port); B2=$(free_port); B3=$(free_port)
 HP=$(free_port); NP=$(free_port); UP=$(free_port); EP=$(free_port); LP=$(free_port); ELP=$(free_port)
 BP=$(free_port)
-body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
 
 # The backends: a pool of three servers, each its own nginx worker answering a fixed body.
-for port in $B1 $B2 $B3; do
-  cat >"$RUN/backend-$port.conf" <<CONF
-worker_processes 1; worker_rlimit_nofile 20000; pid $RUN/backend-$port.pid; error_log $RUN/backend.err crit; daemon off;
-events { worker_connections 30000; }
-http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
-  server { listen 127.0.0.1:$port backlog=4096; location / { default_type text/plain; return 200 "$body"; } } }
-CONF
-done
+start_backends
 cat >"$RUN/haproxy.cfg" <<CONF
 global
   nbthread 1
@@ -81,20 +57,18 @@ http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
            location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
 CONF
 
-for p in $B1 $B2 $B3; do start nginx -c "$RUN/backend-$p.conf"; done
-for p in $B1 $B2 $B3; do wait_port "$p"; done
 start haproxy -db -f "$RUN/haproxy.cfg"; HAPROXY_PID=$LAST
 start nginx -c "$RUN/nginx.conf"; NGINX_PID=$LAST
 BACKENDS=(--to "127.0.0.1:$B1" --to "127.0.0.1:$B2" --to "127.0.0.1:$B3")
-USHER_IO_BACKEND=io_uring start build/src/app/usher proxy --listen "127.0.0.1:$UP" --workers 1 "${BACKENDS[@]}"
+USHER_IO_BACKEND=io_uring start "$USHER" proxy --listen "127.0.0.1:$UP" --workers 1 "${BACKENDS[@]}"
 USHER_PID=$LAST
-USHER_IO_BACKEND=epoll start build/src/app/usher proxy --listen "127.0.0.1:$EP" --workers 1 "${BACKENDS[@]}"
+USHER_IO_BACKEND=epoll start "$USHER" proxy --listen "127.0.0.1:$EP" --workers 1 "${BACKENDS[@]}"
 USHER_EPOLL_PID=$LAST
 # The same with a JSON access log on disk (metrics are always on): what observability costs.
-USHER_IO_BACKEND=io_uring start build/src/app/usher proxy --listen "127.0.0.1:$LP" --workers 1 \
+USHER_IO_BACKEND=io_uring start "$USHER" proxy --listen "127.0.0.1:$LP" --workers 1 \
   --access-log "$RUN/access.log" "${BACKENDS[@]}"
 USHER_LOG_PID=$LAST
-USHER_IO_BACKEND=epoll start build/src/app/usher proxy --listen "127.0.0.1:$ELP" --workers 1 \
+USHER_IO_BACKEND=epoll start "$USHER" proxy --listen "127.0.0.1:$ELP" --workers 1 \
   --access-log "$RUN/access-epoll.log" "${BACKENDS[@]}"
 USHER_EPOLL_LOG_PID=$LAST
 BASELINE_PID=
@@ -108,9 +82,6 @@ for p in $HP $NP $UP $EP $LP $ELP; do wait_port "$p"; done
 sleep 0.3
 NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1)
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-
 # round TARGET PORT PID CONNS -> appends "target conns rps p50_ms p99_ms errors cpu_us_per_req"
 round() {
   local target=$1 port=$2 pid=$3 conns=$4 before after out
@@ -118,22 +89,7 @@ round() {
   out=$(taskset -c "$CPU" wrk -t1 -c"$conns" -d"${DUR}s" --latency "http://127.0.0.1:$port/" 2>&1)
   after=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
   echo "$out" >>"$RUN/wrk.log"
-  echo "$out" | /usr/bin/python3 -c '
-import re, sys
-text = sys.stdin.read()
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
-def percentile(p):
-    value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M).groups()
-    return float(value) * UNIT[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-total = int(re.search(r"(\d+) requests in", text).group(1))
-errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-errors += int(m.group(1)) if m else 0
-cpu_s = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
-print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{percentile(50):.3f}", f"{percentile(99):.3f}", errors,
-      f"{cpu_s * 1e6 / max(total, 1):.2f}")
-' "$target" "$conns" "$before" "$after" "$HZ" | tee -a "$RUN/results"
+  echo "$out" | wrk_row "$target" "$conns" "$before" "$after" | tee -a "$RUN/results"
 }
 
 echo "# placement: everything on CPU $CPU; wrk -t1; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes"

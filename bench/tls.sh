@@ -18,31 +18,15 @@
 # same CPU gives the cost of the handshake's public-key operations, the floor for CPU per handshake.
 # Env: CONNS (64), ROUNDS (3), DUR (10 s), CPU (0), BODY (13 bytes), LOADS ("keepalive full resumed"),
 # BASELINE (another usher binary, e.g. a build of an earlier commit: measured as the target
-# usher-baseline on io_uring in the same rounds, for a before/after comparison).
+# usher-baseline on io_uring in the same rounds, for a before/after comparison), USHER (the usher
+# binary to measure, already built: then nothing is built; helpers in bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ulimit -n "$(ulimit -Hn)"
-
 CONNS=${CONNS:-64}
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-10}
-CPU=${CPU:-0}
-BODY=${BODY:-13}
 LOADS=${LOADS:-"keepalive full resumed"}
-RUN=$(mktemp -d)
-PIDS=()
-stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap 'stop_all; [ -n "${KEEP_RUN:-}" ] || rm -rf "$RUN"' EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "bench: port $1 did not open" >&2; exit 1
-}
-start() { taskset -c "$CPU" "$@" >>"$RUN/servers.log" 2>&1 & PIDS+=($!); LAST=$!; }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+. bench/lib.sh
 
 # The certificate: ECDSA P-256, self-signed for 127.0.0.1; HAProxy reads certificate and key from one file.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj /CN=127.0.0.1 \
@@ -59,18 +43,6 @@ system_default = system
 NumTickets = 0
 CONF
 
-B1=$(free_port); B2=$(free_port); B3=$(free_port)
-body=$(head -c "$BODY" /dev/zero | tr '\0' 'x')
-
-# The backends, as bench/run.sh has them: three servers, each its own nginx worker with a fixed body.
-backend_conf() {
-  cat <<CONF
-worker_processes 1; worker_rlimit_nofile 20000; pid $RUN/backend-$1.pid; error_log $RUN/backend.err crit; daemon off;
-events { worker_connections 30000; }
-http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
-  server { listen 127.0.0.1:$1 backlog=4096; location / { default_type text/plain; return 200 "$body"; } } }
-CONF
-}
 # haproxy_conf PORT NAME: one thread, TLS 1.2 and 1.3, ALPN http/1.1, no OCSP, no log.
 haproxy_conf() {
   cat <<CONF
@@ -108,8 +80,8 @@ http { access_log off; keepalive_requests 100000000; keepalive_timeout 120s;
 CONF
 }
 
-for port in $B1 $B2 $B3; do backend_conf "$port" >"$RUN/backend-$port.conf"; start nginx -c "$RUN/backend-$port.conf"; done
-for port in $B1 $B2 $B3; do wait_port "$port"; done
+# The backends, as bench/run.sh has them: three servers, each its own nginx worker with a fixed body.
+start_backends
 
 # start_proxies SUFFIX [OPENSSL_CONF]: HAProxy, nginx, usher (io_uring) and usher (epoll); sets
 # PORT_<target><SUFFIX> and PID_<target><SUFFIX> (for nginx, its worker's).
@@ -123,7 +95,7 @@ start_proxies() {
   start env "${env[@]}" nginx -c "$RUN/nginx$suffix.conf"
   printf -v "PORT_nginx$suffix" %s "$port"; printf -v "PID_nginx$suffix" %s "$LAST"
   for name in usher usher_epoll ${BASELINE:+usher_baseline}; do
-    local io=io_uring binary=build/src/app/usher
+    local io=io_uring binary=$USHER
     [ $name != usher_epoll ] || io=epoll
     [ $name != usher_baseline ] || binary=$BASELINE
     port=$(free_port)
@@ -171,9 +143,6 @@ for t in $TARGETS; do
     "$(echo | openssl s_client -connect "127.0.0.1:${!p}" -alpn http/1.1 2>/dev/null | grep -E '^New,|^ALPN' | tr '\n' ' ')"
 done
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
-
 # round LOAD TARGET -> appends "load target rps p50_ms p99_ms errors cpu_us_per_request"
 round() {
   local load=$1 target=$2 suffix="" hdr=() before after out port pid
@@ -184,22 +153,7 @@ round() {
   out=$(taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "${hdr[@]}" "https://127.0.0.1:${!port}/" 2>&1)
   after=$(cpu_ticks "${!pid}")
   echo "$out" >>"$RUN/wrk.log"
-  echo "$out" | /usr/bin/python3 -c '
-import re, sys
-text = sys.stdin.read()
-UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
-def percentile(p):
-    value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M).groups()
-    return float(value) * UNIT[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-total = int(re.search(r"(\d+) requests in", text).group(1))
-errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-errors += int(m.group(1)) if m else 0
-cpu_s = (int(sys.argv[4]) - int(sys.argv[3])) / int(sys.argv[5])
-print(sys.argv[1], sys.argv[2], f"{rps:.0f}", f"{percentile(50):.3f}", f"{percentile(99):.3f}", errors,
-      f"{cpu_s * 1e6 / max(total, 1):.2f}")
-' "$load" "${target/_/-}" "$before" "$after" "$HZ" | tee -a "$RUN/results"
+  echo "$out" | wrk_row "$load" "${target/_/-}" "$before" "$after" | tee -a "$RUN/results"
 }
 
 # The public-key operations of a full TLS 1.3 handshake, on the same CPU: the server signs once
