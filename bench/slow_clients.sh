@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Slow-client attacks (issue 22, "Protection"): slowhttptest holds 1000 slowloris connections (a
+# Slow-client attacks: slowhttptest holds 1000 slowloris connections (a
 # request head that never ends, a header line a second) and 500 slow-body connections (a POST body
 # of at most 34 bytes a second) against usher (io_uring and epoll), HAProxy and nginx in turn,
 # while a normal client makes paced requests; its p50/p99 without and with the attack, per proxy.
@@ -11,7 +11,7 @@
 # the normal client and both slowhttptest processes share it, as in bench/run.sh. The attack tool
 # itself then takes much of that core (it polls its 1000 sockets); ATTACK_CPU=1 moves it to the
 # other core, which shows what is left of the p99's growth when only the proxy's own work competes.
-# The issue's target: under this attack, usher's p99 stays within 2x of its unloaded p99, and
+# The goal: under this attack, usher's p99 stays within 2x of its unloaded p99, and
 # every normal request succeeds.
 #
 # Comparable settings, each proxy with what it has:
@@ -274,6 +274,6 @@ for t, v in by.items():
 if "usher" in by:
     worst = max(x[5] / x[3] for x in by["usher"])
     failed = sum(x[1] for x in by["usher"])
-    print(f"issue 22 target (usher, io_uring): p99 within 2x of unloaded in every round: "
+    print(f"goal (usher, io_uring): p99 within 2x of unloaded in every round: "
           f"{'met' if worst <= 2 else 'NOT met'} (worst {worst:.2f}); failed requests {failed}")
 PY
