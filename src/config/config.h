@@ -230,10 +230,8 @@ struct FixedResponse {
 // GCRA: a key may send `burst` requests at one instant, then one per 1/per_second.
 struct RateLimit {
   HashKey key;
-  std::string key_text;  // as written, for messages
   double per_second = 0;
   uint32_t burst = 1;  // default: the count as written ("300/m": 300)
-  std::string text;    // "5/s", for the RateLimit-Policy field
 };
 
 // Who may reach a listener or a route: deny wins; an empty allow list admits everyone.

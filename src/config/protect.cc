@@ -46,21 +46,17 @@ RateLimit read_rate_limit(Reader& r, const YAML::Node& node) {
   RateLimit limit;
   if (!r.expect_map(node, "rate_limit")) return limit;
   r.check_keys(node, {"key", "rate", "burst"}, "rate_limit");
-  if (node["key"]) {
-    read_hash_key(r, node["key"], "rate_limit key", limit.key);
-    if (node["key"].IsScalar()) limit.key_text = node["key"].Scalar();
-  } else {
-    limit.key_text = "client-ip";
-  }
+  if (node["key"]) read_hash_key(r, node["key"], "rate_limit key", limit.key);
   if (!node["rate"]) {
     r.error(node.Mark(), "rate_limit needs a 'rate' (like 5/s, 300/m or 1000/h)");
     return limit;
   }
   double count = 0, period = 0;
-  if (!r.scalar(node["rate"], "rate", limit.text)) return limit;
-  if (!parse_rate(limit.text, count, period) || count / period < kMinPerSecond ||
+  std::string text;
+  if (!r.scalar(node["rate"], "rate", text)) return limit;
+  if (!parse_rate(text, count, period) || count / period < kMinPerSecond ||
       count / period > kMaxPerSecond) {
-    r.error(node["rate"].Mark(), "rate '" + limit.text +
+    r.error(node["rate"].Mark(), "rate '" + text +
                                      "' must be COUNT/s, COUNT/m or COUNT/h, from 1/h to "
                                      "1000000/s (like 5/s)");
     return limit;
