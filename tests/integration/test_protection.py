@@ -7,6 +7,7 @@ import hashlib
 import http.client
 import json
 import os
+import signal
 import re
 import select
 import shutil
@@ -320,6 +321,33 @@ class RateLimit(unittest.TestCase):
         self.assertEqual(limited[0].get("guard"), "rate_limit")
         self.assertEqual([r for r in records if r["status"] == 200 and "guard" in r], [])
         self.assertEqual(upstream_requests(b), 9)
+
+
+class RateLimitReload(unittest.TestCase):
+    def test_a_reload_that_keeps_the_limit_keeps_its_state(self):
+        """docs/protection.md: a limit whose settings a reload keeps keeps its timestamps, so a
+        reload does not hand every client a fresh burst; a changed limit starts afresh."""
+        b = backend(self)
+        route = ("      - name: login\n        match: { path_prefix: /login }\n        pool: web\n"
+                 "        rate_limit: { rate: 2/m, burst: 2 }\n")
+        usher = Usher(self, [b], routes=route + DEFAULT_ROUTE)
+        self.assertEqual([get(usher.port, "/login")[0] for _ in range(3)], [200, 200, 429])
+        with open(usher.config) as f:
+            text = f.read()
+
+        def reload(new_text, generation):
+            with open(usher.config, "w") as f:
+                f.write(new_text)
+            usher.process.signal(signal.SIGHUP)
+            self.assertEqual(usher.wait_metric("usher_config_generation", generation), generation)
+
+        # Another route added, the limit as it was: still limited.
+        reload(text.replace(DEFAULT_ROUTE, "      - name: extra\n        match: { path: /x }\n"
+                                           "        pool: web\n" + DEFAULT_ROUTE), 2)
+        self.assertEqual(get(usher.port, "/login")[0], 429)
+        # The burst changed: a new limit, a fresh burst.
+        reload(text.replace("burst: 2", "burst: 3"), 3)
+        self.assertEqual([get(usher.port, "/login")[0] for _ in range(4)], [200, 200, 200, 429])
 
 
 class AddressLists(unittest.TestCase):
