@@ -12,9 +12,14 @@ namespace usher::app {
 
 namespace {
 
-bool serves(const config::Config& config, const Address& address) {
+bool datagram(const config::Listener& listener) {
+  return listener.protocol == config::Protocol::kUdp;
+}
+
+// Whether `config` has a socket for `listener` already (the same address and kind).
+bool serves(const config::Config& config, const config::Listener& listener) {
   for (const config::Listener& l : config.listeners) {
-    if (l.listen == address) return true;
+    if (l.listen == listener.listen && datagram(l) == datagram(listener)) return true;
   }
   return false;
 }
@@ -33,11 +38,11 @@ std::string Server::bind_new_listeners(const config::Config& next, const config:
                                        std::vector<std::vector<int>>& fds) const {
   fds.assign(workers_.size(), std::vector<int>(next.listeners.size(), -1));
   for (size_t l = 0; l < next.listeners.size(); ++l) {
-    const Address& address = next.listeners[l].listen;
-    if (serving && serves(*serving, address)) continue;
+    const config::Listener& listener = next.listeners[l];
+    if (serving && serves(*serving, listener)) continue;
     for (size_t w = 0; w < workers_.size(); ++w) {
       std::string error;
-      fds[w][l] = proxy::bind_listener(address, error);
+      fds[w][l] = proxy::bind_listener(listener.listen, datagram(listener), error);
       if (fds[w][l] < 0) {
         close_all(fds);
         return error;

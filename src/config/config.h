@@ -27,6 +27,12 @@ class Marks {
     int column = 0;
   };
   void set(std::string key, Position at) { entries_.push_back({std::move(key), at}); }
+  bool has(std::string_view key) const {
+    for (const Entry& e : entries_) {
+      if (e.key == key) return true;
+    }
+    return false;
+  }
   // The key's position, else the object's own ("" key), else none.
   std::optional<Position> find(std::string_view key) const {
     for (const Entry& e : entries_) {
@@ -71,9 +77,16 @@ struct HashKey {
   std::string name;  // header, cookie or query parameter name
 };
 
+inline constexpr size_t kMaxHealthPayload = 1024;  // a udp check's send and expect
+
 struct HealthCheck {
-  enum class Type : uint8_t { kHttp, kTcp };
+  // udp: `send` a datagram, a reply containing `expect` passes; dns: ask `query` (type A), an
+  // answer with no error passes.
+  enum class Type : uint8_t { kHttp, kTcp, kUdp, kDns };
   Type type = Type::kHttp;
+  std::string send;    // udp: the payload, bytes as decoded from the file
+  std::string expect;  // udp: bytes the reply must contain (empty: any reply)
+  std::string query = "health.usher.invalid";  // dns: the name asked for
   std::string path = "/health";
   std::string host;  // Host header of an HTTP check; default: the backend's address
   int expect_status_min = 200;
@@ -131,6 +144,10 @@ struct PoolQueue {
   Millis timeout = 5s;  // a request waits this long at most, then 503
 };
 
+// The PROXY protocol header usher writes first on each connection to a backend (tcp and udp
+// listeners' pools), so that the backend learns the client's address.
+enum class ProxyProtocolVersion : uint8_t { kOff, kV1, kV2 };
+
 inline constexpr size_t kMaxBufferedRequest = 16 * 1024 * 1024;
 
 struct Pool {
@@ -155,6 +172,7 @@ struct Pool {
   PoolQueue queue;                   // used with max_connections
   uint32_t max_pending_retries = 0;  // retries in flight in the pool (0: no limit)
   size_t buffer_request = 0;  // read bodies up to this size before choosing a backend (0: never)
+  ProxyProtocolVersion proxy_protocol = ProxyProtocolVersion::kOff;
 };
 
 // A condition on a string: present at all, equal, starting with, or fully matching an RE2
@@ -173,6 +191,7 @@ struct NamedMatch {
 
 // Every condition set must hold; an empty match matches every request.
 struct RouteMatch {
+  std::string sni;   // tcp listeners only: the TLS ClientHello's server name, as `host` matches
   std::string host;  // "api.example.com" exact, "*.example.com" suffix, "admin.*" prefix
   std::optional<StringMatch> path;  // never kPresent
   std::vector<std::string> methods;
@@ -291,7 +310,16 @@ struct ListenerTls {
 };
 
 // What a listener speaks; each has its own connection handler.
-enum class Protocol : uint8_t { kHttp };
+enum class Protocol : uint8_t { kHttp, kTcp, kUdp };
+std::string_view protocol_name(Protocol protocol);
+
+// Reading a PROXY protocol header (v1 text, v2 binary) that a balancer in front of usher sends
+// first on each connection. Only peers in `from` may send one, and they must.
+struct ProxyProtocolAccept {
+  bool v1 = true;
+  bool v2 = true;
+  std::vector<IpRange> from;
+};
 
 struct Listener {
   Marks marks;
@@ -309,6 +337,9 @@ struct Listener {
   uint32_t max_connections = 0;             // open connections, process-wide (0: no limit)
   uint32_t max_connections_per_client = 0;  // per client address (0: no limit)
   std::optional<RateLimit> rate_limit;      // every request on the listener, before routing
+  std::optional<ProxyProtocolAccept> proxy_protocol;  // http and tcp listeners
+  Millis session_idle = 30s;      // udp: a client's session ends after this long without datagrams
+  uint32_t max_sessions = 10000;  // udp: sessions at once; a new client's datagrams beyond: dropped
 };
 
 struct ClientTimeouts {
@@ -319,6 +350,7 @@ struct ClientTimeouts {
   Millis tunnel = 1h;   // inactivity on an upgraded (WebSocket) connection
   Millis drain = 30s;   // after SIGTERM, in-flight requests get this long to finish
   Millis tls_handshake = 10s;  // a TLS client must finish its handshake within this
+  Millis tcp_idle = 1h;        // tcp listeners: a connection silent both ways this long closes
 };
 
 struct Limits {

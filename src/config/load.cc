@@ -31,7 +31,8 @@ void read_io_backend(Reader& r, const YAML::Node& node, Config& config) {
 void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out) {
   if (!r.expect_map(node, "timeouts")) return;
   r.check_keys(node,
-               {"client_header", "client_idle", "client_body", "tunnel", "drain", "tls_handshake"},
+               {"client_header", "client_idle", "client_body", "tunnel", "drain", "tls_handshake",
+                "tcp_idle"},
                "timeouts");
   if (node["client_header"]) r.duration(node["client_header"], "client_header", out.header);
   if (node["client_idle"]) r.duration(node["client_idle"], "client_idle", out.idle);
@@ -39,6 +40,7 @@ void read_client_timeouts(Reader& r, const YAML::Node& node, ClientTimeouts& out
   if (node["tunnel"]) r.duration(node["tunnel"], "tunnel", out.tunnel);
   if (node["drain"]) r.duration(node["drain"], "drain", out.drain);
   if (node["tls_handshake"]) r.duration(node["tls_handshake"], "tls_handshake", out.tls_handshake);
+  if (node["tcp_idle"]) r.duration(node["tcp_idle"], "tcp_idle", out.tcp_idle);
 }
 
 void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
@@ -121,16 +123,22 @@ HealthCheck read_health(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "health")) return check;
   r.check_keys(node,
                {"type", "path", "host", "expect_status", "expect_body", "interval", "timeout",
-                "rise", "fall"},
+                "rise", "fall", "send", "expect", "query"},
                "health");
   std::string type = "http";
   if (node["type"] && r.scalar(node["type"], "type", type)) {
     if (type == "tcp") {
       check.type = HealthCheck::Type::kTcp;
+    } else if (type == "udp") {
+      check.type = HealthCheck::Type::kUdp;
+    } else if (type == "dns") {
+      check.type = HealthCheck::Type::kDns;
     } else if (type != "http") {
-      r.error(node["type"].Mark(), "unknown health check type '" + type + "' (http or tcp)");
+      r.error(node["type"].Mark(),
+              "unknown health check type '" + type + "' (http, tcp, udp or dns)");
     }
   }
+  read_health_l4(r, node, check);
   if (node["path"] && r.scalar(node["path"], "path", check.path) && check.path.rfind('/', 0) != 0) {
     r.error(node["path"].Mark(), "health path must start with '/'");
   }
@@ -202,14 +210,19 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   pool.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a pool")) return pool;
   for (const char* key :
-       {"name", "balance", "hash_key", "hash_balance_factor", "backends", "outlier"}) {
+       {"name", "balance", "hash_key", "hash_balance_factor", "backends", "outlier", "retries",
+        "sticky", "tls", "queue", "max_pending_retries", "buffer_request", "proxy_protocol"}) {
     if (node[key]) pool.marks.set(key, Reader::position(node[key]));
   }
-  r.check_keys(node,
-               {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends",
-                "timeouts", "health", "retries", "panic_threshold", "outlier", "sticky", "tls",
-                "max_connections", "queue", "max_pending_retries", "buffer_request"},
-               "pool");
+  if (node["timeouts"] && node["timeouts"].IsMap() && node["timeouts"]["response"]) {
+    pool.marks.set("timeouts.response", Reader::position(node["timeouts"]["response"]));
+  }
+  r.check_keys(
+      node,
+      {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends", "timeouts",
+       "health", "retries", "panic_threshold", "outlier", "sticky", "tls", "max_connections",
+       "queue", "max_pending_retries", "buffer_request", "proxy_protocol"},
+      "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
   }
@@ -237,6 +250,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["outlier"]) pool.outlier = read_outlier(r, node["outlier"]);
   if (node["tls"]) pool.tls = read_pool_tls(r, node["tls"]);
   read_pool_protection(r, node, pool);
+  if (node["proxy_protocol"]) read_pool_proxy_protocol(r, node["proxy_protocol"], pool);
   return pool;
 }
 

@@ -162,6 +162,17 @@ Retries read_retries(Reader& r, const YAML::Node& node, Retries base);
 // not an override that would silently not apply.
 void reject_pool_only_retry_keys(Reader& r, const YAML::Node& node, const std::string& pool);
 
+// The pool a `pool:` value names, by its index; false after reporting an unknown name.
+bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools, size_t& out);
+
+// Layer 4 (src/config/l4.cc): `protocol`, what tcp and udp listeners take (and refuse),
+// a pool's `proxy_protocol`, the payloads of udp and dns health checks.
+void read_protocol(Reader& r, const YAML::Node& node, Protocol& out);
+void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools,
+                      Listener& listener);
+void read_pool_proxy_protocol(Reader& r, const YAML::Node& node, Pool& pool);
+void read_health_l4(Reader& r, const YAML::Node& node, HealthCheck& check);
+
 // Listeners come after pools: their routes name pools and inherit pool settings.
 Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools);
 // A route's `request_headers` or `response_headers`.

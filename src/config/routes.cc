@@ -122,8 +122,8 @@ RouteMatch read_match(Reader& r, const YAML::Node& node) {
 }
 
 bool matches_everything(const RouteMatch& m) {
-  return m.host.empty() && !m.path && m.methods.empty() && m.headers.empty() && m.query.empty() &&
-         m.cookies.empty();
+  return m.sni.empty() && m.host.empty() && !m.path && m.methods.empty() && m.headers.empty() &&
+         m.query.empty() && m.cookies.empty();
 }
 
 Redirect read_redirect(Reader& r, const YAML::Node& node) {
@@ -172,19 +172,6 @@ FixedResponse read_respond(Reader& r, const YAML::Node& node) {
     r.error(node["content_type"].Mark(), "content_type cannot contain line breaks");
   }
   return respond;
-}
-
-bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools, size_t& out) {
-  std::string name;
-  if (!r.scalar(node, "pool", name)) return false;
-  for (size_t i = 0; i < pools.size(); ++i) {
-    if (pools[i].name == name) {
-      out = i;
-      return true;
-    }
-  }
-  r.error(node.Mark(), "pool '" + name + "' is not defined");
-  return false;
 }
 
 void read_rewrite(Reader& r, const YAML::Node& node, Route& route) {
@@ -300,6 +287,19 @@ void read_trusted(Reader& r, const YAML::Node& node, std::vector<IpRange>& out) 
 
 }  // namespace
 
+bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools, size_t& out) {
+  std::string name;
+  if (!r.scalar(node, "pool", name)) return false;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    if (pools[i].name == name) {
+      out = i;
+      return true;
+    }
+  }
+  r.error(node.Mark(), "pool '" + name + "' is not defined");
+  return false;
+}
+
 Route default_route(const Pool& pool, size_t index) {
   Route route;
   route.name = "default";
@@ -327,11 +327,11 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   } else {
     r.address(node["listen"], "listen", listener.listen);
   }
-  std::string protocol = "http";
-  if (node["protocol"] && r.scalar(node["protocol"], "protocol", protocol) && protocol != "http") {
-    r.error(node["protocol"].Mark(), "unknown protocol '" + protocol + "' (available: http)");
+  if (node["protocol"]) read_protocol(r, node["protocol"], listener.protocol);
+  read_listener_l4(r, node, pools, listener);
+  if (node["routes"] && listener.protocol == Protocol::kHttp) {
+    read_routes(r, node["routes"], pools, listener);
   }
-  if (node["routes"]) read_routes(r, node["routes"], pools, listener);
   if (node["pool"]) {
     // The listener's pool is the default after any routes.
     size_t pool = 0;

@@ -75,9 +75,56 @@ void validate_listeners(Report& report, const Config& config) {
       report.at(l.marks, "name", "duplicate listener name '" + l.name + "'");
     }
     for (size_t j = 0; j < i; ++j) {
-      if (l.listen.length() && l.listen == config.listeners[j].listen) {
+      // A tcp (or http) and a udp listener may share an address: they are different sockets.
+      const bool same_kind =
+          (l.protocol == Protocol::kUdp) == (config.listeners[j].protocol == Protocol::kUdp);
+      if (l.listen.length() && same_kind && l.listen == config.listeners[j].listen) {
         report.at(l.marks, "listen",
                   "address " + l.listen.to_string() + " is already used by another listener");
+      }
+    }
+  }
+}
+
+// What a pool's keys mean depends on the listeners that use it: HTTP's retries, cookies and
+// queues have nothing to act on behind a tcp or udp listener, and the PROXY protocol header has
+// no place in front of HTTP requests on kept-alive connections.
+void validate_pool_use(Report& report, const Config& config) {
+  constexpr const char* kHttpOnly[] = {
+      "retries",        "sticky",           "tls", "queue", "max_pending_retries",
+      "buffer_request", "timeouts.response"};
+  std::vector<bool> reported(config.pools.size());
+  for (const Listener& l : config.listeners) {
+    const std::string kind(protocol_name(l.protocol));
+    for (const Route& route : l.routes) {
+      if (route.action != Route::Action::kPool || route.pool >= config.pools.size()) continue;
+      const Pool& pool = config.pools[route.pool];
+      if (reported[route.pool]) continue;
+      const std::string user = "pool '" + pool.name + "' serves " + kind + " listener '" +
+                               (l.name.empty() ? l.listen.to_string() : l.name) + "'";
+      if (l.protocol == Protocol::kHttp) {
+        if (pool.proxy_protocol != ProxyProtocolVersion::kOff) {
+          report.at(pool.marks, "proxy_protocol",
+                    "proxy_protocol applies to pools behind tcp and udp listeners; " + user);
+          reported[route.pool] = true;
+        }
+        continue;
+      }
+      for (const char* key : kHttpOnly) {
+        if (pool.marks.has(key)) {
+          report.at(pool.marks, key, std::string(key) + " applies to HTTP only; " + user);
+          reported[route.pool] = true;
+        }
+      }
+      if (pool.hash_key.kind != HashKey::Kind::kClientIp) {
+        report.at(pool.marks, "hash_key",
+                  "a " + kind + " listener hashes the client address only; " + user);
+        reported[route.pool] = true;
+      }
+      if (l.protocol == Protocol::kUdp && pool.max_connections != 0) {
+        report.at(pool.marks, "",
+                  "max_connections counts connections, which udp does not have; " + user);
+        reported[route.pool] = true;
       }
     }
   }
@@ -101,6 +148,7 @@ void validate(const Config& config, Errors& errors) {
     }
   }
   validate_listeners(report, config);
+  validate_pool_use(report, config);
 }
 
 }  // namespace usher::config

@@ -48,6 +48,21 @@ struct RequestRecord {
   std::string_view guard;  // the protection that answered or closed it; empty: none
 };
 
+// What one finished layer-4 connection (a tcp listener's) contributes to its line.
+struct ConnectionRecord {
+  std::string_view client;  // the address and port it came from (after a PROXY header)
+  std::string_view listener;
+  std::string_view route;
+  std::string_view pool;
+  std::string_view backend;  // empty: none was reached
+  std::string_view sni;      // the ClientHello's server name, when the listener routes by it
+  std::string_view end;      // how it ended (metrics::kTcpEnds)
+  uint64_t bytes_from_client = 0;
+  uint64_t bytes_to_client = 0;
+  double duration_seconds = 0;
+  double connect_seconds = -1;  // below 0: no backend connected
+};
+
 // The current second as both formats print it, formatted once a second rather than per line.
 struct SecondText {
   int64_t second = -1;
@@ -59,6 +74,11 @@ struct SecondText {
 void format_line(config::AccessLog::Format format, const RequestRecord& record,
                  std::chrono::system_clock::time_point now, SecondText& clock, std::string& out);
 
+// The same for a connection: JSON, or for `combined` nginx's stream "basic" format with the
+// backend and how it ended added.
+void format_connection_line(config::AccessLog::Format format, const ConnectionRecord& record,
+                            int64_t millis, const SecondText& clock, std::string& out);
+
 // A worker's side of the log.
 class Channel {
  public:
@@ -69,6 +89,7 @@ class Channel {
 
   // Worker thread.
   void append(config::AccessLog::Format format, const RequestRecord& record);
+  void append(config::AccessLog::Format format, const ConnectionRecord& record);
   void flush();
 
   // Writer thread: writes every handed-over buffer with `write`; returns whether any was there.
@@ -80,6 +101,8 @@ class Channel {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
+  void appended(std::chrono::system_clock::time_point now);
+
   std::string current_;
   uint64_t current_lines_ = 0;
   std::chrono::system_clock::time_point oldest_;  // of the lines in current_

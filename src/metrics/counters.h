@@ -95,7 +95,41 @@ enum class BreakerTrip : uint8_t { kQueueFull, kRetries };
 inline constexpr const char* kBreakerTrips[] = {"queue_full", "retries"};
 inline constexpr size_t kBreakerTripKinds = std::size(kBreakerTrips);
 
+// How a tcp listener's connection ended: both sides closed (done), a side reset or failed
+// (error), silence for timeouts.tcp_idle (idle), no backend could be reached (no_backend), the
+// client sent a bad or untrusted PROXY header or ClientHello (bad_client), drain or reload
+// (shutdown).
+enum class TcpEnd : uint8_t { kDone, kError, kIdle, kNoBackend, kBadClient, kShutdown };
+inline constexpr const char* kTcpEnds[] = {"done",       "error",      "idle",
+                                           "no_backend", "bad_client", "shutdown"};
+inline constexpr size_t kTcpEndKinds = std::size(kTcpEnds);
+
+// Datagrams a udp listener dropped: a new client beyond max_sessions, a client its allow/deny
+// lists refuse, no usable backend for a new session, a send the kernel refused.
+enum class UdpDrop : uint8_t { kMaxSessions, kDenied, kNoBackend, kSendFailed };
+inline constexpr const char* kUdpDrops[] = {"max_sessions", "denied", "no_backend", "send_failed"};
+inline constexpr size_t kUdpDropKinds = std::size(kUdpDrops);
+
+struct TcpCounters {
+  Counter ended[kTcpEndKinds];  // connections, by how they ended
+  Level active;
+  Counter bytes_from_clients;
+  Counter bytes_to_clients;
+};
+
+struct UdpCounters {
+  Counter sessions;  // started
+  Level active_sessions;
+  Counter datagrams_from_clients;
+  Counter datagrams_to_clients;
+  Counter bytes_from_clients;
+  Counter bytes_to_clients;
+  Counter dropped[kUdpDropKinds];
+};
+
 struct ListenerCounters {
+  TcpCounters tcp;  // tcp listeners only
+  UdpCounters udp;  // udp listeners only
   Counter connections;
   Counter tls_handshakes;  // completed
   Counter tls_failures[kTlsFailureKinds];

@@ -65,6 +65,7 @@ class Registry {
       std::string name;
     };
     std::vector<Named> listeners;
+    std::vector<Named> tcp_listeners, udp_listeners;  // also in `listeners`
     std::vector<Route> routes;
     std::vector<Named> pools;
     std::vector<Backend> backends;
@@ -76,6 +77,7 @@ class Registry {
  private:
   void write_listeners(Exposition& e, const std::vector<Layout::Named>& listeners) const;
   void write_protection(Exposition& e, const Layout& layout) const;  // protection.cc
+  void write_l4(Exposition& e, const Layout& layout) const;          // l4.cc
   uint32_t number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
                   void (*reserve)(Shard&, size_t));
 

@@ -67,6 +67,11 @@ metrics::Registry::Layout Generation::metrics_layout() const {
   metrics::Registry::Layout layout;
   for (size_t l = 0; l < config.listeners.size(); ++l) {
     layout.listeners.push_back({listener_ids[l], listener_labels[l]});
+    if (config.listeners[l].protocol == config::Protocol::kTcp) {
+      layout.tcp_listeners.push_back(layout.listeners.back());
+    } else if (config.listeners[l].protocol == config::Protocol::kUdp) {
+      layout.udp_listeners.push_back(layout.listeners.back());
+    }
     for (size_t r = 0; r < config.listeners[l].routes.size(); ++r) {
       layout.routes.push_back(
           {route_ids[l][r], listener_labels[l], config.listeners[l].routes[r].name});

@@ -13,6 +13,8 @@
 
 #include "base/allocation_count.h"
 #include "net/task.h"
+#include "proxy/l4/tcp.h"
+#include "proxy/l4/udp.h"
 #include "proxy/l7/http_session.h"
 
 namespace usher::proxy {
@@ -102,7 +104,10 @@ net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
 // The protocol handler of a listener, chosen at load so that accepting knows no protocol.
 ConnectionHandler handler_for(const config::Listener& listener) {
   switch (listener.protocol) {
+    case config::Protocol::kTcp:
+      return l4::serve_tcp;
     case config::Protocol::kHttp:
+    case config::Protocol::kUdp:  // never accepts: serve_udp reads its socket
       break;
   }
   return l7::serve_http;
@@ -110,8 +115,9 @@ ConnectionHandler handler_for(const config::Listener& listener) {
 
 }  // namespace
 
-int bind_listener(const Address& address, std::string& error) {
-  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+int bind_listener(const Address& address, bool datagram, std::string& error) {
+  const int type = datagram ? SOCK_DGRAM : SOCK_STREAM;
+  int fd = ::socket(address.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
     return -1;
@@ -119,7 +125,8 @@ int bind_listener(const Address& address, std::string& error) {
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0 || ::listen(fd, 4096) < 0) {
+  if (::bind(fd, address.sockaddr_ptr(), address.length()) < 0 ||
+      (!datagram && ::listen(fd, 4096) < 0)) {
     error = "cannot listen on " + address.to_string() + ": " + std::strerror(errno);
     ::close(fd);
     return -1;
@@ -189,7 +196,10 @@ void Worker::open_endpoints(WorkerGeneration& next) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     Endpoint* endpoint = nullptr;
     for (auto& e : endpoints_) {
-      if (e->socket->is_open() && e->listen == listeners[i].listen) endpoint = e.get();
+      const bool datagram = listeners[i].protocol == config::Protocol::kUdp;
+      if (e->socket->is_open() && e->listen == listeners[i].listen && e->datagram == datagram) {
+        endpoint = e.get();
+      }
     }
     const int fd = std::exchange(next.listen_fds[i], -1);
     if (!endpoint) {
@@ -203,7 +213,10 @@ void Worker::open_endpoints(WorkerGeneration& next) {
       endpoint->socket = std::make_unique<net::Socket>(*reactor_, fd);
       endpoint->listener = static_cast<int>(i);
       endpoint->handler = handler_for(listeners[i]);
-      net::spawn(accept_loop(*this, *endpoint));  // may accept at once: everything is set
+      endpoint->datagram = listeners[i].protocol == config::Protocol::kUdp;
+      // Either may take a connection or datagram at once: everything is set.
+      net::spawn(endpoint->datagram ? l4::serve_udp(*this, *endpoint)
+                                    : accept_loop(*this, *endpoint));
       continue;
     }
     if (fd >= 0) ::close(fd);

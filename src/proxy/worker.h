@@ -36,6 +36,7 @@ using ConnectionHandler = net::Task<void> (*)(Worker& worker, int fd, Endpoint& 
 // a reload that removes its listener closes its socket.
 struct Endpoint {
   Address listen;
+  bool datagram = false;  // a udp listener's socket: read by l4::serve_udp, not accepted on
   std::unique_ptr<net::Socket> socket;
   ConnectionHandler handler = nullptr;
   int listener = -1;            // its index in the current generation's listeners; -1 once removed
@@ -129,7 +130,8 @@ class Worker {
 
 size_t buffer_size_for(const config::Limits& limits);
 
-// Control thread: a listening socket (SO_REUSEPORT) for one worker; -1 with `error` set.
-int bind_listener(const Address& address, std::string& error);
+// Control thread: a listening socket (SO_REUSEPORT) for one worker, TCP or (datagram) UDP; -1
+// with `error` set.
+int bind_listener(const Address& address, bool datagram, std::string& error);
 
 }  // namespace usher::proxy
