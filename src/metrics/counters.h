@@ -96,12 +96,12 @@ inline constexpr const char* kBreakerTrips[] = {"queue_full", "retries"};
 inline constexpr size_t kBreakerTripKinds = std::size(kBreakerTrips);
 
 // How a tcp listener's connection ended: both sides closed (done), a side reset or failed
-// (error), silence for timeouts.tcp_idle (idle), no backend could be reached (no_backend), the
-// client sent a bad or untrusted PROXY header or ClientHello (bad_client), drain or reload
-// (shutdown).
-enum class TcpEnd : uint8_t { kDone, kError, kIdle, kNoBackend, kBadClient, kShutdown };
-inline constexpr const char* kTcpEnds[] = {"done",       "error",      "idle",
-                                           "no_backend", "bad_client", "shutdown"};
+// (error), silence for timeouts.tcp_idle (idle), no route for the ClientHello's name
+// (no_route), no backend could be reached (no_backend), the client sent a bad or untrusted
+// PROXY header or ClientHello or nothing in time (bad_client).
+enum class TcpEnd : uint8_t { kDone, kError, kIdle, kNoRoute, kNoBackend, kBadClient };
+inline constexpr const char* kTcpEnds[] = {"done",     "error",      "idle",
+                                           "no_route", "no_backend", "bad_client"};
 inline constexpr size_t kTcpEndKinds = std::size(kTcpEnds);
 
 // Datagrams a udp listener dropped: a new client beyond max_sessions, a client its allow/deny

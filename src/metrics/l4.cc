@@ -24,8 +24,8 @@ void Registry::write_l4(Exposition& e, const Layout& layout) const {
   const auto& s = shards_;
   e.family("usher_tcp_connections_total", "counter",
            "Connections of tcp listeners that ended, by how: done (both sides closed), error, "
-           "idle (timeouts.tcp_idle), no_backend, bad_client (a bad or untrusted PROXY header "
-           "or ClientHello), shutdown.");
+           "idle (timeouts.tcp_idle), no_route (no route for the ClientHello's name), no_backend, "
+           "bad_client (a bad or untrusted PROXY header or ClientHello, or nothing in time).");
   for (const Layout::Named& l : layout.tcp_listeners) {
     for (size_t k = 0; k < kTcpEndKinds; ++k) {
       e.sample("usher_tcp_connections_total", {{"listener", l.name}, {"end", kTcpEnds[k]}},

@@ -1,0 +1,290 @@
+"""tcp listeners: round-robin over connections, a connect failure retried on the next backend,
+a large transfer byte for byte in little memory, half-close, the idle timeout, the PROXY
+protocol both ways (and refused from clients the listener does not trust), SNI passthrough to
+backends with their own certificates, max_connections, metrics, the access log and `usher check`.
+Real usher processes, backends in threads of the test, all on loopback; every loop is bounded."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+from harness import USHER, Process, free_port, read_until_close, rss_kib, write_config
+from l4_peers import (TcpServer, collect_then_answer, echo_with_name, proxy_reporter, tls_server)
+
+SANITIZED = os.environ.get("USHER_SANITIZED") == "1"
+
+
+def read_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().strip()
+
+
+class TcpUsher:
+    """One usher with a tcp listener `front` and the given pools (name -> (backend ports, extra
+    pool lines)), an admin listener and an access log."""
+
+    def __init__(self, test, pools, listener="    pool: main\n", top=""):
+        self.port, self.admin = free_port(), free_port()
+        folder = tempfile.mkdtemp()
+        test.addCleanup(shutil.rmtree, folder, True)
+        self.log_path = os.path.join(folder, "access.log")
+        text = (f"workers: 1\nadmin: {{ listen: 127.0.0.1:{self.admin} }}\naccess_log: {self.log_path}\n{top}"
+                f"listeners:\n  - name: front\n    listen: 127.0.0.1:{self.port}\n    protocol: tcp\n{listener}"
+                "pools:\n")
+        for name, (ports, extra) in pools.items():
+            backends = ", ".join(f"127.0.0.1:{p}" for p in ports)
+            text += f"  - name: {name}\n    backends: [{backends}]\n{extra}"
+        self.config = write_config(text)
+        test.addCleanup(os.unlink, self.config)
+        self.process = Process([USHER, "run", "-c", self.config], port=self.port)
+        test.addCleanup(self.process.stop)
+
+    def connect(self, source=None, timeout=5.0):
+        s = socket.socket()
+        if source:
+            s.bind((source, 0))
+        s.settimeout(timeout)
+        s.connect(("127.0.0.1", self.port))
+        return s
+
+    def metrics(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, pattern):
+        match = re.search("^" + pattern + r" (\S+)$", self.metrics(), re.M)
+        return float(match.group(1)) if match else None
+
+    def log_lines(self, count, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        lines = []
+        while time.monotonic() < deadline:
+            with open(self.log_path) as f:
+                lines = [json.loads(line) for line in f if line.strip()]
+            if len(lines) >= count:
+                break
+            time.sleep(0.05)
+        return lines
+
+
+class TcpProxyTest(unittest.TestCase):
+    def server(self, handle):
+        server = TcpServer(handle)
+        self.addCleanup(server.close)
+        return server
+
+    def test_round_robin_over_300_connections(self):
+        servers = [self.server(echo_with_name(f"b{i}")) for i in range(3)]
+        usher = TcpUsher(self, {"main": ([s.port for s in servers], "")})
+        seen = {}
+        for i in range(300):
+            with usher.connect() as s:
+                name = read_line(s)
+                s.sendall(b"ping %d\n" % i)
+                self.assertEqual(read_line(s), "ping %d" % i)
+                seen[name] = seen.get(name, 0) + 1
+        self.assertEqual(seen, {"b0": 100, "b1": 100, "b2": 100})
+        self.assertEqual(usher.metric(r'usher_tcp_connections_total\{listener="front",end="done"\}'), 300)
+
+    def test_a_backend_that_is_down_is_skipped(self):
+        servers = [self.server(echo_with_name(f"b{i}")) for i in range(3)]
+        usher = TcpUsher(self, {"main": ([s.port for s in servers], "")})
+        servers[1].close()
+        names = set()
+        for _ in range(30):
+            with usher.connect() as s:
+                names.add(read_line(s))
+        self.assertEqual(names, {"b0", "b2"})  # every client served: no refused connection seen
+
+    def test_256_mib_arrive_byte_identical_in_little_memory(self):
+        server = self.server(echo_with_name("bulk"))
+        usher = TcpUsher(self, {"main": ([server.port], "")})
+        total, block = 256 << 20, os.urandom(1 << 20)
+        sent_hash = hashlib.sha256()
+        with usher.connect(timeout=60) as s:
+            self.assertEqual(read_line(s), "bulk")
+
+            def send():
+                for i in range(total // len(block)):
+                    chunk = block[:8] + i.to_bytes(8, "big") + block[16:]
+                    sent_hash.update(chunk)
+                    s.sendall(chunk)
+                s.shutdown(socket.SHUT_WR)
+            sender = threading.Thread(target=send)
+            sender.start()
+            received, got_hash, buffer = 0, hashlib.sha256(), bytearray(1 << 20)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                n = s.recv_into(buffer)
+                if n == 0:
+                    break
+                got_hash.update(memoryview(buffer)[:n])
+                received += n
+            sender.join(timeout=60)
+        self.assertEqual(received, total)
+        self.assertEqual(got_hash.hexdigest(), sent_hash.hexdigest())
+        if not SANITIZED:  # the sanitizers' shadow memory is not usher's
+            with open(f"/proc/{usher.process.pid}/status") as f:
+                peak = int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
+            self.assertLess(peak, 32 * 1024, "peak RSS in KiB")
+        self.assertEqual(usher.metric(r'usher_tcp_bytes_total\{listener="front",direction="in"\}'), total)
+
+    def test_half_close_is_passed_on(self):
+        server = self.server(collect_then_answer)
+        usher = TcpUsher(self, {"main": ([server.port], "")})
+        with usher.connect() as s:
+            s.sendall(b"x" * 100000)
+            s.shutdown(socket.SHUT_WR)
+            self.assertEqual(read_until_close(s, 5.0), b"got 100000\n")
+        line = usher.log_lines(1)[-1]
+        self.assertEqual((line["end"], line["bytes_received"], line["bytes_sent"]), ("done", 100000, 11))
+        self.assertEqual(line["backend"], f"127.0.0.1:{server.port}")
+        self.assertEqual((line["protocol"], line["pool"]), ("tcp", "main"))
+
+    def test_idle_connections_close_after_tcp_idle(self):
+        server = self.server(echo_with_name("quiet"))
+        usher = TcpUsher(self, {"main": ([server.port], "")}, top="timeouts: { tcp_idle: 1s }\n")
+        with usher.connect(timeout=10) as s:
+            self.assertEqual(read_line(s), "quiet")
+            started = time.monotonic()
+            self.assertEqual(read_until_close(s, 8.0), b"")
+            self.assertLess(time.monotonic() - started, 5.0)
+        self.assertEqual(usher.log_lines(1)[-1]["end"], "idle")
+
+    def test_max_connections_per_backend(self):
+        server = self.server(echo_with_name("one"))
+        usher = TcpUsher(self, {"main": ([server.port], "    max_connections: 1\n")})
+        with usher.connect() as first:
+            self.assertEqual(read_line(first), "one")
+            with usher.connect() as second:
+                self.assertEqual(read_until_close(second, 5.0), b"")
+        with usher.connect() as third:  # the place is free again
+            self.assertEqual(read_line(third), "one")
+        self.assertEqual(
+            usher.metric(r'usher_tcp_connections_total\{listener="front",end="no_backend"\}'), 1)
+
+
+class ProxyProtocolTest(unittest.TestCase):
+    def reporter(self):
+        server = TcpServer(proxy_reporter)
+        self.addCleanup(server.close)
+        return server
+
+    def test_v2_and_v1_to_backends_carry_the_client_address(self):
+        for version in ("v2", "v1"):
+            server = self.reporter()
+            usher = TcpUsher(self, {"main": ([server.port], f"    proxy_protocol: {version}\n")})
+            with usher.connect(source="127.0.0.2") as s:
+                port = s.getsockname()[1]
+                self.assertEqual(read_line(s), f"{version} 127.0.0.2 {port}")
+                s.sendall(b"after the header\n")
+                self.assertEqual(read_line(s), "after the header")
+
+    def test_a_trusted_balancer_header_becomes_the_client(self):
+        server = self.reporter()
+        usher = TcpUsher(self, {"main": ([server.port], "    proxy_protocol: v1\n")},
+                         listener="    pool: main\n    proxy_protocol: { accept: [v1, v2], from: [127.0.0.3/32] }\n")
+        with usher.connect(source="127.0.0.3") as s:
+            s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 4444 5432\r\nhello\n")
+            self.assertEqual(read_line(s), "v1 203.0.113.7 4444")
+            self.assertEqual(read_line(s), "hello")
+        self.assertEqual(usher.log_lines(1)[-1]["client"], "203.0.113.7:4444")
+        # From the trusted balancer, a connection without a header is refused.
+        with usher.connect(source="127.0.0.3") as s:
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            self.assertEqual(read_until_close(s, 5.0), b"")
+
+    def test_a_header_from_anyone_else_is_refused(self):
+        server = self.reporter()
+        usher = TcpUsher(self, {"main": ([server.port], "    proxy_protocol: v1\n")},
+                         listener="    pool: main\n    proxy_protocol: { from: [127.0.0.3/32] }\n")
+        for header in (b"PROXY TCP4 203.0.113.7 127.0.0.1 4444 5432\r\n",
+                       b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes(12)):
+            with usher.connect(source="127.0.0.2") as s:
+                self.assertEqual(read_line(s).split()[1], "127.0.0.2")  # usher's own header
+                s.sendall(header + b"hello\n")
+                s.settimeout(5)
+                self.assertEqual(read_until_close(s, 5.0), b"")  # the fake one never arrived
+        # Anyone else's ordinary bytes pass.
+        with usher.connect(source="127.0.0.2") as s:
+            read_line(s)
+            s.sendall(b"PROX\n")
+            self.assertEqual(read_line(s), "PROX")
+        self.assertEqual(
+            usher.metric(r'usher_tcp_connections_total\{listener="front",end="bad_client"\}'), 2)
+
+
+class SniPassthroughTest(unittest.TestCase):
+    def test_two_names_reach_two_pools_with_their_own_certificates(self):
+        backends = {}
+        for name in ("db.example.com", "web.example.com"):
+            server, cert, folder = tls_server(name)
+            self.addCleanup(shutil.rmtree, folder, True)
+            self.addCleanup(server.close)
+            backends[name] = (server, cert)
+        listener = ("    routes:\n      - match: { sni: db.example.com }\n        pool: db\n"
+                    "      - match: { sni: \"*.example.com\" }\n        pool: web\n")
+        usher = TcpUsher(self, {"db": ([backends["db.example.com"][0].port], ""),
+                                "web": ([backends["web.example.com"][0].port], "")}, listener=listener)
+        for name in ("db.example.com", "web.example.com"):
+            context = ssl.create_default_context(cafile=backends[name][1])
+            with context.wrap_socket(usher.connect(), server_hostname=name) as tls:
+                subject = dict(item[0] for item in tls.getpeercert()["subject"])
+                self.assertEqual(subject["commonName"], name)
+                self.assertEqual(read_line(tls), name)
+        lines = usher.log_lines(2)
+        self.assertEqual([(l["sni"], l["pool"]) for l in lines],
+                         [("db.example.com", "db"), ("web.example.com", "web")])
+        # A name no route takes, and bytes that are no TLS at all, are closed.
+        context = ssl.create_default_context()
+        with self.assertRaises((ssl.SSLError, OSError)):
+            with context.wrap_socket(usher.connect(), server_hostname="other.test"):
+                pass
+        with usher.connect() as s:
+            s.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            self.assertEqual(read_until_close(s, 5.0), b"")
+        self.assertEqual(usher.metric(r'usher_tcp_connections_total\{listener="front",end="no_route"\}'), 2)
+
+
+class TcpConfigTest(unittest.TestCase):
+    def check(self, text):
+        path = write_config(text)
+        self.addCleanup(os.unlink, path)
+        return subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True)
+
+    def test_keys_that_mean_nothing_to_tcp_are_refused(self):
+        base = "pools:\n  - name: p\n    backends: [127.0.0.1:9]\n{pool}listeners:\n  - listen: 127.0.0.1:1\n    protocol: tcp\n    pool: p\n{listener}"
+        for pool, listener, message in [
+                ("", "    forwarded: true\n", "forwarded applies to http listeners only"),
+                ("", "    session_idle: 5s\n", "session_idle applies to udp listeners only"),
+                ("    retries: { attempts: 2 }\n", "", "retries applies to HTTP only"),
+                ("    sticky: { cookie: s }\n", "", "sticky applies to HTTP only"),
+                ("    hash_key: header:x\n    balance: hash\n", "", "hashes the client address only"),
+                ("    proxy_protocol: v3\n", "", "proxy_protocol must be v1, v2 or off")]:
+            result = self.check(base.format(pool=pool, listener=listener))
+            self.assertNotEqual(result.returncode, 0, pool + listener)
+            self.assertIn(message, result.stderr + result.stdout)
+        result = self.check("pools:\n  - name: p\n    backends: [127.0.0.1:9]\n    proxy_protocol: v2\n"
+                            "listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n")
+        self.assertIn("proxy_protocol applies to pools behind tcp and udp listeners", result.stderr + result.stdout)
+        ok = self.check(base.format(pool="    proxy_protocol: v2\n    balance: least-connections\n",
+                                    listener="    proxy_protocol: { accept: [v2], from: [10.0.0.0/8] }\n"))
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
