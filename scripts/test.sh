@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check usher has: formatting, the HTTP/1 and TLS fuzzers, and the whole test suite
-# under AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
+# Runs every check usher has: formatting, the HTTP/1, TLS and layer-4 fuzzers, and the whole test
+# suite under AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
 #   FUZZ_SECONDS=60 (default) bounds the HTTP/1 fuzzing run,
-#   TLS_FUZZ_SECONDS=30 (default) the TLS one.
+#   TLS_FUZZ_SECONDS=30 (default) the TLS one,
+#   L4_FUZZ_SECONDS=20 (default) the PROXY protocol and ClientHello one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -44,6 +45,10 @@ fuzz http1_fuzz "${FUZZ_SECONDS:-60}" fuzz/corpus/http1
 step "fuzz TLS termination for ${TLS_FUZZ_SECONDS:-30}s (clang libFuzzer, ASan+UBSan)"
 cmake --build build-fuzz --target tls_fuzz
 fuzz tls_fuzz "${TLS_FUZZ_SECONDS:-30}" fuzz/corpus/tls
+
+step "fuzz the PROXY protocol and ClientHello codecs for ${L4_FUZZ_SECONDS:-20}s (ASan+UBSan)"
+cmake --build build-fuzz --target l4_fuzz
+fuzz l4_fuzz "${L4_FUZZ_SECONDS:-20}" fuzz/corpus/l4
 
 step "tests under AddressSanitizer + UndefinedBehaviorSanitizer (integration suites on io_uring)"
 # -O1 -g1 (line tables only): what the sanitizers need for reports, built in half the time of -O2 -g.
