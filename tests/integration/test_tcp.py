@@ -297,6 +297,10 @@ class TcpConfigTest(unittest.TestCase):
         result = self.check("pools:\n  - name: p\n    backends: [127.0.0.1:9]\n    proxy_protocol: v2\n"
                             "listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n")
         self.assertIn("proxy_protocol applies to pools behind tcp and udp listeners", result.stderr + result.stdout)
+        result = self.check("pools:\n  - name: p\n    backends: [127.0.0.1:9]\n"
+                            "listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n"
+                            "    proxy_protocol: { from: [10.0.0.0/8] }\n")
+        self.assertIn("not yet on http listeners", result.stderr + result.stdout)
         ok = self.check(base.format(pool="    proxy_protocol: v2\n    balance: least-connections\n",
                                     listener="    proxy_protocol: { accept: [v2], from: [10.0.0.0/8] }\n"))
         self.assertEqual(ok.returncode, 0, ok.stderr)
