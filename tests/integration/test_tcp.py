@@ -118,7 +118,12 @@ class TcpProxyTest(unittest.TestCase):
     def test_a_backend_that_is_down_is_skipped(self):
         servers = [self.server(echo_with_name(f"b{i}")) for i in range(3)]
         usher = TcpUsher(self, {"main": ([s.port for s in servers], "")})
-        servers[1].close()
+        names = set()
+        for _ in range(6):
+            with usher.connect() as s:
+                names.add(read_line(s))
+        self.assertEqual(names, {"b0", "b1", "b2"})
+        servers[1].close()  # killed mid-test: its port now refuses
         names = set()
         for _ in range(30):
             with usher.connect() as s:
