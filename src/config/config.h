@@ -337,7 +337,7 @@ struct Listener {
   uint32_t max_connections = 0;             // open connections, process-wide (0: no limit)
   uint32_t max_connections_per_client = 0;  // per client address (0: no limit)
   std::optional<RateLimit> rate_limit;      // every request on the listener, before routing
-  std::optional<ProxyProtocolAccept> proxy_protocol;  // tcp listeners
+  std::optional<ProxyProtocolAccept> proxy_protocol;  // http and tcp listeners
   Millis session_idle = 30s;      // udp: a client's session ends after this long without datagrams
   uint32_t max_sessions = 10000;  // udp: sessions at once; a new client's datagrams beyond: dropped
 };

@@ -241,10 +241,7 @@ void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>
   if (node["max_sessions"]) {
     r.unsigned_number(node["max_sessions"], "max_sessions", 1, 10'000'000, listener.max_sessions);
   }
-  if (node["proxy_protocol"] && http) {
-    r.error(node["proxy_protocol"].Mark(),
-            "proxy_protocol is read on tcp listeners only so far (not yet on http listeners)");
-  } else if (node["proxy_protocol"] && !udp) {
+  if (node["proxy_protocol"] && !udp) {
     listener.proxy_protocol = read_accept(r, node["proxy_protocol"]);
   }
   if (listener.protocol == Protocol::kTcp && node["routes"]) {

@@ -84,9 +84,11 @@ inline constexpr const char* kTlsFailures[] = {"timeout",          "closed",    
                                                "protocol_version", "no_shared_cipher", "other"};
 inline constexpr size_t kTlsFailureKinds = std::size(kTlsFailures);
 
-// Why a connection was closed at accept, before a byte was read from it.
-enum class Refusal : uint8_t { kDenied, kMaxConnections, kPerClient };
-inline constexpr const char* kRefusals[] = {"denied", "max_connections", "per_client"};
+// Why a connection was closed at accept, before a byte was read from it (or, for
+// proxy_header, before a byte after the PROXY header its balancer had to send and did not).
+enum class Refusal : uint8_t { kDenied, kMaxConnections, kPerClient, kProxyHeader };
+inline constexpr const char* kRefusals[] = {"denied", "max_connections", "per_client",
+                                            "proxy_header"};
 inline constexpr size_t kRefusalKinds = std::size(kRefusals);
 
 // What a pool's circuit breakers refused: a request with the queue full, a retry with

@@ -11,7 +11,8 @@ void Registry::write_protection(Exposition& e, const Layout& layout) const {
   const auto& s = shards_;
   e.family("usher_listener_refused_connections_total", "counter",
            "Connections closed at accept, unread: denied (allow/deny lists), max_connections "
-           "(the listener's), per_client (max_connections_per_client).");
+           "(the listener's), per_client (max_connections_per_client), proxy_header (a trusted "
+           "balancer's connection without a valid PROXY header, on http listeners).");
   for (const Layout::Named& l : layout.listeners) {
     for (size_t k = 0; k < kRefusalKinds; ++k) {
       e.sample("usher_listener_refused_connections_total",

@@ -17,7 +17,7 @@ import time
 import unittest
 import urllib.request
 
-from harness import USHER, Process, free_port, read_until_close, rss_kib, write_config
+from harness import USHER, Process, free_port, read_until_close, start_backend, write_config
 from l4_peers import (TcpServer, collect_then_answer, echo_with_name, proxy_reporter, tls_server)
 
 SANITIZED = os.environ.get("USHER_SANITIZED") == "1"
@@ -249,6 +249,41 @@ class ProxyProtocolTest(unittest.TestCase):
             usher.metric(r'usher_tcp_connections_total\{listener="front",end="bad_client"\}'), 2)
 
 
+class ProxyProtocolOnHttpTest(unittest.TestCase):
+    """An http listener behind a balancer that sends the PROXY protocol."""
+
+    def test_the_header_names_the_client_and_is_required_from_the_balancer_only(self):
+        backend_port, backend = start_backend("b")
+        self.addCleanup(backend.stop)
+        port, admin = free_port(), free_port()
+        config = write_config(
+            f"admin: {{ listen: 127.0.0.1:{admin} }}\nlisteners:\n  - listen: 127.0.0.1:{port}\n"
+            "    pool: p\n    proxy_protocol: { accept: [v1, v2], from: [127.0.0.3/32] }\n"
+            f"pools:\n  - name: p\n    backends: [127.0.0.1:{backend_port}]\n")
+        self.addCleanup(os.unlink, config)
+        usher = Process([USHER, "run", "-c", config], port=port)
+        self.addCleanup(usher.stop)
+        request = b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+        def send(source, raw):
+            with socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0)) as s:
+                s.sendall(raw)
+                return read_until_close(s, 5.0)
+        v2 = (b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes([198, 51, 100, 4, 127, 0, 0, 1])
+              + (6000).to_bytes(2, "big") + (80).to_bytes(2, "big"))
+        for header, client in ((b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n", b"203.0.113.9"),
+                               (v2, b"198.51.100.4")):
+            response = send("127.0.0.3", header + request)
+            self.assertTrue(response.startswith(b"HTTP/1.1 200"), response[:100])
+            self.assertIn(b"X-Forwarded-For: " + client + b"\r\n", response)
+        self.assertEqual(send("127.0.0.3", request), b"")  # the balancer must send one
+        self.assertTrue(send("127.0.0.2", b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n" + request)
+                        .startswith(b"HTTP/1.1 400"))  # anyone else's is no HTTP
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5) as r:
+            self.assertIn('usher_listener_refused_connections_total{listener="127.0.0.1:%d",reason="proxy_header"} 1'
+                          % port, r.read().decode())
+
+
 class SniPassthroughTest(unittest.TestCase):
     def test_two_names_reach_two_pools_with_their_own_certificates(self):
         backends = {}
@@ -302,10 +337,6 @@ class TcpConfigTest(unittest.TestCase):
         result = self.check("pools:\n  - name: p\n    backends: [127.0.0.1:9]\n    proxy_protocol: v2\n"
                             "listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n")
         self.assertIn("proxy_protocol applies to pools behind tcp and udp listeners", result.stderr + result.stdout)
-        result = self.check("pools:\n  - name: p\n    backends: [127.0.0.1:9]\n"
-                            "listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n"
-                            "    proxy_protocol: { from: [10.0.0.0/8] }\n")
-        self.assertIn("not yet on http listeners", result.stderr + result.stdout)
         ok = self.check(base.format(pool="    proxy_protocol: v2\n    balance: least-connections\n",
                                     listener="    proxy_protocol: { accept: [v2], from: [10.0.0.0/8] }\n"))
         self.assertEqual(ok.returncode, 0, ok.stderr)

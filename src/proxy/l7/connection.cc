@@ -14,6 +14,7 @@
 #include "proxy/l7/request_record.h"
 #include "proxy/l7/session.h"
 #include "proxy/l7/stream.h"
+#include "proxy/proxy_header.h"
 #include "proxy/worker.h"
 
 // The connection loop of an HTTP/1 client: wait for a request, read its head, answer it (usher's
@@ -33,6 +34,20 @@ void record_peer(Client& c) {
     c.ip_length = static_cast<uint8_t>(format_ip(address, c.ip_text, sizeof c.ip_text));
     c.peer = IpBytes::from_sockaddr(address);
   }
+}
+
+// A trusted balancer's PROXY header: its source becomes the client (logs, forwarding headers,
+// rate limits and route lists). False when the header was missing, malformed or late.
+net::Task<bool> take_proxy_header(Client& c, const config::Listener& listener) {
+  const auto header = co_await read_proxy_header(
+      c.socket, *listener.proxy_protocol, c.after(c.worker.current().config().timeouts.header));
+  if (!header) co_return false;
+  if (header->source) {  // else LOCAL: the balancer's own connection, its address stays
+    const sockaddr* source = header->source->sockaddr_ptr();
+    c.ip_length = static_cast<uint8_t>(format_ip(source, c.ip_text, sizeof c.ip_text));
+    c.peer = IpBytes::from_sockaddr(source);
+  }
+  co_return true;
 }
 
 // Waits between requests holding no buffer; false when the connection should end.
@@ -131,6 +146,11 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
   Admission admission;
   if (const auto refused = Admission::admit(accepted_on.guard, c.peer, admission)) {
     listener_counters.refused[*refused].add();
+    co_return;
+  }
+  if (sends_proxy_header(accepted_on.config, c.peer) &&
+      !co_await take_proxy_header(c, accepted_on.config)) {
+    listener_counters.refused[static_cast<size_t>(metrics::Refusal::kProxyHeader)].add();
     co_return;
   }
   worker.add_session(c.link);
