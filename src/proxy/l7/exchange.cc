@@ -7,7 +7,6 @@
 #include <chrono>
 #include <optional>
 
-#include "health/outlier.h"
 #include "proxy/l7/backend_choice.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/failure.h"
@@ -275,25 +274,6 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   co_return Try{{}, f.response.client_keep_alive ? Next::kKeepAlive : Next::kClose, status};
 }
 
-// Passive checks (health::Outlier) on one try's outcome. Any worker thread.
-void record_outcome(Worker& w, PoolState& pool, uint32_t index, bool failed) {
-  if (!pool.config.outlier) return;
-  const health::Outlier outlier(*pool.config.outlier);
-  if (!outlier.observe(pool.live[index], failed)) return;
-  uint32_t ejected = 0, members = 0;
-  pool.for_each_member([&](uint32_t i) {
-    ++members;
-    ejected += pool.live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
-  });
-  const auto ejection = outlier.eject(pool.live[index], ejected, members, w.reactor().now_ms());
-  if (!ejection) return;
-  spdlog::warn(
-      "outlier: pool={} backend={} UP -> EJECTED for {} ms after {} consecutive failures (ejection "
-      "{})",
-      pool.config.name, pool.slot(index).name, ejection->until_ms - w.reactor().now_ms(),
-      outlier.rule().consecutive_failures, ejection->times);
-}
-
 // Exponential with jitter: base x 2^(retry-1) x [0.5, 1.5), capped at 40 x base.
 uint64_t backoff_ms(Worker& w, const config::Retries& retries, uint32_t retry) {
   uint64_t base = static_cast<uint64_t>(retries.backoff.count());
@@ -362,7 +342,8 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const Try t = co_await try_backend(c, pool, index, info, request_head,
                                        buffered ? &*buffered : nullptr, policy, continue_sent);
     const Failure& f = t.failure;
-    record_outcome(w, pool, index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500);
+    pool.record_outcome(index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500,
+                        w.reactor().now_ms());
     if (!f) co_return t.next;
     if (f.side != Failure::Side::kUpstream) co_return co_await fail_or_close(c, f.status);
     if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {
