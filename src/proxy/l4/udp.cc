@@ -139,6 +139,7 @@ Session* Sessions::find_or_open(const ClientKey& key, const sockaddr* client, un
   session->admission = std::move(admission);
   session->counters = &counters;
   session->idle_ms = static_cast<uint64_t>(routes.config.session_idle.count());
+  session->last_active_ms = worker_.reactor().now_ms();
   if (pool.config.proxy_protocol == config::ProxyProtocolVersion::kV2) {
     session->proxy_header_length = static_cast<uint8_t>(
         proxy_v2_header(client, endpoint_.listen.sockaddr_ptr(), session->proxy_header));
