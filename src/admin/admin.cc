@@ -44,7 +44,8 @@ void AdminServer::start() {
                        [this] {
                          if (stopping_) reactor_->cancel(*listener_);
                        },
-                   .on_idle = {}});
+                   .on_idle = {},
+                   .on_turn_end = {}});
   });
 }
 

@@ -121,6 +121,13 @@ void validate_pool_use(Report& report, const Config& config) {
                   "a " + kind + " listener hashes the client address only; " + user);
         reported[route.pool] = true;
       }
+      if (l.protocol == Protocol::kUdp && pool.proxy_protocol == ProxyProtocolVersion::kV1) {
+        report.at(pool.marks, "proxy_protocol",
+                  "proxy_protocol v1 is for tcp (its header cannot say UDP); a udp listener's "
+                  "pool takes v2; " +
+                      user);
+        reported[route.pool] = true;
+      }
       if (l.protocol == Protocol::kUdp && pool.max_connections != 0) {
         report.at(pool.marks, "",
                   "max_connections counts connections, which udp does not have; " + user);

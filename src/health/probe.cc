@@ -96,6 +96,9 @@ net::Task<ProbeResult> probe(net::Reactor& reactor, const Address& address,
                              const config::HealthCheck& check, const std::string& request,
                              ProbeTls tls) {
   const uint64_t deadline = reactor.now_ms() + static_cast<uint64_t>(check.timeout.count());
+  if (check.type == config::HealthCheck::Type::kUdp ||
+      check.type == config::HealthCheck::Type::kDns)
+    co_return co_await probe_datagram(reactor, address, check, deadline);
   int fd = net::Socket::open_tcp(address);
   if (fd < 0) co_return ProbeResult{false, describe("socket", -errno)};
   net::Socket socket(reactor, fd);

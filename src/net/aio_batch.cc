@@ -61,9 +61,26 @@ AioBatch::~AioBatch() {
 }
 
 void AioBatch::write(IoOp* const* ops, size_t count, long* results) {
+  for (size_t i = 0; i < count; ++i) prepare(blocks_[i], *ops[i], i);
+  submit(count, results);
+}
+
+void AioBatch::send(Datagram* const* datagrams, size_t count, long* results) {
+  for (size_t i = 0; i < count; ++i) {
+    const Datagram& d = *datagrams[i];
+    blocks_[i] = iocb{};
+    blocks_[i].aio_data = i;
+    blocks_[i].aio_fildes = static_cast<uint32_t>(d.fd);
+    blocks_[i].aio_lio_opcode = IOCB_CMD_PWRITEV;
+    blocks_[i].aio_buf = reinterpret_cast<uintptr_t>(d.message.msg_iov);
+    blocks_[i].aio_nbytes = d.message.msg_iovlen;
+  }
+  submit(count, results);
+}
+
+void AioBatch::submit(size_t count, long* results) {
   for (size_t i = 0; i < count; ++i) {
     results[i] = -EIO;  // stays only if the kernel loses an event, which fails that connection
-    prepare(blocks_[i], *ops[i], i);
     queue_[i] = &blocks_[i];
   }
   size_t done = 0;

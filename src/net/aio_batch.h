@@ -13,6 +13,7 @@
 namespace usher::net {
 
 struct IoOp;
+struct Datagram;
 
 class AioBatch {
  public:
@@ -29,9 +30,12 @@ class AioBatch {
   // Runs the writes (kWrite, kWritev) of ops[0, count), count <= kMaxOps, on non-blocking
   // sockets; results[i] receives op i's bytes written, -errno, or kNotRun.
   void write(IoOp* const* ops, size_t count, long* results);
+  // The same for datagrams on connected sockets (a writev of each one's iovecs sends it whole).
+  void send(Datagram* const* datagrams, size_t count, long* results);
 
  private:
   explicit AioBatch(aio_context_t context) : context_(context) {}
+  void submit(size_t count, long* results);
 
   aio_context_t context_;
   iocb blocks_[kMaxOps]{};

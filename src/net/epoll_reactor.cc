@@ -72,6 +72,7 @@ long attempt(IoOp& op) {
       return error ? -error : 0;
     }
     case OpKind::kPollIn:
+    case OpKind::kWaitIn:
       return op.socket->read_ready ? 0 : -EAGAIN;
     case OpKind::kSleep:
       return -EAGAIN;
@@ -81,6 +82,25 @@ long attempt(IoOp& op) {
   }
   if (n >= 0) return n;
   return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+// Sends datagrams [0, count), all on one socket, in sendmmsg calls; a failure is that datagram's
+// result, and the ones after it go on.
+void send_run(Datagram* run, size_t count) {
+  constexpr size_t kMax = 64;
+  mmsghdr messages[kMax];
+  for (size_t from = 0; from < count;) {
+    const size_t n = std::min(count - from, kMax);
+    for (size_t i = 0; i < n; ++i) messages[i] = {run[from + i].message, 0};
+    const int sent =
+        ::sendmmsg(run[from].fd, messages, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent <= 0) {
+      run[from++].result = sent < 0 ? -errno : -EAGAIN;
+      continue;
+    }
+    for (int i = 0; i < sent; ++i) run[from + i].result = messages[i].msg_len;
+    from += static_cast<size_t>(sent);
+  }
 }
 
 class EpollReactor final : public Reactor {
@@ -109,6 +129,7 @@ class EpollReactor final : public Reactor {
   void detach(Socket& socket) override {
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
     forget_deferred_write(socket);
+    std::replace(next_turn_.begin(), next_turn_.end(), &socket, static_cast<Socket*>(nullptr));
     // An op still parked here belongs to a coroutine that is being torn down with the socket.
     for (IoOp* op : {socket.reader, socket.writer}) {
       if (op) timers_.cancel(op->timer);
@@ -121,6 +142,7 @@ class EpollReactor final : public Reactor {
       arm_deadline(op);
       return false;
     }
+    if (op.kind == OpKind::kWaitIn) return wait_in(op);
     if (op.kind == OpKind::kConnect) {
       if (op.result != -EINPROGRESS) return true;
       watch_writable(*op.socket);
@@ -143,6 +165,7 @@ class EpollReactor final : public Reactor {
     epoll_event events[256];
     while (!stopping_.load(std::memory_order_relaxed)) {
       int timeout = timers_.empty() ? 1000 : static_cast<int>(TimerWheel::kTickMs);
+      if (!next_turn_.empty()) timeout = 0;  // readiness waits to complete in this turn
       int n = ::epoll_wait(epoll_fd_, events, 256, timeout);
       now_ = monotonic_ms();
       bool woken = false;
@@ -156,8 +179,10 @@ class EpollReactor final : public Reactor {
         }
         dispatch(*static_cast<Socket*>(events[i].data.ptr), events[i].events);
       }
+      serve_next_turn();
       timers_.advance(now_);
       finish_turn();
+      while (hooks.on_turn_end && hooks.on_turn_end()) finish_turn();
       if (woken && hooks.on_wake) hooks.on_wake();
       if (n == 0 && hooks.on_idle) hooks.on_idle();
     }
@@ -200,6 +225,39 @@ class EpollReactor final : public Reactor {
     }
     return -errno;
   }
+  // Connected datagrams go in one io_submit; those with an address (and all without AIO) in
+  // sendmmsg runs per socket, which have the preemption points the AIO batch avoids.
+  void send_datagrams(std::span<Datagram> datagrams) override {
+    Datagram* connected[AioBatch::kMaxOps];
+    long results[AioBatch::kMaxOps];
+    size_t queued = 0;
+    auto send_queued = [&] {
+      aio_->send(connected, queued, results);
+      for (size_t i = 0; i < queued; ++i) {
+        if (results[i] == AioBatch::kNotRun) {
+          send_run(connected[i], 1);
+        } else {
+          connected[i]->result = results[i];
+        }
+      }
+      queued = 0;
+    };
+    for (size_t i = 0; i < datagrams.size();) {
+      if (aio_ && datagrams[i].message.msg_name == nullptr) {
+        connected[queued++] = &datagrams[i++];
+        if (queued == AioBatch::kMaxOps) send_queued();
+        continue;
+      }
+      size_t end = i + 1;
+      while (end < datagrams.size() && datagrams[end].fd == datagrams[i].fd &&
+             (!aio_ || datagrams[end].message.msg_name != nullptr)) {
+        ++end;
+      }
+      send_run(&datagrams[i], end - i);
+      i = end;
+    }
+    if (queued > 0) send_queued();
+  }
   const char* name() const override { return aio_ ? "epoll+aio" : "epoll"; }
 
  private:
@@ -218,6 +276,27 @@ class EpollReactor final : public Reactor {
     }
     op.result = result;
     return true;
+  }
+
+  // A readiness wait on a socket that is readable already completes in the next turn, not inline
+  // (Socket::wait_readable says why); its socket is listed for that turn.
+  bool wait_in(IoOp& op) {
+    op.socket->reader = &op;
+    arm_deadline(op);
+    if (op.socket->read_ready) next_turn_.push_back(op.socket);
+    return false;
+  }
+
+  // After the turn's events: the listed sockets still waiting (no event, timeout or cancel came
+  // first) complete if still readable, and park for the next edge otherwise.
+  void serve_next_turn() {
+    serving_turn_.swap(next_turn_);
+    for (Socket* socket : serving_turn_) {
+      if (socket && socket->reader && socket->reader->kind == OpKind::kWaitIn) {
+        retry(socket->reader);
+      }
+    }
+    serving_turn_.clear();
   }
 
   // Waits for readiness to return.
@@ -358,6 +437,8 @@ class EpollReactor final : public Reactor {
   IoOp* ready_tail_ = nullptr;
   std::vector<IoOp*> deferred_writes_;  // this turn's, in the order they were made
   std::vector<IoOp*> flushing_;
+  std::vector<Socket*> next_turn_;  // readiness waits to complete next turn (wait_in)
+  std::vector<Socket*> serving_turn_;
   std::unique_ptr<AioBatch> aio_;  // null: writes go one syscall each
   std::atomic<bool> stopping_{false};
 };

@@ -3,6 +3,7 @@
 // wake me"), so that a readiness backend (epoll) and a completion backend (io_uring) fit alike.
 // Thread rule: a reactor and everything attached to it belong to the thread that runs it; only
 // wake() may be called from other threads.
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "net/timer_wheel.h"
@@ -25,6 +27,7 @@ enum class OpKind : uint8_t {
   kAccept,
   kConnect,
   kPollIn,
+  kWaitIn,  // readable, nothing received: for a socket its owner reads itself (recvmmsg)
   kSleep,
   kSpliceIn,   // socket -> pipe_fd
   kSpliceOut,  // pipe_fd -> socket
@@ -32,8 +35,16 @@ enum class OpKind : uint8_t {
 
 inline bool is_read_side(OpKind kind) {
   return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn ||
-         kind == OpKind::kSpliceIn;
+         kind == OpKind::kWaitIn || kind == OpKind::kSpliceIn;
 }
+
+// One datagram for Reactor::send_datagrams: its socket and message (msg_name null on a
+// connected socket), and then what became of it.
+struct Datagram {
+  int fd = -1;
+  msghdr message{};
+  long result = 0;  // bytes sent, or -errno
+};
 
 struct IoOp;
 // One non-blocking splice(2) of a kSpliceIn/kSpliceOut op: bytes moved or -errno (-EAGAIN).
@@ -71,6 +82,9 @@ class Reactor {
   struct Hooks {
     std::function<void()> on_wake;  // after another thread called wake()
     std::function<void()> on_idle;  // when a wait ended with nothing to do
+    // When the turn's coroutines have run, before the loop waits again; true when it did work
+    // that may have completed operations (then the turn goes on, and it is called again).
+    std::function<bool()> on_turn_end;
   };
   // Runs until stop(); the hooks run on the loop thread.
   virtual void run(const Hooks& hooks) = 0;
@@ -81,6 +95,12 @@ class Reactor {
   virtual bool peer_closed(Socket& socket) = 0;
   // Bytes already received for the socket, without parking: -EAGAIN when there are none.
   virtual long try_read(Socket& socket, char* buffer, size_t length) = 0;
+  // Sends every datagram now (non-blocking: a full socket buffer is -EAGAIN), with no point
+  // between them where a receiver a datagram woke could take the core: sendmmsg(2) has one
+  // after each datagram, and where peers share a core the receiver takes it there, one datagram
+  // at a time. io_uring issues them as SENDMSG requests in one io_uring_enter; epoll sends the
+  // connected ones in one io_submit (Linux AIO) where it can. Each datagram's result is set.
+  virtual void send_datagrams(std::span<Datagram> datagrams) = 0;
   virtual const char* name() const = 0;
   // Where to count receives that found every receive buffer taken (io_uring's shared ring; epoll
   // receives into the reader's own buffer and never runs short). Written by the loop thread.

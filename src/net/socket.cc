@@ -19,6 +19,14 @@ void Socket::close() {
   fd_ = -1;
 }
 
+int Socket::receive_batch(mmsghdr* messages, unsigned count) {
+  const int n = ::recvmmsg(fd_, messages, count, MSG_DONTWAIT, nullptr);
+  // epoll is edge-triggered: once the socket is empty, only the next arrival says it is not.
+  if (n < static_cast<int>(count)) read_ready = false;
+  if (n >= 0) return n;
+  return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
 int Socket::open_tcp(const Address& address) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;

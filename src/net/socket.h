@@ -46,6 +46,18 @@ class Socket {
     return make(OpKind::kPollIn, nullptr, 0, deadline_ms);
   }
 
+  // Yields 0 once datagrams (or bytes) wait, receiving none of them, and never before the next
+  // loop turn: for a socket its owner reads with its own syscalls (receive_batch), where
+  // readable() would start io_uring's standing receive, which takes the datagrams and drops
+  // their senders' addresses. A reader that takes one batch per wake so lets the loop's other
+  // work run between its batches.
+  OpAwaitable wait_readable(uint64_t deadline_ms) {
+    return make(OpKind::kWaitIn, nullptr, 0, deadline_ms);
+  }
+  // recvmmsg(2) without waiting: the datagrams received, or -errno (-EAGAIN when none wait).
+  // Fewer than `count` means the socket was emptied: the next wait_readable waits for more.
+  int receive_batch(mmsghdr* messages, unsigned count);
+
   // One immediate recv that never parks: -EAGAIN when nothing is waiting. Lets an idle
   // connection wait with readable() and take a buffer only once bytes are there.
   long try_read(char* buffer, size_t length) { return reactor_.try_read(*this, buffer, length); }

@@ -17,7 +17,9 @@
 // being read (200 stalled sockets held all but 1-7 of 1024 buffers, docs/benchmarks.md). When the
 // ring runs dry all the same, a read falls back to a one-shot request into its own buffer, and the
 // worker counts it (usher_worker_receive_buffer_shortages_total). A listener likewise keeps one
-// multishot accept, and its accepts take the connections that request brought.
+// multishot accept, and its accepts take the connections that request brought. A readiness wait
+// (Socket::wait_readable) is a plain poll request instead: its socket's owner receives with its
+// own syscalls, as a udp listener does with recvmmsg to learn each datagram's sender.
 //
 // Lifetimes: the kernel refers to an operation by its slot in `slots_`, never by address, so a
 // coroutine torn down with its socket (detach), or resumed early by cancel(), only empties the
@@ -55,6 +57,8 @@ constexpr uint64_t kWakeTag = uint64_t{1} << 40;
 constexpr uint64_t kIgnoreTag = uint64_t{1} << 41;
 constexpr uint64_t kStandingTag = uint64_t{1} << 42;  // | the standing receive's entry
 constexpr uint64_t kAcceptTag = uint64_t{1} << 43;    // | the standing accept's entry
+// | the send_datagrams call's round << 24 | the datagram's index in it
+constexpr uint64_t kDatagramTag = uint64_t{1} << 44;
 // Socket::standing of a listener: its entry in the accept table, not the receive table.
 constexpr uint32_t kAcceptEntry = uint32_t{1} << 31;
 // An operation waiting on its socket's standing receive, not on a request of its own.
@@ -157,11 +161,11 @@ class UringReactor final : public Reactor {
       io_uring_cqe* first = nullptr;
       io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
       now_ = monotonic_ms();
-      bool woken = false;
-      const unsigned count = reap(woken);
+      const unsigned count = reap();
       timers_.advance(now_);
       resume_ready();
-      if (woken && hooks.on_wake) hooks.on_wake();
+      while (hooks.on_turn_end && hooks.on_turn_end()) resume_ready();
+      if (std::exchange(woken_, false) && hooks.on_wake) hooks.on_wake();
       if (count == 0 && hooks.on_idle) hooks.on_idle();
     }
     finish_cancellations();
@@ -211,6 +215,31 @@ class UringReactor final : public Reactor {
     shortages_ = counter;
   }
 
+  // One SENDMSG request each, handed to the kernel at once with the turn's queued work. With
+  // MSG_DONTWAIT a send that cannot go completes with -EAGAIN instead of waiting in the kernel,
+  // so all complete inline; the wait is bounded all the same, and a late completion is dropped.
+  void send_datagrams(std::span<Datagram> datagrams) override {
+    ++send_round_;
+    sending_ = datagrams.data();
+    unsent_ = datagrams.size();
+    for (size_t i = 0; i < datagrams.size(); ++i) {
+      datagrams[i].result = -EAGAIN;
+      io_uring_sqe* sqe = next_sqe();
+      io_uring_prep_sendmsg(sqe, datagrams[i].fd, &datagrams[i].message,
+                            MSG_DONTWAIT | MSG_NOSIGNAL);
+      io_uring_sqe_set_data64(sqe, kDatagramTag | uint64_t{send_round_} << 24 | i);
+    }
+    io_uring_submit(&ring_);
+    for (int tries = 0; unsent_ > 0 && tries < 100; ++tries) {
+      reap();
+      if (unsent_ == 0) break;
+      __kernel_timespec wait{.tv_sec = 0, .tv_nsec = 1'000'000};
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
+    }
+    sending_ = nullptr;
+  }
+
  private:
   // Operations cancelled just before stop() (a listener's accept, say) complete only when the
   // kernel answers; wait briefly for that so their coroutines can finish and free their frames.
@@ -219,8 +248,7 @@ class UringReactor final : public Reactor {
       __kernel_timespec wait{.tv_sec = 0, .tv_nsec = 10'000'000};
       io_uring_cqe* first = nullptr;
       io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
-      bool woken = false;
-      reap(woken);
+      reap();
       resume_ready();
     }
     resume_ready();
@@ -457,6 +485,13 @@ class UringReactor final : public Reactor {
     io_uring_submit(&ring_);
   }
 
+  void complete_datagram(const io_uring_cqe& cqe) {
+    const auto round = static_cast<uint16_t>(cqe.user_data >> 24);
+    if (sending_ == nullptr || round != send_round_) return;
+    sending_[cqe.user_data & 0xFFFFFF].result = cqe.res;
+    --unsent_;
+  }
+
   void count_shortage() {
     if (shortages_ == nullptr) return;
     shortages_->store(shortages_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -503,6 +538,9 @@ class UringReactor final : public Reactor {
       case OpKind::kPollIn:
         io_uring_prep_poll_add(&sqe, fd, POLLIN | POLLRDHUP);
         break;
+      case OpKind::kWaitIn:  // a plain poll: the standing receive would take the datagrams
+        io_uring_prep_poll_add(&sqe, fd, POLLIN);
+        break;
       case OpKind::kSpliceIn:
         io_uring_prep_poll_add(&sqe, fd, POLLIN);
         break;
@@ -520,24 +558,24 @@ class UringReactor final : public Reactor {
   }
 
   // Handles every completion waiting in the queue; returns how many there were.
-  unsigned reap(bool& woken) {
+  unsigned reap() {
     unsigned head, count = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
       ++count;
-      complete(*cqe, woken);
+      complete(*cqe);
     }
     io_uring_cq_advance(&ring_, count);
     return count;
   }
 
-  void complete(const io_uring_cqe& cqe, bool& woken) {
+  void complete(const io_uring_cqe& cqe) {
     const uint64_t tag = cqe.user_data;
     if (tag == kWakeTag) {
       uint64_t count;
       while (::read(wake_fd_, &count, sizeof count) > 0) {
       }
-      woken = true;
+      woken_ = true;
       if (!(cqe.flags & IORING_CQE_F_MORE)) arm_wake();
       return;
     }
@@ -548,6 +586,10 @@ class UringReactor final : public Reactor {
     }
     if (tag & kAcceptTag) {
       complete_accept(cqe);
+      return;
+    }
+    if (tag & kDatagramTag) {
+      complete_datagram(cqe);
       return;
     }
     const auto index = static_cast<uint32_t>(tag - 1);
@@ -577,6 +619,7 @@ class UringReactor final : public Reactor {
       if (result & (POLLRDHUP | POLLHUP)) socket.peer_closed = true;
       result = 0;
     }
+    if (result >= 0 && op->kind == OpKind::kWaitIn) result = 0;
     op->result = result;
     enqueue(*op);
   }
@@ -681,6 +724,10 @@ class UringReactor final : public Reactor {
   IoOp* ready_tail_ = nullptr;
   size_t aborting_ = 0;  // cancels sent whose operation has not completed yet
   std::atomic<uint64_t>* shortages_ = nullptr;  // the worker's metric; written by this thread
+  bool woken_ = false;                          // another thread's wake() was seen this turn
+  Datagram* sending_ = nullptr;                 // send_datagrams' datagrams while it runs
+  size_t unsent_ = 0;
+  uint16_t send_round_ = 0;
   std::atomic<bool> stopping_{false};
 };
 
@@ -696,7 +743,8 @@ bool supports_all(io_uring& ring, std::string& missing) {
   const std::pair<int, const char*> needed[] = {
       {IORING_OP_RECV, "recv"},         {IORING_OP_SEND, "send"},
       {IORING_OP_WRITEV, "writev"},     {IORING_OP_ACCEPT, "accept"},
-      {IORING_OP_POLL_ADD, "poll_add"}, {IORING_OP_ASYNC_CANCEL, "async_cancel"}};
+      {IORING_OP_POLL_ADD, "poll_add"}, {IORING_OP_ASYNC_CANCEL, "async_cancel"},
+      {IORING_OP_SENDMSG, "sendmsg"}};
   for (const auto& [opcode, name] : needed) {
     if (!io_uring_opcode_supported(probe, opcode)) missing += std::string(" ") + name;
   }

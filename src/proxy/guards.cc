@@ -22,15 +22,18 @@ std::shared_ptr<RateGuard> rate_guard(const std::optional<config::RateLimit>& li
   return std::make_shared<RateGuard>(*limit);
 }
 
+// A udp listener's sessions take the places a tcp listener's connections would (max_sessions).
 std::shared_ptr<ConnectionLimits> connection_limits(const config::Listener& listener,
                                                     const ListenerGuard* before) {
-  if (!listener.max_connections && !listener.max_connections_per_client) return nullptr;
-  if (before && before->connections && before->connections->max == listener.max_connections &&
-      before->connections->max_per_client == listener.max_connections_per_client) {
+  const bool udp = listener.protocol == config::Protocol::kUdp;
+  const uint32_t max = udp ? listener.max_sessions : listener.max_connections;
+  const uint32_t max_per_client = udp ? 0 : listener.max_connections_per_client;
+  if (!max && !max_per_client) return nullptr;
+  if (before && before->connections && before->connections->max == max &&
+      before->connections->max_per_client == max_per_client) {
     return before->connections;
   }
-  return std::make_shared<ConnectionLimits>(listener.max_connections,
-                                            listener.max_connections_per_client);
+  return std::make_shared<ConnectionLimits>(max, max_per_client);
 }
 
 // A listener is the same one across generations by its name, or by its address when unnamed.

@@ -26,7 +26,7 @@ struct RateGuard {
   protect::RateLimiter limiter;
 };
 
-// A listener's open connections, in all and per client address.
+// A listener's open connections (a udp listener's sessions), in all and per client address.
 struct ConnectionLimits {
   ConnectionLimits(uint32_t max, uint32_t max_per_client);
   uint32_t max;             // 0: no limit

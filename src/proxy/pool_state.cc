@@ -1,7 +1,10 @@
 #include "proxy/pool_state.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 
+#include "health/outlier.h"
 #include "net/reactor.h"
 
 namespace usher::proxy {
@@ -124,6 +127,24 @@ uint32_t PoolState::find(std::string_view name_or_address) const {
 uint32_t PoolState::weight(uint32_t slot) const {
   const balance::BackendSnapshot& snapshot = balancer().snapshot();
   return slot < snapshot.backends.size() ? snapshot.backends[slot].weight : 0;
+}
+
+void PoolState::record_outcome(uint32_t slot, bool failed, uint64_t now_ms) {
+  if (!config.outlier) return;
+  const health::Outlier outlier(*config.outlier);
+  if (!outlier.observe(live[slot], failed)) return;
+  uint32_t ejected = 0, members = 0;
+  for_each_member([&](uint32_t i) {
+    ++members;
+    ejected += live[i].ejected_until_ms.load(std::memory_order_relaxed) != 0;
+  });
+  const auto ejection = outlier.eject(live[slot], ejected, members, now_ms);
+  if (!ejection) return;
+  spdlog::warn(
+      "outlier: pool={} backend={} UP -> EJECTED for {} ms after {} consecutive failures (ejection "
+      "{})",
+      config.name, slots_[slot].name, ejection->until_ms - now_ms,
+      outlier.rule().consecutive_failures, ejection->times);
 }
 
 Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint32_t weight) {

@@ -89,6 +89,9 @@ struct PoolState {
   // The process-wide number of a slot's backend: its metrics and upstream connections, the same
   // across generations for the same pool and address.
   uint32_t backend_id(uint32_t slot) const { return backend_ids_[slot]; }
+  // Passive checks (the pool's `outlier`) on one outcome of real traffic on a slot's backend, a
+  // request's try or a udp session's: enough failures in a row eject it. Any worker thread.
+  void record_outcome(uint32_t slot, bool failed, uint64_t now_ms);
   // Takes the backend out of the pool for good (a reload removed it). Any thread.
   void retire(uint32_t slot) {
     live[slot].admin_state.store(balance::kRemoved, std::memory_order_release);

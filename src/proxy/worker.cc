@@ -13,6 +13,7 @@
 
 #include "base/allocation_count.h"
 #include "net/task.h"
+#include "proxy/l4/outbox.h"
 #include "proxy/l4/tcp.h"
 #include "proxy/l4/udp.h"
 #include "proxy/l7/http_session.h"
@@ -257,7 +258,8 @@ void Worker::run() {
   }
   count_allocations_into(&metrics_.heap_allocations);
   reactor_->count_buffer_shortages_into(&metrics_.receive_buffer_shortages);
-  reactor_->run({[this] { on_wake(); }, [this] { on_idle(); }});
+  reactor_->run({[this] { on_wake(); }, [this] { on_idle(); },
+                 [this] { return outbox_ && outbox_->flush(); }});
   upstreams_.clear();
   access_log_.flush();
   count_allocations_into(nullptr);
@@ -304,6 +306,11 @@ void Worker::on_idle() {
   ::malloc_trim(0);
   released_since_trim_ = 0;
   session_churn_ = 0;
+}
+
+l4::Outbox& Worker::outbox() {
+  if (!outbox_) outbox_ = std::make_unique<l4::Outbox>(*reactor_);
+  return *outbox_;
 }
 
 void Worker::add_session(SessionLink& link) {

@@ -28,6 +28,9 @@ namespace usher::proxy {
 
 class Worker;
 struct Endpoint;
+namespace l4 {
+class Outbox;
+}
 
 // Serves one accepted connection: the protocol handler a listener's `protocol` chooses.
 using ConnectionHandler = net::Task<void> (*)(Worker& worker, int fd, Endpoint& endpoint);
@@ -84,6 +87,8 @@ class Worker {
   PoolQueue& pool_queue() { return pool_queue_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   metrics::Shard& metrics() { return metrics_; }
+  // Where udp datagrams wait for the end of the loop turn; made by the first udp listener.
+  l4::Outbox& outbox();
   log::Channel& access_log() { return access_log_; }
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
@@ -112,6 +117,7 @@ class Worker {
   l7::UpstreamPool upstreams_;
   PoolQueue pool_queue_;
   std::vector<http1::Header> header_scratch_;
+  std::unique_ptr<l4::Outbox> outbox_;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<std::unique_ptr<WorkerGeneration>> generations_;  // the current one and any in use
   WorkerGeneration* current_ = nullptr;

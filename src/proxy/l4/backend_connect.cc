@@ -4,7 +4,6 @@
 #include <chrono>
 
 #include "codec/l4/proxy_protocol.h"
-#include "proxy/passive_health.h"
 #include "proxy/pool_queue.h"
 #include "proxy/worker.h"
 
@@ -25,7 +24,7 @@ net::Task<BackendConnection> connect_backend(Worker& w, PoolState& pool, uint64_
     auto socket = fd < 0 ? nullptr : std::make_unique<net::Socket>(w.reactor(), fd);
     if (socket) error = co_await socket->connect(address, w.reactor().now_ms() + timeout.count());
     const uint64_t now = w.reactor().now_ms();
-    record_passive_outcome(pool, index, now, error != 0);
+    pool.record_outcome(index, error != 0, now);
     if (error == 0) {
       out.connect_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

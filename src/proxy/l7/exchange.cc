@@ -13,7 +13,6 @@
 #include "proxy/l7/request_body.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_io.h"
-#include "proxy/passive_health.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::l7 {
@@ -343,8 +342,8 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     const Try t = co_await try_backend(c, pool, index, info, request_head,
                                        buffered ? &*buffered : nullptr, policy, continue_sent);
     const Failure& f = t.failure;
-    record_passive_outcome(pool, index, w.reactor().now_ms(),
-                           f.side == Failure::Side::kUpstream || t.upstream_status >= 500);
+    pool.record_outcome(index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500,
+                        w.reactor().now_ms());
     if (!f) co_return t.next;
     if (f.side != Failure::Side::kUpstream) co_return co_await fail_or_close(c, f.status);
     if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {

@@ -21,6 +21,27 @@ std::string pool_with(const std::string& keys) {
 
 using Messages = std::vector<std::string>;
 
+// A udp listener reads its session keys; its pool may send PROXY protocol v2 but not v1, whose
+// header cannot say UDP.
+TEST(IgnoredKeys, UdpListenerSessionsAndProxyProtocol) {
+  const std::string listener =
+      "listeners:\n  - listen: 127.0.0.1:53\n    protocol: udp\n    pool: p\n"
+      "    session_idle: 5s\n    max_sessions: 7\n";
+  Errors errors;
+  auto config = load_string(listener +
+                                "pools:\n  - name: p\n    proxy_protocol: v2\n"
+                                "    backends: [127.0.0.1:1]\n",
+                            "usher.yaml", errors);
+  ASSERT_TRUE(config.ok()) << errors.messages[0];
+  EXPECT_EQ(config->listeners[0].session_idle, std::chrono::seconds(5));
+  EXPECT_EQ(config->listeners[0].max_sessions, 7u);
+  EXPECT_EQ(config->pools[0].proxy_protocol, ProxyProtocolVersion::kV2);
+  EXPECT_EQ(errors_of(listener + "pools:\n  - name: p\n    proxy_protocol: v1\n"
+                                 "    backends: [127.0.0.1:1]\n"),
+            Messages{"usher.yaml:9:21: proxy_protocol v1 is for tcp (its header cannot say UDP); a "
+                     "udp listener's pool takes v2; pool 'p' serves udp listener '127.0.0.1:53'"});
+}
+
 TEST(IgnoredKeys, HashKeyWithAnAlgorithmThatDoesNotHash) {
   EXPECT_EQ(errors_of(pool_with("    balance: least-connections\n    hash_key: header:X-User\n")),
             Messages{"usher.yaml:5:15: hash_key has no effect with balance 'least-connections' "

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -34,6 +35,37 @@ int listen_on_loopback(sockaddr_in& address, int backlog) {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
   return fd;
 }
+
+// A non-blocking udp socket on 127.0.0.1 with an ephemeral port, whose address lands in
+// `address`.
+int udp_on_loopback(sockaddr_in& address) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  address = {};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  return fd;
+}
+
+// Room for up to 8 datagrams of up to 16 bytes, and their senders, for Socket::receive_batch.
+struct Datagrams {
+  static constexpr unsigned kCount = 8;
+  Datagrams() {
+    for (unsigned i = 0; i < kCount; ++i) {
+      iov[i] = {data[i], sizeof data[i]};
+      messages[i].msg_hdr.msg_iov = &iov[i];
+      messages[i].msg_hdr.msg_iovlen = 1;
+      messages[i].msg_hdr.msg_name = &from[i];
+      messages[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+  }
+  std::array<mmsghdr, kCount> messages{};
+  std::array<iovec, kCount> iov{};
+  std::array<sockaddr_in, kCount> from{};
+  char data[kCount][16] = {};
+};
 
 // epoll runs twice: with its writes batched through AIO, and one syscall each (its fallback).
 enum class Loop { kEpoll, kEpollOneByOne, kIoUring };
@@ -196,7 +228,7 @@ TEST_P(ReactorTest, WakeFromAnotherThreadRunsTheHook) {
     for (int i = 0; i < 500 && wakes.load() == 0; ++i) usleep(1000);
     reactor->stop();
   });
-  reactor->run({.on_wake = [&] { wakes.fetch_add(1); }, .on_idle = {}});
+  reactor->run({.on_wake = [&] { wakes.fetch_add(1); }, .on_idle = {}, .on_turn_end = {}});
   other.join();
   guard.join();
   EXPECT_GE(wakes.load(), 1);
@@ -289,6 +321,117 @@ TEST_P(ReactorTest, UnreadBytesOnManySocketsDoNotStarveAnother) {
   EXPECT_EQ(fresh, 5);
   EXPECT_EQ(exact, kPairs);
   EXPECT_EQ(shortages.load(), 0u);
+}
+
+// A readiness wait receives nothing: the datagrams stay for the reader's own recvmmsg, each with
+// its sender's address; once the reader has emptied the socket, the next wait waits for a new
+// one, and a cancel ends it.
+TEST_P(ReactorTest, WaitReadableLeavesTheDatagramsToTheReader) {
+  sockaddr_in at{}, sender_at{};
+  const int receiver = udp_on_loopback(at);
+  const int sender = udp_on_loopback(sender_at);
+  auto send = [&](const char* text) {
+    ::sendto(sender, text, std::strlen(text), 0, reinterpret_cast<sockaddr*>(&at), sizeof at);
+  };
+  long empty = 0, idle = 0, ready = 0, drained = 0, again = 0, cancelled = 0;
+  int first = 0, emptied = 0, second = 0;
+  Datagrams got;
+  run([&]() -> Task<void> {
+    Socket socket(*reactor, receiver);
+    empty = socket.receive_batch(got.messages.data(), Datagrams::kCount);
+    idle = co_await socket.wait_readable(reactor->now_ms() + 30);
+    std::thread writer([&] {
+      usleep(20'000);
+      for (const char* text : {"one", "two", "three"}) send(text);
+    });
+    ready = co_await socket.wait_readable(reactor->now_ms() + 1000);
+    writer.join();
+    first = socket.receive_batch(got.messages.data(), Datagrams::kCount);
+    emptied = socket.receive_batch(got.messages.data() + 3, Datagrams::kCount - 3);
+    drained = co_await socket.wait_readable(reactor->now_ms() + 30);
+    send("four");
+    again = co_await socket.wait_readable(reactor->now_ms() + 1000);
+    second = socket.receive_batch(got.messages.data() + 3, 2);
+    spawn([](Reactor& r, Socket& s) -> Task<void> {
+      long slept = co_await sleep_until(r, r.now_ms() + 20);
+      (void)slept;
+      r.cancel(s);
+    }(*reactor, socket));
+    cancelled = co_await socket.wait_readable(0);
+    finish();
+  }());
+  ::close(sender);
+  EXPECT_EQ(empty, -EAGAIN);
+  EXPECT_EQ(idle, -ETIMEDOUT);
+  EXPECT_EQ(ready, 0);
+  ASSERT_EQ(first, 3);
+  EXPECT_EQ(emptied, -EAGAIN);
+  EXPECT_EQ(drained, -ETIMEDOUT);
+  EXPECT_EQ(again, 0);
+  EXPECT_EQ(second, 1);
+  EXPECT_EQ(cancelled, -ECANCELED);
+  const char* expected[] = {"one", "two", "three", "four"};
+  for (unsigned i = 0; i < 4; ++i) {
+    EXPECT_EQ(std::string(got.data[i], got.messages[i].msg_len), expected[i]);
+    EXPECT_EQ(got.from[i].sin_port, sender_at.sin_port);
+    EXPECT_EQ(got.from[i].sin_addr.s_addr, sender_at.sin_addr.s_addr);
+  }
+}
+
+// Datagrams sent together: on a connected socket and with an address, each one whole, each
+// with its own result; one to a port nobody listens on fails alone.
+TEST_P(ReactorTest, SendDatagramsSendsEachWithItsResult) {
+  sockaddr_in at{}, from_at{}, closed_at{};
+  const int receiver = udp_on_loopback(at);
+  const int connected = udp_on_loopback(from_at);
+  const int unconnected = udp_on_loopback(from_at);
+  const int closed = udp_on_loopback(closed_at);
+  ::close(closed);
+  ::connect(connected, reinterpret_cast<sockaddr*>(&at), sizeof at);
+  const int refused = udp_on_loopback(from_at);
+  ::connect(refused, reinterpret_cast<sockaddr*>(&closed_at), sizeof closed_at);
+  char one[] = "one", two[] = "two", three[] = "three";
+  iovec iov[] = {{one, 3}, {two, 3}, {three, 5}, {one, 3}};
+  std::array<Datagram, 4> datagrams{};
+  for (size_t i = 0; i < datagrams.size(); ++i) {
+    datagrams[i].fd = i == 2 ? unconnected : connected;
+    datagrams[i].message.msg_iov = &iov[i];
+    datagrams[i].message.msg_iovlen = 1;
+  }
+  datagrams[2].message.msg_name = &at;
+  datagrams[2].message.msg_namelen = sizeof at;
+  std::array<Datagram, 1> refused_one{};
+  refused_one[0].fd = refused;
+  refused_one[0].message.msg_iov = &iov[0];
+  refused_one[0].message.msg_iovlen = 1;
+  int got = 0;
+  Datagrams in;
+  long refused_result = 0;
+  run([&]() -> Task<void> {
+    long started = co_await sleep_until(*reactor, reactor->now_ms() + 1);  // the loop runs
+    (void)started;
+    reactor->send_datagrams(datagrams);
+    // The first send draws the ICMP port unreachable, the second reports it.
+    reactor->send_datagrams(refused_one);
+    long slept = co_await sleep_until(*reactor, reactor->now_ms() + 20);
+    (void)slept;
+    reactor->send_datagrams(refused_one);
+    refused_result = refused_one[0].result;
+    Socket socket(*reactor, receiver);
+    got = socket.receive_batch(in.messages.data(), Datagrams::kCount);
+    finish();
+  }());
+  for (int fd : {connected, unconnected, refused}) ::close(fd);
+  EXPECT_EQ(datagrams[0].result, 3);
+  EXPECT_EQ(datagrams[1].result, 3);
+  EXPECT_EQ(datagrams[2].result, 5);
+  EXPECT_EQ(datagrams[3].result, 3);
+  EXPECT_EQ(refused_result, -ECONNREFUSED);
+  ASSERT_EQ(got, 4);
+  std::vector<std::string> texts;
+  for (int i = 0; i < got; ++i) texts.emplace_back(in.data[i], in.messages[i].msg_len);
+  std::sort(texts.begin(), texts.end());
+  EXPECT_EQ(texts, (std::vector<std::string>{"one", "one", "three", "two"}));
 }
 
 // An idle connection learns that its peer closed without reading from it.
