@@ -12,6 +12,7 @@
 #include "proxy/l4/prelude.h"
 #include "proxy/l4/splice_pair.h"
 #include "proxy/l7/stream.h"
+#include "proxy/proxy_header.h"
 #include "proxy/worker.h"
 
 // A tcp listener's connection: admit the client, read what must be read before relaying (a
@@ -56,14 +57,6 @@ Address sockname(int fd, bool peer) {
   const int rc = peer ? ::getpeername(fd, address, &length) : ::getsockname(fd, address, &length);
   if (rc != 0) return {};
   return Address::from_sockaddr(address, length);
-}
-
-bool trusted(const config::Listener& listener, const IpBytes& peer) {
-  if (!listener.proxy_protocol) return false;
-  for (const IpRange& range : listener.proxy_protocol->from) {
-    if (range.contains(peer)) return true;
-  }
-  return false;
 }
 
 // "db.example.com" exact, "*.example.com" any name below example.com.
@@ -115,7 +108,8 @@ void log_connection(Connection& c, std::string_view listener, const config::Conf
 net::Task<bool> route_connection(Connection& c, const ListenerRoutes& routes,
                                  const config::Config& config) {
   const config::Listener& listener = routes.config;
-  const bool from_balancer = trusted(listener, IpBytes::from_sockaddr(c.peer.sockaddr_ptr()));
+  const bool from_balancer =
+      sends_proxy_header(listener, IpBytes::from_sockaddr(c.peer.sockaddr_ptr()));
   PreludeWants wants;
   wants.proxy_header = from_balancer;
   if (from_balancer) {
