@@ -104,30 +104,43 @@ def read_exactly(conn, n):
     return data
 
 
+def authority_tlv(tlvs):
+    """The value of a v2 header's authority TLV (type 0x02), or None."""
+    while len(tlvs) >= 3:
+        kind, length = tlvs[0], struct.unpack("!H", tlvs[1:3])[0]
+        if kind == 0x02:
+            return tlvs[3:3 + length].decode()
+        tlvs = tlvs[3 + length:]
+    return None
+
+
 def parse_proxy_header(conn):
-    """Reads a PROXY v1 or v2 header (IPv4/IPv6 or LOCAL) and returns (version, source, port)."""
+    """Reads a PROXY v1 or v2 header (IPv4/IPv6 or LOCAL) and returns (version, source, port,
+    authority TLV or None)."""
     first = read_exactly(conn, 12)
     if first == V2_SIGNATURE:
         version_command, family, length = struct.unpack("!BBH", read_exactly(conn, 4))
         block = read_exactly(conn, length)
         if version_command != 0x21:
-            return 2, None, None
+            return 2, None, None, None
         if family >> 4 == 1:
-            return 2, str(ipaddress.IPv4Address(block[0:4])), struct.unpack("!H", block[8:10])[0]
-        return 2, str(ipaddress.IPv6Address(block[0:16])), struct.unpack("!H", block[32:34])[0]
+            return (2, str(ipaddress.IPv4Address(block[0:4])), struct.unpack("!H", block[8:10])[0],
+                    authority_tlv(block[12:]))
+        return (2, str(ipaddress.IPv6Address(block[0:16])), struct.unpack("!H", block[32:34])[0],
+                authority_tlv(block[36:]))
     line = first
     while not line.endswith(b"\r\n"):
         line += read_exactly(conn, 1)
     fields = line.decode().split()
     if fields[1] == "UNKNOWN":
-        return 1, None, None
-    return 1, fields[2], int(fields[4])
+        return 1, None, None, None
+    return 1, fields[2], int(fields[4]), None
 
 
 def proxy_reporter(conn):
     """Parses the PROXY header usher sends and answers with what it says, then echoes."""
-    version, source, port = parse_proxy_header(conn)
-    conn.sendall(f"v{version} {source} {port}\n".encode())
+    version, source, port, authority = parse_proxy_header(conn)
+    conn.sendall(f"v{version} {source} {port}".encode() + (f" {authority}" if authority else "").encode() + b"\n")
     while True:
         chunk = conn.recv(65536)
         if not chunk:

@@ -227,6 +227,18 @@ class ProxyProtocolTest(unittest.TestCase):
             self.assertEqual(read_line(s), "v1 203.0.113.7 4444")
             self.assertEqual(read_line(s), "hello")
         self.assertEqual(usher.log_lines(1)[-1]["client"], "203.0.113.7:4444")
+
+    def test_the_balancers_authority_tlv_is_passed_on(self):
+        server = self.reporter()
+        usher = TcpUsher(self, {"main": ([server.port], "    proxy_protocol: v2\n")},
+                         listener="    pool: main\n    proxy_protocol: { accept: [v2], from: [127.0.0.3/32] }\n")
+        name = b"db.example.com"
+        block = bytes([203, 0, 113, 7, 127, 0, 0, 1]) + (4444).to_bytes(2, "big") + (5432).to_bytes(2, "big")
+        block += b"\x02" + len(name).to_bytes(2, "big") + name
+        header = b"\r\n\r\n\x00\r\nQUIT\n\x21\x11" + len(block).to_bytes(2, "big") + block
+        with usher.connect(source="127.0.0.3") as s:
+            s.sendall(header)
+            self.assertEqual(read_line(s), "v2 203.0.113.7 4444 db.example.com")
         # From the trusted balancer, a connection without a header is refused.
         with usher.connect(source="127.0.0.3") as s:
             s.sendall(b"GET / HTTP/1.1\r\n\r\n")

@@ -47,12 +47,14 @@ void release_backend(PoolState& pool, uint32_t index) {
 }
 
 std::string proxy_header_for(config::ProxyProtocolVersion version, const Address& source,
-                             const Address& destination) {
+                             const Address& destination, std::string_view alpn,
+                             std::string_view authority) {
   switch (version) {
     case config::ProxyProtocolVersion::kV1:
       return usher::l4::proxy_v1(source, destination);
     case config::ProxyProtocolVersion::kV2:
-      return usher::l4::proxy_v2(source, destination, usher::l4::Transport::kStream);
+      return usher::l4::proxy_v2(source, destination, usher::l4::Transport::kStream, alpn,
+                                 authority);
     case config::ProxyProtocolVersion::kOff:
       break;
   }

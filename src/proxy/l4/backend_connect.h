@@ -34,8 +34,10 @@ net::Task<BackendConnection> connect_backend(Worker& w, PoolState& pool, uint64_
 void release_backend(PoolState& pool, uint32_t index);
 
 // The PROXY protocol header a pool wants written first, for a client at `source` that reached
-// `destination`; empty when the pool wants none.
+// `destination`; empty when the pool wants none. v2 carries `alpn` and `authority` as TLVs
+// when they are known.
 std::string proxy_header_for(config::ProxyProtocolVersion version, const Address& source,
-                             const Address& destination);
+                             const Address& destination, std::string_view alpn = {},
+                             std::string_view authority = {});
 
 }  // namespace usher::proxy::l4

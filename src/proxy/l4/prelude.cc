@@ -24,6 +24,8 @@ Step parse_header(const PreludeWants& wants, Prelude& out) {
   if (parsed.status != usher::l4::ProxyStatus::kDone) return Step::kRefuse;
   const usher::l4::ProxyHeader& header = parsed.header;
   out.proxy_header_read = true;
+  out.alpn = header.alpn;
+  out.authority = header.authority;
   if (!header.local) {
     out.source = header.source;
     out.destination = header.destination;
@@ -39,6 +41,7 @@ Step peek_name(Prelude& out) {
       return Step::kMore;
     case usher::l4::HelloStatus::kDone:
       out.sni = peek.server_name;
+      if (out.authority.empty()) out.authority = out.sni;
       return Step::kDone;
     case usher::l4::HelloStatus::kNotTls:
       return Step::kDone;  // no name: the listener's route without one takes it

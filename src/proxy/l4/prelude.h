@@ -33,7 +33,10 @@ struct Prelude {
   bool proxy_header_read = false;
   std::optional<Address> source;  // from the header; none for LOCAL (a balancer's own check)
   std::optional<Address> destination;
-  std::string sni;    // lower case; empty without TLS or without the extension
+  std::string sni;  // lower case; empty without TLS or without the extension
+  // For the v2 header usher writes: the balancer's ALPN and authority TLVs, else the SNI.
+  std::string alpn;
+  std::string authority;
   std::string early;  // read and not consumed: sent to the backend first
 };
 

@@ -143,7 +143,8 @@ net::Task<void> relay(Connection& c, const ListenerRoutes& routes, const config:
   }
   c.backend = pool.slot(up.index).name;
   c.connect_seconds = up.connect_seconds;
-  const std::string header = proxy_header_for(pool.config.proxy_protocol, c.peer, c.local);
+  const std::string header = proxy_header_for(pool.config.proxy_protocol, c.peer, c.local,
+                                              c.prelude.alpn, c.prelude.authority);
   const uint64_t idle_ms = static_cast<uint64_t>(config.timeouts.tcp_idle.count());
   const bool sent = co_await l7::write_all(*up.socket, header, c.prelude.early,
                                            c.worker.reactor().now_ms() + idle_ms);
