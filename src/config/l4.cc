@@ -231,6 +231,16 @@ void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>
     }
     if (node["routes"]) r.error(node["routes"].Mark(), "a udp listener names one 'pool'");
   }
+  if (node["relay"] && listener.protocol != Protocol::kTcp) {
+    r.error(node["relay"].Mark(), "relay applies to tcp listeners only (this one is " + kind + ")");
+  } else if (node["relay"]) {
+    std::string text;
+    if (r.scalar(node["relay"], "relay", text) && text == "splice") {
+      listener.relay = Relay::kSplice;
+    } else if (text != "copy") {
+      r.error(node["relay"].Mark(), "relay must be copy or splice, not '" + text + "'");
+    }
+  }
   for (const char* key : {"session_idle", "max_sessions"}) {
     if (node[key] && !udp) {
       r.error(node[key].Mark(),

@@ -320,7 +320,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
       node,
       {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded", "request_id",
        "tls", "allow", "deny", "max_connections", "max_connections_per_client", "rate_limit",
-       "proxy_protocol", "session_idle", "max_sessions"},
+       "proxy_protocol", "session_idle", "max_sessions", "relay"},
       "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {

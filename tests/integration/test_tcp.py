@@ -132,8 +132,13 @@ class TcpProxyTest(unittest.TestCase):
         self.assertEqual(names, {"b0", "b2"})  # every client served: no refused connection seen
 
     def test_256_mib_arrive_byte_identical_in_little_memory(self):
+        for relay in ("copy", "splice"):
+            with self.subTest(relay=relay):
+                self.transfer_256_mib(relay)
+
+    def transfer_256_mib(self, relay):
         server = self.server(echo_with_name("bulk"))
-        usher = TcpUsher(self, {"main": ([server.port], "")})
+        usher = TcpUsher(self, {"main": ([server.port], "")}, listener=f"    pool: main\n    relay: {relay}\n")
         total, block = 256 << 20, os.urandom(1 << 20)
         sent_hash = hashlib.sha256()
         with usher.connect(timeout=60) as s:
@@ -167,11 +172,12 @@ class TcpProxyTest(unittest.TestCase):
 
     def test_half_close_is_passed_on(self):
         server = self.server(collect_then_answer)
-        usher = TcpUsher(self, {"main": ([server.port], "")})
-        with usher.connect() as s:
-            s.sendall(b"x" * 100000)
-            s.shutdown(socket.SHUT_WR)
-            self.assertEqual(read_until_close(s, 5.0), b"got 100000\n")
+        for relay in ("splice", "copy"):
+            usher = TcpUsher(self, {"main": ([server.port], "")}, listener=f"    pool: main\n    relay: {relay}\n")
+            with usher.connect() as s:
+                s.sendall(b"x" * 100000)
+                s.shutdown(socket.SHUT_WR)
+                self.assertEqual(read_until_close(s, 5.0), b"got 100000\n")
         line = usher.log_lines(1)[-1]
         self.assertEqual((line["end"], line["bytes_received"], line["bytes_sent"]), ("done", 100000, 11))
         self.assertEqual(line["backend"], f"127.0.0.1:{server.port}")
@@ -245,9 +251,14 @@ class ProxyProtocolTest(unittest.TestCase):
             self.assertEqual(read_until_close(s, 5.0), b"")
 
     def test_a_header_from_anyone_else_is_refused(self):
+        for relay in ("copy", "splice"):
+            with self.subTest(relay=relay):
+                self.refuse_untrusted_headers(relay)
+
+    def refuse_untrusted_headers(self, relay):
         server = self.reporter()
         usher = TcpUsher(self, {"main": ([server.port], "    proxy_protocol: v1\n")},
-                         listener="    pool: main\n    proxy_protocol: { from: [127.0.0.3/32] }\n")
+                         listener=f"    pool: main\n    relay: {relay}\n    proxy_protocol: {{ from: [127.0.0.3/32] }}\n")
         for header in (b"PROXY TCP4 203.0.113.7 127.0.0.1 4444 5432\r\n",
                        b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c" + bytes(12)):
             with usher.connect(source="127.0.0.2") as s:

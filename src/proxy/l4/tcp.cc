@@ -10,7 +10,7 @@
 #include "log/access_log.h"
 #include "proxy/l4/backend_connect.h"
 #include "proxy/l4/prelude.h"
-#include "proxy/l4/splice_pair.h"
+#include "proxy/l4/relay_pair.h"
 #include "proxy/l7/stream.h"
 #include "proxy/proxy_header.h"
 #include "proxy/worker.h"
@@ -46,7 +46,7 @@ struct Connection {
   const RouteTarget* target = nullptr;
   std::string backend;  // name, once connected
   double connect_seconds = -1;
-  SpliceTotals totals;
+  RelayTotals totals;
   TcpEnd end = TcpEnd::kDone;
 };
 
@@ -149,9 +149,12 @@ net::Task<void> relay(Connection& c, const ListenerRoutes& routes, const config:
   const bool sent = co_await l7::write_all(*up.socket, header, c.prelude.early,
                                            c.worker.reactor().now_ms() + idle_ms);
   if (sent) {
+    RelayOptions options;
+    options.mode = routes.config.relay;
+    options.idle_ms = idle_ms;
     // A PROXY header from a client the listener does not trust is refused, not relayed.
-    const bool check_first = routes.config.proxy_protocol && !c.prelude.proxy_header_read;
-    c.totals = co_await splice_pair(c.socket, *up.socket, idle_ms, check_first);
+    options.refuse_proxy_header = routes.config.proxy_protocol && !c.prelude.proxy_header_read;
+    c.totals = co_await relay_pair(c.socket, *up.socket, c.worker.buffers(), options);
   }
   metrics::BackendCounters& counters = c.worker.metrics().backends[pool.backend_id(up.index)];
   counters.bytes_sent.add(c.totals.to_backend + header.size() + c.prelude.early.size());

@@ -1,0 +1,211 @@
+#include "proxy/l4/relay_pair.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <coroutine>
+#include <string>
+
+#include "net/relay.h"
+#include "proxy/l4/prelude.h"
+#include "proxy/l7/stream.h"
+
+namespace usher::proxy::l4 {
+
+namespace {
+
+// Counts finished directions (the last resumes the waiting connection) and remembers when
+// either direction last moved bytes.
+struct Join {
+  int pending = 2;
+  uint64_t last_activity_ms = 0;
+  std::coroutine_handle<> waiter;
+  RelayTotals totals;
+
+  void arrive() {
+    if (--pending == 0 && waiter) waiter.resume();
+  }
+  bool await_ready() const noexcept { return pending == 0; }
+  void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+  void await_resume() const noexcept {}
+
+  void fail(long error, bool on_client) {
+    if (totals.error != 0) return;
+    totals.error = error;
+    totals.client_failed = on_client;
+  }
+};
+
+struct Direction {
+  net::Socket& from;
+  net::Socket& to;
+  bool from_client;
+  uint64_t* delivered;
+  bool check_first;  // the PROXY signature check of the client's first bytes
+};
+
+// Writes bytes read from `from` on to `to`; false after a failure (recorded in join).
+net::Task<bool> write_on(const Direction& d, std::string_view bytes, uint64_t idle_ms, Join& join) {
+  net::Reactor& reactor = d.to.reactor();
+  if (!co_await l7::write_all(d.to, bytes, {}, reactor.now_ms() + idle_ms)) {
+    join.fail(-EPIPE, !d.from_client);
+    co_return false;
+  }
+  *d.delivered += bytes.size();
+  join.last_activity_ms = reactor.now_ms();
+  co_return true;
+}
+
+// Moves what is in the pipe to `to`; false after a failure (recorded in join).
+net::Task<bool> drain_pipe(const Direction& d, const net::Pipe& pipe, size_t left, uint64_t idle_ms,
+                           Join& join) {
+  net::Reactor& reactor = d.to.reactor();
+  while (left > 0) {
+    const long out = co_await d.to.splice_out(pipe.read_fd(), left, reactor.now_ms() + idle_ms);
+    if (out <= 0) {
+      join.fail(out == 0 ? -EPIPE : out, !d.from_client);
+      co_return false;
+    }
+    left -= static_cast<size_t>(out);
+    *d.delivered += static_cast<uint64_t>(out);
+    join.last_activity_ms = reactor.now_ms();
+  }
+  co_return true;
+}
+
+// The client's first bytes gathered in `first` until they show whether a PROXY header begins
+// there, then written on. kMore while too few have come, kPass once written, kFail after a
+// failure or a header.
+enum class First : uint8_t { kMore, kPass, kFail };
+net::Task<First> check_first(const Direction& d, std::string& first, uint64_t idle_ms, Join& join) {
+  const ProxySignature signature = proxy_signature(first);
+  if (signature == ProxySignature::kYes) {
+    join.fail(-EPROTO, true);
+    co_return First::kFail;
+  }
+  if (signature == ProxySignature::kMaybe) co_return First::kMore;
+  co_return co_await write_on(d, first, idle_ms, join) ? First::kPass : First::kFail;
+}
+
+// How a read's result ends a direction: false when it does (EOF, failure or idleness).
+bool keep_going(long in, const Direction& d, Join& join, bool& clean) {
+  if (in > 0) {
+    join.last_activity_ms = d.from.reactor().now_ms();
+    return true;
+  }
+  if (in == -ETIMEDOUT) {
+    join.totals.idle = true;
+  } else {
+    clean = in == 0;
+    if (!clean) join.fail(in, d.from_client);
+  }
+  return false;
+}
+
+uint64_t deadline(const Join& join, uint64_t idle_ms) {
+  return idle_ms ? join.last_activity_ms + idle_ms : 0;
+}
+
+// Silent this way, but the other way moved bytes meanwhile: wait on `from` again.
+bool other_way_moved(long in, const Direction& d, uint64_t idle_ms, const Join& join) {
+  return in == -ETIMEDOUT && idle_ms && d.from.reactor().now_ms() < join.last_activity_ms + idle_ms;
+}
+
+// A direction waits holding no buffer (an idle connection costs none) and takes one only for
+// the bytes that came.
+net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
+                               Join& join) {
+  std::string first;
+  bool clean = false;
+  while (true) {
+    long in = co_await d.from.readable(deadline(join, idle_ms));
+    if (other_way_moved(in, d, idle_ms, join)) continue;
+    net::Buffer buffer;
+    if (in == 0) {
+      buffer = buffers.take();
+      const size_t room = d.check_first ? kProxySignatureBytes - first.size() : buffer.capacity();
+      in = d.from.try_read(buffer.data(), room);
+      if (in == -EAGAIN) continue;
+    }
+    if (!keep_going(in, d, join, clean)) break;
+    const std::string_view bytes(buffer.data(), static_cast<size_t>(in));
+    if (d.check_first) {
+      first.append(bytes);
+      const First step = co_await check_first(d, first, idle_ms, join);
+      if (step == First::kFail) break;
+      d.check_first = step == First::kMore;
+    } else if (!co_await write_on(d, bytes, idle_ms, join)) {
+      break;
+    }
+  }
+  co_return clean;
+}
+
+// A splice that moves bytes completes without suspending, so a direction that always finds
+// bytes on one side and room on the other would never give its loop back: after this many bytes
+// in a row it waits for the next timer tick and lets the other connections have their turn.
+constexpr uint64_t kSpliceBudget = 8 << 20;
+
+net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
+  net::Pipe pipe;
+  std::string first;
+  bool clean = false;
+  uint64_t since_yield = 0;
+  if (!pipe.ok()) join.fail(-errno, false);
+  while (pipe.ok()) {
+    if (since_yield >= kSpliceBudget) {
+      since_yield = 0;
+      net::Reactor& reactor = d.from.reactor();
+      co_await net::sleep_until(reactor, reactor.now_ms() + 1);
+    }
+    const size_t room = d.check_first ? kProxySignatureBytes - first.size() : pipe.capacity();
+    const long in = co_await d.from.splice_in(pipe.write_fd(), room, deadline(join, idle_ms));
+    if (other_way_moved(in, d, idle_ms, join)) continue;
+    if (!keep_going(in, d, join, clean)) break;
+    if (d.check_first) {
+      if (!take_from_pipe(pipe, static_cast<size_t>(in), first)) {
+        join.fail(-EIO, false);
+        break;
+      }
+      const First step = co_await check_first(d, first, idle_ms, join);
+      if (step == First::kFail) break;
+      d.check_first = step == First::kMore;
+    } else if (!co_await drain_pipe(d, pipe, static_cast<size_t>(in), idle_ms, join)) {
+      break;
+    }
+    since_yield += static_cast<uint64_t>(in);
+  }
+  co_return clean;
+}
+
+net::Task<void> pump(Direction d, net::BufferPool& buffers, RelayOptions options, Join& join) {
+  bool clean = false;
+  if (options.mode == config::Relay::kSplice) {
+    clean = co_await splice_direction(d, options.idle_ms, join);
+  } else {
+    clean = co_await copy_direction(d, buffers, options.idle_ms, join);
+  }
+  if (clean) {
+    ::shutdown(d.to.fd(), SHUT_WR);  // the half-close goes on; the other direction continues
+  } else {
+    // Wake the other direction: a failure or an idle end ends the connection.
+    ::shutdown(d.from.fd(), SHUT_RDWR);
+    ::shutdown(d.to.fd(), SHUT_RDWR);
+  }
+  join.arrive();
+}
+
+}  // namespace
+
+net::Task<RelayTotals> relay_pair(net::Socket& client, net::Socket& backend,
+                                  net::BufferPool& buffers, RelayOptions options) {
+  Join join;
+  join.last_activity_ms = client.reactor().now_ms();
+  net::spawn(pump({client, backend, true, &join.totals.to_backend, options.refuse_proxy_header},
+                  buffers, options, join));
+  net::spawn(pump({backend, client, false, &join.totals.to_client, false}, buffers, options, join));
+  co_await join;
+  co_return join.totals;
+}
+
+}  // namespace usher::proxy::l4
