@@ -29,13 +29,16 @@
 # Before measuring, the script waits for the machine to be quiet: the 1-minute load average below
 # QUIET_LOAD (0.7), checked every 60 s for up to QUIET_WAIT seconds (1200); then it measures anyway
 # and says so.
+# RELAYS=1: two more targets, bench/relay_proxy on io_uring (the smallest layer-4 proxy on usher's
+# reactor, one process per stream): relay-splice relays with splice(2) as the tcp listener does,
+# relay-copy through a 16 KiB buffer with the reactor's read and write; what each way costs.
 # STRACE=SECONDS: afterwards, `strace -c -f` on each proxy for SECONDS of wrk at $CONNS: syscalls
 # per request (strace slows the proxy down; the counts, not the rates, are the figure).
 # PERF=SECONDS: afterwards, for each proxy over SECONDS of wrk at $CONNS, `perf stat` per request
 # (CPU, context switches, voluntary and involuntary from /proc/PID/status), and `perf record -g`
 # on usher (io_uring): its time by binary, by system call (inclusive) and its hottest symbols.
 # Env: ROUNDS (3), DUR (10 s), CONNS (64), BULK_DUR (5 s), BULK_CONNS ("1 100"), DIRECTIONS
-# ("up down"), QUIET_LOAD, QUIET_WAIT, STRACE (0), PERF (0), CPU (0), BODY (13 bytes), USHER (an
+# ("up down"), QUIET_LOAD, QUIET_WAIT, RELAYS (0), STRACE (0), PERF (0), CPU (0), BODY (13 bytes), USHER (an
 # already built usher: then nothing is built but build/bench/tcp_stream, if missing; bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,9 +52,11 @@ QUIET_LOAD=${QUIET_LOAD:-0.7}
 QUIET_WAIT=${QUIET_WAIT:-1200}
 STRACE=${STRACE:-0}
 PERF=${PERF:-0}
+RELAYS=${RELAYS:-0}
 . bench/lib.sh
 STREAM=build/bench/tcp_stream
-[ -x "$STREAM" ] || cmake --build build --target tcp_stream >/dev/null
+RELAY=build/bench/relay_proxy
+[ -x "$STREAM" ] && [ -x "$RELAY" ] || cmake --build build --target tcp_stream relay_proxy >/dev/null
 
 start_backends
 SINK=$(free_port); SOURCE=$(free_port)
@@ -60,9 +65,12 @@ start "$STREAM" source "$SOURCE"
 wait_port "$SINK"; wait_port "$SOURCE"
 
 # Each proxy listens on three ports: HTTP[t] (to the three backends), UP[t] (to the sink) and
-# DOWN[t] (to the source); PID[t] is the process whose CPU is measured.
-declare -A HTTP UP DOWN PID
-for t in haproxy haproxy-splice nginx usher usher-epoll; do
+# DOWN[t] (to the source); PID[t] is the process whose CPU is measured (PID_UP[t] and PID_DOWN[t]
+# where the streams have their own processes).
+PROXIES=(haproxy haproxy-splice nginx usher usher-epoll)
+[ "$RELAYS" = 0 ] || PROXIES+=(relay-splice relay-copy)
+declare -A HTTP UP DOWN PID PID_UP PID_DOWN
+for t in "${PROXIES[@]}"; do
   HTTP[$t]=$(free_port); UP[$t]=$(free_port); DOWN[$t]=$(free_port)
 done
 HTTP[direct]=$B1; UP[direct]=$SINK; DOWN[direct]=$SOURCE; PID[direct]=-
@@ -144,12 +152,24 @@ start haproxy -db -f "$RUN/haproxy-splice.cfg"; PID[haproxy-splice]=$LAST
 start nginx -e "$RUN/nginx.err" -c "$RUN/nginx.conf"; NGINX_PID=$LAST
 USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher.yaml"; PID[usher]=$LAST
 USHER_IO_BACKEND=epoll start "$USHER" run -c "$RUN/usher-epoll.yaml"; PID[usher-epoll]=$LAST
-for t in haproxy haproxy-splice nginx usher usher-epoll; do
+if [ "$RELAYS" != 0 ]; then
+  for mode in splice copy; do
+    t=relay-$mode
+    start "$RELAY" "127.0.0.1:${HTTP[$t]}" "127.0.0.1:$B1,127.0.0.1:$B2,127.0.0.1:$B3" io_uring $mode
+    PID[$t]=$LAST
+    start "$RELAY" "127.0.0.1:${UP[$t]}" "127.0.0.1:$SINK" io_uring $mode; PID_UP[$t]=$LAST
+    start "$RELAY" "127.0.0.1:${DOWN[$t]}" "127.0.0.1:$SOURCE" io_uring $mode; PID_DOWN[$t]=$LAST
+  done
+fi
+for t in "${PROXIES[@]}"; do
   for p in ${HTTP[$t]} ${UP[$t]} ${DOWN[$t]}; do wait_port "$p"; done
 done
 # nginx's master forks the worker that does the work: measure the worker.
 sleep 0.3
 PID[nginx]=$(pgrep -P "$NGINX_PID" | head -1)
+for t in direct "${PROXIES[@]}"; do
+  PID_UP[$t]=${PID_UP[$t]:-${PID[$t]}}; PID_DOWN[$t]=${PID_DOWN[$t]:-${PID[$t]}}
+done
 
 # wait_quiet: returns once the 1-minute load average is below $QUIET_LOAD, or after $QUIET_WAIT s.
 load1() { cut -d' ' -f1 /proc/loadavg; }
@@ -184,8 +204,8 @@ small() {
 # report, bench/tcp_stream.cc: Jain's index of the bytes per connection, the connections that
 # moved nothing, and down the seconds until the last connection's first byte)
 bulk() {
-  local t=$1 dir=$2 conns=$3 r=$4 pid=${PID[$1]} port before after out
-  [ "$dir" = up ] && port=${UP[$t]} || port=${DOWN[$t]}
+  local t=$1 dir=$2 conns=$3 r=$4 pid port before after out
+  if [ "$dir" = up ]; then port=${UP[$t]} pid=${PID_UP[$t]}; else port=${DOWN[$t]} pid=${PID_DOWN[$t]}; fi
   before=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
   out=$(timeout $((BULK_DUR + 60)) taskset -c "$CPU" "$STREAM" "$dir" "$port" "$conns" "$BULK_DUR")
   after=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
@@ -197,6 +217,7 @@ echo "# placement: everything on CPU $CPU; $ROUNDS rounds; load average at the s
 echo "# small requests: wrk -t1 -c$CONNS -d${DUR}s, body $BODY bytes"
 echo "# target round rps p50_ms p99_ms errors proxy_cpu_us_per_request"
 SMALL_TARGETS=(direct haproxy nginx usher usher-epoll)
+[ "$RELAYS" = 0 ] || SMALL_TARGETS+=(relay-splice relay-copy)
 for t in "${SMALL_TARGETS[@]}"; do
   timeout 40 taskset -c "$CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${HTTP[$t]}/" >/dev/null 2>&1
 done
@@ -208,6 +229,7 @@ echo "# load average after the small requests $(load1)"
 echo "# bulk: build/bench/tcp_stream DIRECTION PORT CONNS $BULK_DUR (directions: $DIRECTIONS)"
 echo "# target direction conns round bytes seconds fairness empty last_first_s proxy_ticks(1/$HZ s)"
 BULK_TARGETS=(direct haproxy haproxy-splice nginx usher usher-epoll)
+[ "$RELAYS" = 0 ] || BULK_TARGETS+=(relay-splice relay-copy)
 for t in "${BULK_TARGETS[@]}"; do
   timeout 60 taskset -c "$CPU" "$STREAM" up "${UP[$t]}" 10 1 >/dev/null
 done
@@ -237,7 +259,9 @@ print("| target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | system 
 print("|---|---|---|---|---|---|---|---|")
 direct = small["direct"]
 ratio = {}
-for t in ("direct", "haproxy", "nginx", "usher", "usher-epoll"):
+for t in ("direct", "haproxy", "nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+    if t not in small:
+        continue
     v = small[t]
     m = [med(v[r][i] for r in rounds) for i in range(5)]
     extra = "-" if t == "direct" else f"{med(1e6 / v[r][0] - 1e6 / direct[r][0] for r in rounds):.1f}"
@@ -245,7 +269,9 @@ for t in ("direct", "haproxy", "nginx", "usher", "usher-epoll"):
     cpu = "-" if t == "direct" else f"{m[4]:.1f}"
     print(f"| {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(v[r][3] for r in rounds)} | {cpu} | {extra} | {ratio[t]:.2f} |")
 print()
-for t in ("nginx", "usher", "usher-epoll"):
+for t in ("nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+    if t not in small:
+        continue
     print(f"{t}/haproxy req/s by round: " + " ".join(f"{small[t][r][0] / small['haproxy'][r][0]:.2f}" for r in rounds))
 for t in ("usher", "usher-epoll"):
     print(f"goal {t} req/s >= 1.4x HAProxy: {'met' if ratio[t] >= 1.4 else 'missed'} ({ratio[t]:.2f}x)")
@@ -267,7 +293,9 @@ goals = []
 for (d, c), by in sorted(bulk.items(), key=lambda kv: (kv[0][0] != "up", kv[0][1])):
     rounds = sorted(by["haproxy"])
     h = by["haproxy"]
-    for t in ("direct", "haproxy", "haproxy-splice", "nginx", "usher", "usher-epoll"):
+    for t in ("direct", "haproxy", "haproxy-splice", "nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+        if t not in by:
+            continue
         v = by[t]
         gbs, cpu = med(v[r][0] for r in rounds), med(v[r][1] for r in rounds)
         rr = med(v[r][0] / h[r][0] for r in rounds)
@@ -291,7 +319,9 @@ PY
 if [ "$STRACE" != 0 ]; then
   echo
   echo "# strace -c -f -p PID over wrk -t1 -c$CONNS -d${STRACE}s: syscalls per request (top 8)"
-  for t in haproxy nginx usher usher-epoll; do
+  STAT_TARGETS=(haproxy nginx usher usher-epoll)
+  [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
+  for t in "${STAT_TARGETS[@]}"; do
     strace -c -f -o "$RUN/strace-$t" -p "${PID[$t]}" 2>/dev/null & tracer=$!
     sleep 1
     requests=$(timeout $((STRACE + 30)) taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${STRACE}s" "http://127.0.0.1:${HTTP[$t]}/" |
@@ -317,7 +347,9 @@ switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { v 
 if [ "$PERF" != 0 ]; then
   echo
   echo "# perf stat on each proxy over wrk -t1 -c$CONNS -d${PERF}s; perf record -g on usher (io_uring)"
-  for t in haproxy nginx usher usher-epoll; do
+  STAT_TARGETS=(haproxy nginx usher usher-epoll)
+  [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
+  for t in "${STAT_TARGETS[@]}"; do
     pid=${PID[$t]}
     read -r vol0 inv0 < <(switches "$pid")
     perf stat -e task-clock,context-switches,cycles,instructions -p "$pid" -o "$RUN/perf-stat-$t" -- sleep "$PERF" &

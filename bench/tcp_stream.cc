@@ -6,8 +6,9 @@
 //   tcp_stream sink PORT                 each connection: read until EOF, answer "BYTES\n", close
 //   tcp_stream source PORT               each connection: after its first byte, write zeros until
 //                                        the peer goes
-//   tcp_stream up PORT CONNS SECONDS     CONNS connections to a sink: write for SECONDS, half-close,
-//                                        wait for every count (checked against what was written)
+//   tcp_stream up PORT CONNS SECONDS     CONNS connections to a sink: write for SECONDS,
+//                                        half-close, wait for every count (checked against what
+//                                        was written)
 //   tcp_stream down PORT CONNS SECONDS   CONNS connections to a source: a byte each, then read for
 //                                        SECONDS and close
 //
@@ -330,7 +331,8 @@ int run_down(int port, int conns, double seconds) {
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   const std::string mode = argc > 1 ? argv[1] : "";
-  if ((mode == "sink" || mode == "source") && argc == 3) serve(std::atoi(argv[2]), mode == "source");
+  if ((mode == "sink" || mode == "source") && argc == 3)
+    serve(std::atoi(argv[2]), mode == "source");
   if ((mode == "up" || mode == "down") && argc == 5) {
     const int port = std::atoi(argv[2]), conns = std::atoi(argv[3]);
     const double seconds = std::atof(argv[4]);
