@@ -36,7 +36,8 @@
 # per request (strace slows the proxy down; the counts, not the rates, are the figure).
 # PERF=SECONDS: afterwards, for each proxy over SECONDS of wrk at $CONNS, `perf stat` per request
 # (CPU, context switches, voluntary and involuntary from /proc/PID/status), and `perf record -g`
-# on usher (io_uring): its time by binary, by system call (inclusive) and its hottest symbols.
+# on HAProxy and usher (io_uring): time by binary and by system call (inclusive), and usher's
+# hottest symbols.
 # Env: ROUNDS (3), DUR (10 s), CONNS (64), BULK_DUR (5 s), BULK_CONNS ("1 100"), DIRECTIONS
 # ("up down"), QUIET_LOAD, QUIET_WAIT, RELAYS (0), STRACE (0), PERF (0), CPU (0), BODY (13 bytes), USHER (an
 # already built usher: then nothing is built but build/bench/tcp_stream, if missing; bench/lib.sh).
@@ -346,7 +347,7 @@ fi
 switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { print v, n }'; }
 if [ "$PERF" != 0 ]; then
   echo
-  echo "# perf stat on each proxy over wrk -t1 -c$CONNS -d${PERF}s; perf record -g on usher (io_uring)"
+  echo "# perf stat on each proxy over wrk -t1 -c$CONNS -d${PERF}s; then perf record -g on HAProxy and usher (io_uring)"
   STAT_TARGETS=(haproxy nginx usher usher-epoll)
   [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
   for t in "${STAT_TARGETS[@]}"; do
@@ -366,16 +367,23 @@ if [ "$PERF" != 0 ]; then
             printf "; context switches per request %.3f (voluntary %.3f, involuntary %.3f)\n", cs, vol / n, inv / n }' \
       "$RUN/perf-stat-$t"
   done
-  perf record -g -p "${PID[usher]}" -o "$RUN/perf.data" -- sleep "$PERF" >/dev/null 2>&1 &
-  record_pid=$!
-  timeout $((PERF + 30)) taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${PERF}s" "http://127.0.0.1:${HTTP[usher]}/" >/dev/null
-  wait $record_pid
-  echo "usher by binary:"
-  perf report -i "$RUN/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -5
-  echo "usher by system call, inclusive (perf report --children):"
-  perf report -i "$RUN/perf.data" --children --sort symbol --stdio 2>/dev/null |
-    grep -E '^ +[0-9.]+% +[0-9.]+% +\[k\] __(x64|do)_sys_' | head -10
+  # sed, not head: head would leave perf and grep writing to a closed pipe (pipefail); || true:
+  # a listing may come out empty.
+  for t in haproxy usher; do
+    # perf takes a moment to attach: it starts a second before the load.
+    perf record -g -p "${PID[$t]}" -o "$RUN/perf-$t.data" -- sleep $((PERF + 1)) >/dev/null 2>&1 &
+    record_pid=$!
+    sleep 1
+    timeout $((PERF + 30)) taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${PERF}s" "http://127.0.0.1:${HTTP[$t]}/" >/dev/null
+    wait $record_pid
+    echo "$t by binary:"
+    perf report -i "$RUN/perf-$t.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | sed -n 1,5p || true
+    echo "$t by system call, inclusive (perf report --children):"
+    perf report -i "$RUN/perf-$t.data" --children --sort symbol --stdio 2>/dev/null |
+      grep -E '^ +[0-9.]+% +[0-9.]+% +\[k\] __(x64|do)_sys_' | sed -n 1,8p || true
+  done
   echo "usher's hottest symbols (perf report --no-children):"
-  perf report -i "$RUN/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -30
-  [ -z "${KEEP_RUN:-}" ] || echo "perf data: $RUN/perf.data"
+  perf report -i "$RUN/perf-usher.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | sed -n 1,30p || true
+  [ -z "${KEEP_RUN:-}" ] || echo "perf data: $RUN/perf-haproxy.data $RUN/perf-usher.data"
 fi
