@@ -111,12 +111,35 @@ bool other_way_moved(long in, const Direction& d, uint64_t idle_ms, const Join& 
   return in == -ETIMEDOUT && idle_ms && d.from.reactor().now_ms() < join.last_activity_ms + idle_ms;
 }
 
+// A direction that always finds bytes on one side and room on the other could keep its loop
+// from everything else: a splice that moves bytes completes without suspending, and on epoll a
+// write waits only for the end of the loop turn, whose flush resumes it in that same turn. After
+// this many bytes in a row it waits for `from` to be readable, which completes at the next turn
+// at the earliest (Socket::wait_readable), so the worker's other connections get theirs. On
+// io_uring a copied write completes in a later turn anyway, and waiting on a socket whose bytes
+// the standing receive already took could wait for bytes that are never sent.
+constexpr uint64_t kTurnBudget = 1 << 20;
+
+// The direction's bytes since it last gave the loop back, and when to give it back.
+struct Budget {
+  uint64_t since_yield = 0;
+  bool applies = true;
+  bool spent(long moved) {
+    if (!applies || moved <= 0) return false;
+    since_yield += static_cast<uint64_t>(moved);
+    if (since_yield < kTurnBudget) return false;
+    since_yield = 0;
+    return true;
+  }
+};
+
 // A direction waits holding no buffer (an idle connection costs none) and takes one only for
 // the bytes that came.
 net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
                                Join& join) {
   std::string first;
   bool clean = false;
+  Budget budget{0, std::string_view(d.from.reactor().name()) != "io_uring"};
   while (true) {
     long in = co_await d.from.readable(deadline(join, idle_ms));
     if (other_way_moved(in, d, idle_ms, join)) continue;
@@ -137,27 +160,19 @@ net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t 
     } else if (!co_await write_on(d, bytes, idle_ms, join)) {
       break;
     }
+    buffer.release();
+    if (budget.spent(in)) co_await d.from.wait_readable(deadline(join, idle_ms));
   }
   co_return clean;
 }
-
-// A splice that moves bytes completes without suspending, so a direction that always finds
-// bytes on one side and room on the other would never give its loop back: after this many bytes
-// in a row it waits for the next timer tick and lets the other connections have their turn.
-constexpr uint64_t kSpliceBudget = 8 << 20;
 
 net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
   net::Pipe pipe;
   std::string first;
   bool clean = false;
-  uint64_t since_yield = 0;
+  Budget budget;
   if (!pipe.ok()) join.fail(-errno, false);
   while (pipe.ok()) {
-    if (since_yield >= kSpliceBudget) {
-      since_yield = 0;
-      net::Reactor& reactor = d.from.reactor();
-      co_await net::sleep_until(reactor, reactor.now_ms() + 1);
-    }
     const size_t room = d.check_first ? kProxySignatureBytes - first.size() : pipe.capacity();
     const long in = co_await d.from.splice_in(pipe.write_fd(), room, deadline(join, idle_ms));
     if (other_way_moved(in, d, idle_ms, join)) continue;
@@ -173,7 +188,7 @@ net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
     } else if (!co_await drain_pipe(d, pipe, static_cast<size_t>(in), idle_ms, join)) {
       break;
     }
-    since_yield += static_cast<uint64_t>(in);
+    if (budget.spent(in)) co_await d.from.wait_readable(deadline(join, idle_ms));
   }
   co_return clean;
 }
