@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# usher's `protocol: tcp` listener (splice both ways) against HAProxy 2.6 `mode tcp` and nginx
-# 1.22 `stream`, same backends, same run, interleaved rounds, all in the one-core placement
+# usher's `protocol: tcp` listener (copying through the worker's buffers, its default, and with
+# `relay: splice`) against HAProxy 2.6 `mode tcp` and nginx 1.22 `stream`, same backends, same run, interleaved rounds, all in the one-core placement
 # (everything on CPU 0, docs/benchmarks.md says why):
 #
 #   1. small requests: wrk's keep-alive HTTP/1.1 GETs (13-byte answers from the three nginx
@@ -9,7 +9,8 @@
 #   2. bulk: zeros streamed through each proxy by build/bench/tcp_stream (bench/tcp_stream.cc) on
 #      1 and on 100 connections, both ways: "up" from the client to a sink that counts them,
 #      "down" from a source to the client. GB/s (10^9 bytes) and the proxy's CPU seconds per GB.
-#      Goal: usher ahead of both.
+#      Goal: usher ahead of both in GB/s and in CPU per GB. On 100 downloads, the connections that
+#      got nothing in the window are printed per target (starvation).
 #
 #   bash bench/tcp.sh                          # 3 rounds: 10 s of wrk, 5 s per transfer
 #   ROUNDS=1 DUR=3 BULK_DUR=2 bash bench/tcp.sh
@@ -21,8 +22,10 @@
 #   haproxy-splice  the same with `option splice-auto` (bulk only: HAProxy's best for bulk);
 #   nginx           `worker_processes 1`, `stream` with `proxy_half_close on` (its default off cuts a
 #                   stream short after the client's half-close); its worker's CPU is measured;
-#   usher           `usher run -c`, `workers: 1`, `protocol: tcp` listeners, io_uring;
-#   usher-epoll     the same on epoll;
+#   usher           `usher run -c`, `workers: 1`, `protocol: tcp` listeners, io_uring, the default
+#                   `relay: copy` (through the worker's buffers);
+#   usher-splice    the same with `relay: splice` on each listener (splice(2) both ways);
+#   usher-epoll     usher on epoll, `relay: copy`;
 #   direct          the first backend, the sink or the source without a proxy.
 # The order of the targets turns by one each round. A proxy's CPU is its /proc/PID/stat user +
 # system time over the round.
@@ -30,8 +33,9 @@
 # QUIET_LOAD (0.7), checked every 60 s for up to QUIET_WAIT seconds (1200); then it measures anyway
 # and says so.
 # RELAYS=1: two more targets, bench/relay_proxy on io_uring (the smallest layer-4 proxy on usher's
-# reactor, one process per stream): relay-splice relays with splice(2) as the tcp listener does,
-# relay-copy through a 16 KiB buffer with the reactor's read and write; what each way costs.
+# reactor, one process per stream): relay-splice relays with splice(2) as `relay: splice` does,
+# relay-copy through a 16 KiB buffer with the reactor's read and write; each way of relaying
+# without the listener around it (off by default: usher and usher-splice measure both ways).
 # STRACE=SECONDS: afterwards, `strace -c -f` on each proxy for SECONDS of wrk at $CONNS: syscalls
 # per request (strace slows the proxy down; the counts, not the rates, are the figure).
 # PERF=SECONDS: afterwards, for each proxy over SECONDS of wrk at $CONNS, `perf stat` per request
@@ -57,7 +61,8 @@ RELAYS=${RELAYS:-0}
 . bench/lib.sh
 STREAM=build/bench/tcp_stream
 RELAY=build/bench/relay_proxy
-[ -x "$STREAM" ] && [ -x "$RELAY" ] || cmake --build build --target tcp_stream relay_proxy >/dev/null
+[ -x "$STREAM" ] || cmake --build build --target tcp_stream >/dev/null
+[ "$RELAYS" = 0 ] || [ -x "$RELAY" ] || cmake --build build --target relay_proxy >/dev/null
 
 start_backends
 SINK=$(free_port); SOURCE=$(free_port)
@@ -68,7 +73,7 @@ wait_port "$SINK"; wait_port "$SOURCE"
 # Each proxy listens on three ports: HTTP[t] (to the three backends), UP[t] (to the sink) and
 # DOWN[t] (to the source); PID[t] is the process whose CPU is measured (PID_UP[t] and PID_DOWN[t]
 # where the streams have their own processes).
-PROXIES=(haproxy haproxy-splice nginx usher usher-epoll)
+PROXIES=(haproxy haproxy-splice nginx usher usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || PROXIES+=(relay-splice relay-copy)
 declare -A HTTP UP DOWN PID PID_UP PID_DOWN
 for t in "${PROXIES[@]}"; do
@@ -127,15 +132,15 @@ stream {
 }
 CONF
 
-usher_conf() {  # TARGET IO_BACKEND
+usher_conf() {  # TARGET IO_BACKEND RELAY
   cat <<CONF
 workers: 1
 io_backend: $2
 access_log: off
 listeners:
-  - { name: http, listen: "127.0.0.1:${HTTP[$1]}", protocol: tcp, pool: http }
-  - { name: up, listen: "127.0.0.1:${UP[$1]}", protocol: tcp, pool: sink }
-  - { name: down, listen: "127.0.0.1:${DOWN[$1]}", protocol: tcp, pool: source }
+  - { name: http, listen: "127.0.0.1:${HTTP[$1]}", protocol: tcp, pool: http, relay: $3 }
+  - { name: up, listen: "127.0.0.1:${UP[$1]}", protocol: tcp, pool: sink, relay: $3 }
+  - { name: down, listen: "127.0.0.1:${DOWN[$1]}", protocol: tcp, pool: source, relay: $3 }
 pools:
   - name: http
     balance: round-robin
@@ -144,14 +149,16 @@ pools:
   - { name: source, backends: [127.0.0.1:$SOURCE] }
 CONF
 }
-usher_conf usher io_uring >"$RUN/usher.yaml"
-usher_conf usher-epoll epoll >"$RUN/usher-epoll.yaml"
-for c in usher usher-epoll; do "$USHER" check -c "$RUN/$c.yaml" >/dev/null; done
+usher_conf usher io_uring copy >"$RUN/usher.yaml"
+usher_conf usher-splice io_uring splice >"$RUN/usher-splice.yaml"
+usher_conf usher-epoll epoll copy >"$RUN/usher-epoll.yaml"
+for c in usher usher-splice usher-epoll; do "$USHER" check -c "$RUN/$c.yaml" >/dev/null; done
 
 start haproxy -db -f "$RUN/haproxy.cfg"; PID[haproxy]=$LAST
 start haproxy -db -f "$RUN/haproxy-splice.cfg"; PID[haproxy-splice]=$LAST
 start nginx -e "$RUN/nginx.err" -c "$RUN/nginx.conf"; NGINX_PID=$LAST
 USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher.yaml"; PID[usher]=$LAST
+USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher-splice.yaml"; PID[usher-splice]=$LAST
 USHER_IO_BACKEND=epoll start "$USHER" run -c "$RUN/usher-epoll.yaml"; PID[usher-epoll]=$LAST
 if [ "$RELAYS" != 0 ]; then
   for mode in splice copy; do
@@ -217,7 +224,7 @@ wait_quiet
 echo "# placement: everything on CPU $CPU; $ROUNDS rounds; load average at the start $(load1)"
 echo "# small requests: wrk -t1 -c$CONNS -d${DUR}s, body $BODY bytes"
 echo "# target round rps p50_ms p99_ms errors proxy_cpu_us_per_request"
-SMALL_TARGETS=(direct haproxy nginx usher usher-epoll)
+SMALL_TARGETS=(direct haproxy nginx usher usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || SMALL_TARGETS+=(relay-splice relay-copy)
 for t in "${SMALL_TARGETS[@]}"; do
   timeout 40 taskset -c "$CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${HTTP[$t]}/" >/dev/null 2>&1
@@ -229,7 +236,7 @@ echo "# load average after the small requests $(load1)"
 
 echo "# bulk: build/bench/tcp_stream DIRECTION PORT CONNS $BULK_DUR (directions: $DIRECTIONS)"
 echo "# target direction conns round bytes seconds fairness empty last_first_s proxy_ticks(1/$HZ s)"
-BULK_TARGETS=(direct haproxy haproxy-splice nginx usher usher-epoll)
+BULK_TARGETS=(direct haproxy haproxy-splice nginx usher usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || BULK_TARGETS+=(relay-splice relay-copy)
 for t in "${BULK_TARGETS[@]}"; do
   timeout 60 taskset -c "$CPU" "$STREAM" up "${UP[$t]}" 10 1 >/dev/null
@@ -260,21 +267,24 @@ print("| target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | system 
 print("|---|---|---|---|---|---|---|---|")
 direct = small["direct"]
 ratio = {}
-for t in ("direct", "haproxy", "nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+USHERS = ("usher", "usher-splice", "usher-epoll")
+for t in ("direct", "haproxy", "nginx") + USHERS + ("relay-splice", "relay-copy"):
     if t not in small:
         continue
     v = small[t]
     m = [med(v[r][i] for r in rounds) for i in range(5)]
-    extra = "-" if t == "direct" else f"{med(1e6 / v[r][0] - 1e6 / direct[r][0] for r in rounds):.1f}"
+    # a round that served nothing (a stall) costs infinitely much per request
+    inv = lambda x: 1e6 / x if x else float("inf")
+    extra = "-" if t == "direct" else f"{med(inv(v[r][0]) - inv(direct[r][0]) for r in rounds):.1f}"
     ratio[t] = med(v[r][0] / small["haproxy"][r][0] for r in rounds)
     cpu = "-" if t == "direct" else f"{m[4]:.1f}"
     print(f"| {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(v[r][3] for r in rounds)} | {cpu} | {extra} | {ratio[t]:.2f} |")
 print()
-for t in ("nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+for t in ("nginx",) + USHERS + ("relay-splice", "relay-copy"):
     if t not in small:
         continue
     print(f"{t}/haproxy req/s by round: " + " ".join(f"{small[t][r][0] / small['haproxy'][r][0]:.2f}" for r in rounds))
-for t in ("usher", "usher-epoll"):
+for t in USHERS:
     print(f"goal {t} req/s >= 1.4x HAProxy: {'met' if ratio[t] >= 1.4 else 'missed'} ({ratio[t]:.2f}x)")
 
 bulk = {}
@@ -294,7 +304,7 @@ goals = []
 for (d, c), by in sorted(bulk.items(), key=lambda kv: (kv[0][0] != "up", kv[0][1])):
     rounds = sorted(by["haproxy"])
     h = by["haproxy"]
-    for t in ("direct", "haproxy", "haproxy-splice", "nginx", "usher", "usher-epoll", "relay-splice", "relay-copy"):
+    for t in ("direct", "haproxy", "haproxy-splice", "nginx") + USHERS + ("relay-splice", "relay-copy"):
         if t not in by:
             continue
         v = by[t]
@@ -305,13 +315,23 @@ for (d, c), by in sorted(bulk.items(), key=lambda kv: (kv[0][0] != "up", kv[0][1
         first = "-" if d == "up" else f"{max(v[r][4] for r in rounds):.3f}"
         print(f"| {d} | {c} | {t} | {gbs:.2f} | {'-' if t == 'direct' else f'{cpu:.3f}'} | {rr:.2f} | {rc} "
               f"| {fair:.3f} | {empty} | {first} |")
-    for u in ("usher", "usher-epoll"):
-        behind = [t for t in ("haproxy", "haproxy-splice", "nginx")
-                  if med(by[u][r][0] / by[t][r][0] for r in rounds) <= 1.0]
+    others = ("haproxy", "haproxy-splice", "nginx")
+    for u in USHERS:
+        behind = [t for t in others if med(by[u][r][0] / by[t][r][0] for r in rounds) <= 1.0]
         goals.append(f"goal {u} ahead of all in GB/s, {d} {c} conns: " +
                      ("met" if not behind else "missed (not ahead of " + ", ".join(behind) + ")") +
                      "; per round over the best other: " +
-                     " ".join(f"{by[u][r][0] / max(by[t][r][0] for t in ('haproxy', 'haproxy-splice', 'nginx')):.2f}" for r in rounds))
+                     " ".join(f"{by[u][r][0] / max(by[t][r][0] for t in others):.2f}" for r in rounds))
+        costlier = [t for t in others if med(by[u][r][1] / by[t][r][1] for r in rounds) >= 1.0]
+        goals.append(f"goal {u} below all in CPU per GB, {d} {c} conns: " +
+                     ("met" if not costlier else "missed (not below " + ", ".join(costlier) + ")") +
+                     "; per round over the cheapest other: " +
+                     " ".join(f"{by[u][r][1] / min(by[t][r][1] for t in others):.2f}" for r in rounds))
+    if d == "down" and c == 100:
+        for t in ("haproxy", "haproxy-splice", "nginx") + USHERS + ("relay-splice", "relay-copy"):
+            if t in by:
+                goals.append(f"starvation {t}, down {c} conns: connections that got nothing in the window by round: " +
+                             " ".join(str(by[t][r][3]) for r in rounds))
 print()
 print("\n".join(goals))
 PY
@@ -320,7 +340,7 @@ PY
 if [ "$STRACE" != 0 ]; then
   echo
   echo "# strace -c -f -p PID over wrk -t1 -c$CONNS -d${STRACE}s: syscalls per request (top 8)"
-  STAT_TARGETS=(haproxy nginx usher usher-epoll)
+  STAT_TARGETS=(haproxy nginx usher usher-splice usher-epoll)
   [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
   for t in "${STAT_TARGETS[@]}"; do
     strace -c -f -o "$RUN/strace-$t" -p "${PID[$t]}" 2>/dev/null & tracer=$!
@@ -348,7 +368,7 @@ switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { v 
 if [ "$PERF" != 0 ]; then
   echo
   echo "# perf stat on each proxy over wrk -t1 -c$CONNS -d${PERF}s; then perf record -g on HAProxy and usher (io_uring)"
-  STAT_TARGETS=(haproxy nginx usher usher-epoll)
+  STAT_TARGETS=(haproxy nginx usher usher-splice usher-epoll)
   [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
   for t in "${STAT_TARGETS[@]}"; do
     pid=${PID[$t]}
