@@ -217,6 +217,9 @@ class Sessions(unittest.TestCase):
                 break
         self.assertEqual(sorted(replies), sorted(sent))
         self.assertEqual(sorted(received), sorted(sizes))
+        for _ in range(3):
+            s.sendto(b"", ("127.0.0.1", usher.port))
+        self.assertEqual([s.recvfrom(65536)[0] for _ in range(3)], [b""] * 3)
 
     def test_a_backend_port_nobody_listens_on_ends_the_session(self):
         closed = Responder(self, lambda payload, source: None)

@@ -78,7 +78,8 @@ unsigned Outbox::group_entries(bool gso) {
     const Entry& first = entries_[i];
     unsigned end = i + 1;
     size_t bytes = first.size();
-    while (gso && end < queued_ && end - i < kMaxSegments) {
+    // (Empty datagrams never go together: a segment size of 0 means no GSO at all.)
+    while (gso && first.size() > 0 && end < queued_ && end - i < kMaxSegments) {
       const Entry& next = entries_[end];
       if (next.session != first.session || next.to_backend != first.to_backend ||
           next.size() > first.size() || bytes + next.size() > kMaxGsoBytes) {
