@@ -225,9 +225,13 @@ class EpollReactor final : public Reactor {
     }
     return -errno;
   }
-  // Connected datagrams go in one io_submit; those with an address (and all without AIO) in
-  // sendmmsg runs per socket, which have the preemption points the AIO batch avoids.
+  // Connected datagrams go in one io_submit; those with an address or control data (which a
+  // write cannot carry), and all without AIO, in sendmmsg runs per socket, which have the
+  // preemption points the AIO batch avoids.
   void send_datagrams(std::span<Datagram> datagrams) override {
+    auto by_aio = [this](const Datagram& d) {
+      return aio_ && d.message.msg_name == nullptr && d.message.msg_controllen == 0;
+    };
     Datagram* connected[AioBatch::kMaxOps];
     long results[AioBatch::kMaxOps];
     size_t queued = 0;
@@ -243,14 +247,14 @@ class EpollReactor final : public Reactor {
       queued = 0;
     };
     for (size_t i = 0; i < datagrams.size();) {
-      if (aio_ && datagrams[i].message.msg_name == nullptr) {
+      if (by_aio(datagrams[i])) {
         connected[queued++] = &datagrams[i++];
         if (queued == AioBatch::kMaxOps) send_queued();
         continue;
       }
       size_t end = i + 1;
       while (end < datagrams.size() && datagrams[end].fd == datagrams[i].fd &&
-             (!aio_ || datagrams[end].message.msg_name != nullptr)) {
+             !by_aio(datagrams[end])) {
         ++end;
       }
       send_run(&datagrams[i], end - i);

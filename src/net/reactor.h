@@ -39,7 +39,8 @@ inline bool is_read_side(OpKind kind) {
 }
 
 // One datagram for Reactor::send_datagrams: its socket and message (msg_name null on a
-// connected socket), and then what became of it.
+// connected socket; control data such as UDP_SEGMENT, which makes it several), and then what
+// became of it.
 struct Datagram {
   int fd = -1;
   msghdr message{};

@@ -1,13 +1,24 @@
 #include "proxy/l4/outbox.h"
 
+#include <netinet/udp.h>
 #include <sys/mman.h>
 
 #include <cerrno>
+#include <cstring>
 #include <new>
 
 #include "proxy/l4/udp_sessions.h"
 
 namespace usher::proxy::l4 {
+
+namespace {
+
+// A GSO send is one UDP datagram until the kernel cuts it: at most 64 segments (the kernel's
+// UDP_MAX_SEGMENTS before 6.9) and well under 64 KiB in all.
+constexpr unsigned kMaxSegments = 64;
+constexpr size_t kMaxGsoBytes = 60'000;
+
+}  // namespace
 
 Outbox::Outbox(net::Reactor& reactor) : reactor_(reactor) {
   // mmap rather than the allocator: a heap block may come back with every page touched, and the
@@ -48,20 +59,10 @@ void Outbox::to_client(unsigned i, Session& session) {
 }
 
 void Outbox::queue(unsigned i, Session& session, bool to_backend, std::string_view prefix) {
-  Entry& e = entries_[queued_];
-  e = {&session, first_ + i, to_backend, {}};
-  e.iov[0] = {const_cast<char*>(prefix.data()), prefix.size()};
-  e.iov[1] = {slot(first_ + i), in_[i].msg_len};
-  net::Datagram& d = out_[queued_];
-  d = {session.socket.fd(), {}, 0};
-  d.message.msg_iov = prefix.empty() ? &e.iov[1] : &e.iov[0];
-  d.message.msg_iovlen = prefix.empty() ? 1 : 2;
-  if (!to_backend) {
-    d.fd = session.owner.listener_fd();
-    d.message.msg_name = &session.client;
-    d.message.msg_namelen = session.client_length;
-  }
-  ++queued_;
+  entries_[queued_++] = {&session,
+                         to_backend,
+                         {const_cast<char*>(prefix.data()), prefix.size()},
+                         {slot(first_ + i), in_[i].msg_len}};
 }
 
 void Outbox::forget(const Session& session) {
@@ -70,44 +71,106 @@ void Outbox::forget(const Session& session) {
   }
 }
 
-bool Outbox::flush() {
-  if (queued_ == 0) {
-    used_ = 0;
-    return false;
+// Splits the queued entries into sends; with `gso`, runs that one GSO send can carry go together.
+unsigned Outbox::group_entries(bool gso) {
+  unsigned groups = 0;
+  for (unsigned i = 0; i < queued_;) {
+    const Entry& first = entries_[i];
+    unsigned end = i + 1;
+    size_t bytes = first.size();
+    // (Empty datagrams never go together: a segment size of 0 means no GSO at all.)
+    while (gso && first.size() > 0 && end < queued_ && end - i < kMaxSegments) {
+      const Entry& next = entries_[end];
+      if (next.session != first.session || next.to_backend != first.to_backend ||
+          next.size() > first.size() || bytes + next.size() > kMaxGsoBytes) {
+        break;
+      }
+      bytes += next.size();
+      ++end;
+      if (next.size() < first.size()) break;  // only the last segment may be shorter
+    }
+    groups_[groups++] = {i, end - i};
+    i = end;
   }
+  return groups;
+}
+
+void Outbox::prepare(const Group& group, net::Datagram& d, unsigned& iov_used) {
+  const Entry& first = entries_[group.first];
+  Session& session = *first.session;
+  d = {first.to_backend ? session.socket.fd() : session.owner.listener_fd(), {}, 0};
+  d.message.msg_iov = &out_iov_[iov_used];
+  for (unsigned i = group.first; i < group.first + group.count; ++i) {
+    if (entries_[i].prefix.iov_len > 0) out_iov_[iov_used++] = entries_[i].prefix;
+    out_iov_[iov_used++] = entries_[i].payload;
+  }
+  d.message.msg_iovlen = static_cast<size_t>(&out_iov_[iov_used] - d.message.msg_iov);
+  if (!first.to_backend) {
+    d.message.msg_name = &session.client;
+    d.message.msg_namelen = session.client_length;
+  }
+  if (group.count > 1) {
+    Control& control = control_[&d - out_.data()];
+    d.message.msg_control = control.bytes;
+    d.message.msg_controllen = sizeof control.bytes;
+    cmsghdr* header = CMSG_FIRSTHDR(&d.message);
+    header->cmsg_level = SOL_UDP;
+    header->cmsg_type = UDP_SEGMENT;
+    header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    const auto segment = static_cast<uint16_t>(first.size());
+    std::memcpy(CMSG_DATA(header), &segment, sizeof segment);
+  }
+}
+
+bool Outbox::flush() {
+  used_ = 0;
+  if (queued_ == 0) return false;
   // Those of sessions that went meanwhile are left out.
   unsigned kept = 0;
   for (unsigned i = 0; i < queued_; ++i) {
-    if (entries_[i].session == nullptr) continue;
-    entries_[kept] = entries_[i];
-    out_[kept] = out_[i];
-    out_[kept].message.msg_iov =
-        out_[i].message.msg_iovlen == 2 ? &entries_[kept].iov[0] : &entries_[kept].iov[1];
-    ++kept;
+    if (entries_[i].session != nullptr) entries_[kept++] = entries_[i];
   }
-  const unsigned count = kept;
-  queued_ = 0;
-  used_ = 0;
-  reactor_.send_datagrams({out_.data(), count});
-  for (unsigned i = 0; i < count; ++i) {
-    Session& s = *entries_[i].session;
-    const long result = out_[i].result;
-    metrics::UdpCounters& counters = *s.counters;
-    const uint64_t payload = entries_[i].iov[1].iov_len;
-    if (entries_[i].to_backend) {
-      if (result >= 0) {
-        counters.datagrams_from_clients.add();
-        counters.bytes_from_clients.add(payload);
-        continue;
+  queued_ = kept;
+  // A GSO send the kernel refuses (a segment over the path's MTU: EINVAL; a device without
+  // checksum offload: EIO) goes again a datagram at a time.
+  for (bool gso : {true, false}) {
+    const unsigned groups = group_entries(gso);
+    unsigned iov_used = 0;
+    for (unsigned g = 0; g < groups; ++g) prepare(groups_[g], out_[g], iov_used);
+    reactor_.send_datagrams({out_.data(), groups});
+    unsigned refused = 0;
+    for (unsigned g = 0; g < groups; ++g) {
+      const long result = out_[g].result;
+      const Group& group = groups_[g];
+      for (unsigned i = group.first; i < group.first + group.count; ++i) {
+        if (gso && group.count > 1 && (result == -EINVAL || result == -EIO)) {
+          entries_[refused++] = entries_[i];
+        } else {
+          account(entries_[i], result);
+        }
       }
-      counters.dropped[static_cast<size_t>(metrics::UdpDrop::kSendFailed)].add();
-      if (result == -ECONNREFUSED) s.owner.backend_failed(s);
-    } else if (result >= 0) {
-      counters.datagrams_to_clients.add();
-      counters.bytes_to_clients.add(payload);
     }
+    queued_ = refused;
+    if (refused == 0) break;
   }
+  queued_ = 0;
   return true;
+}
+
+void Outbox::account(const Entry& entry, long result) {
+  Session& s = *entry.session;
+  metrics::UdpCounters& counters = *s.counters;
+  if (!entry.to_backend) {
+    if (result < 0) return;
+    counters.datagrams_to_clients.add();
+    counters.bytes_to_clients.add(entry.payload.iov_len);
+  } else if (result >= 0) {
+    counters.datagrams_from_clients.add();
+    counters.bytes_from_clients.add(entry.payload.iov_len);
+  } else {
+    counters.dropped[static_cast<size_t>(metrics::UdpDrop::kSendFailed)].add();
+    if (result == -ECONNREFUSED) s.owner.backend_failed(s);
+  }
 }
 
 }  // namespace usher::proxy::l4

@@ -3,7 +3,10 @@
 // the same slots when the loop's turn ends, every listener's and session's together in one
 // Reactor::send_datagrams. Sending as they come (a sendmmsg per batch) let the receiver each
 // datagram woke take the core after every datagram where peers share one: the worker was
-// preempted about once every three datagrams (docs/benchmarks.md). Worker thread only.
+// preempted about once every three datagrams (docs/benchmarks.md). Consecutive datagrams of one
+// session in one direction and of one size (the last may be shorter) leave as one UDP GSO send
+// (UDP_SEGMENT): the kernel takes them through its stack once and cuts them apart at the end,
+// where a send each costs the stack's whole path per datagram. Worker thread only.
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -53,13 +56,22 @@ class Outbox {
  private:
   struct Entry {
     Session* session;
-    uint32_t slot;
     bool to_backend;
-    std::array<iovec, 2> iov;
+    iovec prefix;  // a PROXY header, or empty
+    iovec payload;
+    size_t size() const { return prefix.iov_len + payload.iov_len; }
+  };
+  // A send of entries [first, first + count): one datagram, or a GSO send of several.
+  struct Group {
+    unsigned first;
+    unsigned count;
   };
 
   char* slot(unsigned i) const { return slots_ + static_cast<size_t>(i) * kSlotBytes; }
   void queue(unsigned i, Session& session, bool to_backend, std::string_view prefix);
+  unsigned group_entries(bool gso);
+  void prepare(const Group& group, net::Datagram& datagram, unsigned& iov_used);
+  void account(const Entry& entry, long result);
 
   net::Reactor& reactor_;
   char* slots_;
@@ -69,8 +81,14 @@ class Outbox {
   std::array<iovec, kSlots> in_iov_{};
   std::array<sockaddr_storage, kSlots> from_{};
   std::array<Entry, kSlots> entries_{};
-  std::array<net::Datagram, kSlots> out_{};
   unsigned queued_ = 0;
+  std::array<Group, kSlots> groups_{};
+  std::array<net::Datagram, kSlots> out_{};
+  std::array<iovec, 2 * kSlots> out_iov_{};
+  struct Control {
+    alignas(cmsghdr) char bytes[CMSG_SPACE(sizeof(uint16_t))];
+  };
+  std::array<Control, kSlots> control_{};  // each GSO send's UDP_SEGMENT
 };
 
 }  // namespace usher::proxy::l4
