@@ -46,7 +46,7 @@ class TcpServer:
 
     def _serve(self, conn):
         try:
-            conn.settimeout(30)
+            conn.settimeout(120)  # a loaded machine may stall a 256 MiB echo for long
             self.handle(conn)
         except OSError:
             pass

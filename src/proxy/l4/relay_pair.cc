@@ -144,7 +144,7 @@ net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t 
     long in = co_await d.from.readable(deadline(join, idle_ms));
     if (other_way_moved(in, d, idle_ms, join)) continue;
     net::Buffer buffer;
-    if (in == 0) {
+    if (in >= 0) {  // readable: 0, or a poll's event mask on io_uring's one-shot path
       buffer = buffers.take();
       const size_t room = d.check_first ? kProxySignatureBytes - first.size() : buffer.capacity();
       in = d.from.try_read(buffer.data(), room);
