@@ -57,6 +57,7 @@ struct ConnectionRecord {
   std::string_view backend;  // empty: none was reached
   std::string_view sni;      // the ClientHello's server name, when the listener routes by it
   std::string_view end;      // how it ended (metrics::kTcpEnds)
+  std::string_view failure;  // with end "error": which side failed and how ("backend ECONNRESET")
   uint64_t bytes_from_client = 0;
   uint64_t bytes_to_client = 0;
   double duration_seconds = 0;

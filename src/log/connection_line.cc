@@ -12,7 +12,8 @@ namespace {
 
 void json_connection(const ConnectionRecord& r, int64_t millis, const SecondText& clock,
                      std::string& out) {
-  const std::string_view texts[] = {r.client, r.listener, r.route, r.pool, r.backend, r.sni, r.end};
+  const std::string_view texts[] = {r.client,  r.listener, r.route, r.pool,
+                                    r.backend, r.sni,      r.end,   r.failure};
   size_t most = 384;  // keys, punctuation, the time and four numbers
   for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
   LineWriter line(out, most);
@@ -43,6 +44,7 @@ void json_connection(const ConnectionRecord& r, int64_t millis, const SecondText
   text(R"(,"pool":)", r.pool);
   text(R"(,"backend":)", r.backend);
   if (!r.sni.empty()) text(R"(,"sni":)", r.sni);
+  if (!r.failure.empty()) text(R"(,"failure":)", r.failure);
   line.put("}\n");
 }
 

@@ -351,8 +351,8 @@ class UringReactor final : public Reactor {
       }
     } else if (cqe.res == -ENOBUFS) {
       count_shortage();
-    } else if (!more && cqe.res != -ECANCELED) {
-      standing.end = cqe.res == 0 ? 1 : cqe.res;
+    } else if (!more && cqe.res != -ECANCELED && cqe.res != -EAGAIN) {
+      standing.end = cqe.res == 0 ? 1 : cqe.res;  // an -EAGAIN end: see retries_on_eagain
     }
     if (!more) standing.live = false;
     if (standing.socket == nullptr) {
@@ -600,12 +600,13 @@ class UringReactor final : public Reactor {
     Socket& socket = *op->socket;
     (is_read_side(op->kind) ? socket.reader : socket.writer) = nullptr;
     long result = cqe.res;
-    if (result >= 0 && is_splice(op->kind)) {
-      result = splice_once(*op);
-      if (result == -EAGAIN && !op->aborted) {
-        queue(*op);  // woken for nothing (another reader took the bytes): wait again
-        return;
-      }
+    if (result >= 0 && is_splice(op->kind)) result = splice_once(*op);
+    // Woken for nothing (another reader took the bytes), or a request the kernel retried from a
+    // worker thread after its poll, where the socket's O_NONBLOCK answers -EAGAIN instead of
+    // waiting (a write under socket-memory pressure): wait again, within the same deadline.
+    if (result == -EAGAIN && !op->aborted && retries_on_eagain(op->kind)) {
+      queue(*op);
+      return;
     }
     timers_.cancel(op->timer);
     if (op->aborted) --aborting_;
@@ -622,6 +623,11 @@ class UringReactor final : public Reactor {
     if (result >= 0 && op->kind == OpKind::kWaitIn) result = 0;
     op->result = result;
     enqueue(*op);
+  }
+
+  static bool retries_on_eagain(OpKind kind) {
+    return kind == OpKind::kRead || kind == OpKind::kWrite || kind == OpKind::kWritev ||
+           is_splice(kind);
   }
 
   static long connect_result(Socket& socket) {

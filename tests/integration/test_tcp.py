@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import threading
@@ -139,6 +140,13 @@ class TcpProxyTest(unittest.TestCase):
     def transfer_256_mib(self, relay):
         server = self.server(echo_with_name("bulk"))
         usher = TcpUsher(self, {"main": ([server.port], "")}, listener=f"    pool: main\n    relay: {relay}\n")
+        try:
+            self.transfer_through(usher)
+        except OSError as error:  # what usher said and logged tells a crash from a relay's end
+            raise AssertionError(f"{error}; usher exit {usher.process.proc.poll()}: "
+                                 f"{usher.process.output()[-4000:]}; log: {usher.log_lines(1, 1.0)}")
+
+    def transfer_through(self, usher):
         total, block = 256 << 20, os.urandom(1 << 20)
         sent_hash = hashlib.sha256()
         with usher.connect(timeout=60) as s:
@@ -182,6 +190,22 @@ class TcpProxyTest(unittest.TestCase):
         self.assertEqual((line["end"], line["bytes_received"], line["bytes_sent"]), ("done", 100000, 11))
         self.assertEqual(line["backend"], f"127.0.0.1:{server.port}")
         self.assertEqual((line["protocol"], line["pool"]), ("tcp", "main"))
+
+    def test_a_backend_reset_is_passed_on_as_a_reset_and_logged(self):
+        def reset_after_a_line(conn):
+            conn.sendall(b"hello\n")
+            read_line(conn)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server = self.server(reset_after_a_line)
+        usher = TcpUsher(self, {"main": ([server.port], "")})
+        with usher.connect() as s:
+            self.assertEqual(read_line(s), "hello")
+            s.sendall(b"bye\n")
+            with self.assertRaises(ConnectionResetError):  # never a clean end of a cut stream
+                while s.recv(65536):
+                    pass
+        line = usher.log_lines(1)[-1]
+        self.assertEqual((line["end"], line["failure"]), ("error", "backend ECONNRESET"))
 
     def test_idle_connections_close_after_tcp_idle(self):
         server = self.server(echo_with_name("quiet"))

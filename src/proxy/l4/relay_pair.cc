@@ -193,6 +193,15 @@ net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
   co_return clean;
 }
 
+// A failure ends both sides with a reset, so that no peer takes a cut stream for a complete one
+// (a shutdown would send it a FIN first). Disconnecting (connect to AF_UNSPEC) resets the
+// socket while its fd stays open, and fails whatever the other direction waits for on it.
+void reset(net::Socket& socket) {
+  sockaddr unspecified{};
+  unspecified.sa_family = AF_UNSPEC;
+  ::connect(socket.fd(), &unspecified, sizeof unspecified);
+}
+
 net::Task<void> pump(Direction d, net::BufferPool& buffers, RelayOptions options, Join& join) {
   bool clean = false;
   if (options.mode == config::Relay::kSplice) {
@@ -202,10 +211,13 @@ net::Task<void> pump(Direction d, net::BufferPool& buffers, RelayOptions options
   }
   if (clean) {
     ::shutdown(d.to.fd(), SHUT_WR);  // the half-close goes on; the other direction continues
-  } else {
-    // Wake the other direction: a failure or an idle end ends the connection.
+  } else if (join.totals.error == 0) {
+    // An idle end closes the connection the ordinary way, which wakes the other direction.
     ::shutdown(d.from.fd(), SHUT_RDWR);
     ::shutdown(d.to.fd(), SHUT_RDWR);
+  } else {
+    reset(d.from);
+    reset(d.to);
   }
   join.arrive();
 }

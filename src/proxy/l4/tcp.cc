@@ -3,7 +3,10 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstring>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "balance/picker.h"
 #include "base/ip_range.h"
@@ -96,6 +99,13 @@ void log_connection(Connection& c, std::string_view listener, const config::Conf
   r.backend = c.backend;
   r.sni = c.prelude.sni;
   r.end = metrics::kTcpEnds[static_cast<size_t>(c.end)];
+  std::string failure;
+  if (c.end == TcpEnd::kError && c.totals.error != 0) {
+    const char* name = ::strerrorname_np(static_cast<int>(-c.totals.error));
+    failure = fmt::format("{} {}", c.totals.client_failed ? "client" : "backend",
+                          name ? name : "unknown");
+    r.failure = failure;
+  }
   r.bytes_from_client = c.totals.to_backend + c.prelude.early.size();
   r.bytes_to_client = c.totals.to_client;
   r.duration_seconds =
@@ -148,7 +158,9 @@ net::Task<void> relay(Connection& c, const ListenerRoutes& routes, const config:
   const uint64_t idle_ms = static_cast<uint64_t>(config.timeouts.tcp_idle.count());
   const bool sent = co_await l7::write_all(*up.socket, header, c.prelude.early,
                                            c.worker.reactor().now_ms() + idle_ms);
-  if (sent) {
+  if (!sent) {
+    c.totals.error = -EPIPE;  // the backend took the connection but not its first bytes
+  } else {
     RelayOptions options;
     options.mode = routes.config.relay;
     options.idle_ms = idle_ms;
@@ -159,11 +171,11 @@ net::Task<void> relay(Connection& c, const ListenerRoutes& routes, const config:
   metrics::BackendCounters& counters = c.worker.metrics().backends[pool.backend_id(up.index)];
   counters.bytes_sent.add(c.totals.to_backend + header.size() + c.prelude.early.size());
   counters.bytes_received.add(c.totals.to_client);
-  if (!sent || (c.totals.error != 0 && !c.totals.client_failed)) {
+  if (c.totals.error != 0 && !c.totals.client_failed) {
     counters.errors[static_cast<size_t>(metrics::UpstreamError::kReset)].add();
   }
   release_backend(pool, up.index);
-  if (!sent || c.totals.error != 0) {
+  if (c.totals.error != 0) {
     c.end = c.totals.error == -EPROTO ? TcpEnd::kBadClient : TcpEnd::kError;
     // A reset on one side is passed on as a reset: the peer must not take a cut stream for a
     // complete one.

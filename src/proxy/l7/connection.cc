@@ -133,6 +133,23 @@ bool begin_request(Client& c) {
   return true;
 }
 
+// One request from its head to its end; false when the connection carries no other. Its state
+// lives in this coroutine's frame, so a connection waiting for its next request holds none.
+net::Task<bool> serve_request(Client& c) {
+  RequestInfo info;
+  net::Buffer request_head;
+  const Failure failure = co_await read_request_head(c, info, request_head);
+  if (failure) {
+    if (failure.status) co_await send_status(c, failure.status);
+    finish_request(c, info);
+    co_return false;
+  }
+  const Next next = co_await answer(c, info, request_head);
+  finish_request(c, info);
+  if (next == Next::kAbort) abort_connection(c.socket);
+  co_return next == Next::kKeepAlive&& info.keep_alive && !c.worker.draining();
+}
+
 }  // namespace
 
 net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
@@ -165,20 +182,7 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
   }
   for (bool first = true;; first = false) {
     const bool more = co_await await_request_bytes(c, first);
-    if (!more || !begin_request(c)) break;
-    RequestInfo info;
-    net::Buffer request_head;
-    const Failure failure = co_await read_request_head(c, info, request_head);
-    if (failure) {
-      if (failure.status) co_await send_status(c, failure.status);
-      finish_request(c, info);
-      break;
-    }
-    Next next = co_await answer(c, info, request_head);
-    finish_request(c, info);
-    info.logged.text.release();
-    if (next == Next::kAbort) abort_connection(c.socket);
-    if (next != Next::kKeepAlive || !info.keep_alive || worker.draining()) break;
+    if (!more || !begin_request(c) || !co_await serve_request(c)) break;
   }
   if (!c.linger && c.tls && c.socket.is_open()) {
     co_await c.tls->close(c.after(worker.current().config().timeouts.body));
