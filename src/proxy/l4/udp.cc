@@ -8,11 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
-#include <cstring>
 
 #include "balance/picker.h"
+#include "codec/l4/proxy_protocol.h"
 #include "proxy/l4/udp_sessions.h"
 #include "proxy/pool_queue.h"
 #include "proxy/worker.h"
@@ -43,43 +42,6 @@ uint64_t client_key_hash(const sockaddr* client) {
   return balance::hash_key({ip, length});
 }
 
-// The PROXY protocol v2 header of a datagram from `client` to `listener` (command PROXY,
-// transport DGRAM); its length, 0 when the two are not of one family and it cannot say both.
-size_t proxy_v2_header(const sockaddr* client, const sockaddr* listener,
-                       std::array<uint8_t, kProxyV2MaxBytes>& out) {
-  static constexpr uint8_t kSignature[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
-                                             0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
-  if (client->sa_family != listener->sa_family) return 0;
-  uint8_t* p = out.data();
-  std::memcpy(p, kSignature, sizeof kSignature);
-  p[12] = 0x21;  // version 2, command PROXY
-  size_t addresses;
-  if (client->sa_family == AF_INET) {
-    const auto* from = reinterpret_cast<const sockaddr_in*>(client);
-    const auto* to = reinterpret_cast<const sockaddr_in*>(listener);
-    p[13] = 0x12;  // AF_INET, DGRAM
-    std::memcpy(p + 16, &from->sin_addr, 4);
-    std::memcpy(p + 20, &to->sin_addr, 4);
-    std::memcpy(p + 24, &from->sin_port, 2);  // ports stay in network order, as the spec has them
-    std::memcpy(p + 26, &to->sin_port, 2);
-    addresses = 12;
-  } else if (client->sa_family == AF_INET6) {
-    const auto* from = reinterpret_cast<const sockaddr_in6*>(client);
-    const auto* to = reinterpret_cast<const sockaddr_in6*>(listener);
-    p[13] = 0x22;  // AF_INET6, DGRAM
-    std::memcpy(p + 16, &from->sin6_addr, 16);
-    std::memcpy(p + 32, &to->sin6_addr, 16);
-    std::memcpy(p + 48, &from->sin6_port, 2);
-    std::memcpy(p + 50, &to->sin6_port, 2);
-    addresses = 36;
-  } else {
-    return 0;
-  }
-  p[14] = 0;
-  p[15] = static_cast<uint8_t>(addresses);
-  return 16 + addresses;
-}
-
 }  // namespace
 
 void Sessions::receive() {
@@ -92,9 +54,7 @@ void Sessions::receive() {
     unsigned end = first + 1;
     while (end < count && ClientKey::of(outbox_.sender(end)) == key) ++end;
     if (Session* session = find_or_open(key, outbox_.sender(first), end - first)) {
-      const std::string_view prefix(reinterpret_cast<const char*>(session->proxy_header.data()),
-                                    session->proxy_header_length);
-      for (unsigned i = first; i < end; ++i) outbox_.to_backend(i, *session, prefix);
+      for (unsigned i = first; i < end; ++i) outbox_.to_backend(i, *session, session->proxy_header);
       session->last_active_ms = worker_.reactor().now_ms();
     }
     first = end;
@@ -141,8 +101,11 @@ Session* Sessions::find_or_open(const ClientKey& key, const sockaddr* client, un
   session->idle_ms = static_cast<uint64_t>(routes.config.session_idle.count());
   session->last_active_ms = worker_.reactor().now_ms();
   if (pool.config.proxy_protocol == config::ProxyProtocolVersion::kV2) {
-    session->proxy_header_length = static_cast<uint8_t>(
-        proxy_v2_header(client, endpoint_.listen.sockaddr_ptr(), session->proxy_header));
+    // Written once for the session; each of its datagrams then begins with it.
+    session->proxy_header = usher::l4::proxy_v2(
+        Address::from_sockaddr(reinterpret_cast<const sockaddr*>(&session->client),
+                               session->client_length),
+        endpoint_.listen, usher::l4::Transport::kDatagram);
   }
   table_.emplace(key, session);
   ++holders_;

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 
 #include "metrics/counters.h"
@@ -43,10 +44,6 @@ struct ClientKeyHash {
 
 class Sessions;
 
-// The longest PROXY protocol v2 header a datagram gets: 16 fixed bytes and two IPv6 addresses
-// with their ports.
-inline constexpr size_t kProxyV2MaxBytes = 16 + 36;
-
 struct Session {
   Session(Sessions& owner, net::Reactor& reactor, GenerationRef generation, PoolState& pool,
           uint32_t backend, const sockaddr* client, int backend_fd);
@@ -62,11 +59,10 @@ struct Session {
   socklen_t client_length = 0;
   uint64_t idle_ms = 0;
   uint64_t last_active_ms = 0;
-  std::array<uint8_t, kProxyV2MaxBytes> proxy_header{};
-  uint8_t proxy_header_length = 0;  // 0: the pool sends no PROXY header
-  bool answered = false;            // a reply came: the backend counted as serving, once
-  bool ended = false;               // out of the table; its reply loop finishes it
-  net::Socket socket;               // connected to the backend
+  std::string proxy_header;  // empty: the pool sends no PROXY header
+  bool answered = false;     // a reply came: the backend counted as serving, once
+  bool ended = false;        // out of the table; its reply loop finishes it
+  net::Socket socket;        // connected to the backend
 };
 
 class Sessions {
