@@ -35,42 +35,28 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   line.put(clock.iso);
   line.fraction(static_cast<unsigned>(millis % 1000));
   line.put(R"(Z")");
-  auto text = [&line](std::string_view key, std::string_view value) {
-    line.put(key);
-    line.json_string(value);
-  };
-  auto number = [&line](std::string_view key, uint64_t value) {
-    line.put(key);
-    line.number(value);
-  };
-  text(R"(,"client":)", r.client);
-  text(R"(,"method":)", r.method);
-  text(R"(,"host":)", r.host);
-  text(R"(,"path":)", r.target);
-  number(R"(,"status":)", static_cast<uint64_t>(r.status));
-  number(R"(,"bytes_sent":)", r.bytes_sent);
-  number(R"(,"bytes_received":)", r.bytes_received);
-  line.put(R"(,"duration_ms":)");
-  line.millis(r.duration_seconds);
-  line.put(R"(,"upstream_ms":)");
-  if (r.upstream_seconds >= 0) {
-    line.millis(r.upstream_seconds);
-  } else {
-    line.put("null");
-  }
-  text(R"(,"listener":)", r.listener);
-  text(R"(,"route":)", r.route);
-  text(R"(,"pool":)", r.pool);
-  text(R"(,"backend":)", r.backend);
-  number(R"(,"retries":)", r.retries);
-  number(R"(,"queue_ms":)", r.queue_ms);
-  if (!r.guard.empty()) text(R"(,"guard":)", r.guard);
-  text(R"(,"request_id":)", r.request_id);
-  text(R"(,"user_agent":)", r.user_agent);
+  line.text_field(R"(,"client":)", r.client);
+  line.text_field(R"(,"method":)", r.method);
+  line.text_field(R"(,"host":)", r.host);
+  line.text_field(R"(,"path":)", r.target);
+  line.number_field(R"(,"status":)", static_cast<uint64_t>(r.status));
+  line.number_field(R"(,"bytes_sent":)", r.bytes_sent);
+  line.number_field(R"(,"bytes_received":)", r.bytes_received);
+  line.millis_field(R"(,"duration_ms":)", std::max(r.duration_seconds, 0.0));
+  line.millis_field(R"(,"upstream_ms":)", r.upstream_seconds);
+  line.text_field(R"(,"listener":)", r.listener);
+  line.text_field(R"(,"route":)", r.route);
+  line.text_field(R"(,"pool":)", r.pool);
+  line.text_field(R"(,"backend":)", r.backend);
+  line.number_field(R"(,"retries":)", r.retries);
+  line.number_field(R"(,"queue_ms":)", r.queue_ms);
+  if (!r.guard.empty()) line.text_field(R"(,"guard":)", r.guard);
+  line.text_field(R"(,"request_id":)", r.request_id);
+  line.text_field(R"(,"user_agent":)", r.user_agent);
   if (!r.tls_version.empty()) {
-    text(R"(,"tls_version":)", r.tls_version);
-    text(R"(,"tls_cipher":)", r.tls_cipher);
-    text(R"(,"sni":)", r.sni);
+    line.text_field(R"(,"tls_version":)", r.tls_version);
+    line.text_field(R"(,"tls_cipher":)", r.tls_cipher);
+    line.text_field(R"(,"sni":)", r.sni);
   }
   line.put("}\n");
 }

@@ -1,6 +1,7 @@
 // The access-log line of a layer-4 connection.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <iterator>
 
 #include "log/access_log.h"
@@ -21,30 +22,18 @@ void json_connection(const ConnectionRecord& r, int64_t millis, const SecondText
   line.put(clock.iso);
   line.fraction(static_cast<unsigned>(millis % 1000));
   line.put(R"(Z","protocol":"tcp")");
-  auto text = [&line](std::string_view key, std::string_view value) {
-    line.put(key);
-    line.json_string(value);
-  };
-  text(R"(,"client":)", r.client);
-  line.put(R"(,"bytes_sent":)");
-  line.number(r.bytes_to_client);
-  line.put(R"(,"bytes_received":)");
-  line.number(r.bytes_from_client);
-  line.put(R"(,"duration_ms":)");
-  line.millis(r.duration_seconds);
-  line.put(R"(,"connect_ms":)");
-  if (r.connect_seconds >= 0) {
-    line.millis(r.connect_seconds);
-  } else {
-    line.put("null");
-  }
-  text(R"(,"end":)", r.end);
-  text(R"(,"listener":)", r.listener);
-  text(R"(,"route":)", r.route);
-  text(R"(,"pool":)", r.pool);
-  text(R"(,"backend":)", r.backend);
-  if (!r.sni.empty()) text(R"(,"sni":)", r.sni);
-  if (!r.failure.empty()) text(R"(,"failure":)", r.failure);
+  line.text_field(R"(,"client":)", r.client);
+  line.number_field(R"(,"bytes_sent":)", r.bytes_to_client);
+  line.number_field(R"(,"bytes_received":)", r.bytes_from_client);
+  line.millis_field(R"(,"duration_ms":)", std::max(r.duration_seconds, 0.0));
+  line.millis_field(R"(,"connect_ms":)", r.connect_seconds);
+  line.text_field(R"(,"end":)", r.end);
+  line.text_field(R"(,"listener":)", r.listener);
+  line.text_field(R"(,"route":)", r.route);
+  line.text_field(R"(,"pool":)", r.pool);
+  line.text_field(R"(,"backend":)", r.backend);
+  if (!r.sni.empty()) line.text_field(R"(,"sni":)", r.sni);
+  if (!r.failure.empty()) line.text_field(R"(,"failure":)", r.failure);
   line.put("}\n");
 }
 

@@ -65,6 +65,24 @@ class LineWriter {
     number(micros / 1000);
     fraction(static_cast<unsigned>(micros % 1000));
   }
+  // A field after the first: `key` carries its comma and colon (`,"pool":`).
+  void text_field(std::string_view key, std::string_view value) {
+    put(key);
+    json_string(value);
+  }
+  void number_field(std::string_view key, uint64_t value) {
+    put(key);
+    number(value);
+  }
+  // Below zero: null (the step did not happen).
+  void millis_field(std::string_view key, double seconds) {
+    put(key);
+    if (seconds >= 0) {
+      millis(seconds);
+    } else {
+      put("null");
+    }
+  }
   // ".045"
   void fraction(unsigned thousandths) {
     p_[0] = '.';
