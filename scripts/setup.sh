@@ -13,9 +13,11 @@ PACKAGES=(
   libclang-rt-14-dev  # clang's sanitizer and libFuzzer runtimes: only recommended by clang
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
   libhiredis-dev liburing-dev libssl-dev
+  libsystemd-dev  # sd_notify: Type=notify under systemd (dist/usher.service)
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
+  systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
   slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium

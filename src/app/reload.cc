@@ -1,11 +1,13 @@
 // Reloading: re-read the file, refuse what cannot change while running, build the next
 // generation, hand it to every worker and wait until all serve it.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <thread>
 
 #include "app/server.h"
+#include "app/service_notify.h"
 #include "net/reactor.h"
 
 namespace usher::app {
@@ -75,8 +77,14 @@ std::vector<std::string> Server::restart_only_changes(const config::Config& next
   return changed;
 }
 
+std::string Server::serving_status() const {
+  return fmt::format("serving generation {} ({} listeners, {} workers)", current_->number,
+                     current_->config.listeners.size(), workers_.size());
+}
+
 std::vector<std::string> Server::reload() {
   std::lock_guard lock(reload_mutex_);
+  notify_reloading();
   std::vector<std::string> problems;
   if (path_.empty()) {
     problems.push_back("no configuration file to reload: usher runs in quick mode");
@@ -94,6 +102,8 @@ std::vector<std::string> Server::reload() {
     ++counts_.failure;
     for (const std::string& p : problems) spdlog::error("reload refused: {}", p);
   }
+  // Refused or not, the process serves (the old configuration if refused): ready again.
+  notify_ready(serving_status());
   return problems;
 }
 

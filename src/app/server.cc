@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "app/service_notify.h"
 #include "net/reactor.h"
 
 namespace usher::app {
@@ -177,6 +178,7 @@ int Server::run() {
   access_log_->start();
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
+  notify_ready(serving_status());
   while (true) {
     int sig = wait_signal(-1);
     if (sig == SIGTERM || sig == SIGINT) break;
@@ -189,6 +191,7 @@ int Server::run() {
       access_log_->reopen();
     }
   }
+  notify_stopping();
   const Millis drain = generation()->config.timeouts.drain;
   spdlog::info("draining: no new connections; in-flight requests have {} ms", drain.count());
   if (admin_) admin_->set_draining();

@@ -55,6 +55,8 @@ class Server final : public admin::Control {
              std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
+  // The service manager's one-line status; current_mutex_ held, or before any reload can run.
+  std::string serving_status() const;
 
   std::string path_;
   config::Config first_;  // as loaded at start: what a reload may not change is compared to it
