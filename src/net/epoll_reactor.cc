@@ -1,12 +1,10 @@
 // The epoll backend: edge-triggered, one registration per socket for its lifetime. An operation
 // is first tried at once; only on EAGAIN does it park on the socket until readiness returns.
 // Completions found while dispatching a batch of events are queued and resumed after the batch,
-// so no coroutine can free a socket whose event is still in the batch.
-// Writes are the exception to "at once": they wait until the coroutines of the turn have run and
-// then go out together, in one io_submit where the kernel allows Linux AIO (aio_batch.h), back
-// to back otherwise. A send wakes its peer, and where peers share a core the woken one may
-// preempt the loop as the syscall returns: one return per turn instead of one per send is what
-// io_uring gets from its one submit per turn, and it nearly halves the loop's CPU per request.
+// so no coroutine can free a socket whose event is still in the batch. Writes are the exception
+// to "at once" (epoll_writes.cc).
+#include "net/epoll_reactor.h"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,15 +12,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <system_error>
-#include <utility>
-#include <vector>
-
-#include "net/aio_batch.h"
-#include "net/reactor.h"
-#include "net/socket.h"
 
 namespace usher::net {
 
@@ -34,6 +26,12 @@ uint64_t monotonic_ms() {
 
 namespace {
 
+constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
+
+bool is_write(OpKind kind) {
+  return kind == OpKind::kWrite || kind == OpKind::kWritev;
+}
+
 // A short read emptied the socket, and the next bytes will bring a new edge: until then the next
 // read waits instead of spending a syscall on EAGAIN (nginx does the same). Not once the peer's
 // close was seen: that edge has already come.
@@ -41,8 +39,12 @@ void note_short_read(Socket& socket, ssize_t n, size_t asked) {
   if (n > 0 && static_cast<size_t>(n) < asked && !socket.peer_closed) socket.read_ready = false;
 }
 
+}  // namespace
+
+thread_local EpollReactor* EpollReactor::current_ = nullptr;
+
 // Runs the operation's syscall once; -EAGAIN means "not yet".
-long attempt(IoOp& op) {
+long EpollReactor::attempt(IoOp& op) {
   int fd = op.socket->fd();
   // Edge-triggered: after an EAGAIN nothing changes until the next event, so skip the syscall.
   if (is_read_side(op.kind) ? !op.socket->read_ready : !op.socket->write_ready) return -EAGAIN;
@@ -84,372 +86,236 @@ long attempt(IoOp& op) {
   return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 }
 
-// Sends datagrams [0, count), all on one socket, in sendmmsg calls; a failure is that datagram's
-// result, and the ones after it go on.
-void send_run(Datagram* run, size_t count) {
-  constexpr size_t kMax = 64;
-  mmsghdr messages[kMax];
-  for (size_t from = 0; from < count;) {
-    const size_t n = std::min(count - from, kMax);
-    for (size_t i = 0; i < n; ++i) messages[i] = {run[from + i].message, 0};
-    const int sent =
-        ::sendmmsg(run[from].fd, messages, static_cast<unsigned>(n), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (sent <= 0) {
-      run[from++].result = sent < 0 ? -errno : -EAGAIN;
-      continue;
+EpollReactor::EpollReactor(EpollWrites writes) : now_(monotonic_ms()), timers_(now_) {
+  if (writes == EpollWrites::kBatched) aio_ = AioBatch::create();
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::system_error(errno, std::generic_category());
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  deferred_writes_.reserve(256);
+  flushing_.reserve(256);
+}
+
+EpollReactor::~EpollReactor() {
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+// Writability is watched only once a write has had to wait: on a healthy connection every ACK
+// would otherwise wake the loop for nothing.
+void EpollReactor::attach(Socket& socket) {
+  control(socket, EPOLL_CTL_ADD, kReadEvents);
+}
+
+void EpollReactor::detach(Socket& socket) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
+  forget_deferred_write(socket);
+  std::replace(next_turn_.begin(), next_turn_.end(), &socket, static_cast<Socket*>(nullptr));
+  // An op still parked here belongs to a coroutine that is being torn down with the socket.
+  for (IoOp* op : {socket.reader, socket.writer}) {
+    if (op) timers_.cancel(op->timer);
+  }
+  socket.reader = socket.writer = nullptr;
+}
+
+bool EpollReactor::submit(IoOp& op) {
+  if (op.kind == OpKind::kSleep) {
+    arm_deadline(op);
+    return false;
+  }
+  if (op.kind == OpKind::kWaitIn) return wait_in(op);
+  if (op.kind == OpKind::kConnect) {
+    if (op.result != -EINPROGRESS) return true;
+    watch_writable(*op.socket);
+    op.socket->write_ready = false;
+    op.socket->writer = &op;
+    arm_deadline(op);
+    return false;
+  }
+  if (is_write(op.kind) && op.socket->write_ready) {
+    op.socket->writer = &op;
+    op.socket->write_deferred = true;
+    deferred_writes_.push_back(&op);
+    return false;
+  }
+  return start(op);
+}
+
+void EpollReactor::run(const Hooks& hooks) {
+  current_ = this;
+  epoll_event events[256];
+  while (!stopping_.load(std::memory_order_relaxed)) {
+    int timeout = timers_.empty() ? 1000 : static_cast<int>(TimerWheel::kTickMs);
+    if (!next_turn_.empty()) timeout = 0;  // readiness waits to complete in this turn
+    int n = ::epoll_wait(epoll_fd_, events, 256, timeout);
+    now_ = monotonic_ms();
+    bool woken = false;
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.ptr == nullptr) {
+        uint64_t count;
+        while (::read(wake_fd_, &count, sizeof count) > 0) {
+        }
+        woken = true;
+        continue;
+      }
+      dispatch(*static_cast<Socket*>(events[i].data.ptr), events[i].events);
     }
-    for (int i = 0; i < sent; ++i) run[from + i].result = messages[i].msg_len;
-    from += static_cast<size_t>(sent);
+    serve_next_turn();
+    timers_.advance(now_);
+    finish_turn();
+    while (hooks.on_turn_end && hooks.on_turn_end()) finish_turn();
+    if (woken && hooks.on_wake) hooks.on_wake();
+    if (n == 0 && hooks.on_idle) hooks.on_idle();
+  }
+  // Completions already queued (a cancelled accept, say) still reach their coroutines, so
+  // those can finish and free their frames rather than be abandoned mid-await.
+  finish_turn();
+}
+
+void EpollReactor::cancel(Socket& socket) {
+  forget_deferred_write(socket);
+  for (IoOp** slot : {&socket.reader, &socket.writer}) {
+    if (IoOp* op = *slot) {
+      *slot = nullptr;
+      timers_.cancel(op->timer);
+      op->result = -ECANCELED;
+      enqueue(*op);
+    }
   }
 }
 
-class EpollReactor final : public Reactor {
- public:
-  explicit EpollReactor(EpollWrites writes) : now_(monotonic_ms()), timers_(now_) {
-    if (writes == EpollWrites::kBatched) aio_ = AioBatch::create();
-    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epoll_fd_ < 0 || wake_fd_ < 0) throw std::system_error(errno, std::generic_category());
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    deferred_writes_.reserve(256);
-    flushing_.reserve(256);
+void EpollReactor::stop() {
+  stopping_.store(true, std::memory_order_relaxed);
+  wake();
+}
+
+void EpollReactor::wake() {
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+long EpollReactor::try_read(Socket& socket, char* buffer, size_t length) {
+  ssize_t n = ::recv(socket.fd(), buffer, length, 0);
+  note_short_read(socket, n, length);
+  if (n >= 0) return n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    socket.read_ready = false;
+    return -EAGAIN;
   }
-  ~EpollReactor() override {
-    ::close(wake_fd_);
-    ::close(epoll_fd_);
-  }
+  return -errno;
+}
 
-  // Writability is watched only once a write has had to wait: on a healthy connection every ACK
-  // would otherwise wake the loop for nothing.
-  void attach(Socket& socket) override { control(socket, EPOLL_CTL_ADD, kReadEvents); }
+// Tries the operation now; parks it on its socket until readiness returns if it cannot run.
+bool EpollReactor::start(IoOp& op) {
+  return settle(op, attempt(op));
+}
 
-  void detach(Socket& socket) override {
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, socket.fd(), nullptr);
-    forget_deferred_write(socket);
-    std::replace(next_turn_.begin(), next_turn_.end(), &socket, static_cast<Socket*>(nullptr));
-    // An op still parked here belongs to a coroutine that is being torn down with the socket.
-    for (IoOp* op : {socket.reader, socket.writer}) {
-      if (op) timers_.cancel(op->timer);
-    }
-    socket.reader = socket.writer = nullptr;
-  }
-
-  bool submit(IoOp& op) override {
-    if (op.kind == OpKind::kSleep) {
-      arm_deadline(op);
-      return false;
-    }
-    if (op.kind == OpKind::kWaitIn) return wait_in(op);
-    if (op.kind == OpKind::kConnect) {
-      if (op.result != -EINPROGRESS) return true;
-      watch_writable(*op.socket);
-      op.socket->write_ready = false;
-      op.socket->writer = &op;
-      arm_deadline(op);
-      return false;
-    }
-    if (is_write(op.kind) && op.socket->write_ready) {
-      op.socket->writer = &op;
-      op.socket->write_deferred = true;
-      deferred_writes_.push_back(&op);
-      return false;
-    }
-    return start(op);
-  }
-
-  void run(const Hooks& hooks) override {
-    current_ = this;
-    epoll_event events[256];
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      int timeout = timers_.empty() ? 1000 : static_cast<int>(TimerWheel::kTickMs);
-      if (!next_turn_.empty()) timeout = 0;  // readiness waits to complete in this turn
-      int n = ::epoll_wait(epoll_fd_, events, 256, timeout);
-      now_ = monotonic_ms();
-      bool woken = false;
-      for (int i = 0; i < n; ++i) {
-        if (events[i].data.ptr == nullptr) {
-          uint64_t count;
-          while (::read(wake_fd_, &count, sizeof count) > 0) {
-          }
-          woken = true;
-          continue;
-        }
-        dispatch(*static_cast<Socket*>(events[i].data.ptr), events[i].events);
-      }
-      serve_next_turn();
-      timers_.advance(now_);
-      finish_turn();
-      while (hooks.on_turn_end && hooks.on_turn_end()) finish_turn();
-      if (woken && hooks.on_wake) hooks.on_wake();
-      if (n == 0 && hooks.on_idle) hooks.on_idle();
-    }
-    // Completions already queued (a cancelled accept, say) still reach their coroutines, so
-    // those can finish and free their frames rather than be abandoned mid-await.
-    finish_turn();
-  }
-
-  void cancel(Socket& socket) override {
-    forget_deferred_write(socket);
-    for (IoOp** slot : {&socket.reader, &socket.writer}) {
-      if (IoOp* op = *slot) {
-        *slot = nullptr;
-        timers_.cancel(op->timer);
-        op->result = -ECANCELED;
-        enqueue(*op);
-      }
-    }
-  }
-
-  void stop() override {
-    stopping_.store(true, std::memory_order_relaxed);
-    wake();
-  }
-
-  void wake() override {
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
-  }
-
-  uint64_t now_ms() const override { return now_; }
-  bool peer_closed(Socket& socket) override { return socket.peer_closed; }
-  long try_read(Socket& socket, char* buffer, size_t length) override {
-    ssize_t n = ::recv(socket.fd(), buffer, length, 0);
-    note_short_read(socket, n, length);
-    if (n >= 0) return n;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      socket.read_ready = false;
-      return -EAGAIN;
-    }
-    return -errno;
-  }
-  // Connected datagrams go in one io_submit; those with an address or control data (which a
-  // write cannot carry), and all without AIO, in sendmmsg runs per socket, which have the
-  // preemption points the AIO batch avoids.
-  void send_datagrams(std::span<Datagram> datagrams) override {
-    auto by_aio = [this](const Datagram& d) {
-      return aio_ && d.message.msg_name == nullptr && d.message.msg_controllen == 0;
-    };
-    Datagram* connected[AioBatch::kMaxOps];
-    long results[AioBatch::kMaxOps];
-    size_t queued = 0;
-    auto send_queued = [&] {
-      aio_->send(connected, queued, results);
-      for (size_t i = 0; i < queued; ++i) {
-        if (results[i] == AioBatch::kNotRun) {
-          send_run(connected[i], 1);
-        } else {
-          connected[i]->result = results[i];
-        }
-      }
-      queued = 0;
-    };
-    for (size_t i = 0; i < datagrams.size();) {
-      if (by_aio(datagrams[i])) {
-        connected[queued++] = &datagrams[i++];
-        if (queued == AioBatch::kMaxOps) send_queued();
-        continue;
-      }
-      size_t end = i + 1;
-      while (end < datagrams.size() && datagrams[end].fd == datagrams[i].fd &&
-             !by_aio(datagrams[end])) {
-        ++end;
-      }
-      send_run(&datagrams[i], end - i);
-      i = end;
-    }
-    if (queued > 0) send_queued();
-  }
-  const char* name() const override { return aio_ ? "epoll+aio" : "epoll"; }
-
- private:
-  static constexpr uint32_t kReadEvents = EPOLLIN | EPOLLRDHUP | EPOLLET;
-
-  static bool is_write(OpKind kind) { return kind == OpKind::kWrite || kind == OpKind::kWritev; }
-
-  // Tries the operation now; parks it on its socket until readiness returns if it cannot run.
-  bool start(IoOp& op) { return settle(op, attempt(op)); }
-
-  // Takes an attempt's result: true when the operation completed with it, false when it parked.
-  bool settle(IoOp& op, long result) {
-    if (result == -EAGAIN) {
-      park(op);
-      return false;
-    }
-    op.result = result;
-    return true;
-  }
-
-  // A readiness wait on a socket that is readable already completes in the next turn, not inline
-  // (Socket::wait_readable says why); its socket is listed for that turn.
-  bool wait_in(IoOp& op) {
-    op.socket->reader = &op;
-    arm_deadline(op);
-    if (op.socket->read_ready) next_turn_.push_back(op.socket);
+// Takes an attempt's result: true when the operation completed with it, false when it parked.
+bool EpollReactor::settle(IoOp& op, long result) {
+  if (result == -EAGAIN) {
+    park(op);
     return false;
   }
+  op.result = result;
+  return true;
+}
 
-  // After the turn's events: the listed sockets still waiting (no event, timeout or cancel came
-  // first) complete if still readable, and park for the next edge otherwise.
-  void serve_next_turn() {
-    serving_turn_.swap(next_turn_);
-    for (Socket* socket : serving_turn_) {
-      if (socket && socket->reader && socket->reader->kind == OpKind::kWaitIn) {
-        retry(socket->reader);
-      }
-    }
-    serving_turn_.clear();
-  }
+// A readiness wait on a socket that is readable already completes in the next turn, not inline
+// (Socket::wait_readable says why); its socket is listed for that turn.
+bool EpollReactor::wait_in(IoOp& op) {
+  op.socket->reader = &op;
+  arm_deadline(op);
+  if (op.socket->read_ready) next_turn_.push_back(op.socket);
+  return false;
+}
 
-  // Waits for readiness to return.
-  void park(IoOp& op) {
-    if (is_read_side(op.kind)) {
-      op.socket->read_ready = false;
-      op.socket->reader = &op;
-    } else {
-      watch_writable(*op.socket);
-      op.socket->write_ready = false;
-      op.socket->writer = &op;
-    }
-    arm_deadline(op);
-  }
-
-  // Resumes what completed, then sends the writes those coroutines made, until neither is left.
-  void finish_turn() {
-    resume_ready();
-    while (!deferred_writes_.empty()) {
-      flushing_.swap(deferred_writes_);
-      std::erase(flushing_, nullptr);  // their sockets were cancelled or detached meanwhile
-      for (IoOp* op : flushing_) {
-        op->socket->write_deferred = false;
-        op->socket->writer = nullptr;
-      }
-      if (aio_) {
-        send_through_aio();
-      } else {
-        for (IoOp* op : flushing_) {
-          if (start(*op)) enqueue(*op);
-        }
-      }
-      flushing_.clear();
-      resume_ready();
+// After the turn's events: the listed sockets still waiting (no event, timeout or cancel came
+// first) complete if still readable, and park for the next edge otherwise.
+void EpollReactor::serve_next_turn() {
+  serving_turn_.swap(next_turn_);
+  for (Socket* socket : serving_turn_) {
+    if (socket && socket->reader && socket->reader->kind == OpKind::kWaitIn) {
+      retry(socket->reader);
     }
   }
+  serving_turn_.clear();
+}
 
-  void send_through_aio() {
-    long results[AioBatch::kMaxOps];
-    for (size_t from = 0; from < flushing_.size(); from += AioBatch::kMaxOps) {
-      size_t count = std::min(AioBatch::kMaxOps, flushing_.size() - from);
-      aio_->write(flushing_.data() + from, count, results);
-      for (size_t i = 0; i < count; ++i) {
-        IoOp& op = *flushing_[from + i];
-        long result = results[i] == AioBatch::kNotRun ? attempt(op) : results[i];
-        if (settle(op, result)) enqueue(op);
-      }
+// Waits for readiness to return.
+void EpollReactor::park(IoOp& op) {
+  if (is_read_side(op.kind)) {
+    op.socket->read_ready = false;
+    op.socket->reader = &op;
+  } else {
+    watch_writable(*op.socket);
+    op.socket->write_ready = false;
+    op.socket->writer = &op;
+  }
+  arm_deadline(op);
+}
+
+void EpollReactor::control(Socket& socket, int op, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = &socket;
+  if (::epoll_ctl(epoll_fd_, op, socket.fd(), &ev) < 0) {
+    throw std::system_error(errno, std::generic_category(), "epoll_ctl");
+  }
+}
+
+void EpollReactor::watch_writable(Socket& socket) {
+  if (socket.watching_writable) return;
+  socket.watching_writable = true;
+  control(socket, EPOLL_CTL_MOD, kReadEvents | EPOLLOUT);
+}
+
+void EpollReactor::arm_deadline(IoOp& op) {
+  if (op.deadline_ms == 0) return;
+  op.timer.fire = [](TimerEntry* entry) {
+    IoOp* op = reinterpret_cast<IoOp*>(reinterpret_cast<char*>(entry) - offsetof(IoOp, timer));
+    op->result = -ETIMEDOUT;
+    if (op->socket) {
+      if (op->socket->reader == op) op->socket->reader = nullptr;
+      if (op->socket->writer == op) op->socket->writer = nullptr;
     }
+    current_->enqueue(*op);
+  };
+  timers_.arm(op.timer, op.deadline_ms);
+}
+
+void EpollReactor::dispatch(Socket& socket, uint32_t events) {
+  if (events & (EPOLLRDHUP | EPOLLHUP)) socket.peer_closed = true;
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    socket.read_ready = true;
+    retry(socket.reader);
   }
-
-  void forget_deferred_write(Socket& socket) {
-    if (!std::exchange(socket.write_deferred, false)) return;
-    for (IoOp*& op : deferred_writes_) {
-      if (op == socket.writer) op = nullptr;
-    }
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    socket.write_ready = true;
+    if (!socket.write_deferred) retry(socket.writer);
   }
+}
 
-  void control(Socket& socket, int op, uint32_t events) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.ptr = &socket;
-    if (::epoll_ctl(epoll_fd_, op, socket.fd(), &ev) < 0) {
-      throw std::system_error(errno, std::generic_category(), "epoll_ctl");
-    }
+void EpollReactor::retry(IoOp*& slot) {
+  IoOp* op = slot;
+  if (op == nullptr) return;
+  long result = attempt(*op);
+  if (result == -EAGAIN) return;
+  op->result = result;
+  slot = nullptr;
+  timers_.cancel(op->timer);
+  enqueue(*op);
+}
+
+void EpollReactor::resume_ready() {
+  while (IoOp* op = ready_head_) {
+    ready_head_ = op->next_ready;
+    if (!ready_head_) ready_tail_ = nullptr;
+    op->waiter.resume();
   }
-
-  void watch_writable(Socket& socket) {
-    if (socket.watching_writable) return;
-    socket.watching_writable = true;
-    control(socket, EPOLL_CTL_MOD, kReadEvents | EPOLLOUT);
-  }
-
-  void arm_deadline(IoOp& op) {
-    if (op.deadline_ms == 0) return;
-    op.timer.fire = [](TimerEntry* entry) {
-      IoOp* op = reinterpret_cast<IoOp*>(reinterpret_cast<char*>(entry) - offsetof(IoOp, timer));
-      op->result = -ETIMEDOUT;
-      if (op->socket) {
-        if (op->socket->reader == op) op->socket->reader = nullptr;
-        if (op->socket->writer == op) op->socket->writer = nullptr;
-      }
-      current_->enqueue(*op);
-    };
-    timers_.arm(op.timer, op.deadline_ms);
-  }
-
-  void dispatch(Socket& socket, uint32_t events) {
-    if (events & (EPOLLRDHUP | EPOLLHUP)) socket.peer_closed = true;
-    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-      socket.read_ready = true;
-      retry(socket.reader);
-    }
-    if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
-      socket.write_ready = true;
-      if (!socket.write_deferred) retry(socket.writer);
-    }
-  }
-
-  void retry(IoOp*& slot) {
-    IoOp* op = slot;
-    if (op == nullptr) return;
-    long result = attempt(*op);
-    if (result == -EAGAIN) return;
-    op->result = result;
-    slot = nullptr;
-    timers_.cancel(op->timer);
-    enqueue(*op);
-  }
-
-  void enqueue(IoOp& op) {
-    op.next_ready = nullptr;
-    if (ready_tail_) {
-      ready_tail_->next_ready = &op;
-    } else {
-      ready_head_ = &op;
-    }
-    ready_tail_ = &op;
-  }
-
-  void resume_ready() {
-    while (IoOp* op = ready_head_) {
-      ready_head_ = op->next_ready;
-      if (!ready_head_) ready_tail_ = nullptr;
-      op->waiter.resume();
-    }
-  }
-
- public:
-  // The timer callback has no context pointer; the reactor running on this thread is it.
-  static thread_local EpollReactor* current_;
-
- private:
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  uint64_t now_;
-  TimerWheel timers_;
-  IoOp* ready_head_ = nullptr;
-  IoOp* ready_tail_ = nullptr;
-  std::vector<IoOp*> deferred_writes_;  // this turn's, in the order they were made
-  std::vector<IoOp*> flushing_;
-  std::vector<Socket*> next_turn_;  // readiness waits to complete next turn (wait_in)
-  std::vector<Socket*> serving_turn_;
-  std::unique_ptr<AioBatch> aio_;  // null: writes go one syscall each
-  std::atomic<bool> stopping_{false};
-};
-
-thread_local EpollReactor* EpollReactor::current_ = nullptr;
-
-}  // namespace
+}
 
 std::unique_ptr<Reactor> make_epoll_reactor(EpollWrites writes) {
   return std::make_unique<EpollReactor>(writes);
