@@ -93,6 +93,7 @@ std::vector<std::string> Server::reload() {
     auto loaded = config::load_file(path_, errors);
     problems = std::move(errors.messages);
     if (loaded && problems.empty()) problems = apply(std::move(*loaded));
+    if (problems.empty()) watch_discovery_files();
   }
   std::lock_guard counts(current_mutex_);
   if (problems.empty()) {

@@ -178,6 +178,10 @@ int Server::run() {
   access_log_->start();
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
+  {
+    std::lock_guard lock(reload_mutex_);
+    watch_discovery_files();
+  }
   notify_ready(serving_status());
   while (true) {
     int sig = wait_signal(-1);
@@ -192,6 +196,10 @@ int Server::run() {
     }
   }
   notify_stopping();
+  {
+    std::lock_guard lock(reload_mutex_);  // a discovery refresh under way ends first
+    discovery_.reset();
+  }
   const Millis drain = generation()->config.timeouts.drain;
   spdlog::info("draining: no new connections; in-flight requests have {} ms", drain.count());
   if (admin_) admin_->set_draining();

@@ -13,6 +13,7 @@
 #include "admin/admin.h"
 #include "admin/control.h"
 #include "config/config.h"
+#include "discovery/file_watch.h"
 #include "health/checker.h"
 #include "log/access_log.h"
 #include "metrics/registry.h"
@@ -55,6 +56,9 @@ class Server final : public admin::Control {
              std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
+  // discovery.cc: re-reads the discovery files (on the watch's thread) and serves what changed.
+  void refresh_discovery();
+  void watch_discovery_files();
   // The service manager's one-line status; current_mutex_ held, or before any reload can run.
   std::string serving_status() const;
 
@@ -66,6 +70,7 @@ class Server final : public admin::Control {
   std::vector<std::unique_ptr<tls::Library>> tls_libraries_;  // by worker
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;
+  std::unique_ptr<discovery::FileWatch> discovery_;  // while a pool reads a discovery file
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
   std::string io_backend_note_;  // why `auto` chose epoll
 

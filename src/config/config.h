@@ -161,6 +161,7 @@ struct Pool {
   bool hash_balance_factor_given = false;
   Millis slow_start{0};
   std::vector<Backend> backends;
+  std::string discovery_file;  // set: `backends` is this file's list, re-read when it changes
   PoolTimeouts timeouts;
   std::optional<HealthCheck> health;
   Retries retries;
@@ -408,6 +409,10 @@ struct Errors {
 };
 
 Expected<Config> load_file(const std::string& path, Errors& errors);
+
+// A discovery file's backend list (a pool's `discovery: { file }`), read again when it changes;
+// its problems at FILE:LINE:COL of that file.
+Expected<std::vector<Backend>> load_backend_list(const std::string& path, Errors& errors);
 
 // The rules a configuration must keep however it was made (file, quick mode, admin API): every
 // problem found, with FILE:LINE:COL where the configuration came from a file.

@@ -62,30 +62,6 @@ void read_limits(Reader& r, const YAML::Node& node, Limits& out) {
   }
 }
 
-Backend read_backend(Reader& r, const YAML::Node& node) {
-  Backend backend;
-  if (node.IsScalar()) {
-    r.address(node, "backend address", backend.address);
-    backend.name = backend.address.to_string();
-    return backend;
-  }
-  backend.marks.set("", Reader::position(node));
-  if (!r.expect_map(node, "a backend")) return backend;
-  r.check_keys(node, {"address", "weight", "name"}, "backend");
-  if (node["name"]) r.scalar(node["name"], "backend name", backend.name);
-  if (!node["address"]) {
-    r.error(node.Mark(), "backend needs an 'address'");
-  } else {
-    r.address(node["address"], "backend address", backend.address);
-  }
-  if (node["weight"]) {
-    backend.marks.set("weight", Reader::position(node["weight"]));
-    r.unsigned_number(node["weight"], "weight", kMinWeight, kMaxWeight, backend.weight);
-  }
-  if (backend.name.empty()) backend.name = backend.address.to_string();
-  return backend;
-}
-
 void read_factor(Reader& r, const YAML::Node& node, double& out) {
   std::string text;
   if (!r.scalar(node, "hash_balance_factor", text)) return;
@@ -209,9 +185,9 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   pool.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a pool")) return pool;
-  for (const char* key :
-       {"name", "balance", "hash_key", "hash_balance_factor", "backends", "outlier", "retries",
-        "sticky", "tls", "queue", "max_pending_retries", "buffer_request", "proxy_protocol"}) {
+  for (const char* key : {"name", "balance", "hash_key", "hash_balance_factor", "backends",
+                          "outlier", "retries", "sticky", "tls", "queue", "max_pending_retries",
+                          "buffer_request", "proxy_protocol", "discovery"}) {
     if (node[key]) pool.marks.set(key, Reader::position(node[key]));
   }
   if (node["timeouts"] && node["timeouts"].IsMap() && node["timeouts"]["response"]) {
@@ -221,7 +197,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
       node,
       {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends", "timeouts",
        "health", "retries", "panic_threshold", "outlier", "sticky", "tls", "max_connections",
-       "queue", "max_pending_retries", "buffer_request", "proxy_protocol"},
+       "queue", "max_pending_retries", "buffer_request", "proxy_protocol", "discovery"},
       "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -240,6 +216,7 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (backends && r.expect_sequence(backends, "backends")) {
     for (const auto& b : backends) pool.backends.push_back(read_backend(r, b));
   }
+  if (node["discovery"]) read_pool_discovery(r, node["discovery"], pool);
   if (node["timeouts"]) pool.timeouts = read_pool_timeouts(r, node["timeouts"], pool.timeouts);
   if (node["health"]) pool.health = read_health(r, node["health"]);
   if (node["retries"]) pool.retries = read_retries(r, node["retries"], Retries{});
@@ -316,6 +293,30 @@ Config read_root(Reader& r, const YAML::Node& root) {
 }
 
 }  // namespace
+
+Backend read_backend(Reader& r, const YAML::Node& node) {
+  Backend backend;
+  if (node.IsScalar()) {
+    r.address(node, "backend address", backend.address);
+    backend.name = backend.address.to_string();
+    return backend;
+  }
+  backend.marks.set("", Reader::position(node));
+  if (!r.expect_map(node, "a backend")) return backend;
+  r.check_keys(node, {"address", "weight", "name"}, "backend");
+  if (node["name"]) r.scalar(node["name"], "backend name", backend.name);
+  if (!node["address"]) {
+    r.error(node.Mark(), "backend needs an 'address'");
+  } else {
+    r.address(node["address"], "backend address", backend.address);
+  }
+  if (node["weight"]) {
+    backend.marks.set("weight", Reader::position(node["weight"]));
+    r.unsigned_number(node["weight"], "weight", kMinWeight, kMaxWeight, backend.weight);
+  }
+  if (backend.name.empty()) backend.name = backend.address.to_string();
+  return backend;
+}
 
 void read_hash_key(Reader& r, const YAML::Node& node, const char* what, HashKey& out) {
   std::string text;

@@ -31,6 +31,7 @@ class Reader {
   Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
 
   const std::string& file() const { return file_; }
+  Errors& errors() { return errors_; }
 
   // A null mark (an empty document has no position) is reported at 1:1.
   void error(const YAML::Mark& mark, const std::string& message) {
@@ -171,6 +172,12 @@ void read_protocol(Reader& r, const YAML::Node& node, Protocol& out);
 void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools,
                       Listener& listener);
 void read_pool_proxy_protocol(Reader& r, const YAML::Node& node, Pool& pool);
+
+// A backend of a `backends:` list: "HOST:PORT", or { address, weight, name }.
+Backend read_backend(Reader& r, const YAML::Node& node);
+
+// discovery: { file: PATH } (discovery.cc): the pool's backends are that file's list.
+void read_pool_discovery(Reader& r, const YAML::Node& node, Pool& pool);
 void read_health_l4(Reader& r, const YAML::Node& node, HealthCheck& check);
 
 // Listeners come after pools: their routes name pools and inherit pool settings.

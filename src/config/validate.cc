@@ -52,7 +52,7 @@ void validate_algorithm(Report& report, const Pool& pool) {
 
 void validate_pool(Report& report, const Pool& pool) {
   validate_algorithm(report, pool);
-  if (pool.backends.empty()) {
+  if (pool.backends.empty() && pool.discovery_file.empty()) {  // else the list's file says why
     report.at(pool.marks, "backends", "pool '" + pool.name + "' has no backends");
   }
   for (const Backend& b : pool.backends) {

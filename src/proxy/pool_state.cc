@@ -48,7 +48,11 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
       snapshot.backends.push_back({b.address, b.weight});
       const uint32_t before =
           previous ? previous->find(b.address.to_string()) : balance::kNoBackend;
-      if (before != balance::kNoBackend) take_over(i, *previous, before);
+      if (before != balance::kNoBackend) {
+        take_over(i, *previous, before);
+      } else if (previous) {  // joined by a reload or a discovery file: slow start, as an add
+        live[i].serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+      }
     } else {
       live[i].admin_state.store(balance::kRemoved, std::memory_order_relaxed);
       live[i].healthy.store(false, std::memory_order_relaxed);

@@ -1,0 +1,185 @@
+"""A pool's backends from a discovery file (`discovery: { file }`): an autoscaler-style rename of
+a new list adds and removes backends under keep-alive load with no failed request (leaving
+backends drain), a list that cannot be read keeps the last good one and says why, and `usher
+check` places the list's errors in its own file."""
+import http.client
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import USHER, Process, free_port, start_backend
+
+
+class Load:
+    """Keep-alive clients asking `GET /` in a loop until stop(); each answer's body names the
+    backend. Bounded: stops by itself after `seconds`."""
+
+    def __init__(self, port, clients=4, seconds=60):
+        self.port, self.seconds = port, seconds
+        self.lock = threading.Lock()
+        self.served, self.failures, self.running = {}, [], True
+        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
+        for t in self.threads:
+            t.start()
+
+    def client(self):
+        deadline = time.monotonic() + self.seconds
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        while self.running and time.monotonic() < deadline:
+            try:
+                connection.request("GET", "/")
+                response = connection.getresponse()
+                body = response.read().decode()
+                with self.lock:
+                    if response.status != 200:
+                        self.failures.append(f"{response.status} {body}")
+                    self.served[body] = self.served.get(body, 0) + 1
+            except (OSError, http.client.HTTPException) as error:
+                with self.lock:
+                    self.failures.append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        connection.close()
+
+    def counts(self):
+        with self.lock:
+            return dict(self.served)
+
+    def stop(self):
+        self.running = False
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def sequential_spread(port, requests=30):
+    counts = {"a": 0, "b": 0, "c": 0}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    for _ in range(requests):
+        connection.request("GET", "/")
+        body = connection.getresponse().read().decode()
+        counts[body] = counts.get(body, 0) + 1
+    connection.close()
+    return counts
+
+
+class Discovery(unittest.TestCase):
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.folder, True)
+        self.backends = {}
+        for name in ("a", "b", "c"):
+            port, process = start_backend(name)
+            self.addCleanup(process.stop)
+            self.backends[name] = port
+        self.list_path = os.path.join(self.folder, "backends.yaml")
+        self.port = free_port()
+        self.config = os.path.join(self.folder, "usher.yaml")
+        self.write_config()
+
+    def write_config(self, pool_extra=""):
+        with open(self.config, "w") as f:
+            f.write(f"workers: 2\nlisteners:\n  - name: web\n    listen: 127.0.0.1:{self.port}\n    pool: web\n"
+                    f"pools:\n  - name: web\n    discovery: {{ file: backends.yaml }}\n{pool_extra}")
+
+    def publish(self, text):
+        """As an autoscaler does: write a new file beside the list, then rename it into place."""
+        staged = os.path.join(self.folder, ".backends.yaml.new")
+        with open(staged, "w") as f:
+            f.write(text)
+        os.rename(staged, self.list_path)
+
+    def listing(self, *names):
+        return "".join(f"- {{ address: 127.0.0.1:{self.backends[n]}, name: {n} }}\n" for n in names)
+
+    def start(self):
+        usher = Process([USHER, "run", "-c", self.config], port=self.port)
+        self.addCleanup(usher.stop)
+        return usher
+
+    def wait_for(self, load, condition, what, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition(load.counts()):
+                return
+            time.sleep(0.05)
+        self.fail(f"{what}: served {load.counts()}")
+
+    def test_a_renamed_list_adds_and_removes_backends_under_load_with_no_failure(self):
+        with open(self.list_path, "w") as f:
+            f.write(self.listing("a", "b"))
+        self.start()
+        load = Load(self.port)
+        self.addCleanup(load.stop)
+        self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+
+        self.publish(self.listing("a", "b", "c"))  # scale out
+        self.wait_for(load, lambda c: c.get("c", 0) > 50, "c joins")
+
+        self.publish(self.listing("c"))  # scale in: a and b leave
+        time.sleep(0.5)  # requests under way on a and b finish there
+        before = load.counts()
+        self.wait_for(load, lambda c: c.get("c", 0) > before.get("c", 0) + 200, "c serves on")
+        after = load.counts()
+        load.stop()
+        self.assertEqual((after.get("a"), after.get("b")), (before.get("a"), before.get("b")),
+                         "a backend that left got requests")
+        self.assertEqual(load.failures, [])
+
+    def test_a_list_that_cannot_be_read_keeps_the_last_good_one(self):
+        with open(self.list_path, "w") as f:
+            f.write(self.listing("a"))
+        usher = self.start()
+        load = Load(self.port, clients=2)
+        self.addCleanup(load.stop)
+        self.wait_for(load, lambda c: c.get("a", 0) > 20, "a serves")
+        self.publish("- 127.0.0.1:99999\n")  # a port that cannot be
+        deadline = time.monotonic() + 10
+        while "keeps its 1 backends" not in usher.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertIn("backends.yaml:1:3: invalid address '127.0.0.1:99999'", usher.output())
+        self.assertIn("pool 'web' keeps its 1 backends", usher.output())
+        self.publish("")  # empty: a pool keeps at least one backend
+        before = load.counts().get("a", 0)
+        self.wait_for(load, lambda c: c.get("a", 0) > before + 50, "a serves on")
+        self.publish(self.listing("b"))  # a good list again is taken
+        self.wait_for(load, lambda c: c.get("b", 0) > 20, "b replaces a")
+        load.stop()
+        self.assertEqual(load.failures, [])
+
+    def test_a_joining_backend_ramps_up_over_slow_start(self):
+        self.write_config("    balance: least-connections\n    slow_start: 2s\n")
+        with open(self.list_path, "w") as f:
+            f.write(self.listing("a", "b"))
+        usher = self.start()
+        self.publish(self.listing("a", "b", "c"))
+        deadline = time.monotonic() + 10
+        while "now has 3 backends" not in usher.output() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        early = sequential_spread(self.port)
+        time.sleep(2.2)
+        late = sequential_spread(self.port)
+        self.assertLessEqual(early["c"], 3, early)  # its full share would be 10
+        self.assertGreaterEqual(late["c"], 8, late)
+
+    def test_check_places_the_lists_errors_in_its_own_file(self):
+        run = lambda: subprocess.run([USHER, "check", "-c", self.config], capture_output=True, text=True, timeout=30)
+        missing = run()
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn(f"{self.list_path}:1:1: cannot open file", missing.stderr + missing.stdout)
+        with open(self.list_path, "w") as f:
+            f.write(f"- 127.0.0.1:{self.backends['a']}\n- {{ adress: 127.0.0.1:1 }}\n")
+        bad = run()
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(f"{self.list_path}:2:5: unknown key 'adress' in backend", bad.stderr + bad.stdout)
+        with open(self.config, "a") as f:
+            f.write("    backends: [127.0.0.1:1]\n")
+        both = run()
+        self.assertIn("from 'backends' or from 'discovery', not both", both.stderr + both.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
