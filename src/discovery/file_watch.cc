@@ -20,6 +20,7 @@ constexpr uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO;
 FileWatch::FileWatch(std::function<void()> changed)
     : changed_(std::move(changed)),
       inotify_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
+      inotify_error_(inotify_ < 0 ? errno : 0),
       stop_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       thread_([this] { run(); }) {}
 
@@ -38,7 +39,7 @@ std::string FileWatch::watch(const std::vector<std::string>& files) {
     wanted[path.parent_path().string()].insert(path.filename().string());
   }
   std::lock_guard lock(mutex_);
-  if (inotify_ < 0) return std::string("inotify: ") + std::strerror(errno);
+  if (inotify_ < 0) return std::string("inotify: ") + std::strerror(inotify_error_);
   for (auto it = watches_.begin(); it != watches_.end();) {
     if (wanted.contains(it->first)) {
       ++it;

@@ -30,6 +30,7 @@ class FileWatch {
 
   std::function<void()> changed_;
   int inotify_ = -1;
+  int inotify_error_ = 0;  // why there is no inotify descriptor
   int stop_ = -1;  // an eventfd: written once by the destructor
   std::mutex mutex_;
   std::map<std::string, int> watches_;          // directory -> watch descriptor, under mutex_
