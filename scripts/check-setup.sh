@@ -16,7 +16,7 @@ COMMANDS=(
   cmake ninja g++ gcc clang++ clang clang-format pkg-config ld
   # scripts/test.sh and the tests
   find xargs python3 node npm chromium promtool redis-server haproxy nginx curl timeout openssl
-  slowhttptest
+  slowhttptest systemd-analyze
   # bench/ and scripts/demo.sh
   wrk taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate
 )
@@ -30,6 +30,7 @@ FILES=(
   /usr/include/fmt/format.h /usr/include/gtest/gtest.h /usr/include/benchmark/benchmark.h
   /usr/include/re2/re2.h /usr/include/xxhash.h /usr/include/nlohmann/json.hpp
   /usr/include/hiredis/hiredis.h /usr/include/liburing.h /usr/include/openssl/ssl.h
+  /usr/include/systemd/sd-daemon.h /usr/lib/x86_64-linux-gnu/pkgconfig/libsystemd.pc
   /usr/lib/x86_64-linux-gnu/pkgconfig/re2.pc /usr/lib/x86_64-linux-gnu/pkgconfig/hiredis.pc
   /usr/lib/x86_64-linux-gnu/pkgconfig/liburing.pc /usr/lib/x86_64-linux-gnu/pkgconfig/libssl.pc
   "$clang_rt/libclang_rt.asan_static-x86_64.a" "$clang_rt/libclang_rt.fuzzer-x86_64.a"

@@ -33,8 +33,8 @@ bool reread_list(config::Pool& pool) {
     return false;
   }
   if (same_backends(*backends, pool.backends)) return false;
-  spdlog::info("discovery: pool '{}' now has {} backends (was {}) from {}", pool.name,
-               backends->size(), pool.backends.size(), pool.discovery_file);
+  spdlog::info("discovery: pool '{}' has {} backends (was {}) in {}", pool.name, backends->size(),
+               pool.backends.size(), pool.discovery_file);
   pool.backends = std::move(*backends);
   return true;
 }
@@ -43,6 +43,7 @@ bool reread_list(config::Pool& pool) {
 
 void Server::refresh_discovery() {
   std::lock_guard lock(reload_mutex_);
+  if (stopping_ || !discovery_) return;
   config::Config next = generation()->config;
   bool changed = false;
   for (config::Pool& pool : next.pools) {
@@ -53,6 +54,10 @@ void Server::refresh_discovery() {
   config::validate(next, errors);
   std::vector<std::string> problems = std::move(errors.messages);
   if (problems.empty()) problems = apply(std::move(next));
+  if (problems.empty()) {
+    spdlog::info("discovery: serving generation {}", generation()->number);
+    return;
+  }
   for (const std::string& problem : problems) {
     spdlog::error("discovery: {}; the pools keep their backends", problem);
   }
@@ -60,6 +65,7 @@ void Server::refresh_discovery() {
 
 // Reload mutex held, or before any reload can run.
 void Server::watch_discovery_files() {
+  if (stopping_) return;
   std::vector<std::string> files;
   for (const config::Pool& pool : generation()->config.pools) {
     if (!pool.discovery_file.empty()) files.push_back(pool.discovery_file);
@@ -69,6 +75,17 @@ void Server::watch_discovery_files() {
     discovery_ = std::make_unique<discovery::FileWatch>([this] { refresh_discovery(); });
   if (std::string error = discovery_->watch(files); !error.empty()) {
     spdlog::error("discovery: {}; its files are read again only at a reload", error);
+  }
+}
+
+// No refresh starts after this, and one under way has ended when it returns. The watch's thread
+// is joined outside the reload lock: it may be waiting for that lock in refresh_discovery().
+void Server::stop_discovery() {
+  std::unique_ptr<discovery::FileWatch> watch;
+  {
+    std::lock_guard lock(reload_mutex_);
+    stopping_ = true;
+    watch = std::move(discovery_);
   }
 }
 

@@ -120,6 +120,7 @@ std::vector<std::unique_ptr<net::Reactor>> Server::make_reactors(unsigned count,
 }
 
 Server::~Server() {
+  stop_discovery();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
 }
@@ -182,7 +183,13 @@ int Server::run() {
     std::lock_guard lock(reload_mutex_);
     watch_discovery_files();
   }
-  notify_ready(serving_status());
+  refresh_discovery();  // a list replaced between its first reading and the watch
+  std::string status;
+  {
+    std::lock_guard lock(current_mutex_);  // the admin API or a discovery file may reload already
+    status = serving_status();
+  }
+  notify_ready(status);
   while (true) {
     int sig = wait_signal(-1);
     if (sig == SIGTERM || sig == SIGINT) break;
@@ -195,11 +202,12 @@ int Server::run() {
       access_log_->reopen();
     }
   }
+  return drain_and_stop();
+}
+
+int Server::drain_and_stop() {
   notify_stopping();
-  {
-    std::lock_guard lock(reload_mutex_);  // a discovery refresh under way ends first
-    discovery_.reset();
-  }
+  stop_discovery();
   const Millis drain = generation()->config.timeouts.drain;
   spdlog::info("draining: no new connections; in-flight requests have {} ms", drain.count());
   if (admin_) admin_->set_draining();

@@ -56,9 +56,13 @@ class Server final : public admin::Control {
              std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
-  // discovery.cc: re-reads the discovery files (on the watch's thread) and serves what changed.
+  // discovery.cc: re-reads the discovery files (on the watch's thread) and serves what changed;
+  // aims the watch at the serving generation's files (reload mutex held); stops it for good.
   void refresh_discovery();
   void watch_discovery_files();
+  void stop_discovery();
+  // run()'s end: the drain, then every thread stopped; the exit code.
+  int drain_and_stop();
   // The service manager's one-line status; current_mutex_ held, or before any reload can run.
   std::string serving_status() const;
 
@@ -70,7 +74,6 @@ class Server final : public admin::Control {
   std::vector<std::unique_ptr<tls::Library>> tls_libraries_;  // by worker
   std::unique_ptr<health::Checker> checker_;
   std::unique_ptr<admin::AdminServer> admin_;
-  std::unique_ptr<discovery::FileWatch> discovery_;  // while a pool reads a discovery file
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
   std::string io_backend_note_;  // why `auto` chose epoll
 
@@ -79,6 +82,10 @@ class Server final : public admin::Control {
   std::shared_ptr<const proxy::Generation> current_;
   ReloadCounts counts_;                             // under current_mutex_
   std::vector<tls::CertificateInfo> certificates_;  // under current_mutex_: current_'s
+  bool stopping_ = false;                           // under reload_mutex_: no more discovery
+  // While a pool reads a discovery file; under reload_mutex_. Declared last, so destroyed first:
+  // its thread calls into the members above.
+  std::unique_ptr<discovery::FileWatch> discovery_;
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -12,7 +12,7 @@ namespace {
 
 std::vector<Backend> read_list(Reader& r, const YAML::Node& root) {
   std::vector<Backend> backends;
-  if (root.IsNull()) {
+  if (root.IsNull() || (root.IsSequence() && root.size() == 0)) {
     r.error(root.Mark(), "the backend list is empty: a pool keeps at least one backend");
   } else if (r.expect_sequence(root, "the backend list")) {
     for (const auto& node : root) backends.push_back(read_backend(r, node));

@@ -138,6 +138,26 @@ class Shape final : public YAML::EventHandler {
   std::vector<Level> levels_;
 };
 
+// Where a document after the first begins: YAML::Load reads only the first, so anything after a
+// second `---` would be ignored without a word.
+class Start final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { this->mark = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+  YAML::Mark mark;
+};
+
 }  // namespace
 
 void Errors::add(std::string_view message) {
@@ -198,6 +218,10 @@ std::optional<YAML::Node> Reader::parse(const std::string& text) {
     YAML::Parser parser(in);
     Shape shape(*this);
     parser.HandleNextDocument(shape);
+    if (Start second; parser.HandleNextDocument(second)) {
+      error(second.mark, "a second YAML document: the file must hold one ('---' starts another)");
+      return std::nullopt;
+    }
     return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     error(e.mark, e.msg);

@@ -17,17 +17,22 @@ constexpr uint32_t kEvents = IN_CLOSE_WRITE | IN_MOVED_TO;
 
 }  // namespace
 
-FileWatch::FileWatch(std::function<void()> changed)
-    : changed_(std::move(changed)),
-      inotify_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)),
-      inotify_error_(inotify_ < 0 ? errno : 0),
-      stop_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
-      thread_([this] { run(); }) {}
+FileWatch::FileWatch(std::function<void()> changed) : changed_(std::move(changed)) {
+  inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (inotify_ >= 0) stop_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (inotify_ < 0 || stop_ < 0) {
+    error_ = errno;  // watch() says it; without both descriptors no thread starts
+    return;
+  }
+  thread_ = std::thread([this] { run(); });
+}
 
 FileWatch::~FileWatch() {
-  const uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(stop_, &one, sizeof one);
-  thread_.join();
+  if (thread_.joinable()) {
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t n = ::write(stop_, &one, sizeof one);
+    thread_.join();
+  }
   if (inotify_ >= 0) ::close(inotify_);
   if (stop_ >= 0) ::close(stop_);
 }
@@ -39,7 +44,7 @@ std::string FileWatch::watch(const std::vector<std::string>& files) {
     wanted[path.parent_path().string()].insert(path.filename().string());
   }
   std::lock_guard lock(mutex_);
-  if (inotify_ < 0) return std::string("inotify: ") + std::strerror(inotify_error_);
+  if (!thread_.joinable()) return std::string("inotify: ") + std::strerror(error_);
   for (auto it = watches_.begin(); it != watches_.end();) {
     if (wanted.contains(it->first)) {
       ++it;
@@ -72,7 +77,7 @@ void FileWatch::run() {
   alignas(inotify_event) char buffer[4096];
   pollfd fds[2] = {{stop_, POLLIN, 0}, {inotify_, POLLIN, 0}};
   while (true) {
-    if (::poll(fds, inotify_ >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) return;
+    if (::poll(fds, 2, -1) < 0 && errno != EINTR) return;
     if (fds[0].revents & POLLIN) return;
     if (!(fds[1].revents & POLLIN)) continue;
     bool hit = false;
@@ -80,7 +85,9 @@ void FileWatch::run() {
     while ((n = ::read(inotify_, buffer, sizeof buffer)) > 0) {
       for (char* at = buffer; at < buffer + n;) {
         const auto* event = reinterpret_cast<const inotify_event*>(at);
-        hit = hit || (event->len > 0 && matches(event->wd, event->name));
+        // A full queue lost events: read the lists again rather than miss a change.
+        hit = hit || (event->mask & IN_Q_OVERFLOW) ||
+              (event->len > 0 && matches(event->wd, event->name));
         at += sizeof(inotify_event) + event->len;
       }
     }

@@ -30,8 +30,8 @@ class FileWatch {
 
   std::function<void()> changed_;
   int inotify_ = -1;
-  int inotify_error_ = 0;  // why there is no inotify descriptor
   int stop_ = -1;  // an eventfd: written once by the destructor
+  int error_ = 0;  // why either descriptor is missing (then no thread runs)
   std::mutex mutex_;
   std::map<std::string, int> watches_;          // directory -> watch descriptor, under mutex_
   std::map<int, std::set<std::string>> names_;  // watch descriptor -> file names, under mutex_

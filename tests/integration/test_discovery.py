@@ -100,6 +100,13 @@ class Discovery(unittest.TestCase):
         self.addCleanup(usher.stop)
         return usher
 
+    def wait_for_log(self, usher, text, count=1, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while usher.output().count(text) < count:
+            if time.monotonic() > deadline:
+                self.fail(f"usher did not log {text!r} {count} time(s): {usher.output()[-2000:]}")
+            time.sleep(0.02)
+
     def wait_for(self, load, condition, what, timeout=10.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -111,16 +118,18 @@ class Discovery(unittest.TestCase):
     def test_a_renamed_list_adds_and_removes_backends_under_load_with_no_failure(self):
         with open(self.list_path, "w") as f:
             f.write(self.listing("a", "b"))
-        self.start()
+        usher = self.start()
         load = Load(self.port)
         self.addCleanup(load.stop)
         self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
 
         self.publish(self.listing("a", "b", "c"))  # scale out
+        self.wait_for_log(usher, "discovery: serving generation 2")
         self.wait_for(load, lambda c: c.get("c", 0) > 50, "c joins")
 
         self.publish(self.listing("c"))  # scale in: a and b leave
-        time.sleep(0.5)  # requests under way on a and b finish there
+        self.wait_for_log(usher, "discovery: serving generation 3")  # every worker serves it
+        time.sleep(1.0)  # the requests already under way on a and b finish there
         before = load.counts()
         self.wait_for(load, lambda c: c.get("c", 0) > before.get("c", 0) + 200, "c serves on")
         after = load.counts()
@@ -137,12 +146,12 @@ class Discovery(unittest.TestCase):
         self.addCleanup(load.stop)
         self.wait_for(load, lambda c: c.get("a", 0) > 20, "a serves")
         self.publish("- 127.0.0.1:99999\n")  # a port that cannot be
-        deadline = time.monotonic() + 10
-        while "keeps its 1 backends" not in usher.output() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        self.wait_for_log(usher, "pool 'web' keeps its 1 backends")
         self.assertIn("backends.yaml:1:3: invalid address '127.0.0.1:99999'", usher.output())
-        self.assertIn("pool 'web' keeps its 1 backends", usher.output())
-        self.publish("")  # empty: a pool keeps at least one backend
+        for count, empty in enumerate(("", "[]\n"), start=2):  # a pool keeps at least one backend
+            self.publish(empty)
+            self.wait_for_log(usher, "pool 'web' keeps its 1 backends", count)
+        self.assertEqual(usher.output().count("the backend list is empty"), 2)
         before = load.counts().get("a", 0)
         self.wait_for(load, lambda c: c.get("a", 0) > before + 50, "a serves on")
         self.publish(self.listing("b"))  # a good list again is taken
@@ -156,9 +165,7 @@ class Discovery(unittest.TestCase):
             f.write(self.listing("a", "b"))
         usher = self.start()
         self.publish(self.listing("a", "b", "c"))
-        deadline = time.monotonic() + 10
-        while "now has 3 backends" not in usher.output() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.wait_for_log(usher, "discovery: serving generation 2")
         early = sequential_spread(self.port)
         time.sleep(2.2)
         late = sequential_spread(self.port)

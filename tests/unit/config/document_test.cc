@@ -89,6 +89,15 @@ TEST(Document, EscapedControlCharactersInValuesAreEchoedEscaped) {
                      "'ep\\noll\\x00'"});
 }
 
+TEST(Document, ASecondDocumentIsAnErrorNotIgnored) {
+  EXPECT_EQ(
+      errors_of(kValid + "---\nworkers: 2\n"),
+      Messages{"usher.yaml:" + std::to_string(std::count(kValid.begin(), kValid.end(), '\n') + 1) +
+               ":1: a second YAML document: the file must hold one ('---' starts another)"});
+  EXPECT_EQ(errors_of("---\n" + kValid), Messages{});  // one document, its start marked
+  EXPECT_EQ(errors_of(kValid + "...\n"), Messages{});  // one document, its end marked
+}
+
 TEST(Document, AnEmptyFileSaysItIsEmpty) {
   for (const char* text : {"", "\n", "# only a comment\n", "~\n"}) {
     EXPECT_EQ(errors_of(text), Messages{"usher.yaml:1:1: the configuration is empty"}) << text;
