@@ -274,7 +274,9 @@ void UringReactor::complete(const io_uring_cqe& cqe) {
   }
   timers_.cancel(op->timer);
   if (op->aborted) --aborting_;
-  if (op->aborted && result == -ECANCELED) result = -op->aborted;
+  // A cancelled request ends -ECANCELED, or -EAGAIN when the kernel was retrying it: either way
+  // it ended for the reason it was cancelled.
+  if (op->aborted && (result == -ECANCELED || result == -EAGAIN)) result = -op->aborted;
   if (result >= 0 && op->kind == OpKind::kConnect) result = connect_result(socket);
   if (op->kind == OpKind::kRead && result >= 0 && static_cast<size_t>(result) < op->length &&
       socket.standing != 0) {

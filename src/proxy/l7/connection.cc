@@ -147,7 +147,8 @@ net::Task<bool> serve_request(Client& c) {
   const Next next = co_await answer(c, info, request_head);
   finish_request(c, info);
   if (next == Next::kAbort) abort_connection(c.socket);
-  co_return next == Next::kKeepAlive&& info.keep_alive && !c.worker.draining();
+  const bool keep_alive = next == Next::kKeepAlive && info.keep_alive;
+  co_return keep_alive && !c.worker.draining();
 }
 
 }  // namespace
