@@ -310,11 +310,7 @@ void EpollReactor::retry(IoOp*& slot) {
 }
 
 void EpollReactor::resume_ready() {
-  while (IoOp* op = ready_head_) {
-    ready_head_ = op->next_ready;
-    if (!ready_head_) ready_tail_ = nullptr;
-    op->waiter.resume();
-  }
+  ready_.resume_all();
 }
 
 std::unique_ptr<Reactor> make_epoll_reactor(EpollWrites writes) {

@@ -8,6 +8,7 @@
 
 #include "net/aio_batch.h"
 #include "net/reactor.h"
+#include "net/ready_queue.h"
 #include "net/socket.h"
 #include "net/timer_wheel.h"
 
@@ -52,15 +53,7 @@ class EpollReactor final : public Reactor {
   void forget_deferred_write(Socket& socket);
 
   // Called from both files, once an operation or more: defined here so that each inlines it.
-  void enqueue(IoOp& op) {
-    op.next_ready = nullptr;
-    if (ready_tail_) {
-      ready_tail_->next_ready = &op;
-    } else {
-      ready_head_ = &op;
-    }
-    ready_tail_ = &op;
-  }
+  void enqueue(IoOp& op) { ready_.push(op); }
 
  public:
   // The timer callback has no context pointer; the reactor running on this thread is it.
@@ -71,8 +64,7 @@ class EpollReactor final : public Reactor {
   int wake_fd_ = -1;
   uint64_t now_;
   TimerWheel timers_;
-  IoOp* ready_head_ = nullptr;
-  IoOp* ready_tail_ = nullptr;
+  ReadyQueue ready_;
   std::vector<IoOp*> deferred_writes_;  // this turn's, in the order they were made
   std::vector<IoOp*> flushing_;
   std::vector<Socket*> next_turn_;  // readiness waits to complete next turn (wait_in)

@@ -333,11 +333,7 @@ void UringReactor::arm_deadline(IoOp& op) {
 }
 
 void UringReactor::resume_ready() {
-  while (IoOp* op = ready_head_) {
-    ready_head_ = op->next_ready;
-    if (!ready_head_) ready_tail_ = nullptr;
-    op->waiter.resume();
-  }
+  ready_.resume_all();
 }
 
 }  // namespace usher::net

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "net/reactor.h"
+#include "net/ready_queue.h"
 #include "net/socket.h"
 #include "net/timer_wheel.h"
 #include "net/uring_buffers.h"
@@ -121,15 +122,7 @@ class UringReactor final : public Reactor {
     io_uring_sqe_set_data64(sqe, kIgnoreTag);
   }
 
-  void enqueue(IoOp& op) {
-    op.next_ready = nullptr;
-    if (ready_tail_) {
-      ready_tail_->next_ready = &op;
-    } else {
-      ready_head_ = &op;
-    }
-    ready_tail_ = &op;
-  }
+  void enqueue(IoOp& op) { ready_.push(op); }
 
  public:
   static thread_local UringReactor* current_;
@@ -146,8 +139,7 @@ class UringReactor final : public Reactor {
   TimerWheel timers_;
   std::vector<IoOp*> slots_;  // in-flight operations by slot; nullptr once orphaned
   std::vector<uint32_t> free_slots_;
-  IoOp* ready_head_ = nullptr;
-  IoOp* ready_tail_ = nullptr;
+  ReadyQueue ready_;
   size_t aborting_ = 0;  // cancels sent whose operation has not completed yet
   std::atomic<uint64_t>* shortages_ = nullptr;  // the worker's metric; written by this thread
   bool woken_ = false;                          // another thread's wake() was seen this turn
