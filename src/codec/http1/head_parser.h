@@ -5,8 +5,9 @@
 
 namespace usher::http1 {
 
-// `scanned` carries how far earlier calls searched for the end of the head, so a head that
-// arrives one byte at a time is scanned once, not once per byte. Start it at 0 per message.
+// `scanned` carries how far earlier calls searched for the end of the head: the start of the
+// line not yet complete, so complete lines are not searched again when more bytes come (the
+// unfinished line is, from its start; the head's limit bounds that). Start it at 0 per message.
 ParseStatus parse_request(std::string_view data, const HeadLimits& limits,
                           std::span<Header> scratch, size_t& scanned, RequestHead& out,
                           ParseError& error);
