@@ -31,6 +31,8 @@ FILES=(
   /usr/include/re2/re2.h /usr/include/xxhash.h /usr/include/nlohmann/json.hpp
   /usr/include/hiredis/hiredis.h /usr/include/liburing.h /usr/include/openssl/ssl.h
   /usr/include/systemd/sd-daemon.h /usr/lib/x86_64-linux-gnu/pkgconfig/libsystemd.pc
+  /usr/include/ares.h /usr/lib/x86_64-linux-gnu/pkgconfig/libcares.pc
+  /usr/lib/python3/dist-packages/dns/__init__.py
   /usr/lib/x86_64-linux-gnu/pkgconfig/re2.pc /usr/lib/x86_64-linux-gnu/pkgconfig/hiredis.pc
   /usr/lib/x86_64-linux-gnu/pkgconfig/liburing.pc /usr/lib/x86_64-linux-gnu/pkgconfig/libssl.pc
   "$clang_rt/libclang_rt.asan_static-x86_64.a" "$clang_rt/libclang_rt.fuzzer-x86_64.a"

@@ -14,10 +14,12 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libbenchmark-dev libre2-dev libxxhash-dev nlohmann-json3-dev
   libhiredis-dev liburing-dev libssl-dev
   libsystemd-dev  # sd_notify: Type=notify under systemd (dist/usher.service)
+  libc-ares-dev   # discovery by DNS names (src/discovery/dns_watch.cc)
   # tests, demo and benchmarks: real peers started on loopback
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
+  python3-dnspython  # the DNS server of tests/integration/test_dns_discovery.py
   slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium

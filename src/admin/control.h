@@ -26,6 +26,9 @@ class Control {
   };
   virtual ReloadCounts reload_counts() const = 0;
 
+  // Any thread: by pool, the discovery answers (DNS) and lists (files) that could not be used.
+  virtual std::vector<std::pair<std::string, uint64_t>> discovery_failures() const = 0;
+
   // Any thread: the certificates the serving generation's TLS listeners present.
   virtual std::vector<tls::CertificateInfo> certificates() const = 0;
 };

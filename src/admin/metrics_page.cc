@@ -47,6 +47,11 @@ std::string metrics_page(const metrics::Registry& registry, const proxy::Generat
   e.family("usher_config_reloads_total", "counter", "Reloads asked for, by result.");
   e.sample("usher_config_reloads_total", {{"result", "success"}}, reloads.success);
   e.sample("usher_config_reloads_total", {{"result", "failure"}}, reloads.failure);
+  e.family("usher_discovery_failures_total", "counter",
+           "DNS answers and discovery files that could not be used (the pool kept its backends).");
+  for (const auto& [pool, count] : control.discovery_failures()) {
+    e.sample("usher_discovery_failures_total", {{"pool", pool}}, count);
+  }
   using Live = balance::BackendLive;
   constexpr auto relaxed = std::memory_order_relaxed;
   per_backend(e, generation, "usher_backend_up", "gauge",

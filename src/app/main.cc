@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "app/ctl.h"
+#include "app/dns.h"
 #include "app/server.h"
 #include "app/simulate.h"
 #include "base/version.h"
@@ -38,8 +39,9 @@ int run_server(Config config, std::string path) {
 bool load(const std::string& path, Config& config) {
   usher::config::Errors errors;
   auto loaded = usher::config::load_file(path, errors);
+  if (loaded) usher::app::resolve_dns_pools(*loaded, nullptr, errors);
   for (const std::string& message : errors.messages) std::cerr << message << '\n';
-  if (!loaded) return false;
+  if (!loaded || !errors.messages.empty()) return false;
   config = std::move(*loaded);
   return true;
 }

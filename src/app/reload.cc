@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "app/dns.h"
 #include "app/server.h"
 #include "app/service_notify.h"
 #include "net/reactor.h"
@@ -91,9 +92,10 @@ std::vector<std::string> Server::reload() {
   } else {
     config::Errors errors;
     auto loaded = config::load_file(path_, errors);
+    if (loaded) resolve_dns_pools(*loaded, &generation()->config, errors);
     problems = std::move(errors.messages);
     if (loaded && problems.empty()) problems = apply(std::move(*loaded));
-    if (problems.empty()) watch_discovery_files();
+    if (problems.empty()) aim_discovery();
   }
   std::lock_guard counts(current_mutex_);
   if (problems.empty()) {

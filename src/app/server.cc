@@ -181,9 +181,10 @@ int Server::run() {
   log_listeners(current_->config, workers_.size());
   {
     std::lock_guard lock(reload_mutex_);
-    watch_discovery_files();
+    aim_discovery();
+    // A list replaced between its first reading and the watch.
+    if (files_) discovered_->files_changed();
   }
-  refresh_discovery();  // a list replaced between its first reading and the watch
   std::string status;
   {
     std::lock_guard lock(current_mutex_);  // the admin API or a discovery file may reload already

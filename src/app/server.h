@@ -1,9 +1,11 @@
 #pragma once
 // The process: worker threads, the health checker and the admin listener on their own threads,
-// and the control thread (the caller of run()), which owns signals, reloads and the drain.
+// the discovery watches and their queue (while a pool discovers its backends), and the control
+// thread (the caller of run()), which owns signals, reloads and the drain.
 //
 // A reload builds the next generation beside the one serving, hands it to every worker and
 // returns once all serve it; requests already under way finish on theirs.
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -13,7 +15,9 @@
 #include "admin/admin.h"
 #include "admin/control.h"
 #include "config/config.h"
+#include "discovery/dns_watch.h"
 #include "discovery/file_watch.h"
+#include "discovery/queue.h"
 #include "health/checker.h"
 #include "log/access_log.h"
 #include "metrics/registry.h"
@@ -36,6 +40,7 @@ class Server final : public admin::Control {
   std::shared_ptr<const proxy::Generation> generation() const override;
   std::vector<std::string> reload() override;
   ReloadCounts reload_counts() const override;
+  std::vector<std::pair<std::string, uint64_t>> discovery_failures() const override;
   std::vector<tls::CertificateInfo> certificates() const override;
 
  private:
@@ -56,11 +61,14 @@ class Server final : public admin::Control {
              std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
   std::vector<std::string> apply(config::Config next);
-  // discovery.cc: re-reads the discovery files (on the watch's thread) and serves what changed;
-  // aims the watch at the serving generation's files (reload mutex held); stops it for good.
-  void refresh_discovery();
-  void watch_discovery_files();
+  // discovery.cc: serves what the watches found (on the queue's thread); aims the watches at
+  // the serving generation's files and names (reload mutex held); stops them for good.
+  void apply_discovered(discovery::Queue::Batch batch);
+  void aim_discovery();
+  void aim_dns(const config::Config& config, std::vector<std::string> pools);
   void stop_discovery();
+  bool reread_list(config::Pool& pool);  // whether a discovery file's list changed the pool
+  void count_discovery_failure(const std::string& pool);
   // run()'s end: the drain, then every thread stopped; the exit code.
   int drain_and_stop();
   // The service manager's one-line status; current_mutex_ held, or before any reload can run.
@@ -80,12 +88,17 @@ class Server final : public admin::Control {
   std::mutex reload_mutex_;  // one reload at a time (signal, API)
   mutable std::mutex current_mutex_;
   std::shared_ptr<const proxy::Generation> current_;
-  ReloadCounts counts_;                             // under current_mutex_
-  std::vector<tls::CertificateInfo> certificates_;  // under current_mutex_: current_'s
-  bool stopping_ = false;                           // under reload_mutex_: no more discovery
-  // While a pool reads a discovery file; under reload_mutex_. Declared last, so destroyed first:
-  // its thread calls into the members above.
-  std::unique_ptr<discovery::FileWatch> discovery_;
+  ReloadCounts counts_;                                 // under current_mutex_
+  std::map<std::string, uint64_t> discovery_failures_;  // by pool, under current_mutex_
+  std::vector<tls::CertificateInfo> certificates_;      // under current_mutex_: current_'s
+  bool stopping_ = false;                               // under reload_mutex_: no more discovery
+  // While a pool discovers its backends; under reload_mutex_. Declared last, so destroyed first:
+  // their threads call into the members above.
+  std::vector<discovery::DnsName> dns_questions_;  // dns_'s
+  std::vector<std::string> dns_servers_;           // dns_'s
+  std::unique_ptr<discovery::Queue> discovered_;
+  std::unique_ptr<discovery::FileWatch> files_;
+  std::unique_ptr<discovery::DnsWatch> dns_;
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

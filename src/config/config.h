@@ -150,6 +150,17 @@ enum class ProxyProtocolVersion : uint8_t { kOff, kV1, kV2 };
 
 inline constexpr size_t kMaxBufferedRequest = 16 * 1024 * 1024;
 
+// discovery: { dns, type, port, refresh_floor }: a pool's backends are a DNS name's addresses,
+// asked again when the answer's TTL runs out.
+struct DnsDiscovery {
+  enum class Type : uint8_t { kA, kAaaa, kSrv };
+  std::string name;
+  Type type = Type::kA;
+  uint16_t port = 0;   // A and AAAA; SRV records carry their own
+  Millis floor{1000};  // never asked more often, whatever the TTL says
+  bool operator==(const DnsDiscovery&) const = default;
+};
+
 struct Pool {
   Marks marks;
   std::string name;
@@ -161,7 +172,8 @@ struct Pool {
   bool hash_balance_factor_given = false;
   Millis slow_start{0};
   std::vector<Backend> backends;
-  std::string discovery_file;  // set: `backends` is this file's list, re-read when it changes
+  std::string discovery_file;       // set: `backends` is this file's list, re-read when it changes
+  std::optional<DnsDiscovery> dns;  // set: `backends` is the name's last answer (app/dns.cc)
   PoolTimeouts timeouts;
   std::optional<HealthCheck> health;
   Retries retries;
@@ -398,6 +410,7 @@ struct Config {
   ClientTimeouts timeouts;
   Limits limits;
   AccessLog access_log;
+  std::vector<Address> resolvers;  // DNS servers for discovery; empty: /etc/resolv.conf's
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

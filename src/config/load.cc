@@ -1,5 +1,6 @@
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <set>
 #include <thread>
@@ -257,7 +258,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   if (!r.expect_document(root, "the configuration")) return config;
   r.check_keys(root,
                {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
-                "access_log", "access_log_format"},
+                "access_log", "access_log_format", "resolvers"},
                "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -275,12 +276,21 @@ Config read_root(Reader& r, const YAML::Node& root) {
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
   if (root["limits"]) read_limits(r, root["limits"], config.limits);
+  if (const YAML::Node resolvers = root["resolvers"];
+      resolvers && r.expect_sequence(resolvers, "resolvers")) {
+    for (const auto& node : resolvers) r.address(node, "resolver", config.resolvers.emplace_back());
+  }
 
   const YAML::Node pools = root["pools"];
   if (!pools) {
     r.error(root.Mark(), "the configuration needs 'pools'");
   } else if (r.expect_sequence(pools, "pools")) {
     for (const auto& p : pools) config.pools.push_back(read_pool(r, p));
+  }
+
+  if (root["resolvers"] && std::none_of(config.pools.begin(), config.pools.end(),
+                                        [](const Pool& p) { return p.dns.has_value(); })) {
+    r.error(root["resolvers"].Mark(), "resolvers are for discovery by dns, which no pool uses");
   }
 
   const YAML::Node listeners = root["listeners"];

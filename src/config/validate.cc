@@ -52,7 +52,8 @@ void validate_algorithm(Report& report, const Pool& pool) {
 
 void validate_pool(Report& report, const Pool& pool) {
   validate_algorithm(report, pool);
-  if (pool.backends.empty() && pool.discovery_file.empty()) {  // else the list's file says why
+  // A discovery file's problems are said at its own lines; a DNS name's answer comes later.
+  if (pool.backends.empty() && pool.discovery_file.empty() && !pool.dns) {
     report.at(pool.marks, "backends", "pool '" + pool.name + "' has no backends");
   }
   for (const Backend& b : pool.backends) {

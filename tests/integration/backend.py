@@ -2,7 +2,7 @@
 """A test backend speaking HTTP/1.1 keep-alive on loopback, with endpoints that let the
 integration tests see exactly what reached it.
 
-usage: backend.py PORT NAME [WORK_MS [serial]]
+usage: backend.py PORT NAME [WORK_MS [serial]]   (on 127.0.0.1, or the address in $BACKEND_HOST)
   GET  /                      -> body NAME, with status 200 or the one in $BACKEND_FAIL
   GET  /health                -> 200, or the status in $BACKEND_HEALTH (an application that is up
                                  but broken, which a TCP check cannot see)
@@ -288,7 +288,7 @@ class Server(socketserver.ThreadingTCPServer):
 
 def main():
     port, name = int(sys.argv[1]), sys.argv[2]
-    server = Server(("127.0.0.1", port), Handler)
+    server = Server((os.environ.get("BACKEND_HOST", "127.0.0.1"), port), Handler)
     server.name = name
     server.work_ms = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     serial = len(sys.argv) > 4 and sys.argv[4] == "serial"

@@ -118,6 +118,44 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
   }
 }
 
+TEST(Config, DiscoveryByDnsTakesAQuestionThatCanBeAsked) {
+  const std::string pool = "listeners: []\npools:\n  - name: p\n    discovery: ";
+  struct Case {
+    std::string yaml;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {pool + "{ dns: web.test }\n", "usher.yaml:4:16: discovery by a records needs a 'port'"},
+      {pool + "{ dns: web.test, type: srv, port: 80 }\n",
+       "usher.yaml:4:50: SRV records carry their own ports: no 'port'"},
+      {pool + "{ dns: web.test, type: mx, port: 80 }\n",
+       "usher.yaml:4:39: discovery type must be a, aaaa or srv, not 'mx'"},
+      {pool + "{ dns: web.test, file: b.yaml }\n",
+       "usher.yaml:4:23: discovery takes a 'file' or a 'dns' name, not both"},
+      {pool + "{ file: b.yaml, port: 80 }\n", "usher.yaml:4:38: port is for discovery by 'dns'"},
+      {pool + "{ dns: web.test, port: 0 }\n",
+       "usher.yaml:4:39: discovery port must be a whole number from 1 to 65535"},
+      {"resolvers: [127.0.0.1:53]\nlisteners: []\npools:\n  - name: p\n    backends: "
+       "[127.0.0.1:1]\n",
+       "usher.yaml:1:12: resolvers are for discovery by dns, which no pool uses"},
+  };
+  for (const Case& c : cases) {
+    Loaded l = load(c.yaml);
+    EXPECT_FALSE(l.ok) << c.yaml;
+    bool found = false;
+    for (const std::string& e : l.errors) found = found || e.rfind(c.expected, 0) == 0;
+    EXPECT_TRUE(found) << "expected '" << c.expected << "' among:\n"
+                       << (l.errors.empty() ? std::string("(none)") : l.errors[0]);
+  }
+  Loaded ok = load("resolvers: [127.0.0.1:5353]\n" + pool +
+                   "{ dns: _x._tcp.web.test, type: srv, refresh_floor: 5s }\n");
+  ASSERT_TRUE(ok.ok) << (ok.errors.empty() ? "" : ok.errors[0]);
+  ASSERT_TRUE(ok.config.pools[0].dns.has_value());
+  EXPECT_EQ(ok.config.pools[0].dns->type, DnsDiscovery::Type::kSrv);
+  EXPECT_EQ(ok.config.pools[0].dns->floor, std::chrono::seconds(5));
+  EXPECT_EQ(ok.config.resolvers.at(0).to_string(), "127.0.0.1:5353");
+}
+
 TEST(Config, ReportsAllProblemsAtOnce) {
   Loaded l = load(
       "workerz: 1\nlisteners:\n  - listen: nope\n    pool: p\npools:\n  - name: p\n    backends: "
