@@ -68,6 +68,16 @@ TEST(Config, LoadsAValidFile) {
 }
 
 // Each broken config names the exact position of its problem.
+// The file is refused, and one of its messages begins with `expected`.
+void expect_refused(const std::string& yaml, const std::string& expected) {
+  Loaded l = load(yaml);
+  EXPECT_FALSE(l.ok) << yaml;
+  bool found = false;
+  for (const std::string& e : l.errors) found = found || e.rfind(expected, 0) == 0;
+  EXPECT_TRUE(found) << "expected '" << expected << "' among:\n"
+                     << (l.errors.empty() ? std::string("(none)") : l.errors[0]);
+}
+
 struct BrokenCase {
   const char* yaml;
   const char* expected;
@@ -108,14 +118,7 @@ TEST(Config, ReportsEachProblemWithLineAndColumn) {
        "0 }\n",
        "usher.yaml:5:41: weight must be a whole number from 1 to 1000, not '0'"},
   };
-  for (const BrokenCase& c : cases) {
-    Loaded l = load(c.yaml);
-    EXPECT_FALSE(l.ok) << c.yaml;
-    bool found = false;
-    for (const std::string& e : l.errors) found = found || e.rfind(c.expected, 0) == 0;
-    EXPECT_TRUE(found) << "expected '" << c.expected << "' among:\n"
-                       << (l.errors.empty() ? std::string("(none)") : l.errors[0]);
-  }
+  for (const BrokenCase& c : cases) expect_refused(c.yaml, c.expected);
 }
 
 TEST(Config, DiscoveryByDnsTakesAQuestionThatCanBeAsked) {
@@ -139,14 +142,7 @@ TEST(Config, DiscoveryByDnsTakesAQuestionThatCanBeAsked) {
        "[127.0.0.1:1]\n",
        "usher.yaml:1:12: resolvers are for discovery by dns, which no pool uses"},
   };
-  for (const Case& c : cases) {
-    Loaded l = load(c.yaml);
-    EXPECT_FALSE(l.ok) << c.yaml;
-    bool found = false;
-    for (const std::string& e : l.errors) found = found || e.rfind(c.expected, 0) == 0;
-    EXPECT_TRUE(found) << "expected '" << c.expected << "' among:\n"
-                       << (l.errors.empty() ? std::string("(none)") : l.errors[0]);
-  }
+  for (const Case& c : cases) expect_refused(c.yaml, c.expected);
   Loaded ok = load("resolvers: [127.0.0.1:5353]\n" + pool +
                    "{ dns: _x._tcp.web.test, type: srv, refresh_floor: 5s }\n");
   ASSERT_TRUE(ok.ok) << (ok.errors.empty() ? "" : ok.errors[0]);
