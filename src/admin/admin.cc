@@ -21,7 +21,11 @@ AdminServer::~AdminServer() {
   stop();
 }
 
-std::string AdminServer::bind() {
+std::string AdminServer::bind(int inherited) {
+  if (inherited >= 0) {
+    listener_ = std::make_unique<net::Socket>(*reactor_, inherited);
+    return {};
+  }
   int fd = ::socket(listen_.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);

@@ -30,7 +30,10 @@ class AdminServer {
   AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();
 
-  std::string bind();  // control thread; empty on success
+  // Control thread; empty on success. `inherited`: a listening socket to serve on instead
+  // (a binary upgrade's).
+  std::string bind(int inherited = -1);
+  int listening_fd() const { return listener_->fd(); }
   void start();
   void stop();  // any thread
   void set_draining() { draining_.store(true, std::memory_order_relaxed); }

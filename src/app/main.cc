@@ -10,6 +10,7 @@
 #include "app/dns.h"
 #include "app/server.h"
 #include "app/simulate.h"
+#include "app/upgrade.h"
 #include "base/version.h"
 #include "config/config.h"
 #include "tls/context.h"
@@ -18,8 +19,10 @@ namespace {
 
 using usher::config::Config;
 
-// `path`: the file reloads re-read; empty in quick mode.
-int run_server(Config config, std::string path) {
+// `path`: the file reloads re-read; empty in quick mode. `takeover`: the listening sockets of
+// the process this one upgrades.
+int run_server(Config config, std::string path,
+               std::unique_ptr<usher::app::UpgradeTakeover> takeover = nullptr) {
   // Lets a test suite (or an operator trying a backend) pick one without editing the file.
   std::optional<usher::config::IoBackend> forced;
   if (const char* backend = std::getenv("USHER_IO_BACKEND"); backend && *backend) {
@@ -32,6 +35,7 @@ int run_server(Config config, std::string path) {
   }
   usher::app::block_control_signals();
   usher::app::Server server(std::move(config), std::move(path), forced);
+  if (takeover) server.take_over(std::move(takeover));
   return server.run();
 }
 
@@ -71,10 +75,20 @@ int check(const std::string& path) {
   return 0;
 }
 
-int run(const std::string& path) {
+int run(const std::string& path, bool upgrade) {
   Config config;
   if (!load(path, config)) return 1;
-  return run_server(std::move(config), path);
+  if (!upgrade) return run_server(std::move(config), path);
+  if (config.upgrade_socket.empty()) {
+    std::cerr << path << ": --upgrade needs 'upgrade_socket' in the configuration\n";
+    return 1;
+  }
+  auto takeover = usher::app::UpgradeTakeover::connect(config.upgrade_socket);
+  if (!takeover) {
+    std::cerr << takeover.error().message << '\n';
+    return 1;
+  }
+  return run_server(std::move(config), path, std::move(*takeover));
 }
 
 int quick_proxy(const usher::config::QuickSpec& spec) {
@@ -97,6 +111,10 @@ int main(int argc, char** argv) {
   std::string config_path;
   auto* run_cmd = app.add_subcommand("run", "Run the proxy from a configuration file");
   run_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
+  bool upgrade = false;
+  run_cmd->add_flag("--upgrade", upgrade,
+                    "Take over the listening sockets of the usher running with this file's "
+                    "upgrade_socket, then let it drain");
 
   auto* check_cmd = app.add_subcommand("check", "Validate a configuration file and exit");
   check_cmd->add_option("-c,--config", config_path, "Configuration file (YAML)")->required();
@@ -146,7 +164,7 @@ int main(int argc, char** argv) {
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   if (*check_cmd) return check(config_path);
-  if (*run_cmd) return run(config_path);
+  if (*run_cmd) return run(config_path, upgrade);
   if (*proxy_cmd) return quick_proxy(quick);
   if (*sim_cmd) return usher::app::simulate(sim);
   if (*ctl_cmd) return usher::app::ctl(ctl);

@@ -38,12 +38,23 @@ void close_all(std::vector<std::vector<int>>& fds) {
 }  // namespace
 
 std::string Server::bind_new_listeners(const config::Config& next, const config::Config* serving,
-                                       std::vector<std::vector<int>>& fds) const {
+                                       std::vector<std::vector<int>>& fds,
+                                       std::vector<std::vector<std::pair<size_t, int>>>* more) {
   fds.assign(workers_.size(), std::vector<int>(next.listeners.size(), -1));
+  if (more) more->assign(workers_.size(), {});
   for (size_t l = 0; l < next.listeners.size(); ++l) {
     const config::Listener& listener = next.listeners[l];
     if (serving && serves(*serving, listener)) continue;
+    std::vector<int> inherited;
+    if (takeover_) inherited = takeover_->take(datagram(listener) ? "udp" : "tcp", listener.listen);
+    for (size_t i = workers_.size(); i < inherited.size() && more; ++i) {
+      (*more)[i % workers_.size()].emplace_back(l, std::exchange(inherited[i], -1));
+    }
     for (size_t w = 0; w < workers_.size(); ++w) {
+      if (w < inherited.size()) {
+        fds[w][l] = inherited[w];
+        continue;
+      }
       std::string error;
       fds[w][l] = proxy::bind_listener(listener.listen, datagram(listener), error);
       if (fds[w][l] < 0) {
@@ -73,6 +84,7 @@ std::vector<std::string> Server::restart_only_changes(const config::Config& next
       next.admin.has_value() != f.admin.has_value() || (next.admin && !(*next.admin == *f.admin)),
       "admin.listen");
   refuse(next.admin_token != f.admin_token, "admin.token");
+  refuse(next.upgrade_socket != f.upgrade_socket, "upgrade_socket");
   refuse(proxy::buffer_size_for(next.limits) > workers_.front()->buffer_size(),
          "limits.max_header_bytes (above the size the buffers were made for)");
   return changed;
@@ -131,11 +143,13 @@ std::vector<std::string> Server::apply(config::Config next) {
   // Health checks stop first, so that what the next generation takes over from this one (up or
   // down, ejected) is final.
   checker_->stop();
+  keep_copies(next, fds, {});
   auto generation =
       proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
   start_health_checks(*generation);
   std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front().listeners);
   serve(generation, std::move(fds), std::move(tls));
+  drop_copies_unlisted(generation->config);
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);
   current_ = std::move(generation);

@@ -1,5 +1,6 @@
 #include "app/server.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -147,11 +148,17 @@ int Server::run() {
   }
   spdlog::info("io backend: {}{}", workers_.front()->reactor().name(), io_backend_note_);
   raise_descriptor_limit();
+  // A successor listens on the path only once its predecessor has let go of it.
+  if (!takeover_ && !offer_upgrade()) return 1;
   // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
   if (first_.admin) {
     admin_ = std::make_unique<admin::AdminServer>(*first_.admin, *this, *metrics_,
                                                   access_log_.get(), first_.admin_token);
-    if (std::string error = admin_->bind(); !error.empty()) {
+    std::vector<int> inherited;
+    if (takeover_) inherited = takeover_->take("admin", *first_.admin);
+    for (size_t i = 1; i < inherited.size(); ++i) ::close(inherited[i]);
+    if (std::string error = admin_->bind(inherited.empty() ? -1 : inherited.front());
+        !error.empty()) {
       spdlog::error("{}", error);
       return 1;
     }
@@ -167,18 +174,34 @@ int Server::run() {
     certificates_ = tls::certificates(tls.front().listeners);
   }
   std::vector<std::vector<int>> fds;
-  if (std::string error = bind_new_listeners(current_->config, nullptr, fds); !error.empty()) {
+  std::vector<std::vector<std::pair<size_t, int>>> more;
+  if (std::string error = bind_new_listeners(current_->config, nullptr, fds, &more);
+      !error.empty()) {
     spdlog::error("{}", error);
     return 1;
   }
+  {
+    std::lock_guard lock(reload_mutex_);
+    keep_copies(current_->config, fds, more);
+    if (admin_ && !first_.upgrade_socket.empty()) {
+      const int copy = ::fcntl(admin_->listening_fd(), F_DUPFD_CLOEXEC, 0);
+      if (copy >= 0) copies_.push_back({"admin", *first_.admin, copy});
+    }
+  }
   for (size_t i = 0; i < workers_.size(); ++i) {
-    workers_[i]->offer(
-        std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i]), std::move(tls[i])));
+    auto generation =
+        std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i]), std::move(tls[i]));
+    generation->more_fds = std::move(more[i]);
+    workers_[i]->offer(std::move(generation));
   }
   start_health_checks(*current_);
   access_log_->start();
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
+  if (takeover_) {
+    finish_takeover();
+    offer_upgrade();  // a failure is logged: this process serves, but cannot be upgraded
+  }
   {
     std::lock_guard lock(reload_mutex_);
     aim_discovery();
@@ -209,7 +232,16 @@ int Server::run() {
 int Server::drain_and_stop() {
   notify_stopping();
   stop_discovery();
+  offer_.reset();  // a stopping process hands nothing over
+  {
+    std::lock_guard lock(reload_mutex_);
+    for (const HandedSocket& s : std::exchange(copies_, {})) ::close(s.fd);
+  }
   const Millis drain = generation()->config.timeouts.drain;
+  if (const pid_t successor = successor_.load(); successor != 0) {
+    spdlog::info("upgrade: pid {} serves on the listening sockets now", successor);
+    if (admin_) admin_->stop();  // the successor answers on the admin socket
+  }
   spdlog::info("draining: no new connections; in-flight requests have {} ms", drain.count());
   if (admin_) admin_->set_draining();
   for (auto& w : workers_) w->begin_drain();

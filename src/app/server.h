@@ -14,6 +14,7 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
+#include "app/upgrade.h"
 #include "config/config.h"
 #include "discovery/dns_watch.h"
 #include "discovery/file_watch.h"
@@ -33,6 +34,10 @@ class Server final : public admin::Control {
   Server(config::Config config, std::string path, std::optional<config::IoBackend> forced_backend);
   ~Server() override;
 
+  // Before run(): serve on the listening sockets of the process `takeover` connected to, and
+  // tell it to drain once this one serves.
+  void take_over(std::unique_ptr<UpgradeTakeover> takeover) { takeover_ = std::move(takeover); }
+
   // Binds every listener, runs the workers and blocks until SIGTERM/SIGINT have drained them.
   // Returns the process exit code.
   int run();
@@ -49,9 +54,19 @@ class Server final : public admin::Control {
   std::vector<std::unique_ptr<net::Reactor>> make_reactors(unsigned count,
                                                            config::IoBackend backend);
   // Sockets for each worker, by listener of `next`, for the addresses `serving` has no listener
-  // on (-1 for the others); the error when one cannot be bound (then none is kept).
+  // on (-1 for the others); the error when one cannot be bound (then none is kept). A takeover's
+  // sockets come first; those beyond one per worker go to `more`.
   std::string bind_new_listeners(const config::Config& next, const config::Config* serving,
-                                 std::vector<std::vector<int>>& fds) const;
+                                 std::vector<std::vector<int>>& fds,
+                                 std::vector<std::vector<std::pair<size_t, int>>>* more = nullptr);
+  // handover.cc: the binary upgrade. Copies of the listening sockets are kept while
+  // upgrade_socket is set (reload mutex held), for a successor to take.
+  void keep_copies(const config::Config& config, const std::vector<std::vector<int>>& fds,
+                   const std::vector<std::vector<std::pair<size_t, int>>>& more);
+  void drop_copies_unlisted(const config::Config& config);
+  std::vector<HandedSocket> copies_to_hand_over();
+  bool offer_upgrade();  // false: upgrade_socket cannot be listened on (logged)
+  void finish_takeover();
   std::vector<std::string> restart_only_changes(const config::Config& next) const;
   // Each worker's certificates and backend contexts for `config`; problems (and expiry warnings)
   // are logged.
@@ -99,6 +114,10 @@ class Server final : public admin::Control {
   std::unique_ptr<discovery::Queue> discovered_;
   std::unique_ptr<discovery::FileWatch> files_;
   std::unique_ptr<discovery::DnsWatch> dns_;
+  std::unique_ptr<UpgradeTakeover> takeover_;  // until this process serves
+  std::vector<HandedSocket> copies_;           // under reload_mutex_
+  std::atomic<pid_t> successor_{0};            // the process that took the sockets over
+  std::unique_ptr<UpgradeOffer> offer_;        // last: its thread calls into the members above
 };
 
 // Blocks the signals the control thread handles; call before any thread starts.

@@ -341,6 +341,7 @@ struct Config {
   Limits limits;
   AccessLog access_log;
   std::vector<Address> resolvers;  // DNS servers for discovery; empty: /etc/resolv.conf's
+  std::string upgrade_socket;      // where a new process takes over the listeners; empty: nowhere
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

@@ -1,3 +1,4 @@
+#include <sys/un.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -253,12 +254,28 @@ void read_access_log_format(Reader& r, const YAML::Node& node, AccessLog& out) {
   }
 }
 
+// Absolute: the running process and its successor read it from the same file, maybe from
+// different working directories.
+void read_upgrade_socket(Reader& r, const YAML::Node& node, Config& config) {
+  std::string path;
+  if (!r.scalar(node, "upgrade_socket", path)) return;
+  constexpr size_t kMaxUnixPath = sizeof(sockaddr_un{}.sun_path) - 1;
+  if (path.empty() || path.front() != '/') {
+    r.error(node.Mark(), "upgrade_socket must be an absolute path, not '" + path + "'");
+  } else if (path.size() > kMaxUnixPath) {
+    r.error(node.Mark(), "upgrade_socket is longer than a unix socket path may be (" +
+                             std::to_string(kMaxUnixPath) + " bytes)");
+  } else {
+    config.upgrade_socket = std::move(path);
+  }
+}
+
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_document(root, "the configuration")) return config;
   r.check_keys(root,
                {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
-                "access_log", "access_log_format", "resolvers"},
+                "access_log", "access_log_format", "resolvers", "upgrade_socket"},
                "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -272,6 +289,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
       r.address(admin["listen"], "admin listen", *config.admin);
     }
   }
+  if (root["upgrade_socket"]) read_upgrade_socket(r, root["upgrade_socket"], config);
   if (root["workers"]) read_workers(r, root["workers"], config);
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);

@@ -46,6 +46,7 @@ thread_local EpollReactor* EpollReactor::current_ = nullptr;
 // Runs the operation's syscall once; -EAGAIN means "not yet".
 long EpollReactor::attempt(IoOp& op) {
   int fd = op.socket->fd();
+  if (op.kind == OpKind::kAccept && op.socket->accepts_ended) return -ECANCELED;
   // Edge-triggered: after an EAGAIN nothing changes until the next event, so skip the syscall.
   if (is_read_side(op.kind) ? !op.socket->read_ready : !op.socket->write_ready) return -EAGAIN;
   long n = 0;
@@ -185,6 +186,12 @@ void EpollReactor::cancel(Socket& socket) {
       enqueue(*op);
     }
   }
+}
+
+// Nothing taken from the kernel waits here: the accept loop simply ends.
+void EpollReactor::stop_accepting(Socket& socket) {
+  socket.accepts_ended = true;
+  cancel(socket);
 }
 
 void EpollReactor::stop() {

@@ -24,6 +24,7 @@ class EpollReactor final : public Reactor {
   bool submit(IoOp& op) override;
   void run(const Hooks& hooks) override;
   void cancel(Socket& socket) override;
+  void stop_accepting(Socket& socket) override;
   void stop() override;
   void wake() override;
   uint64_t now_ms() const override { return now_; }

@@ -80,6 +80,10 @@ class Reactor {
   virtual bool submit(IoOp& op) = 0;
   // Completes the socket's parked operations with -ECANCELED (after the current batch).
   virtual void cancel(Socket& socket) = 0;
+  // A listener stops taking connections from the kernel: its accept then yields those already
+  // taken (io_uring's multishot accept runs ahead of the accept loop), then -ECANCELED. What is
+  // still queued in the kernel stays there, for whoever else holds the socket (an upgrade).
+  virtual void stop_accepting(Socket& socket) { cancel(socket); }
   struct Hooks {
     std::function<void()> on_wake;  // after another thread called wake()
     std::function<void()> on_idle;  // when a wait ended with nothing to do

@@ -70,6 +70,7 @@ class Socket {
   bool peer_closed = false;  // EPOLLRDHUP/HUP seen: an idle upstream connection is dead
   bool watching_writable = false;
   bool write_deferred = false;  // epoll: its write waits for the end of the loop turn
+  bool accepts_ended = false;   // epoll: stop_accepting() was called
   uint32_t standing = 0;        // io_uring: its multishot receive's entry + 1 (0: none)
 
  private:

@@ -49,6 +49,7 @@ struct StandingAccept {
   int error = 0;  // what ended the last request (EMFILE, say), for the next accept
   bool live = false;
   bool stopping = false;
+  bool ending = false;  // stop_accepting(): never armed again
 };
 
 class UringReactor final : public Reactor {
@@ -61,6 +62,7 @@ class UringReactor final : public Reactor {
   void detach(Socket& socket) override;
   bool submit(IoOp& op) override;
   void cancel(Socket& socket) override;
+  void stop_accepting(Socket& socket) override;
   void run(const Hooks& hooks) override;
   void stop() override;
   void wake() override;

@@ -207,7 +207,13 @@ bool UringReactor::accept(IoOp& op) {
   if (socket.standing == 0) socket.standing = new_accept(socket) | kAcceptEntry;
   const uint32_t index = socket.standing & ~kAcceptEntry;
   if (take_accepted(accepts_[index], op)) return true;
-  if (!accepts_[index].live) arm_accept(index);
+  if (!accepts_[index].live) {
+    if (accepts_[index].ending) {
+      op.result = -ECANCELED;
+      return true;
+    }
+    arm_accept(index);
+  }
   op.slot = kParked;
   socket.reader = &op;
   arm_deadline(op);
@@ -249,7 +255,10 @@ void UringReactor::complete_accept(const io_uring_cqe& cqe) {
   if (standing.socket == nullptr) return;
   IoOp* op = standing.socket->reader;
   if (op != nullptr && op->slot == kParked) {
-    if (take_accepted(standing, *op)) {
+    const bool taken = take_accepted(standing, *op);
+    const bool ended = !taken && !standing.live && standing.ending;
+    if (ended) op->result = -ECANCELED;
+    if (taken || ended) {
       standing.socket->reader = nullptr;
       timers_.cancel(op->timer);
       enqueue(*op);
@@ -259,6 +268,31 @@ void UringReactor::complete_accept(const io_uring_cqe& cqe) {
   } else if (standing.live && !standing.stopping && standing.accepted.size() >= kMaxUnaccepted) {
     standing.stopping = true;
     cancel_request(kAcceptTag | index);
+  }
+}
+
+void UringReactor::stop_accepting(Socket& socket) {
+  if (!buffers_) return cancel(socket);  // one-shot accepts (no rings): nothing is held here
+  if ((socket.standing & kAcceptEntry) == 0) {
+    if (socket.standing != 0) return cancel(socket);  // not a listener
+    socket.standing = new_accept(socket) | kAcceptEntry;
+  }
+  const uint32_t index = socket.standing & ~kAcceptEntry;
+  StandingAccept& standing = accepts_[index];
+  standing.ending = true;
+  if (standing.live) {
+    // Its last completion (no IORING_CQE_F_MORE) ends the parked accept, after any connection
+    // the kernel handed over before the cancel.
+    cancel_request(kAcceptTag | index);
+    io_uring_submit(&ring_);
+    return;
+  }
+  IoOp* op = socket.reader;
+  if (op != nullptr && op->slot == kParked && standing.accepted.empty()) {
+    socket.reader = nullptr;
+    timers_.cancel(op->timer);
+    op->result = -ECANCELED;
+    enqueue(*op);
   }
 }
 

@@ -105,6 +105,7 @@ WorkerGeneration::~WorkerGeneration() {
   for (int fd : listen_fds) {
     if (fd >= 0) ::close(fd);
   }
+  for (const auto& [listener, fd] : more_fds) ::close(fd);
 }
 
 GenerationRef::GenerationRef(Worker& worker, WorkerGeneration& generation)

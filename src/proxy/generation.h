@@ -62,9 +62,12 @@ struct WorkerGeneration {
   std::shared_ptr<const Generation> shared;
   std::vector<ListenerRoutes> listeners;  // by listener of the generation
   std::vector<int> listen_fds;  // by listener: a socket bound for this worker, or -1 (kept one)
-  tls::ListenerContexts tls;    // by listener: this worker's certificates, null for plain HTTP
-  tls::PoolContexts pool_tls;   // by pool: this worker's backend TLS, null for plain backends
-  uint32_t users = 0;           // requests holding it
+  // Sockets taken over from a process with more workers: (listener, socket), each accepted on
+  // beside listen_fds' so that no connection queued on it is dropped.
+  std::vector<std::pair<size_t, int>> more_fds;
+  tls::ListenerContexts tls;   // by listener: this worker's certificates, null for plain HTTP
+  tls::PoolContexts pool_tls;  // by pool: this worker's backend TLS, null for plain backends
+  uint32_t users = 0;          // requests holding it
 };
 
 // A request's hold on its worker's generation; the last hold on a replaced one frees it.

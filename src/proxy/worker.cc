@@ -83,11 +83,12 @@ void report_accept_failure(Worker& worker, Endpoint& endpoint, long error, Accep
   endpoint.unreported_failures = 0;
 }
 
+// Ends when the worker stops the endpoint, having served every connection it took.
 net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
   net::Socket& listener = *endpoint.socket;
   while (true) {
     long fd = co_await listener.accept(0);
-    if (fd == -ECANCELED || !listener.is_open()) break;
+    if (fd == -ECANCELED || (fd < 0 && !listener.is_open())) break;
     if (fd < 0) {
       const AcceptFailure failure = classify(fd);
       report_accept_failure(worker, endpoint, fd, failure);
@@ -100,6 +101,7 @@ net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
     ::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     net::spawn(endpoint.handler(worker, static_cast<int>(fd), endpoint));
   }
+  if (listener.is_open()) listener.close();
 }
 
 // The protocol handler of a listener, chosen at load so that accepting knows no protocol.
@@ -195,44 +197,58 @@ void Worker::open_endpoints(WorkerGeneration& next) {
   for (auto& e : endpoints_) e->listener = -1;
   const auto& listeners = next.config().listeners;
   for (size_t i = 0; i < listeners.size(); ++i) {
-    Endpoint* endpoint = nullptr;
+    const bool datagram = listeners[i].protocol == config::Protocol::kUdp;
+    bool served = false;
     for (auto& e : endpoints_) {
-      const bool datagram = listeners[i].protocol == config::Protocol::kUdp;
-      if (e->socket->is_open() && e->listen == listeners[i].listen && e->datagram == datagram) {
-        endpoint = e.get();
+      if (e->socket->is_open() && !e->stopping && e->listen == listeners[i].listen &&
+          e->datagram == datagram) {
+        e->listener = static_cast<int>(i);
+        e->handler = handler_for(listeners[i]);
+        served = true;
       }
     }
     const int fd = std::exchange(next.listen_fds[i], -1);
-    if (!endpoint) {
-      if (fd < 0 || draining_seen_) {
-        if (fd >= 0) ::close(fd);
-        continue;
-      }
-      endpoints_.push_back(std::make_unique<Endpoint>());
-      endpoint = endpoints_.back().get();
-      endpoint->listen = listeners[i].listen;
-      endpoint->socket = std::make_unique<net::Socket>(*reactor_, fd);
-      endpoint->listener = static_cast<int>(i);
-      endpoint->handler = handler_for(listeners[i]);
-      endpoint->datagram = listeners[i].protocol == config::Protocol::kUdp;
-      // Either may take a connection or datagram at once: everything is set.
-      net::spawn(endpoint->datagram ? l4::serve_udp(*this, *endpoint)
-                                    : accept_loop(*this, *endpoint));
+    if (served || fd < 0 || draining_seen_) {
+      if (fd >= 0) ::close(fd);
       continue;
     }
-    if (fd >= 0) ::close(fd);
-    endpoint->listener = static_cast<int>(i);
-    endpoint->handler = handler_for(listeners[i]);
+    add_endpoint(listeners[i], i, fd);
+  }
+  for (auto& [i, fd] : std::exchange(next.more_fds, {})) {
+    if (draining_seen_) {
+      ::close(fd);
+    } else {
+      add_endpoint(listeners[i], i, fd);
+    }
   }
   for (auto& e : endpoints_) {
-    if (e->listener < 0 && e->socket->is_open()) {
-      close_endpoint(*e);
+    if (e->listener < 0 && e->socket->is_open() && !e->stopping) {
+      close_endpoint(*e, false);
       close_idle_sessions(e.get());
     }
   }
 }
 
-void Worker::close_endpoint(Endpoint& endpoint) {
+void Worker::add_endpoint(const config::Listener& listener, size_t index, int fd) {
+  auto& endpoint = *endpoints_.emplace_back(std::make_unique<Endpoint>());
+  endpoint.listen = listener.listen;
+  endpoint.socket = std::make_unique<net::Socket>(*reactor_, fd);
+  endpoint.listener = static_cast<int>(index);
+  endpoint.handler = handler_for(listener);
+  endpoint.datagram = listener.protocol == config::Protocol::kUdp;
+  // Either may take a connection or datagram at once: everything is set.
+  net::spawn(endpoint.datagram ? l4::serve_udp(*this, endpoint) : accept_loop(*this, endpoint));
+}
+
+// Draining, a stream listener serves the connections it has taken before its loop closes it
+// (a successor may hold the socket and take what is still queued). A listener a reload removed
+// closes at once: its port refuses from then on, and what it had taken has no listener to serve.
+void Worker::close_endpoint(Endpoint& endpoint, bool draining) {
+  endpoint.stopping = true;
+  if (draining && !endpoint.datagram) {
+    reactor_->stop_accepting(*endpoint.socket);
+    return;
+  }
   reactor_->cancel(*endpoint.socket);
   endpoint.socket->close();
 }
@@ -285,7 +301,7 @@ void Worker::on_wake() {
   if (!drain_requested_.load(std::memory_order_relaxed) || draining_seen_) return;
   draining_seen_ = true;
   for (auto& endpoint : endpoints_) {
-    if (endpoint->socket->is_open()) close_endpoint(*endpoint);
+    if (endpoint->socket->is_open() && !endpoint->stopping) close_endpoint(*endpoint, true);
   }
   close_idle_sessions(nullptr);
   upstreams_.clear();

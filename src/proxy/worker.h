@@ -43,6 +43,7 @@ struct Endpoint {
   std::unique_ptr<net::Socket> socket;
   ConnectionHandler handler = nullptr;
   int listener = -1;            // its index in the current generation's listeners; -1 once removed
+  bool stopping = false;        // accepts no more: its accept loop ends and closes the socket
   uint64_t last_report_ms = 0;  // when its accept failures were last logged
   uint64_t unreported_failures = 0;  // since then
 };
@@ -107,7 +108,8 @@ class Worker {
   void on_idle();
   void adopt(std::unique_ptr<WorkerGeneration> next);
   void open_endpoints(WorkerGeneration& next);
-  void close_endpoint(Endpoint& endpoint);
+  void add_endpoint(const config::Listener& listener, size_t index, int fd);
+  void close_endpoint(Endpoint& endpoint, bool draining);
   void close_idle_sessions(const Endpoint* of);  // null: every endpoint's
 
   metrics::Shard& metrics_;

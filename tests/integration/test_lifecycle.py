@@ -32,7 +32,7 @@ class Drain(unittest.TestCase):
         time.sleep(0.3)
         started = time.monotonic()
         self.usher.signal(signal.SIGTERM)
-        # The idle keep-alive connection is closed at once.
+        # The idle keep-alive connection closes once the grace for a last request (1 s) ends.
         self.assertEqual(read_until_close(idle, 2), b"")
         idle.close()
         worker.join()

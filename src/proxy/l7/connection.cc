@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <utility>
 
 #include "codec/http1/head_parser.h"
 #include "proxy/l7/client_io.h"
@@ -50,19 +52,31 @@ net::Task<bool> take_proxy_header(Client& c, const config::Listener& listener) {
   co_return true;
 }
 
+// While usher drains, a keep-alive connection waiting for its next request is closed only after
+// this long: its client may have sent that request already, and closing under it would lose it
+// (a client that reads the close after writing sees an error, not a retry). Those that do send
+// one are answered with Connection: close. HAProxy before 2.4 did the same, and keeps it as
+// `option idle-close-on-response` because balancers in front of it lost requests without it.
+constexpr uint64_t kDrainIdleGraceMs = 1000;
+
 // Waits between requests holding no buffer; false when the connection should end.
 net::Task<bool> await_request_bytes(Client& c, bool first) {
+  bool graced = false;  // the drain's cancel of this wait came: the next one is the grace
   while (c.in.empty()) {
     // Idle between requests, the connection holds no generation: a reload meanwhile is what its
     // next request gets.
     c.gen.reset();
     const auto& timeouts = c.worker.current().config().timeouts;
     c.in.release();
-    if (c.worker.draining()) co_return false;
     if (!c.tls || !c.tls->buffered()) {
+      uint64_t deadline = c.after(first ? timeouts.header : timeouts.idle);
+      if (c.worker.draining() && !first) {
+        deadline = std::min(deadline, c.worker.reactor().now_ms() + kDrainIdleGraceMs);
+      }
       c.link.idle = true;
-      long ready = co_await c.socket.readable(c.after(first ? timeouts.header : timeouts.idle));
+      long ready = co_await c.socket.readable(deadline);
       c.link.idle = false;
+      if (ready == -ECANCELED && c.worker.draining() && !std::exchange(graced, true)) continue;
       if (ready < 0) co_return false;
     }
     c.in = c.worker.buffers().take();
@@ -147,8 +161,9 @@ net::Task<bool> serve_request(Client& c) {
   const Next next = co_await answer(c, info, request_head);
   finish_request(c, info);
   if (next == Next::kAbort) abort_connection(c.socket);
-  const bool keep_alive = next == Next::kKeepAlive && info.keep_alive;
-  co_return keep_alive && !c.worker.draining();
+  // Kept alive while draining too when the response said so: the client may send its next
+  // request on it (see kDrainIdleGraceMs).
+  co_return next == Next::kKeepAlive&& info.keep_alive;
 }
 
 }  // namespace

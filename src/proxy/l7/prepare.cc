@@ -214,7 +214,8 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.body_length = head.framing.length;
   info.method = head.method;
   info.http10 = head.version_minor == 0;
-  info.keep_alive = head.keep_alive;
+  // A drain answers with Connection: close (a proxied response decides again at its head).
+  info.keep_alive = head.keep_alive && !w.draining();
   info.expect_continue = head.expect_continue;
   info.upgrade = head.upgrade;
   info.marked_idempotent = fields.idempotency_key;
