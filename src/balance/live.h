@@ -26,6 +26,8 @@ struct alignas(64) BackendLive {
   std::atomic<uint8_t> admin_state{0};
   std::atomic<uint32_t> went_down{0};  // health transitions, counted by the checker
   std::atomic<uint32_t> went_up{0};
+  // Joined a running pool that has health checks: unhealthy until its first check passes.
+  std::atomic<bool> awaiting_first_check{false};
 };
 
 class LiveState {

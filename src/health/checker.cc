@@ -34,7 +34,11 @@ struct Checker::Target {
     // earns `rise` successes, up needs no new rise.
     const balance::BackendLive& live = (*target.pool_live)[target.backend];
     const bool member = !(live.admin_state.load(std::memory_order_acquire) & balance::kRemoved);
-    if (member && !live.healthy.load(std::memory_order_relaxed)) state.force_down();
+    if (member && live.awaiting_first_check.load(std::memory_order_relaxed)) {
+      state.await_first_check();
+    } else if (member && !live.healthy.load(std::memory_order_relaxed)) {
+      state.force_down();
+    }
   }
   ~Target() { ::close(wake_writer); }
 
@@ -126,15 +130,16 @@ net::Task<void> Checker::run(Target& t) {
                                         {t.what.tls.get(), t.what.backend});
     const uint64_t took = net::monotonic_ms() - started;
     const bool was_healthy = t.state.healthy();
+    const uint32_t needed = t.state.needed();
     const bool flipped = t.state.observe(result.ok);
     if (flipped) {
       spdlog::warn("health: {} {} -> {} after {} {} checks (last: {}, {} ms)", who,
-                   was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP",
-                   was_healthy ? check.fall : check.rise, result.ok ? "passed" : "failed",
-                   result.detail, took);
+                   was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP", needed,
+                   result.ok ? "passed" : "failed", result.detail, took);
       if (!was_healthy) {
         live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
         live.ejected_until_ms.store(0, std::memory_order_relaxed);
+        live.awaiting_first_check.store(false, std::memory_order_relaxed);
       }
       live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
       (was_healthy ? live.went_down : live.went_up).fetch_add(1, std::memory_order_relaxed);

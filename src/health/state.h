@@ -15,7 +15,8 @@ class HealthState {
     if (ok) {
       failures_ = 0;
       if (healthy_) return false;
-      if (++successes_ < rise_) return false;
+      if (++successes_ < rise_ && !first_pass_enough_) return false;
+      first_pass_enough_ = false;
       successes_ = 0;
       healthy_ = true;
       return true;
@@ -34,10 +35,17 @@ class HealthState {
     successes_ = failures_ = 0;
   }
 
+  // A backend that joined a running pool: down until one check passes. It never failed, so
+  // one pass is enough (`rise` is for a backend that went down).
+  void await_first_check() {
+    force_down();
+    first_pass_enough_ = true;
+  }
+
   bool healthy() const { return healthy_; }
   // The current streak towards a change: failures while healthy, successes while not.
   uint32_t streak() const { return healthy_ ? failures_ : successes_; }
-  uint32_t needed() const { return healthy_ ? fall_ : rise_; }
+  uint32_t needed() const { return healthy_ ? fall_ : first_pass_enough_ ? 1 : rise_; }
 
  private:
   uint32_t rise_;
@@ -45,6 +53,7 @@ class HealthState {
   uint32_t successes_ = 0;
   uint32_t failures_ = 0;
   bool healthy_ = true;  // a configured backend is trusted until checks say otherwise
+  bool first_pass_enough_ = false;
 };
 
 }  // namespace usher::health

@@ -52,6 +52,12 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
         take_over(i, *previous, before);
       } else if (previous) {  // joined by a reload or a discovery file: slow start, as an add
         live[i].serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+        // Checked before it serves: a new instance may still be starting (the checker's first
+        // pass brings it up and starts its slow start).
+        if (pool.health) {
+          live[i].healthy.store(false, std::memory_order_relaxed);
+          live[i].awaiting_first_check.store(true, std::memory_order_relaxed);
+        }
       }
     } else {
       live[i].admin_state.store(balance::kRemoved, std::memory_order_relaxed);
@@ -70,6 +76,7 @@ void PoolState::take_over(uint32_t slot, const PoolState& previous, uint32_t pre
   const balance::BackendLive& from = previous.live[previous_slot];
   balance::BackendLive& to = live[slot];
   to.healthy.store(from.healthy.load(relaxed), relaxed);
+  to.awaiting_first_check.store(from.awaiting_first_check.load(relaxed), relaxed);
   to.latency_ms.store(from.latency_ms.load(relaxed), relaxed);
   to.latency_updated_ms.store(from.latency_updated_ms.load(relaxed), relaxed);
   to.serving_since_ms.store(from.serving_since_ms.load(relaxed), relaxed);

@@ -71,8 +71,8 @@ class Discovery(unittest.TestCase):
         self.folder = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.folder, True)
         self.backends = {}
-        for name in ("a", "b", "c"):
-            port, process = start_backend(name)
+        for name in ("a", "b", "c", "broken"):
+            port, process = start_backend(name, health=503 if name == "broken" else None)
             self.addCleanup(process.stop)
             self.backends[name] = port
         self.list_path = os.path.join(self.folder, "backends.yaml")
@@ -114,6 +114,25 @@ class Discovery(unittest.TestCase):
                 return
             time.sleep(0.05)
         self.fail(f"{what}: served {load.counts()}")
+
+    def test_a_joining_backend_serves_only_once_its_first_health_check_passed(self):
+        self.write_config("    health: { interval: 300ms, timeout: 1s, rise: 3, fall: 3 }\n")
+        with open(self.list_path, "w") as f:
+            f.write(self.listing("a", "b"))
+        usher = self.start()
+        load = Load(self.port)
+        self.addCleanup(load.stop)
+        self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+        self.publish(self.listing("a", "b", "c", "broken"))
+        self.wait_for_log(usher, "discovery: serving generation 2")
+        # One pass brings a backend that never failed up (not `rise`: 3); a broken one never
+        # gets a request, where without the gate it would until `fall` checks failed.
+        self.wait_for_log(usher, f"backend=127.0.0.1:{self.backends['c']} DOWN -> UP after 1 passed")
+        self.wait_for(load, lambda c: c.get("c", 0) > 50, "c joins")
+        time.sleep(1.0)  # three more checks of the broken one
+        load.stop()
+        self.assertEqual(load.counts().get("broken", 0), 0, "a backend that never passed served")
+        self.assertEqual(load.failures, [])
 
     def test_a_renamed_list_adds_and_removes_backends_under_load_with_no_failure(self):
         with open(self.list_path, "w") as f:

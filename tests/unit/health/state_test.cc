@@ -34,6 +34,22 @@ TEST(HealthState, ABrokenStreakStartsOver) {
   EXPECT_TRUE(s.observe(true));
 }
 
+TEST(HealthState, AJoiningBackendIsDownUntilOnePassThenRisesAndFallsAsUsual) {
+  HealthState s(3, 2);
+  s.await_first_check();
+  EXPECT_FALSE(s.healthy());
+  EXPECT_FALSE(s.observe(false));  // still down: it never served
+  EXPECT_EQ(s.needed(), 1u);
+  EXPECT_TRUE(s.observe(true));
+  EXPECT_TRUE(s.healthy());
+  EXPECT_FALSE(s.observe(false));
+  EXPECT_TRUE(s.observe(false));  // down after `fall`
+  EXPECT_EQ(s.needed(), 3u);      // and back only after `rise`
+  EXPECT_FALSE(s.observe(true));
+  EXPECT_FALSE(s.observe(true));
+  EXPECT_TRUE(s.observe(true));
+}
+
 TEST(HealthState, RiseAndFallOfOneFlipAtOnce) {
   HealthState s(1, 1);
   EXPECT_TRUE(s.observe(false));
