@@ -307,8 +307,12 @@ class Reload(unittest.TestCase):
             self.assertEqual(get(self.port), (200, "a"))
         before = metric(self.admin, 'usher_backend_requests_total{pool="web",backend="a",code="2xx"}')
         self.assertEqual(self.reload(self.config(("a", "down", "b")))[0], 200)
-        # "down" needs 50 passing checks to return (10 s); right after the reload it is still down
-        # and the new backend b is in service at once.
+        # "down" needs 50 passing checks to return (10 s): after the reload it is still down. The
+        # new backend b serves once its first check passed (one pass: it never failed).
+        up = f"backend=127.0.0.1:{self.backends['b'][0]} DOWN -> UP after 1 passed"
+        deadline = time.monotonic() + 5
+        while up not in self.usher.output() and time.monotonic() < deadline:
+            time.sleep(0.02)
         served = {get(self.port)[1] for _ in range(30)}
         self.assertEqual(served, {"a", "b"})
         after = metric(self.admin, 'usher_backend_requests_total{pool="web",backend="a",code="2xx"}')
