@@ -16,7 +16,7 @@ COMMANDS=(
   cmake ninja g++ gcc clang++ clang clang-format pkg-config ld
   # scripts/test.sh and the tests
   find xargs python3 node npm chromium promtool redis-server haproxy nginx curl timeout openssl
-  slowhttptest systemd-analyze
+  slowhttptest systemd-analyze dpkg-buildpackage dpkg-checkbuilddeps dh help2man
   # bench/ and scripts/demo.sh
   wrk taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate
 )

@@ -21,6 +21,7 @@ PACKAGES=(
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
   python3-dnspython  # the DNS server of tests/integration/test_dns_discovery.py
   slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
+  debhelper help2man  # the Debian package (debian/): tests/integration/test_package.py builds it
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)
   chromium
 )
