@@ -68,7 +68,9 @@ class Package(unittest.TestCase):
         check = subprocess.run(["dpkg-checkbuilddeps"], cwd=cls.tree, capture_output=True, text=True)
         if check.returncode != 0:
             raise AssertionError(f"dpkg-checkbuilddeps: {check.stderr}")
-        env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck parallel=2")
+        # noopt (-O0): the package's contents do not depend on optimisation, and the compile
+        # takes about half as long.
+        env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck noopt parallel=2")
         build = subprocess.run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=cls.tree, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800)
         if build.returncode != 0:
