@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 
@@ -62,6 +63,27 @@ void raise_descriptor_limit() {
   } else {
     spdlog::info("descriptor limit: {} (raised from {})", limit.rlim_cur, was);
   }
+}
+
+// How long the drain's end waits for the WebSocket tunnels it closes: each has
+// l7::TunnelControl::kTunnelCloseMs from when its worker asks, and the workers ask at once.
+constexpr uint64_t kEndTunnelsMs = 1500;
+
+// The drain's end: every WebSocket tunnel still open is closed with a Close frame, and their
+// connections get a bounded while to go (a second stop signal cuts it short).
+void end_websockets(const std::vector<std::unique_ptr<proxy::Worker>>& workers) {
+  spdlog::info("closing the WebSocket tunnels still open (Close 1001, Going Away)");
+  for (const auto& w : workers) w->end_tunnels();
+  const uint64_t started = net::monotonic_ms();
+  while (net::monotonic_ms() - started < kEndTunnelsMs) {
+    if (std::all_of(workers.begin(), workers.end(),
+                    [](const auto& w) { return w->tunnels_ended(); })) {
+      return;
+    }
+    const int sig = wait_signal(10);
+    if (sig == SIGTERM || sig == SIGINT) return;
+  }
+  spdlog::warn("WebSocket tunnels still closing after {} ms: abandoned", kEndTunnelsMs);
 }
 
 }  // namespace
@@ -246,13 +268,16 @@ int Server::drain_and_stop() {
   if (admin_) admin_->set_draining();
   for (auto& w : workers_) w->begin_drain();
   const uint64_t started = net::monotonic_ms();
+  bool second_signal = false;
   while (!drained(started)) {
     int sig = wait_signal(50);
     if (sig == SIGTERM || sig == SIGINT) {
       spdlog::warn("second stop signal: exiting now");
+      second_signal = true;
       break;
     }
   }
+  if (!second_signal && !all_sessions_ended()) end_websockets(workers_);
   bool abandoned = !all_sessions_ended();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();

@@ -18,6 +18,8 @@ class ReadyQueue {
     tail_ = &op;
   }
 
+  bool empty() const { return head_ == nullptr; }
+
   void resume_all() {
     while (IoOp* op = head_) {
       head_ = op->next_ready;

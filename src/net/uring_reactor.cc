@@ -146,6 +146,7 @@ void UringReactor::run(const Hooks& hooks) {
     } else {
       wait.tv_nsec = static_cast<long long>(TimerWheel::kTickMs) * 1'000'000;
     }
+    if (!ready_.empty()) wait = {};  // completed by a hook (a cancel from on_wake)
     io_uring_cqe* first = nullptr;
     io_uring_submit_and_wait_timeout(&ring_, &first, 1, &wait, nullptr);
     now_ = monotonic_ms();

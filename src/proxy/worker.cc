@@ -17,6 +17,7 @@
 #include "proxy/l4/tcp.h"
 #include "proxy/l4/udp.h"
 #include "proxy/l7/http_session.h"
+#include "proxy/l7/stream.h"
 
 namespace usher::proxy {
 
@@ -286,6 +287,16 @@ void Worker::begin_drain() {
   reactor_->wake();
 }
 
+void Worker::end_tunnels() {
+  end_tunnels_requested_.store(true, std::memory_order_relaxed);
+  reactor_->wake();
+}
+
+bool Worker::tunnels_ended() const {
+  return tunnels_asked_.load(std::memory_order_acquire) &&
+         ending_tunnels_.load(std::memory_order_acquire) == 0;
+}
+
 void Worker::stop() {
   reactor_->stop();
 }
@@ -297,6 +308,13 @@ void Worker::join() {
 void Worker::on_wake() {
   if (WorkerGeneration* next = offered_.exchange(nullptr, std::memory_order_acq_rel)) {
     adopt(std::unique_ptr<WorkerGeneration>(next));
+  }
+  if (end_tunnels_requested_.load(std::memory_order_relaxed) && !end_tunnels_seen_) {
+    end_tunnels_seen_ = true;
+    for (SessionLink* s = sessions_.next; s != &sessions_; s = s->next) {
+      if (s->tunnel) end_tunnel(*s);
+    }
+    tunnels_asked_.store(true, std::memory_order_release);
   }
   if (!drain_requested_.load(std::memory_order_relaxed) || draining_seen_) return;
   draining_seen_ = true;
@@ -342,7 +360,20 @@ void Worker::remove_session(SessionLink& link) {
   link.prev->next = link.next;
   link.next->prev = link.prev;
   session_count_.fetch_sub(1, std::memory_order_relaxed);
+  if (link.tunnel_ending) ending_tunnels_.fetch_sub(1, std::memory_order_release);
   ++session_churn_;
+}
+
+void Worker::add_tunnel(SessionLink& link, l7::TunnelControl& tunnel) {
+  link.tunnel = &tunnel;
+  if (end_tunnels_seen_) end_tunnel(link);
+}
+
+void Worker::end_tunnel(SessionLink& link) {
+  if (link.tunnel_ending) return;
+  link.tunnel_ending = true;
+  ending_tunnels_.fetch_add(1, std::memory_order_relaxed);
+  link.tunnel->end();
 }
 
 }  // namespace usher::proxy

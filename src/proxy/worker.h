@@ -31,6 +31,9 @@ struct Endpoint;
 namespace l4 {
 class Outbox;
 }
+namespace l7 {
+struct TunnelControl;
+}
 
 // Serves one accepted connection: the protocol handler a listener's `protocol` chooses.
 using ConnectionHandler = net::Task<void> (*)(Worker& worker, int fd, Endpoint& endpoint);
@@ -55,6 +58,10 @@ struct SessionLink {
   net::Socket* client = nullptr;
   const Endpoint* endpoint = nullptr;
   bool idle = true;  // waiting between requests: safe to close on drain
+  // A WebSocket tunnel under way, which the drain's end closes; once its end was asked, the
+  // session counts in Worker::ending_tunnels_ until it goes.
+  l7::TunnelControl* tunnel = nullptr;
+  bool tunnel_ending = false;
 };
 
 class Worker {
@@ -73,6 +80,10 @@ class Worker {
   void start();
   // Any thread.
   void begin_drain();
+  // Any thread, at the drain's end: every WebSocket tunnel is ended with a Close frame (see
+  // l7::TunnelControl); tunnels_ended() once their sessions have all gone.
+  void end_tunnels();
+  bool tunnels_ended() const;
   void stop();
   void join();
   size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
@@ -101,6 +112,9 @@ class Worker {
   }
   void add_session(SessionLink& link);
   void remove_session(SessionLink& link);
+  // A WebSocket tunnel begins on the session (ended at once if end_tunnels() came), and ends.
+  void add_tunnel(SessionLink& link, l7::TunnelControl& tunnel);
+  void remove_tunnel(SessionLink& link) { link.tunnel = nullptr; }
 
  private:
   void run();
@@ -111,6 +125,7 @@ class Worker {
   void add_endpoint(const config::Listener& listener, size_t index, int fd);
   void close_endpoint(Endpoint& endpoint, bool draining);
   void close_idle_sessions(const Endpoint* of);  // null: every endpoint's
+  void end_tunnel(SessionLink& link);
 
   metrics::Shard& metrics_;
   log::Channel& access_log_;
@@ -129,6 +144,10 @@ class Worker {
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> drain_requested_{false};
   bool draining_seen_ = false;
+  std::atomic<bool> end_tunnels_requested_{false};
+  bool end_tunnels_seen_ = false;
+  std::atomic<bool> tunnels_asked_{false};  // every tunnel of the worker was asked to end
+  std::atomic<size_t> ending_tunnels_{0};   // sessions whose tunnel was asked to end
   size_t released_since_trim_ = 0;
   uint64_t random_state_;
   size_t session_churn_ = 0;

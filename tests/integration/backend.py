@@ -9,10 +9,12 @@ usage: backend.py PORT NAME [WORK_MS [serial]]   (on 127.0.0.1, or the address i
   GET  /work                  -> waits WORK_MS, then NAME; with "serial", one /work at a time
                                  (a server of limited concurrency, where requests queue)
   GET  /stats                 -> {"requests": N, "connections": N, "other_requests": N,
-                                 "in_flight": N, "max_in_flight": N}
+                                 "in_flight": N, "max_in_flight": N, "ws_closes": [...]}
                                  (requests counts every request, /stats included;
                                  other_requests those other than /stats; in_flight those read
-                                 and not yet answered; max_in_flight the most ever at once)
+                                 and not yet answered; max_in_flight the most ever at once;
+                                 ws_closes the WebSocket Close frames received, each
+                                 {"masked": bool, "code": N or null})
   GET  /echo                  -> the request head exactly as received, as the body
   GET  /big?bytes=N           -> N bytes of a fixed pattern (Content-Length)
   GET  /chunked?bytes=N       -> the same pattern, chunked
@@ -57,6 +59,7 @@ class Stats:
     other_requests = 0
     in_flight = 0
     max_in_flight = 0
+    ws_closes = []
 
 
 class Answering:
@@ -162,6 +165,9 @@ def websocket_echo(conn, key):
         conn.buf = conn.buf[need:]
         opcode = b0 & 0x0F
         if opcode == 8:
+            with Stats.lock:
+                Stats.ws_closes.append({"masked": bool(masked),
+                                        "code": int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None})
             conn.sock.sendall(b"\x88\x00")
             return
         header = bytes([0x80 | opcode])
@@ -232,7 +238,7 @@ class Handler(socketserver.BaseRequestHandler):
                 with Stats.lock:
                     body = json.dumps({"requests": Stats.requests, "connections": Stats.connections,
                                        "other_requests": Stats.other_requests, "in_flight": Stats.in_flight,
-                                       "max_in_flight": Stats.max_in_flight})
+                                       "max_in_flight": Stats.max_in_flight, "ws_closes": Stats.ws_closes})
                 respond(sock, 200, body.encode())
             elif path.endswith("/echo"):
                 respond(sock, 200, raw)

@@ -172,7 +172,11 @@ class Upgrade(unittest.TestCase):
         conn.request("GET", "/")
         self.assertEqual(conn.getresponse().status, 200)
         conn.close()
-        # The drain's end (4 s) ends it; the old process exits 0.
+        # The drain's end (4 s) ends it with a Close frame, 1001 Going Away; the old process
+        # exits 0.
+        ws.settimeout(8)
+        self.assertEqual(recv_exact(ws, 4), b"\x88\x02\x03\xe9")
+        self.assertEqual(ws.recv(16), b"")
         self.assertEqual(self.wait_old_exit(), 0, self.old.output())
         ws.close()
 

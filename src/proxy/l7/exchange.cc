@@ -234,7 +234,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   c.current.status = status;
   if (status == 101) {
     count_response(counters, f);
-    co_await run_tunnel(c, f.up->side(), f.in, f.head);
+    co_await run_tunnel(c, f.up->side(), f.in, f.head, info.websocket_upgrade);
     co_return Try{{}, Next::kClose, 101};
   }
   uint64_t upstream_bytes = 0;

@@ -218,6 +218,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.keep_alive = head.keep_alive && !w.draining();
   info.expect_continue = head.expect_continue;
   info.upgrade = head.upgrade;
+  info.websocket_upgrade = head.upgrade && http1::iequals(head.upgrade_protocol, "websocket");
   info.marked_idempotent = fields.idempotency_key;
   info.https_client = c.tls || http1::iequals(fields.forwarded_proto, "https");
   info.tls = c.tls_facts;

@@ -109,6 +109,7 @@ struct RequestInfo {
   bool keep_alive = true;
   bool expect_continue = false;
   bool upgrade = false;
+  bool websocket_upgrade = false;
   uint64_t key_hash = 0;  // for hash-based pools
   const RouteTarget* target = nullptr;
   bool local = false;  // the head buffer holds usher's own complete response, not a request

@@ -9,6 +9,7 @@
 #include "net/buffer_pool.h"
 #include "net/socket.h"
 #include "net/task.h"
+#include "proxy/l7/websocket_frames.h"
 #include "tls/stream.h"
 
 namespace usher::proxy::l7 {
@@ -57,8 +58,42 @@ struct Side {
 std::pair<std::string_view, std::string_view> unwritten(std::string_view a, std::string_view b,
                                                         size_t written);
 
-// Relays both directions until each has ended; idle_ms bounds inactivity per read.
-net::Task<void> tunnel(Side a, Side b, net::BufferPool& buffers, uint64_t idle_ms);
+// One direction of a WebSocket tunnel, known by the side it writes to.
+struct TunnelFlow {
+  enum class State : uint8_t {
+    kRelaying,
+    kStopped,     // by TunnelControl::end(): the side's stream ends after the last whole write
+    kHalfClosed,  // the other side closed its sending half, passed on to this side
+    kFailed,      // a read or write failed: both sides were shut
+  };
+  websocket::FrameTracker written;  // over the bytes this side has been sent
+  bool writing = false;             // a write to this side is under way
+  State state = State::kRelaying;
+};
+
+// What the worker holds of a WebSocket tunnel under way (SessionLink::tunnel), so that the
+// drain's end can close it cleanly: each side whose stream stopped between two frames gets a
+// Close frame (1001, Going Away), and both are then shut within kTunnelCloseMs.
+struct TunnelControl {
+  static constexpr uint64_t kTunnelCloseMs = 1000;
+
+  TunnelControl(net::Reactor& r, uint32_t backend_mask) : reactor(r), mask(backend_mask) {}
+  // Stops both directions (their reads are cancelled; a write under way finishes first, since a
+  // cancelled write may have sent part of its bytes), then closes as above.
+  void end();
+
+  net::Reactor& reactor;
+  uint32_t mask;  // of the Close frame sent to the backend
+  bool ending = false;
+  uint64_t end_deadline_ms = 0;
+  net::Socket* sockets[2] = {};  // the client's and the backend's, while the tunnel runs
+  TunnelFlow toward[2];          // to the client, to the backend
+};
+
+// Relays both directions until each has ended; idle_ms bounds inactivity per read. `a` is the
+// client, `b` the backend; `control`, for a WebSocket tunnel, lets the worker end it.
+net::Task<void> tunnel(Side a, Side b, net::BufferPool& buffers, uint64_t idle_ms,
+                       TunnelControl* control = nullptr);
 
 // Closes with RST so the peer cannot mistake a cut-off body for a complete one.
 void abort_connection(net::Socket& socket);

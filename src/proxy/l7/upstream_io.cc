@@ -222,7 +222,7 @@ net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in
 }
 
 net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
-                           const net::Buffer& head) {
+                           const net::Buffer& head, bool websocket) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(c.config().timeouts.body);
   const bool to_client = co_await write_client(c, {head.begin(), head.size()},
@@ -232,7 +232,15 @@ net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
   if (!to_backend) co_return;
   upstream_in.release();
   c.in.release();
-  co_await tunnel(c.side(), upstream, w.buffers(), c.config().timeouts.tunnel.count());
+  const auto idle_ms = static_cast<uint64_t>(c.config().timeouts.tunnel.count());
+  if (!websocket) {
+    co_await tunnel(c.side(), upstream, w.buffers(), idle_ms);
+    co_return;
+  }
+  TunnelControl control(w.reactor(), static_cast<uint32_t>(w.random()));
+  w.add_tunnel(c.link, control);
+  co_await tunnel(c.side(), upstream, w.buffers(), idle_ms, &control);
+  w.remove_tunnel(c.link);
 }
 
 }  // namespace usher::proxy::l7

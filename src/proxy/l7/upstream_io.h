@@ -82,8 +82,9 @@ net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in
                                        const ResponseInfo& response, const net::Buffer& head,
                                        Millis upstream_timeout, uint64_t& upstream_bytes);
 
-// After a 101: leftovers cross over, then bytes flow both ways until either side ends.
+// After a 101: leftovers cross over, then bytes flow both ways until either side ends. A
+// WebSocket tunnel is known to the worker, whose drain ends it with Close frames.
 net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
-                           const net::Buffer& head);
+                           const net::Buffer& head, bool websocket);
 
 }  // namespace usher::proxy::l7

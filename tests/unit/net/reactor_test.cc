@@ -234,6 +234,42 @@ TEST_P(ReactorTest, WakeFromAnotherThreadRunsTheHook) {
   EXPECT_GE(wakes.load(), 1);
 }
 
+// A cancel from the wake hook (a worker closing its idle connections at the drain) completes the
+// read at once, though no event and no deadline would end the loop's wait.
+TEST_P(ReactorTest, CancelFromTheWakeHookResumesAtOnce) {
+  Socket socket(*reactor, fds[0]);
+  uint64_t cancelled_ms = 0;
+  std::atomic<uint64_t> resumed_ms{0};
+  long result = 0;
+  auto read_forever = [&]() -> Task<void> {
+    char buffer[8];
+    result = co_await socket.read(buffer, sizeof buffer, 0);
+    resumed_ms = monotonic_ms();
+    reactor->stop();
+  };
+  spawn(read_forever());
+  std::thread other([&] {
+    usleep(20'000);
+    reactor->wake();
+  });
+  std::thread guard([&] {
+    for (int i = 0; i < 5000 && resumed_ms == 0; ++i) usleep(1000);
+    reactor->stop();
+  });
+  reactor->run({.on_wake =
+                    [&] {
+                      cancelled_ms = monotonic_ms();
+                      reactor->cancel(socket);
+                    },
+                .on_idle = {},
+                .on_turn_end = {}});
+  other.join();
+  guard.join();
+  EXPECT_EQ(result, -ECANCELED);
+  ASSERT_NE(resumed_ms.load(), 0u);
+  EXPECT_LT(resumed_ms - cancelled_ms, 200u);
+}
+
 // Bytes that arrive while nobody reads wait for the reader, in order, whatever the read size;
 // the peer's close comes after them.
 TEST_P(ReactorTest, ReadsInSmallPiecesWhatArrivedUnreadThenTheEnd) {
