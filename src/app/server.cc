@@ -299,7 +299,7 @@ int Server::drain_and_stop() {
 
 bool Server::all_sessions_ended() const {
   for (const auto& w : workers_) {
-    if (w->session_count() != 0) return false;
+    if (w->session_count() != 0 || w->accept_loops() != 0) return false;
   }
   return true;
 }

@@ -87,6 +87,7 @@ void report_accept_failure(Worker& worker, Endpoint& endpoint, long error, Accep
 // Ends when the worker stops the endpoint, having served every connection it took.
 net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
   net::Socket& listener = *endpoint.socket;
+  worker.count_accept_loop(1);
   while (true) {
     long fd = co_await listener.accept(0);
     if (fd == -ECANCELED || (fd < 0 && !listener.is_open())) break;
@@ -103,6 +104,7 @@ net::Task<void> accept_loop(Worker& worker, Endpoint& endpoint) {
     net::spawn(endpoint.handler(worker, static_cast<int>(fd), endpoint));
   }
   if (listener.is_open()) listener.close();
+  worker.count_accept_loop(-1);
 }
 
 // The protocol handler of a listener, chosen at load so that accepting knows no protocol.

@@ -87,6 +87,12 @@ class Worker {
   void stop();
   void join();
   size_t session_count() const { return session_count_.load(std::memory_order_relaxed); }
+  // Accept loops still running: a draining listener's loop ends once io_uring has handed over
+  // the last connection it took (its frame would be left behind if the worker stopped before).
+  size_t accept_loops() const { return accept_loops_.load(std::memory_order_relaxed); }
+  void count_accept_loop(int delta) {
+    accept_loops_.fetch_add(static_cast<size_t>(delta), std::memory_order_relaxed);
+  }
   size_t buffer_size() const { return buffers_.buffer_size(); }
 
   // Worker thread only, for sessions.
@@ -142,6 +148,7 @@ class Worker {
   std::atomic<uint64_t> served_{0};
   SessionLink sessions_;  // sentinel of a circular list
   std::atomic<size_t> session_count_{0};
+  std::atomic<size_t> accept_loops_{0};
   std::atomic<bool> drain_requested_{false};
   bool draining_seen_ = false;
   std::atomic<bool> end_tunnels_requested_{false};
