@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "app/server.h"
 
 namespace usher::app {
@@ -43,6 +45,16 @@ void Server::keep_copies(const config::Config& config, const std::vector<std::ve
   }
 }
 
+void Server::keep_first_copies(const std::vector<std::vector<int>>& fds,
+                               const std::vector<std::vector<std::pair<size_t, int>>>& more) {
+  std::lock_guard lock(reload_mutex_);
+  keep_copies(current_->config, fds, more);
+  if (admin_ && !first_.upgrade_socket.empty()) {
+    const int copy = ::fcntl(admin_->listening_fd(), F_DUPFD_CLOEXEC, 0);
+    if (copy >= 0) copies_.push_back({"admin", *first_.admin, copy});
+  }
+}
+
 // A listener a reload removed must close for real: a copy left open would keep its port
 // accepting into a queue nobody reads.
 void Server::drop_copies_unlisted(const config::Config& config) {
@@ -69,7 +81,9 @@ bool Server::offer_upgrade() {
   hooks.sockets = [this] { return copies_to_hand_over(); };
   hooks.handed_over = [this](pid_t successor) {
     successor_.store(successor);
-    ::kill(::getpid(), SIGTERM);  // the control thread drains, as for a stop
+    // The control thread drains, as for a stop; one already under way must not take this for
+    // a second signal (which exits at once).
+    if (!stopping_started_.load()) ::kill(::getpid(), SIGTERM);
   };
   auto offer = UpgradeOffer::open(first_.upgrade_socket, std::move(hooks));
   if (!offer) {
@@ -82,20 +96,29 @@ bool Server::offer_upgrade() {
   return true;
 }
 
-// This process serves: sockets no listener took close, and the predecessor drains.
-void Server::finish_takeover() {
-  if (!takeover_) return;
+// This process serves: sockets no listener took close, and the predecessor drains. Under the
+// reload lock: the admin API (already serving) may ask for a reload meanwhile.
+bool Server::finish_takeover() {
+  std::lock_guard lock(reload_mutex_);
   for (const HandedSocket& s : takeover_->take_rest()) {
     spdlog::info("upgrade: {} {} is not in the configuration any more: closed", s.kind,
                  s.address.to_string());
     ::close(s.fd);
   }
-  if (std::string error = takeover_->ready(); !error.empty()) {
-    spdlog::warn("upgrade: pid {} did not confirm it drains: {}", takeover_->predecessor(), error);
-  } else {
-    spdlog::info("upgrade: serving; pid {} stops accepting and drains", takeover_->predecessor());
-  }
+  const pid_t predecessor = takeover_->predecessor();
+  const std::string error = takeover_->ready();
   takeover_.reset();
+  if (error.empty()) {
+    spdlog::info("upgrade: serving; pid {} stops accepting and drains", predecessor);
+    return true;
+  }
+  if (::kill(predecessor, 0) != 0 && errno == ESRCH) {  // it died: this one is all there is
+    spdlog::warn("upgrade: pid {} is gone ({}); serving", predecessor, error);
+    return true;
+  }
+  spdlog::error("upgrade: pid {} did not confirm it drains ({}) and still runs; stopping",
+                predecessor, error);
+  return false;
 }
 
 }  // namespace usher::app

@@ -46,7 +46,10 @@ std::string Server::bind_new_listeners(const config::Config& next, const config:
     const config::Listener& listener = next.listeners[l];
     if (serving && serves(*serving, listener)) continue;
     std::vector<int> inherited;
-    if (takeover_) inherited = takeover_->take(datagram(listener) ? "udp" : "tcp", listener.listen);
+    // Only run()'s binding (the one given `more`) takes over: a reload never does.
+    if (takeover_ && more) {
+      inherited = takeover_->take(datagram(listener) ? "udp" : "tcp", listener.listen);
+    }
     for (size_t i = workers_.size(); i < inherited.size() && more; ++i) {
       (*more)[i % workers_.size()].emplace_back(l, std::exchange(inherited[i], -1));
     }

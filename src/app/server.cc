@@ -1,6 +1,5 @@
 #include "app/server.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -173,20 +172,7 @@ int Server::run() {
   // A successor listens on the path only once its predecessor has let go of it.
   if (!takeover_ && !offer_upgrade()) return 1;
   // The admin listener first: once the traffic port accepts, /readyz and the API answer too.
-  if (first_.admin) {
-    admin_ = std::make_unique<admin::AdminServer>(*first_.admin, *this, *metrics_,
-                                                  access_log_.get(), first_.admin_token);
-    std::vector<int> inherited;
-    if (takeover_) inherited = takeover_->take("admin", *first_.admin);
-    for (size_t i = 1; i < inherited.size(); ++i) ::close(inherited[i]);
-    if (std::string error = admin_->bind(inherited.empty() ? -1 : inherited.front());
-        !error.empty()) {
-      spdlog::error("{}", error);
-      return 1;
-    }
-    admin_->start();
-    spdlog::info("admin API on {}", first_.admin->to_string());
-  }
+  if (first_.admin && !start_admin()) return 1;
   std::vector<std::string> problems;
   std::vector<tls::WorkerContexts> tls = build_tls(current_->config, problems);
   for (const std::string& p : problems) spdlog::error("{}", p);
@@ -202,14 +188,7 @@ int Server::run() {
     spdlog::error("{}", error);
     return 1;
   }
-  {
-    std::lock_guard lock(reload_mutex_);
-    keep_copies(current_->config, fds, more);
-    if (admin_ && !first_.upgrade_socket.empty()) {
-      const int copy = ::fcntl(admin_->listening_fd(), F_DUPFD_CLOEXEC, 0);
-      if (copy >= 0) copies_.push_back({"admin", *first_.admin, copy});
-    }
-  }
+  keep_first_copies(fds, more);
   for (size_t i = 0; i < workers_.size(); ++i) {
     auto generation =
         std::make_unique<proxy::WorkerGeneration>(current_, std::move(fds[i]), std::move(tls[i]));
@@ -221,7 +200,10 @@ int Server::run() {
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
   if (takeover_) {
-    finish_takeover();
+    if (!finish_takeover()) {  // two processes would serve for good: this one stops
+      drain_and_stop();
+      return 1;
+    }
     offer_upgrade();  // a failure is logged: this process serves, but cannot be upgraded
   }
   {
@@ -251,7 +233,24 @@ int Server::run() {
   return drain_and_stop();
 }
 
+bool Server::start_admin() {
+  admin_ = std::make_unique<admin::AdminServer>(*first_.admin, *this, *metrics_, access_log_.get(),
+                                                first_.admin_token);
+  std::vector<int> inherited;
+  if (takeover_) inherited = takeover_->take("admin", *first_.admin);
+  for (size_t i = 1; i < inherited.size(); ++i) ::close(inherited[i]);
+  if (std::string error = admin_->bind(inherited.empty() ? -1 : inherited.front());
+      !error.empty()) {
+    spdlog::error("{}", error);
+    return false;
+  }
+  admin_->start();
+  spdlog::info("admin API on {}", first_.admin->to_string());
+  return true;
+}
+
 int Server::drain_and_stop() {
+  stopping_started_.store(true);
   notify_stopping();
   stop_discovery();
   offer_.reset();  // a stopping process hands nothing over

@@ -64,9 +64,13 @@ class Server final : public admin::Control {
   void keep_copies(const config::Config& config, const std::vector<std::vector<int>>& fds,
                    const std::vector<std::vector<std::pair<size_t, int>>>& more);
   void drop_copies_unlisted(const config::Config& config);
+  void keep_first_copies(const std::vector<std::vector<int>>& fds,
+                         const std::vector<std::vector<std::pair<size_t, int>>>& more);
   std::vector<HandedSocket> copies_to_hand_over();
   bool offer_upgrade();  // false: upgrade_socket cannot be listened on (logged)
-  void finish_takeover();
+  // false: the predecessor still runs but did not confirm it drains (logged).
+  bool finish_takeover();
+  bool start_admin();  // false: logged
   std::vector<std::string> restart_only_changes(const config::Config& next) const;
   // Each worker's certificates and backend contexts for `config`; problems (and expiry warnings)
   // are logged.
@@ -117,6 +121,7 @@ class Server final : public admin::Control {
   std::unique_ptr<UpgradeTakeover> takeover_;  // until this process serves
   std::vector<HandedSocket> copies_;           // under reload_mutex_
   std::atomic<pid_t> successor_{0};            // the process that took the sockets over
+  std::atomic<bool> stopping_started_{false};  // drain_and_stop() began
   std::unique_ptr<UpgradeOffer> offer_;        // last: its thread calls into the members above
 };
 

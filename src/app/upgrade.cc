@@ -108,7 +108,14 @@ Expected<std::unique_ptr<UpgradeOffer>> UpgradeOffer::open(const std::string& pa
                  ": another usher listens there; start this one with --upgrade to take over "
                  "from it"};
   }
-  ::unlink(path.c_str());  // a file left by a process that died
+  // A socket left by a process that died is replaced; anything else is not ours to remove.
+  struct stat existing {};
+  if (::lstat(path.c_str(), &existing) == 0) {
+    if (!S_ISSOCK(existing.st_mode)) {
+      return Error{"upgrade_socket " + path + ": a file that is not a socket is in the way"};
+    }
+    ::unlink(path.c_str());
+  }
   const int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   struct stat made {};
   if (fd < 0 || ::bind(fd, sa, sizeof address) != 0 || ::chmod(path.c_str(), 0600) != 0 ||
@@ -154,7 +161,10 @@ void UpgradeOffer::run() {
     if (fds[1].revents != 0) return;
     if (fds[0].revents == 0) continue;
     const int connection = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) continue;
+    if (connection < 0) {
+      ::poll(nullptr, 0, 100);  // out of descriptors, say: the listener stays readable
+      continue;
+    }
     const bool done = hand_over(connection);
     ::close(connection);
     if (done) return;
@@ -168,6 +178,10 @@ bool UpgradeOffer::hand_over(int connection) {
   }
   set_timeouts(connection, kExchangeTimeoutMs);
   std::vector<HandedSocket> sockets = hooks_.sockets();
+  if (sockets.empty()) {  // every configuration has a listener: this process is not serving yet
+    spdlog::warn("upgrade: a new process asked to take over before this one serves; refused");
+    return false;
+  }
   std::string error =
       net::send_fds(connection, std::string(kGreeting) + std::to_string(::getpid()), {});
   if (error.empty()) error = send_sockets(connection, sockets);
@@ -205,6 +219,10 @@ Expected<std::unique_ptr<UpgradeTakeover>> UpgradeTakeover::connect(const std::s
     Error error{errno_text("--upgrade: no running usher to take over from at " + path)};
     ::close(fd);
     return error;
+  }
+  if (!trusted_peer(fd)) {
+    ::close(fd);
+    return Error{"--upgrade: the process at " + path + " runs as another user"};
   }
   set_timeouts(fd, kExchangeTimeoutMs);
   auto greeting = net::receive_fds(fd);

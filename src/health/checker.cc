@@ -102,6 +102,8 @@ net::Task<void> Checker::run(Target& t) {
     return jitter = balance::hash_key({reinterpret_cast<char*>(&jitter), 8});
   };
   uint64_t delay = next_jitter() % interval;
+  // A backend waiting for its first pass serves nothing until then: checked at once.
+  if (t.state.awaiting_first_check()) delay = 0;
   std::string who;
   while (!t.stopping) {
     // Waits out the delay, or until stop() signals the eventfd.

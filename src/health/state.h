@@ -42,6 +42,7 @@ class HealthState {
     first_pass_enough_ = true;
   }
 
+  bool awaiting_first_check() const { return first_pass_enough_; }
   bool healthy() const { return healthy_; }
   // The current streak towards a change: failures while healthy, successes while not.
   uint32_t streak() const { return healthy_ ? failures_ : successes_; }

@@ -64,9 +64,26 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
       live[i].healthy.store(false, std::memory_order_relaxed);
     }
   }
+  if (previous) trust_joiners_if_alone(configured);
   if (previous) live.set_panic(previous->live.panic());
   slot_count_.store(configured, std::memory_order_release);
   publish(std::move(snapshot));
+}
+
+// A pool whose every serving backend is new (a blue/green switch, a DNS answer changed whole)
+// would have nothing to serve until their checks pass: its joiners are trusted as at a start.
+void PoolState::trust_joiners_if_alone(uint32_t configured) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  for (uint32_t i = 0; i < configured; ++i) {
+    const balance::BackendLive& b = live[i];
+    if (!b.awaiting_first_check.load(relaxed) && b.healthy.load(relaxed) &&
+        b.admin_state.load(relaxed) == balance::kServing) {
+      return;
+    }
+  }
+  for (uint32_t i = 0; i < configured; ++i) {
+    if (live[i].awaiting_first_check.exchange(false, relaxed)) live[i].healthy.store(true, relaxed);
+  }
 }
 
 // What was learnt about a backend that stays: its health, ejection, latency and slow start, and

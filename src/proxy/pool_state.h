@@ -110,6 +110,7 @@ struct PoolState {
   void publish(balance::BackendSnapshot snapshot);
   StickyBackend sticky_for(const Address& address) const;
   void take_over(uint32_t slot, const PoolState& previous, uint32_t previous_slot);
+  void trust_joiners_if_alone(uint32_t configured);
 
   metrics::Registry& registry_;
   uint32_t capacity_;

@@ -134,6 +134,21 @@ class Discovery(unittest.TestCase):
         self.assertEqual(load.counts().get("broken", 0), 0, "a backend that never passed served")
         self.assertEqual(load.failures, [])
 
+    def test_a_list_that_replaces_every_backend_is_trusted_at_once(self):
+        # Checked every 10 s: gated joiners would leave the pool empty until their first check.
+        self.write_config("    health: { interval: 10s, timeout: 1s, rise: 3, fall: 3 }\n")
+        with open(self.list_path, "w") as f:
+            f.write(self.listing("a", "b"))
+        usher = self.start()
+        load = Load(self.port)
+        self.addCleanup(load.stop)
+        self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+        self.publish(self.listing("c"))  # a blue/green switch
+        self.wait_for_log(usher, "discovery: serving generation 2")
+        self.wait_for(load, lambda c: c.get("c", 0) > 100, "c serves")
+        load.stop()
+        self.assertEqual(load.failures, [])
+
     def test_a_renamed_list_adds_and_removes_backends_under_load_with_no_failure(self):
         with open(self.list_path, "w") as f:
             f.write(self.listing("a", "b"))

@@ -70,7 +70,7 @@ net::Task<bool> await_request_bytes(Client& c, bool first) {
     c.in.release();
     if (!c.tls || !c.tls->buffered()) {
       uint64_t deadline = c.after(first ? timeouts.header : timeouts.idle);
-      if (c.worker.draining() && !first) {
+      if (c.worker.draining()) {
         deadline = std::min(deadline, c.worker.reactor().now_ms() + kDrainIdleGraceMs);
       }
       c.link.idle = true;
@@ -163,7 +163,8 @@ net::Task<bool> serve_request(Client& c) {
   if (next == Next::kAbort) abort_connection(c.socket);
   // Kept alive while draining too when the response said so: the client may send its next
   // request on it (see kDrainIdleGraceMs).
-  co_return next == Next::kKeepAlive&& info.keep_alive;
+  const bool keep_alive = next == Next::kKeepAlive && info.keep_alive;
+  co_return keep_alive;
 }
 
 }  // namespace

@@ -130,7 +130,11 @@ net::Task<bool> send_close(Side side, const TunnelFlow& flow, std::string_view f
   if (flow.state == State::kHalfClosed) co_return true;  // shut for writing already
   bool sent = false;
   if (flow.state == State::kStopped && flow.written.at_boundary()) {
-    sent = flow.written.close_seen() || co_await side.write_all(frame, {}, deadline_ms);
+    sent = flow.written.close_seen();
+    if (!sent) {
+      const bool written = co_await side.write_all(frame, {}, deadline_ms);
+      sent = written;
+    }
   }
   if (!sent) {
     ::shutdown(side.socket.fd(), SHUT_RDWR);
@@ -144,7 +148,9 @@ net::Task<bool> send_close(Side side, const TunnelFlow& flow, std::string_view f
 // Closing with bytes unread would reset the connection, and the peer could lose the frame.
 net::Task<void> read_until_closed(Side side, net::BufferPool& buffers, uint64_t deadline_ms) {
   net::Buffer buffer = buffers.take();
-  while (co_await side.read(buffer.data(), buffer.capacity(), deadline_ms) > 0) {
+  while (true) {
+    const long n = co_await side.read(buffer.data(), buffer.capacity(), deadline_ms);
+    if (n <= 0) break;
   }
 }
 

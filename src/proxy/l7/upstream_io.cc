@@ -1,6 +1,7 @@
 #include "proxy/l7/upstream_io.h"
 
 #include <cerrno>
+#include <optional>
 
 #include "codec/http1/body.h"
 #include "codec/http1/head_parser.h"
@@ -225,21 +226,28 @@ net::Task<void> run_tunnel(Client& c, Side upstream, net::Buffer& upstream_in,
                            const net::Buffer& head, bool websocket) {
   Worker& w = c.worker;
   const uint64_t deadline = c.after(c.config().timeouts.body);
-  const bool to_client = co_await write_client(c, {head.begin(), head.size()},
-                                               {upstream_in.begin(), upstream_in.size()}, deadline);
+  // The frames' boundaries count from the first byte after the heads, also those that came
+  // with them.
+  std::optional<TunnelControl> control;
+  if (websocket) control.emplace(w.reactor(), static_cast<uint32_t>(w.random()));
+  const std::string_view backend_first(upstream_in.begin(), upstream_in.size());
+  const bool to_client =
+      co_await write_client(c, {head.begin(), head.size()}, backend_first, deadline);
   if (!to_client) co_return;
-  const bool to_backend = co_await upstream.write_all(c.unread(), {}, deadline);
+  if (control) control->toward[0].written.feed(backend_first);
+  const std::string_view client_first = c.unread();
+  const bool to_backend = co_await upstream.write_all(client_first, {}, deadline);
   if (!to_backend) co_return;
+  if (control) control->toward[1].written.feed(client_first);
   upstream_in.release();
   c.in.release();
   const auto idle_ms = static_cast<uint64_t>(c.config().timeouts.tunnel.count());
-  if (!websocket) {
+  if (!control) {
     co_await tunnel(c.side(), upstream, w.buffers(), idle_ms);
     co_return;
   }
-  TunnelControl control(w.reactor(), static_cast<uint32_t>(w.random()));
-  w.add_tunnel(c.link, control);
-  co_await tunnel(c.side(), upstream, w.buffers(), idle_ms, &control);
+  w.add_tunnel(c.link, *control);
+  co_await tunnel(c.side(), upstream, w.buffers(), idle_ms, &*control);
   w.remove_tunnel(c.link);
 }
 
