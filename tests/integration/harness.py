@@ -175,10 +175,12 @@ def start_usher(backend_ports, workers=1, extra="", pool_extra=""):
     return port, Process([USHER, "run", "-c", config], port=port)
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS:"):
+    """Resident KiB; field="RssAnon:" counts only anonymous memory (heap, buffers, stacks), not
+    the pages of the binary and its libraries."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1])
     return 0
 

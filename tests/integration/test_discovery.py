@@ -115,14 +115,18 @@ class Discovery(unittest.TestCase):
             time.sleep(0.05)
         self.fail(f"{what}: served {load.counts()}")
 
-    def test_a_joining_backend_serves_only_once_its_first_health_check_passed(self):
-        self.write_config("    health: { interval: 300ms, timeout: 1s, rise: 3, fall: 3 }\n")
+    def serve_a_and_b_under_load(self):
         with open(self.list_path, "w") as f:
             f.write(self.listing("a", "b"))
         usher = self.start()
         load = Load(self.port)
         self.addCleanup(load.stop)
         self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+        return usher, load
+
+    def test_a_joining_backend_serves_only_once_its_first_health_check_passed(self):
+        self.write_config("    health: { interval: 300ms, timeout: 1s, rise: 3, fall: 3 }\n")
+        usher, load = self.serve_a_and_b_under_load()
         self.publish(self.listing("a", "b", "c", "broken"))
         self.wait_for_log(usher, "discovery: serving generation 2")
         # One pass brings a backend that never failed up (not `rise`: 3); a broken one never
@@ -137,12 +141,7 @@ class Discovery(unittest.TestCase):
     def test_a_list_that_replaces_every_backend_is_trusted_at_once(self):
         # Checked every 10 s: gated joiners would leave the pool empty until their first check.
         self.write_config("    health: { interval: 10s, timeout: 1s, rise: 3, fall: 3 }\n")
-        with open(self.list_path, "w") as f:
-            f.write(self.listing("a", "b"))
-        usher = self.start()
-        load = Load(self.port)
-        self.addCleanup(load.stop)
-        self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+        usher, load = self.serve_a_and_b_under_load()
         self.publish(self.listing("c"))  # a blue/green switch
         self.wait_for_log(usher, "discovery: serving generation 2")
         self.wait_for(load, lambda c: c.get("c", 0) > 100, "c serves")
@@ -150,12 +149,7 @@ class Discovery(unittest.TestCase):
         self.assertEqual(load.failures, [])
 
     def test_a_renamed_list_adds_and_removes_backends_under_load_with_no_failure(self):
-        with open(self.list_path, "w") as f:
-            f.write(self.listing("a", "b"))
-        usher = self.start()
-        load = Load(self.port)
-        self.addCleanup(load.stop)
-        self.wait_for(load, lambda c: c.get("a", 0) > 50 and c.get("b", 0) > 50, "a and b serve")
+        usher, load = self.serve_a_and_b_under_load()
 
         self.publish(self.listing("a", "b", "c"))  # scale out
         self.wait_for_log(usher, "discovery: serving generation 2")

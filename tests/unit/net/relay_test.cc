@@ -15,26 +15,10 @@
 #include <vector>
 
 #include "io_backends.h"
+#include "loopback.h"
 
 namespace usher::net {
 namespace {
-
-// A connected TCP pair on loopback: {client, server}, both non-blocking.
-std::pair<int, int> tcp_pair() {
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(listener, reinterpret_cast<sockaddr*>(&address), length);
-  ::listen(listener, 1);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ::connect(client, reinterpret_cast<sockaddr*>(&address), length);
-  int server = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  ::close(listener);
-  return {client, server};
-}
 
 class RelayTest : public ::testing::TestWithParam<IoBackend> {
  protected:
@@ -48,8 +32,8 @@ class RelayTest : public ::testing::TestWithParam<IoBackend> {
 
 TEST_P(RelayTest, MovesABulkTransferByteExactAndEndsCleanly) {
   constexpr size_t kBytes = 24 << 20;
-  auto [source, relay_in] = tcp_pair();  // a blocking writer -> the relay's input
-  auto [relay_out, sink] = tcp_pair();   // the relay's output -> a blocking reader
+  auto [source, relay_in] = loopback_tcp_pair();  // a blocking writer -> the relay's input
+  auto [relay_out, sink] = loopback_tcp_pair();   // the relay's output -> a blocking reader
   ::fcntl(relay_out, F_SETFL, O_NONBLOCK);
   std::thread writer([source = source] {
     std::vector<char> block(1 << 16);
@@ -95,8 +79,8 @@ TEST_P(RelayTest, MovesABulkTransferByteExactAndEndsCleanly) {
 }
 
 TEST_P(RelayTest, SilenceEndsItAtTheIdleDeadline) {
-  auto [source, relay_in] = tcp_pair();
-  auto [relay_out, sink] = tcp_pair();
+  auto [source, relay_in] = loopback_tcp_pair();
+  auto [relay_out, sink] = loopback_tcp_pair();
   RelayResult result;
   spawn([](Reactor& r, int in_fd, int out_fd, RelayResult& out) -> Task<void> {
     Socket in(r, in_fd), to(r, out_fd);

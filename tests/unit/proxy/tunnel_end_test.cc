@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "io_backends.h"
+#include "loopback.h"
 #include "net/buffer_pool.h"
 #include "net/reactor.h"
 #include "net/socket.h"
@@ -27,23 +28,12 @@ namespace {
 
 using net::Task;
 
-// A connected TCP pair on loopback: {peer (blocking), usher's end (non-blocking)}.
+// {peer (blocking, reads time out after 5 s), usher's end (non-blocking)}.
 std::pair<int, int> tcp_pair() {
-  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  ::bind(listener, reinterpret_cast<sockaddr*>(&address), length);
-  ::listen(listener, 1);
-  ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
-  int peer = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ::connect(peer, reinterpret_cast<sockaddr*>(&address), length);
+  auto pair = loopback_tcp_pair();
   timeval five{5, 0};
-  ::setsockopt(peer, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
-  int usher = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-  ::close(listener);
-  return {peer, usher};
+  ::setsockopt(pair.first, SOL_SOCKET, SO_RCVTIMEO, &five, sizeof five);
+  return pair;
 }
 
 std::string read_exact(int fd, size_t n) {
