@@ -121,8 +121,10 @@ class Process:
             try:
                 wait_port(port)
             except RuntimeError:
+                status = self.proc.poll()
+                state = "still running" if status is None else f"exited with {status}"
                 self.stop()
-                raise RuntimeError(f"{args[0]} did not listen on {port}: {self.output()}")
+                raise RuntimeError(f"{args[0]} did not listen on {port} ({state}): {self.output()}")
 
     @property
     def pid(self):
