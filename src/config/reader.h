@@ -175,6 +175,8 @@ void read_pool_proxy_protocol(Reader& r, const YAML::Node& node, Pool& pool);
 
 // A backend of a `backends:` list: "HOST:PORT", or { address, weight, name }.
 Backend read_backend(Reader& r, const YAML::Node& node);
+// One entry of `pools` (pool.cc).
+Pool read_pool(Reader& r, const YAML::Node& node);
 
 // discovery: { file: PATH } (discovery.cc): the pool's backends are that file's list.
 void read_pool_discovery(Reader& r, const YAML::Node& node, Pool& pool);
