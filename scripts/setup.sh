@@ -16,6 +16,7 @@ PACKAGES=(
   libsystemd-dev  # sd_notify: Type=notify under systemd (dist/usher.service)
   libc-ares-dev   # discovery by DNS names (src/discovery/dns_watch.cc)
   # tests, demo and benchmarks: real peers started on loopback
+  time  # peak memory in bench/replay.sh
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)

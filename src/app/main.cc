@@ -139,10 +139,27 @@ int main(int argc, char** argv) {
   usher::app::SimulateOptions sim;
   auto* sim_cmd =
       app.add_subcommand("simulate", "Compare balancing algorithms on a simulated workload");
+  auto* scenario_option = sim_cmd->add_option(
+      "--scenario", sim.scenario, "Built-in scenario name, a scenario YAML file, or 'list'");
+  auto* replay_option =
+      sim_cmd
+          ->add_option("--replay", sim.replay,
+                       "Replay the workload of an access log (JSON or combined) instead")
+          ->excludes(scenario_option);
+  sim_cmd->add_option("--servers", sim.servers, "Replay: on this many servers (default: the log's)")
+      ->check(CLI::Range(1, 100000))
+      ->needs(replay_option);
+  sim_cmd->add_option("--speed", sim.speed, "Replay: traffic multiplier (1.5: 50% more)")
+      ->check(CLI::Range(0.01, 1000.0))
+      ->needs(replay_option);
+  sim_cmd->add_option("--concurrency", sim.concurrency, "Replay: requests a server runs at once")
+      ->check(CLI::Range(1, 100000))
+      ->needs(replay_option);
   sim_cmd
-      ->add_option("--scenario", sim.scenario,
-                   "Built-in scenario name, a scenario YAML file, or 'list'")
-      ->required();
+      ->add_option("--duration", sim.duration_s,
+                   "Replay: service time in seconds of combined-format lines")
+      ->check(CLI::Range(0.000001, 86400.0))
+      ->needs(replay_option);
   sim_cmd->add_option("--algorithms", sim.algorithms, "Comma-separated algorithms (default: all)")
       ->delimiter(',');
   sim_cmd->add_option("--format", sim.format, "table or json")

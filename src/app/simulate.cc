@@ -2,13 +2,16 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "balance/picker.h"
+#include "sim/replay.h"
 #include "sim/simulator.h"
 
 namespace usher::app {
@@ -28,9 +31,41 @@ void print_table(const sim::Scenario& scenario, const std::vector<sim::Result>& 
   }
 }
 
-void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+// What the replay took from the log: the servers it found and the lines it could not use.
+void print_survey(const SimulateOptions& options, const sim::Survey& survey) {
+  std::printf("log %s: %llu lines, %llu replayed, %llu answered by usher itself, %llu unusable\n",
+              options.replay.c_str(), static_cast<unsigned long long>(survey.lines),
+              static_cast<unsigned long long>(survey.usable),
+              static_cast<unsigned long long>(survey.without_backend),
+              static_cast<unsigned long long>(survey.unusable));
+  for (size_t i = 0; i < survey.backends.size(); ++i) {
+    std::printf("  backend %-24s speed %.2f\n", survey.backends[i].c_str(), survey.speeds[i]);
+  }
+}
+
+nlohmann::json survey_json(const sim::Survey& survey) {
+  nlohmann::json backends = nlohmann::json::array();
+  for (size_t i = 0; i < survey.backends.size(); ++i) {
+    backends.push_back({{"name", survey.backends[i]}, {"speed", survey.speeds[i]}});
+  }
+  nlohmann::json problems = nlohmann::json::array();
+  for (const sim::LineProblem& p : survey.first_problems) {
+    problems.push_back({{"line", p.line}, {"reason", p.reason}});
+  }
+  return {{"lines", survey.lines},
+          {"replayed", survey.usable},
+          {"without_backend", survey.without_backend},
+          {"unusable", survey.unusable},
+          {"first_unusable", problems},
+          {"backends", backends},
+          {"span_s", survey.last_arrival_s - survey.first_arrival_s}};
+}
+
+void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& results,
+                const std::optional<sim::Survey>& survey) {
   nlohmann::json out = {
       {"scenario", scenario.name}, {"seed", scenario.seed}, {"results", nlohmann::json::array()}};
+  if (survey) out["log"] = survey_json(*survey);
   for (const sim::Result& r : results) {
     nlohmann::json servers = nlohmann::json::array();
     for (const sim::ServerStats& s : r.servers) {
@@ -127,6 +162,72 @@ int plot(const std::string& path, const sim::Scenario& scenario,
   return 0;
 }
 
+struct Outcome {
+  sim::Scenario scenario;
+  std::vector<sim::Result> results;
+  std::optional<sim::Survey> survey;  // of the replayed log
+};
+
+Expected<Outcome> run_scenario(const SimulateOptions& options,
+                               const std::vector<std::string>& names) {
+  const bool is_file =
+      options.scenario.find('/') != std::string::npos || options.scenario.ends_with(".yaml");
+  auto scenario =
+      is_file ? sim::load_scenario_file(options.scenario) : sim::builtin(options.scenario);
+  if (!scenario) return scenario.error();
+  if (options.seed >= 0) scenario->seed = static_cast<uint64_t>(options.seed);
+  Outcome outcome{std::move(*scenario), {}, std::nullopt};
+  for (const std::string& name : names) {
+    auto result = sim::simulate(outcome.scenario, name);
+    if (!result) return result.error();
+    outcome.results.push_back(std::move(*result));
+  }
+  return outcome;
+}
+
+// On a terminal, how far the reading of the log has come, redrawn at most ten times a second.
+sim::ReplayProgress progress_bar() {
+  if (!::isatty(STDERR_FILENO)) return {};
+  return [last = std::chrono::steady_clock::time_point{}](int pass, uint64_t read,
+                                                          uint64_t total) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    const bool done = read >= total;
+    if (!done && now - last < std::chrono::milliseconds(100)) return;
+    last = now;
+    const double share = total ? static_cast<double>(read) / static_cast<double>(total) : 1;
+    const int filled = static_cast<int>(share * 30);
+    std::fprintf(stderr, "\r%s [%-30.*s] %3.0f%% of %.1f MB", pass == 1 ? "survey" : "replay",
+                 filled, "##############################", share * 100,
+                 static_cast<double>(total) / 1e6);
+    if (done) std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  };
+}
+
+Expected<Outcome> run_replay(const SimulateOptions& options,
+                             const std::vector<std::string>& names) {
+  sim::ReplayOptions replay;
+  replay.log = options.replay;
+  replay.servers = options.servers;
+  replay.speed = options.speed;
+  replay.concurrency = options.concurrency;
+  replay.duration_s = options.duration_s;
+  if (options.seed >= 0) replay.seed = static_cast<uint64_t>(options.seed);
+  const sim::ReplayProgress progress = progress_bar();
+  auto survey = sim::survey_log(replay, progress);
+  if (!survey) return survey.error();
+  // Lines it cannot use are counted and the first few shown; they never stop the replay.
+  for (const sim::LineProblem& problem : survey->first_problems) {
+    std::cerr << "usher simulate: " << replay.log << ':' << problem.line
+              << ": skipped: " << problem.reason << '\n';
+  }
+  Outcome outcome{sim::replay_scenario(replay, *survey), {}, std::move(*survey)};
+  auto results = sim::replay_log(replay, *outcome.survey, outcome.scenario, names, progress);
+  if (!results) return results.error();
+  outcome.results = std::move(*results);
+  return outcome;
+}
+
 }  // namespace
 
 int simulate(const SimulateOptions& options) {
@@ -136,35 +237,28 @@ int simulate(const SimulateOptions& options) {
     }
     return 0;
   }
-  bool is_file =
-      options.scenario.find('/') != std::string::npos || options.scenario.ends_with(".yaml");
-  auto scenario =
-      is_file ? sim::load_scenario_file(options.scenario) : sim::builtin(options.scenario);
-  if (!scenario) {
-    std::cerr << "usher simulate: " << scenario.error().message << '\n';
+  if (options.scenario.empty() && options.replay.empty()) {
+    std::cerr << "usher simulate: give --scenario NAME|FILE|list or --replay ACCESS_LOG\n";
     return 1;
   }
-  if (options.seed >= 0) scenario->seed = static_cast<uint64_t>(options.seed);
   std::vector<std::string> names = options.algorithms;
   if (names.empty()) {
     for (const auto& a : balance::algorithms()) names.emplace_back(a.name);
   }
-  std::vector<sim::Result> results;
-  for (const std::string& name : names) {
-    auto result = sim::simulate(*scenario, name);
-    if (!result) {
-      std::cerr << "usher simulate: " << result.error().message << '\n';
-      return 1;
-    }
-    results.push_back(std::move(*result));
+  auto run = options.replay.empty() ? run_scenario(options, names) : run_replay(options, names);
+  if (!run) {
+    std::cerr << "usher simulate: " << run.error().message << '\n';
+    return 1;
   }
+  const auto& [scenario, results, survey] = *run;
   if (options.format == "json") {
-    print_json(*scenario, results);
+    print_json(scenario, results, survey);
   } else {
-    print_table(*scenario, results);
+    if (survey) print_survey(options, *survey);
+    print_table(scenario, results);
   }
-  if (options.recommend) print_recommendation(*scenario, results);
-  return options.plot.empty() ? 0 : plot(options.plot, *scenario, results);
+  if (options.recommend) print_recommendation(scenario, results);
+  return options.plot.empty() ? 0 : plot(options.plot, scenario, results);
 }
 
 }  // namespace usher::app

@@ -1,26 +1,20 @@
 #include "sim/simulator.h"
 
 #include <algorithm>
-#include <cmath>
 #include <deque>
-#include <fstream>
+#include <limits>
 #include <queue>
 #include <random>
-#include <sstream>
 #include <unordered_map>
 
 #include "balance/balancer.h"
 #include "balance/live.h"
+#include "sim/quantiles.h"
+#include "sim/requests.h"
 
 namespace usher::sim {
 
 namespace {
-
-struct Request {
-  double arrival_s;
-  double duration_s;
-  uint64_t key;
-};
 
 // kHealth: health checks notice a server's crash or return (`request` is 1 for up).
 enum class EventKind : uint8_t { kArrival, kCompletion, kServer, kHealth, kSample };
@@ -46,115 +40,74 @@ struct ServerState {
   ServerStats stats;
 };
 
-class Sampler {
- public:
-  Sampler(const Distribution& d, std::mt19937_64& rng) : d_(d), rng_(rng) {}
-  double next() {
-    switch (d_.kind) {
-      case Distribution::Kind::kConstant:
-        return d_.a;
-      case Distribution::Kind::kExponential:
-        return std::exponential_distribution<double>(1 / d_.a)(rng_);
-      case Distribution::Kind::kLognormal:
-        return std::lognormal_distribution<double>(std::log(d_.a), d_.b)(rng_);
-      case Distribution::Kind::kBimodal:
-        return std::bernoulli_distribution(d_.p)(rng_) ? d_.b : d_.a;
-      case Distribution::Kind::kUniform:
-        return std::uniform_real_distribution<double>(d_.a, d_.b)(rng_);
-    }
-    return d_.a;
-  }
+}  // namespace
 
- private:
-  Distribution d_;
-  std::mt19937_64& rng_;
-};
-
-Expected<std::vector<Request>> make_requests(const Scenario& s, std::mt19937_64& rng) {
-  std::vector<Request> requests;
-  if (!s.trace_file.empty()) {
-    std::ifstream in(s.trace_file);
-    if (!in) return Error{"cannot open trace file " + s.trace_file};
-    std::string line;
-    for (size_t n = 1; std::getline(in, line); ++n) {
-      std::istringstream fields(line);
-      Request r{};
-      char comma1 = 0, comma2 = 0;
-      if (!(fields >> r.arrival_s >> comma1 >> r.duration_s >> comma2 >> r.key) || comma1 != ',' ||
-          comma2 != ',') {
-        return Error{s.trace_file + ":" + std::to_string(n) +
-                     ": expected arrival_s,duration_s,key"};
-      }
-      requests.push_back(r);
-    }
-    std::stable_sort(requests.begin(), requests.end(),
-                     [](const Request& a, const Request& b) { return a.arrival_s < b.arrival_s; });
-    return requests;
-  }
-  Sampler duration(s.duration, rng);
-  std::exponential_distribution<double> gap(s.arrival_rate);
-  std::vector<double> zipf_cdf;
-  if (s.zipf_s > 0) {
-    double total = 0;
-    for (uint64_t k = 1; k <= s.keys; ++k)
-      zipf_cdf.push_back(total += 1 / std::pow(static_cast<double>(k), s.zipf_s));
-    for (double& c : zipf_cdf) c /= total;
-  }
-  std::uniform_int_distribution<uint64_t> uniform_key(0, s.keys - 1);
-  std::uniform_real_distribution<double> unit(0, 1);
-  double t = 0;
-  requests.reserve(s.requests);
-  for (uint64_t i = 0; i < s.requests; ++i) {
-    t += gap(rng);
-    uint64_t key =
-        zipf_cdf.empty()
-            ? uniform_key(rng)
-            : static_cast<uint64_t>(std::lower_bound(zipf_cdf.begin(), zipf_cdf.end(), unit(rng)) -
-                                    zipf_cdf.begin());
-    requests.push_back({t, duration.next(), key});
-  }
-  return requests;
-}
-
-double quantile(std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0;
-  size_t i =
-      std::min(sorted.size() - 1, static_cast<size_t>(q * static_cast<double>(sorted.size())));
-  return sorted[i];
-}
-
+// Requests come one at a time in arrival order (offer); only those in flight are held, in slots
+// reused once they end, so a replay of any length runs in bounded memory.
 class Simulation {
  public:
-  Simulation(const Scenario& s, std::string algorithm)
-      : s_(s), algorithm_(std::move(algorithm)), rng_(s.seed), servers_(s.servers.size()) {}
+  Simulation(const Scenario& s, std::string algorithm, double span_s)
+      : s_(s), algorithm_(std::move(algorithm)), rng_(s.seed), servers_(s.servers.size()) {
+    set_span(span_s);
+  }
 
-  Expected<Result> run() {
-    auto requests = make_requests(s_, rng_);
-    if (!requests) return requests.error();
-    requests_ = std::move(*requests);
-    if (requests_.empty()) return Error{"the scenario has no requests"};
+  std::mt19937_64& rng() { return rng_; }
+  // About 200 load samples over the run: `span_s` is the last arrival, or an estimate.
+  void set_span(double span_s) { sample_every_s_ = span_s > 0 ? span_s / 200 : 1; }
+
+  Expected<bool> start() {
     if (auto built = build(); !built.ok()) return built.error();
-    for (uint32_t i = 0; i < requests_.size(); ++i)
-      push({requests_[i].arrival_s, 0, EventKind::kArrival, 0, i, 0});
     for (const ServerEvent& e : s_.events) {
       if (e.server >= servers_.size())
         return Error{"event names server " + std::to_string(e.server) + " of " +
                      std::to_string(servers_.size())};
       push({e.at_s, 0, EventKind::kServer, e.server, e.up, 0});
     }
-    sample_every_s_ = requests_.back().arrival_s / 200;
     push({0, 0, EventKind::kSample, 0, 0, 0});
-    latencies_.reserve(requests_.size());
-    while (!events_.empty()) {
+    return true;
+  }
+
+  // Everything due before the arrival happens first; at the same instant the arrival goes
+  // first, as when every arrival was queued before the run began.
+  void offer(const Request& r) {
+    run_until(r.arrival_s);
+    now_s_ = std::max(now_s_, r.arrival_s);
+    ++offered_;
+    arrive(hold(r));
+  }
+
+  Result finish() {
+    closed_ = true;
+    run_until(std::numeric_limits<double>::infinity());
+    return result();
+  }
+
+ private:
+  void run_until(double limit_s) {
+    while (!events_.empty() && events_.top().at_s < limit_s) {
       Event e = events_.top();
       events_.pop();
       now_s_ = e.at_s;
       handle(e);
     }
-    return finish();
   }
 
- private:
+  uint32_t hold(const Request& r) {
+    if (free_slots_.empty()) {
+      requests_.push_back(r);
+      return static_cast<uint32_t>(requests_.size() - 1);
+    }
+    const uint32_t id = free_slots_.back();
+    free_slots_.pop_back();
+    requests_[id] = r;
+    return id;
+  }
+  void release(uint32_t id) { free_slots_.push_back(id); }
+  void drop(uint32_t id) {
+    ++dropped_;
+    release(id);
+  }
+
   void push(Event e) {
     e.order = order_++;
     events_.push(e);
@@ -207,7 +160,7 @@ class Simulation {
       if (servers_[server].up) return admit(server, id);
       ++retries_;  // refused: on to the next candidate at once
     }
-    ++dropped_;
+    drop(id);
   }
 
   void admit(uint32_t server, uint32_t id) {
@@ -228,7 +181,7 @@ class Simulation {
       st.stats.max_queue =
           std::max<uint32_t>(st.stats.max_queue, static_cast<uint32_t>(st.queue.size()));
     } else {
-      return void(++dropped_);
+      return drop(id);
     }
     live_->begin(server);
   }
@@ -249,7 +202,8 @@ class Simulation {
     st.in_service.erase(std::find(st.in_service.begin(), st.in_service.end(), e.request));
     ++st.stats.served;
     double latency = now_s_ - requests_[e.request].arrival_s;
-    latencies_.push_back(latency);
+    latencies_.add(latency);
+    release(e.request);
     live_->end(e.server);
     live_->observe_latency(e.server, latency * 1000, now_ms(), balance::Options{}.latency_decay_ms);
     if (!st.queue.empty()) {
@@ -266,6 +220,8 @@ class Simulation {
     account_queue(st);
     if (!up) {
       dropped_ += st.in_service.size() + st.queue.size();
+      for (uint32_t id : st.in_service) release(id);
+      for (uint32_t id : st.queue) release(id);
       st.in_service.clear();
       st.queue.clear();
       st.busy = 0;
@@ -294,22 +250,20 @@ class Simulation {
     push({now_s_ + sample_every_s_, 0, EventKind::kSample, 0, 0, 0});
   }
 
-  bool completed_all() const { return latencies_.size() + dropped_ >= requests_.size(); }
+  bool completed_all() const { return closed_ && latencies_.count() + dropped_ >= offered_; }
 
   void account_queue(ServerState& st) {
     st.queue_area += static_cast<double>(st.queue.size()) * (now_s_ - st.last_change_s);
     st.last_change_s = now_s_;
   }
 
-  Result finish() {
+  Result result() {
     Result r;
     r.algorithm = algorithm_;
-    std::sort(latencies_.begin(), latencies_.end());
-    r.p50_s = quantile(latencies_, 0.5);
-    r.p99_s = quantile(latencies_, 0.99);
-    r.p999_s = quantile(latencies_, 0.999);
-    for (int q = 1; q <= 100; ++q)
-      r.latency_cdf_s.push_back(quantile(latencies_, q / 100.0 - 1e-9));
+    r.p50_s = latencies_.at(0.5);
+    r.p99_s = latencies_.at(0.99);
+    r.p999_s = latencies_.at(0.999);
+    for (int q = 1; q <= 100; ++q) r.latency_cdf_s.push_back(latencies_.at(q / 100.0 - 1e-9));
     r.dropped = dropped_;
     r.sticky_breaks = sticky_breaks_;
     r.retries = retries_;
@@ -331,7 +285,10 @@ class Simulation {
   const Scenario& s_;
   std::string algorithm_;
   std::mt19937_64 rng_;
-  std::vector<Request> requests_;
+  std::vector<Request> requests_;  // slots of the requests in flight
+  std::vector<uint32_t> free_slots_;
+  uint64_t offered_ = 0;
+  bool closed_ = false;  // no request will be offered any more
   std::vector<ServerState> servers_;
   std::unique_ptr<balance::LiveState> live_;
   std::unique_ptr<balance::Balancer> balancer_;
@@ -339,7 +296,7 @@ class Simulation {
   uint64_t order_ = 0;
   double now_s_ = 0;
   double sample_every_s_ = 1;
-  std::vector<double> latencies_;
+  Quantiles latencies_;
   uint64_t dropped_ = 0;
   uint64_t retries_ = 0;
   uint64_t sticky_breaks_ = 0;
@@ -347,12 +304,39 @@ class Simulation {
   std::vector<std::vector<uint32_t>> load_over_time_;
 };
 
-}  // namespace
+Run::Run(const Scenario& scenario, std::string algorithm, double span_s)
+    : simulation_(std::make_unique<Simulation>(scenario, std::move(algorithm), span_s)) {}
+Run::~Run() = default;
+Run::Run(Run&&) noexcept = default;
 
-Expected<Result> simulate(const Scenario& scenario, const std::string& algorithm) {
+Expected<bool> Run::start() {
+  return simulation_->start();
+}
+void Run::offer(const Request& request) {
+  simulation_->offer(request);
+}
+Result Run::finish() {
+  return simulation_->finish();
+}
+
+Expected<bool> check_run(const Scenario& scenario, const std::string& algorithm) {
   if (scenario.servers.empty()) return Error{"the scenario has no servers"};
   if (!balance::find_algorithm(algorithm)) return Error{"unknown algorithm '" + algorithm + "'"};
-  return Simulation(scenario, algorithm).run();
+  return true;
+}
+
+Expected<Result> simulate(const Scenario& scenario, const std::string& algorithm) {
+  if (auto checked = check_run(scenario, algorithm); !checked) return checked.error();
+  // The requests are drawn before the run from the run's own generator, which the random
+  // algorithms then go on using: a seed gives the same figures as it always has.
+  Simulation simulation(scenario, algorithm, 0);
+  auto requests = make_requests(scenario, simulation.rng());
+  if (!requests) return requests.error();
+  if (requests->empty()) return Error{"the scenario has no requests"};
+  simulation.set_span(requests->back().arrival_s);
+  if (auto started = simulation.start(); !started) return started.error();
+  for (const Request& request : *requests) simulation.offer(request);
+  return simulation.finish();
 }
 
 }  // namespace usher::sim

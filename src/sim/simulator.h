@@ -1,12 +1,19 @@
 #pragma once
 // A discrete-event simulator that drives the balancing algorithms of src/balance (the very same
 // objects the proxy uses) with a Scenario. Deterministic for a given seed.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sim/scenario.h"
 
 namespace usher::sim {
+
+struct Request {
+  double arrival_s = 0;
+  double duration_s = 0;  // of service on a server of speed 1
+  uint64_t key = 0;       // the client's
+};
 
 struct ServerStats {
   uint64_t served = 0;
@@ -27,6 +34,30 @@ struct Result {
   std::vector<std::vector<uint32_t>> load_over_time;  // per sample: active per server
 };
 
+// The scenario's own requests (generated, or its trace file) through one algorithm.
 Expected<Result> simulate(const Scenario& scenario, const std::string& algorithm);
+
+// Whether `algorithm` can run over the scenario's servers: the checks simulate() makes.
+Expected<bool> check_run(const Scenario& scenario, const std::string& algorithm);
+
+class Simulation;
+
+// One algorithm fed requests one at a time in arrival order, holding only those in flight: a
+// replayed access log is read once for every algorithm, and never held whole. The scenario's
+// own requests are not used; its servers, events and the rest are.
+class Run {
+ public:
+  // `span_s`: about when the last request arrives, for the load samples.
+  Run(const Scenario& scenario, std::string algorithm, double span_s);
+  Run(Run&&) noexcept;
+  ~Run();
+
+  Expected<bool> start();
+  void offer(const Request& request);
+  Result finish();
+
+ private:
+  std::unique_ptr<Simulation> simulation_;
+};
 
 }  // namespace usher::sim
