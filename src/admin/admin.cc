@@ -49,6 +49,7 @@ void AdminServer::start() {
                          if (stopping_) reactor_->cancel(*listener_);
                        },
                    .on_idle = {},
+                   .idle_work_waiting = {},
                    .on_turn_end = {}});
   });
 }

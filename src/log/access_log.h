@@ -92,6 +92,7 @@ class Channel {
   void append(config::AccessLog::Format format, const RequestRecord& record);
   void append(config::AccessLog::Format format, const ConnectionRecord& record);
   void flush();
+  bool empty() const { return current_.empty(); }  // no line waits for a flush
 
   // Writer thread: writes every handed-over buffer with `write`; returns whether any was there.
   template <typename Write>

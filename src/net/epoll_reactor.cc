@@ -150,6 +150,9 @@ void EpollReactor::run(const Hooks& hooks) {
   epoll_event events[256];
   while (!stopping_.load(std::memory_order_relaxed)) {
     int timeout = timers_.empty() ? 1000 : static_cast<int>(TimerWheel::kTickMs);
+    if (timeout > kIdleWorkWaitMs && hooks.idle_work_waiting && hooks.idle_work_waiting()) {
+      timeout = kIdleWorkWaitMs;
+    }
     if (!next_turn_.empty()) timeout = 0;  // readiness waits to complete in this turn
     if (!ready_.empty()) timeout = 0;      // completed by a hook (a cancel from on_wake)
     int n = ::epoll_wait(epoll_fd_, events, 256, timeout);

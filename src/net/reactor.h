@@ -87,10 +87,14 @@ class Reactor {
   struct Hooks {
     std::function<void()> on_wake;  // after another thread called wake()
     std::function<void()> on_idle;  // when a wait ended with nothing to do
+    // Whether on_idle has work waiting (buffered log lines): the loop then waits at most
+    // kIdleWorkWaitMs for events instead of a second, so that work is done that soon.
+    std::function<bool()> idle_work_waiting;
     // When the turn's coroutines have run, before the loop waits again; true when it did work
     // that may have completed operations (then the turn goes on, and it is called again).
     std::function<bool()> on_turn_end;
   };
+  static constexpr int kIdleWorkWaitMs = 100;
   // Runs until stop(); the hooks run on the loop thread.
   virtual void run(const Hooks& hooks) = 0;
   virtual void stop() = 0;

@@ -141,10 +141,12 @@ void UringReactor::run(const Hooks& hooks) {
   arm_wake();
   while (!stopping_.load(std::memory_order_relaxed)) {
     __kernel_timespec wait{};
-    if (timers_.empty()) {
-      wait.tv_sec = 1;
-    } else {
+    if (!timers_.empty()) {
       wait.tv_nsec = static_cast<long long>(TimerWheel::kTickMs) * 1'000'000;
+    } else if (hooks.idle_work_waiting && hooks.idle_work_waiting()) {
+      wait.tv_nsec = static_cast<long long>(kIdleWorkWaitMs) * 1'000'000;
+    } else {
+      wait.tv_sec = 1;
     }
     if (!ready_.empty()) wait = {};  // completed by a hook (a cancel from on_wake)
     io_uring_cqe* first = nullptr;

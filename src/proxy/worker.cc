@@ -278,6 +278,7 @@ void Worker::run() {
   count_allocations_into(&metrics_.heap_allocations);
   reactor_->count_buffer_shortages_into(&metrics_.receive_buffer_shortages);
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); },
+                 [this] { return !access_log_.empty(); },
                  [this] { return outbox_ && outbox_->flush(); }});
   upstreams_.clear();
   access_log_.flush();

@@ -127,6 +127,23 @@ class AccessLog(unittest.TestCase):
         finally:
             usher.stop()
 
+    def test_a_line_reaches_the_file_soon_after_the_response_on_an_idle_worker(self):
+        # The worker has nothing else to do after the response; it used to wait a second for
+        # events before the idle hook handed its buffer over.
+        path = os.path.join(self.dir.name, "soon.log")
+        port, _, usher = start(self.backend[0], path)
+        try:
+            for _ in range(3):
+                before = len(wait_lines(path, 0))
+                self.assertEqual(request(port, "/once").status, 200)
+                answered = time.monotonic()
+                lines = wait_lines(path, before + 1, timeout=5)
+                self.assertEqual(len(lines), before + 1, lines)
+                self.assertLess(time.monotonic() - answered, 0.6)
+                time.sleep(1.2)  # the worker idle again, waiting with nothing to do
+        finally:
+            usher.stop()
+
     def test_combined_format(self):
         path = os.path.join(self.dir.name, "combined.log")
         port, _, usher = start(self.backend[0], path, "access_log_format: combined\n")

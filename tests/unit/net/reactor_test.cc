@@ -228,10 +228,35 @@ TEST_P(ReactorTest, WakeFromAnotherThreadRunsTheHook) {
     for (int i = 0; i < 500 && wakes.load() == 0; ++i) usleep(1000);
     reactor->stop();
   });
-  reactor->run({.on_wake = [&] { wakes.fetch_add(1); }, .on_idle = {}, .on_turn_end = {}});
+  reactor->run({.on_wake = [&] { wakes.fetch_add(1); },
+                .on_idle = {},
+                .idle_work_waiting = {},
+                .on_turn_end = {}});
   other.join();
   guard.join();
   EXPECT_GE(wakes.load(), 1);
+}
+
+// With nothing to wait for the loop sleeps a second at a time; while on_idle has work waiting
+// (a worker's buffered access-log lines) it wakes within kIdleWorkWaitMs for it. Three idle
+// turns therefore take about 300 ms, where a second's waits would take three.
+TEST_P(ReactorTest, IdleWorkWaitingShortensTheIdleWait) {
+  int idles = 0;
+  const uint64_t started = monotonic_ms();
+  std::thread guard([&] {
+    for (int i = 0; i < 5000 && idles < 3; ++i) usleep(1000);
+    reactor->stop();
+  });
+  reactor->run({.on_wake = {},
+                .on_idle =
+                    [&] {
+                      if (++idles == 3) reactor->stop();
+                    },
+                .idle_work_waiting = [] { return true; },
+                .on_turn_end = {}});
+  guard.join();
+  EXPECT_EQ(idles, 3);
+  EXPECT_LT(monotonic_ms() - started, 2000u);
 }
 
 // A cancel from the wake hook (a worker closing its idle connections at the drain) completes the
@@ -262,6 +287,7 @@ TEST_P(ReactorTest, CancelFromTheWakeHookResumesAtOnce) {
                       reactor->cancel(socket);
                     },
                 .on_idle = {},
+                .idle_work_waiting = {},
                 .on_turn_end = {}});
   other.join();
   guard.join();
