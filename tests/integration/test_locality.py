@@ -6,11 +6,17 @@ list say so too."""
 import collections
 import http.client
 import json
+import os
 import re
+import signal
+import subprocess
+import threading
 import time
 import unittest
 
 from harness import USHER, Process, free_port, http_connection, start_backend, write_config
+
+BROWSER_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser")
 
 INTERVAL_S, FALL, RISE = 0.2, 2, 2
 # Health checks notice a change after `fall` (or `rise`) checks: within that many intervals plus
@@ -58,6 +64,7 @@ pools:
     health: {{ interval: {int(INTERVAL_S * 1000)}ms, timeout: 150ms, fall: {FALL}, rise: {RISE} }}
     backends:
 {lines}""")
+        self.config = config
         self.usher = Process([USHER, "run", "-c", config], port=self.port)
 
     def tearDown(self):
@@ -101,7 +108,8 @@ pools:
         self.assertEqual(sum(counts.values()), 200, counts)
 
         # The dashboard's sampler (once a second) has seen the split whole before anything fails.
-        self.assertTrue(wait_for(lambda: all(b["points"] for b in self.series()["backends"]), 3))
+        self.assertTrue(wait_for(lambda: [bool(b["points"]) for b in self.series()["backends"]] == [True] * 4,
+                                 3))
 
         # One local backend down: 1.4 x 1/2 = 70 % stays on a2, 30 % spills to zone b.
         self.kill("a1")
@@ -154,6 +162,64 @@ pools:
                         self.tier_events())
         zones = {b["backend"]: b.get("zone") for b in self.series()["backends"]}
         self.assertEqual(zones, {"a1": "a", "a2": "a", "b1": "b", "b2": "b"})
+
+    def test_a_reload_may_move_usher_to_another_zone(self):
+        self.assertEqual(self.shares(), {"zone": 1, "region": 0})
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace("locality: { zone: a, region: r1 }", "locality: { zone: b, region: r1 }"))
+        self.usher.signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: get_json(self.admin, "/api/v1/pools")["pools"][0]["locality"]["zone"] == "b",
+                                 5))
+        counts = self.spread(100)
+        self.assertEqual(counts["b1"] + counts["b2"], 100, counts)
+
+    def test_the_dashboard_shows_traffic_per_zone_and_the_spill(self):
+        self.assertTrue(os.path.isdir(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")),
+                        "run `npm ci --prefix tests/browser` first (scripts/test.sh does)")
+        stop = threading.Event()
+
+        def load():  # bounded: stops with the test, at most 5 000 requests
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            for _ in range(5000):
+                if stop.is_set():
+                    break
+                try:
+                    conn.request("GET", "/")
+                    conn.getresponse().read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                stop.wait(0.01)
+            conn.close()
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            # The spill shows once health checks notice, the sampler's next second, a page refresh.
+            window_ms = int(NOTICE_S * 1000) + 1000 + 2000
+            result = subprocess.run(
+                ["node", os.path.join(BROWSER_TESTS, "locality.mjs"), f"http://127.0.0.1:{self.admin}/",
+                 str(self.backends["a1"][1].pid), str(window_ms)],
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+            seen = json.loads(result.stdout.strip().splitlines()[-1])
+        finally:
+            stop.set()
+            loader.join()
+        before, after = seen["before"], seen["after"]
+        self.assertTrue(before["visible"])
+        self.assertEqual(set(before["zones"]), {"a", "b"})
+        self.assertEqual(before["zones"]["b"][2], "0")  # all traffic local
+        self.assertEqual(before["zones"]["a"][3], "100 %")
+        self.assertEqual(before["tiers"]["zone"], ["zone (2)", "2 / 2", "100 %"])
+        self.assertEqual(before["zoneLines"], 2)
+        self.assertEqual(after["tiers"]["zone"], ["zone (2)", "1 / 2", "70 %"])
+        self.assertEqual(after["tiers"]["region"], ["region (2)", "2 / 2", "30 %"])
+        self.assertGreater(int(after["zones"]["b"][2]), 0)
+        self.assertIn("web TIERS zone 100% -> zone 70%, region 30%", after["events"])
+        self.assertLessEqual(seen["spillShownAfterMs"], window_ms)
 
 
 if __name__ == "__main__":
