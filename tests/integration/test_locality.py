@@ -157,6 +157,8 @@ pools:
         self.assertGreaterEqual(by_zone["b"], 200 + 80)
         self.assertIn('usher_pool_locality_share{pool="web",tier="zone"} 1', text)
         self.assertIn('usher_pool_locality_share{pool="web",tier="region"} 0', text)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text.encode(), capture_output=True)
+        self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
 
         self.assertTrue(wait_for(lambda: "TIERS region 100% -> zone 100%" in self.tier_events(), 3),
                         self.tier_events())

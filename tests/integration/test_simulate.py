@@ -104,6 +104,17 @@ class Scenarios(unittest.TestCase):
         table = simulate("--scenario", "zone-failure", "--algorithms", "round-robin")
         self.assertIn("requests per zone and tier (here: zone a, region r1)", table)
         self.assertRegex(table, r"from 30 s \(server 0 down\):\n  round-robin +zone a +7\d\.\d%")
+        # A scenario file says where the balancer and its servers run.
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "zones.yaml")
+            with open(path, "w") as f:
+                f.write("name: zones\nrequests: 4000\narrival_rate: 200\nlocality: { zone: x, region: r }\n"
+                        "servers:\n  - { count: 2, zone: x, region: r }\n  - { count: 2, zone: y, region: r }\n"
+                        "events:\n  - { at: 5, server: 0, up: false }\n")
+            _, mine = results(path, ["least-connections"])
+            phases = mine["least-connections"]["phases"]
+            self.assertEqual(phases[0]["zones"]["y"], 0)
+            self.assertGreater(phases[1]["zones"]["y"], 0.2 * sum(phases[1]["zones"].values()))
 
     def test_json_shape_and_determinism(self):
         first, _ = results("server-crash", ["random", "power-of-two"], seed=7)
@@ -120,7 +131,7 @@ class Scenarios(unittest.TestCase):
     def test_scenario_list_and_file(self):
         listed = simulate("--scenario", "list")
         for name in ("uniform", "varying-durations", "sticky-cart", "heterogeneous", "independent-api",
-                     "skewed-clients", "server-crash"):
+                     "skewed-clients", "server-crash", "zone-failure"):
             self.assertIn(name, listed)
         with tempfile.TemporaryDirectory() as d:
             trace = os.path.join(d, "trace.csv")
