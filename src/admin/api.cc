@@ -60,6 +60,26 @@ const char* state_name(uint8_t state) {
   }
 }
 
+// A locality-aware pool's tiers now: where this usher runs, and per tier its weights and the
+// share of requests it takes (below 1 for the first tier: it spills).
+std::optional<nlohmann::json> locality_json(const proxy::PoolState& pool) {
+  const auto loads = pool.balancer().tier_loads(pool.live);
+  if (!loads || !pool.config.locality) return std::nullopt;
+  nlohmann::json tiers = nlohmann::json::array();
+  for (size_t t = 0; t < balance::kTiers; ++t) {
+    const balance::TierLoad& load = (*loads)[t];
+    if (load.backends == 0) continue;
+    tiers.push_back({{"tier", balance::tier_name(static_cast<balance::Tier>(t))},
+                     {"backends", load.backends},
+                     {"weight", load.weight},
+                     {"healthy_weight", load.healthy_weight},
+                     {"share", load.share}});
+  }
+  return nlohmann::json{{"zone", pool.config.locality->zone},
+                        {"region", pool.config.locality->region},
+                        {"tiers", tiers}};
+}
+
 std::string pools_json(const ApiContext& context, const proxy::Generation& generation) {
   constexpr auto relaxed = std::memory_order_relaxed;
   nlohmann::json pools = nlohmann::json::array();
@@ -77,6 +97,8 @@ std::string pools_json(const ApiContext& context, const proxy::Generation& gener
                           {"active", b.active.load(relaxed)},
                           {"latency_ms", b.latency_ms.load(relaxed)},
                           {"ejected", b.ejected_until_ms.load(relaxed) != 0}});
+      if (!pool->slot(i).zone.empty()) backends.back()["zone"] = pool->slot(i).zone;
+      if (!pool->slot(i).region.empty()) backends.back()["region"] = pool->slot(i).region;
       // The last second's rates and latencies, as the dashboard charts them.
       if (auto p = context.sampler.latest(pool->backend_id(i))) {
         backends.back()["requests_per_second"] = p->requests_per_second;
@@ -89,6 +111,7 @@ std::string pools_json(const ApiContext& context, const proxy::Generation& gener
                      {"balance", pool->config.balance},
                      {"health_checks", pool->config.health.has_value()},
                      {"backends", backends}});
+    if (auto locality = locality_json(*pool)) pools.back()["locality"] = std::move(*locality);
   }
   return nlohmann::json{{"pools", pools}}.dump(2) + "\n";
 }

@@ -82,6 +82,20 @@ std::string metrics_page(const metrics::Registry& registry, const proxy::Generat
                uint64_t{pool->live[i].went_up.load(relaxed)});
     });
   }
+  e.family("usher_pool_locality_share", "gauge",
+           "Share of a locality-aware pool's requests each tier takes now (zone, region, other): "
+           "below 1 for the first tier while it spills.");
+  for (const auto& pool : generation.pools) {
+    const auto loads = pool->balancer().tier_loads(pool->live);
+    if (!loads) continue;
+    for (size_t t = 0; t < balance::kTiers; ++t) {
+      if ((*loads)[t].backends == 0) continue;
+      e.sample("usher_pool_locality_share",
+               {{"pool", pool->config.name},
+                {"tier", balance::tier_name(static_cast<balance::Tier>(t))}},
+               (*loads)[t].share);
+    }
+  }
   if (const auto certs = control.certificates(); !certs.empty()) certificate_expiry(e, certs);
   if (access_log) {
     e.family("usher_access_log_lines_total", "counter", "Access log lines produced.");

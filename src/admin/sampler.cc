@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace usher::admin {
@@ -136,6 +137,29 @@ void Sampler::sample() {
                         quantile_ms(delta, 0.5), quantile_ms(delta, 0.99), up});
     if (b.points.size() > kPoints) b.points.pop_front();
   }
+  sample_locality(now);
+}
+
+// Called with the mutex held: an event when a locality-aware pool's split over its tiers
+// changes (in whole percents), so that the dashboard says when a tier spilled and came back.
+void Sampler::sample_locality(uint64_t now) {
+  for (const auto& pool : generation_->pools) {
+    const auto loads = pool->balancer().tier_loads(pool->live);
+    if (!loads) continue;
+    std::string split;
+    for (size_t t = 0; t < balance::kTiers; ++t) {
+      const long percent = std::lround((*loads)[t].share * 100);
+      if (percent == 0) continue;
+      split += (split.empty() ? "" : ", ") +
+               std::string(balance::tier_name(static_cast<balance::Tier>(t))) + " " +
+               std::to_string(percent) + "%";
+    }
+    auto [it, fresh] = tier_split_.try_emplace(pool->config.name, split);
+    if (fresh || it->second == split) continue;
+    events_.push_back({now, pool->config.name, "", "TIERS " + it->second + " -> " + split});
+    while (events_.size() > kEvents) events_.pop_front();
+    it->second = split;
+  }
 }
 
 std::optional<Point> Sampler::latest(size_t backend) const {
@@ -159,6 +183,9 @@ std::string Sampler::series_json(uint64_t since_ms) const {
           {p.time_ms, p.requests_per_second, p.errors_per_second, p.p50_ms, p.p99_ms, p.up});
     }
     backends.push_back({{"pool", b.pool}, {"backend", b.name}, {"points", points}});
+    if (const std::string& zone = b.state->slot(b.index).zone; !zone.empty()) {
+      backends.back()["zone"] = zone;
+    }
   }
   for (const Event& e : events_) {
     events.push_back(

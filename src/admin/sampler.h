@@ -1,12 +1,14 @@
 #pragma once
 // Once a second, what the dashboard charts: per backend the request and error rates and the
 // p50/p99 response time over that second, and whether it was up; plus health and operator
-// events. Keeps the last five minutes. Its own thread; readers take a snapshot under a mutex
-// (the admin side only, never the request path).
+// events, and a locality-aware pool's change of tier shares (a spill, or its end). Keeps the last
+// five minutes. Its own thread; readers take a snapshot under a mutex (the admin side only, never
+// the request path).
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,7 +34,7 @@ struct Event {
   uint64_t time_ms;
   std::string pool;
   std::string backend;
-  std::string what;  // "UP -> DOWN", "DRAINING", ...
+  std::string what;  // "UP -> DOWN", "DRAINING", "TIERS zone 100% -> zone 70%, region 30%", ...
 };
 
 class Sampler {
@@ -48,7 +50,8 @@ class Sampler {
   // Any thread: an operator's action on a backend, stamped now.
   void record(std::string pool, std::string backend, std::string what);
 
-  // JSON: {"interval_ms":1000,"backends":[{"pool","backend","points":[[t,rps,err,p50,p99,up]]}],
+  // JSON: {"interval_ms":1000,"backends":[{"pool","backend","zone"?,"points":[[t,rps,err,p50,
+  // p99,up]]}],
   // "events":[...]}, points newer than since_ms only.
   std::string series_json(uint64_t since_ms) const;
 
@@ -71,6 +74,7 @@ class Sampler {
 
   void run();
   void sample();
+  void sample_locality(uint64_t now);
   void follow(std::shared_ptr<const proxy::Generation> generation);
 
   const metrics::Registry& registry_;
@@ -80,6 +84,7 @@ class Sampler {
   std::shared_ptr<const proxy::Generation> generation_;
   std::vector<Backend> backends_;
   std::deque<Event> events_;
+  std::map<std::string, std::string> tier_split_;  // by pool: its tiers' shares, as last seen
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;

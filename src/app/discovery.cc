@@ -19,7 +19,8 @@ namespace {
 bool same_backends(const std::vector<config::Backend>& a, const std::vector<config::Backend>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (!(a[i].address == b[i].address) || a[i].weight != b[i].weight || a[i].name != b[i].name) {
+    if (!(a[i].address == b[i].address) || a[i].weight != b[i].weight || a[i].name != b[i].name ||
+        a[i].zone != b[i].zone || a[i].region != b[i].region) {
       return false;
     }
   }

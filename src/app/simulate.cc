@@ -61,6 +61,63 @@ nlohmann::json survey_json(const sim::Survey& survey) {
           {"span_s", survey.last_arrival_s - survey.first_arrival_s}};
 }
 
+// What changed at a phase's start: "start", or the events then ("server 0 down, server 1 up").
+std::string phase_label(const sim::Scenario& scenario, double from_s) {
+  std::string label;
+  for (const sim::ServerEvent& e : scenario.events) {
+    if (e.at_s != from_s) continue;
+    label += (label.empty() ? "" : ", ") + std::string("server ") + std::to_string(e.server) +
+             (e.up ? " up" : " down");
+  }
+  return label.empty() ? "start" : label;
+}
+
+double percent(uint64_t part, uint64_t whole) {
+  return whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0;
+}
+
+// Per phase and algorithm, the share of requests each zone and each tier took: the spill of a
+// failing local zone shows as its share falling and the next tier's rising.
+void print_zones(const sim::Scenario& scenario, const std::vector<sim::Result>& results) {
+  if (results.empty() || results.front().phases.empty()) return;
+  std::printf("\nrequests per zone and tier (here: zone %s, region %s)\n",
+              scenario.local_zone.c_str(), scenario.local_region.c_str());
+  const sim::Result& first = results.front();
+  for (size_t p = 0; p < first.phases.size(); ++p) {
+    std::printf("from %.0f s (%s):\n", first.phases[p].from_s,
+                phase_label(scenario, first.phases[p].from_s).c_str());
+    for (const sim::Result& r : results) {
+      const sim::Phase& phase = r.phases[p];
+      uint64_t total = 0;
+      for (uint64_t n : phase.by_zone) total += n;
+      std::printf("  %-22s", r.algorithm.c_str());
+      for (size_t z = 0; z < r.zones.size(); ++z) {
+        std::printf(" zone %s %5.1f%%", r.zones[z].empty() ? "-" : r.zones[z].c_str(),
+                    percent(phase.by_zone[z], total));
+      }
+      std::printf("   tiers zone/region/other %5.1f%% %5.1f%% %5.1f%%\n",
+                  percent(phase.by_tier[0], total), percent(phase.by_tier[1], total),
+                  percent(phase.by_tier[2], total));
+    }
+  }
+}
+
+nlohmann::json phases_json(const sim::Scenario& scenario, const sim::Result& r) {
+  nlohmann::json phases = nlohmann::json::array();
+  for (const sim::Phase& phase : r.phases) {
+    nlohmann::json zones = nlohmann::json::object();
+    for (size_t z = 0; z < r.zones.size(); ++z) zones[r.zones[z]] = phase.by_zone[z];
+    phases.push_back({{"from_s", phase.from_s},
+                      {"what", phase_label(scenario, phase.from_s)},
+                      {"zones", zones},
+                      {"tiers",
+                       {{"zone", phase.by_tier[0]},
+                        {"region", phase.by_tier[1]},
+                        {"other", phase.by_tier[2]}}}});
+  }
+  return phases;
+}
+
 void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& results,
                 const std::optional<sim::Survey>& survey) {
   nlohmann::json out = {
@@ -80,6 +137,7 @@ void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& r
                               {"dropped", r.dropped},
                               {"sticky_breaks", r.sticky_breaks},
                               {"servers", servers}});
+    if (!r.phases.empty()) out["results"].back()["phases"] = phases_json(scenario, r);
   }
   std::cout << out.dump(2) << '\n';
 }
@@ -256,6 +314,7 @@ int simulate(const SimulateOptions& options) {
   } else {
     if (survey) print_survey(options, *survey);
     print_table(scenario, results);
+    print_zones(scenario, results);
   }
   if (options.recommend) print_recommendation(scenario, results);
   return options.plot.empty() ? 0 : plot(options.plot, scenario, results);

@@ -24,8 +24,7 @@ uint32_t Balancer::next(Candidates& candidates, const LiveState& live) const {
   return backend;
 }
 
-uint32_t Picker::fallback(const PickInput&, std::span<const uint32_t> tried,
-                          const LiveState& live) const {
+uint32_t Picker::fallback(const PickInput&, std::span<const uint32_t> tried, LiveView live) const {
   const uint32_t after = tried.empty() ? count_ - 1 : tried.back();
   for (uint32_t step = 1; step <= count_; ++step) {
     const uint32_t i = (after + step) % count_;

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "balance/live.h"
+#include "balance/locality.h"
 #include "balance/picker.h"
 #include "balance/snapshot.h"
 #include "base/expected.h"
@@ -46,6 +47,12 @@ class Balancer {
   const BackendSnapshot& snapshot() const { return snapshot_; }
   const Picker& picker() const { return *picker_; }
   KeySource key_source() const { return key_source_; }
+  // A locality-aware pool's tiers now (weights, healthy weights, shares); nullopt otherwise.
+  // Any thread.
+  std::optional<TierLoads> tier_loads(const LiveState& live) const {
+    if (!tiered_) return std::nullopt;
+    return tiered_->loads(live);
+  }
 
   // Any thread: a request's candidates. `request_hash` is the hash of the request's key (used by
   // the hashing algorithms), `random` a fresh random number (used by the random ones); the
@@ -63,10 +70,14 @@ class Balancer {
 
  private:
   Balancer(BackendSnapshot snapshot, std::unique_ptr<Picker> picker, KeySource key)
-      : snapshot_(std::move(snapshot)), picker_(std::move(picker)), key_source_(key) {}
+      : snapshot_(std::move(snapshot)),
+        picker_(std::move(picker)),
+        tiered_(dynamic_cast<const TieredPicker*>(picker_.get())),
+        key_source_(key) {}
 
   BackendSnapshot snapshot_;
   std::unique_ptr<Picker> picker_;
+  const TieredPicker* tiered_;  // picker_, when locality-aware
   KeySource key_source_;
   alignas(64) mutable std::atomic<uint64_t> ticket_{0};  // shared by every worker
 };

@@ -39,6 +39,9 @@ const AlgorithmInfo* find_algorithm(std::string_view name) {
 Expected<std::unique_ptr<Picker>> build(std::string_view algorithm, const BackendSnapshot& snapshot,
                                         const Options& options) {
   if (snapshot.backends.empty()) return Error{"a pool needs at least one backend"};
+  if (options.locality && find_algorithm(algorithm)) {
+    return make_tiered(algorithm, snapshot, options);
+  }
   if (algorithm == "round-robin") return make_round_robin(snapshot);
   if (algorithm == "weighted-round-robin") return make_weighted_round_robin(snapshot);
   if (algorithm == "least-connections") return make_least_connections(snapshot, options);
@@ -54,8 +57,8 @@ uint64_t hash_key(std::string_view bytes) {
   return XXH3_64bits(bytes.data(), bytes.size());
 }
 
-double effective_weight(const BackendSnapshot& snapshot, const LiveState& live, uint32_t i,
-                        uint64_t now_ms, uint64_t slow_start_ms) {
+double effective_weight(const BackendSnapshot& snapshot, LiveView live, uint32_t i, uint64_t now_ms,
+                        uint64_t slow_start_ms) {
   double weight = snapshot.backends[i].weight;
   if (slow_start_ms == 0) return weight;
   uint64_t since = live[i].serving_since_ms.load(std::memory_order_relaxed);

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 namespace usher::balance {
 
@@ -116,6 +117,26 @@ class LiveState {
   std::unique_ptr<BackendLive[]> backends_;
   std::atomic<bool> panic_{false};
   uint32_t max_active_ = 0;
+};
+
+// What an algorithm reads of the live state: every backend of the pool, or the members of one
+// locality tier, which the tier's own picker numbers 0..n-1 (`members` maps them to the pool's
+// slots). Cheap to copy; valid while the LiveState and the member list are.
+class LiveView {
+ public:
+  LiveView(const LiveState& live) : live_(&live) {}  // NOLINT: every backend, as numbered
+  LiveView(const LiveState& live, std::span<const uint32_t> members)
+      : live_(&live), members_(members) {}
+
+  const LiveState& state() const { return *live_; }
+  uint32_t slot(uint32_t i) const { return members_.empty() ? i : members_[i]; }
+  bool usable(uint32_t i) const { return live_->usable(slot(i)); }
+  uint32_t active(uint32_t i) const { return live_->active(slot(i)); }
+  const BackendLive& operator[](uint32_t i) const { return (*live_)[slot(i)]; }
+
+ private:
+  const LiveState* live_;
+  std::span<const uint32_t> members_;  // empty: the identity
 };
 
 }  // namespace usher::balance

@@ -12,7 +12,7 @@ namespace {
 
 // Picks the lowest cost, scanning from a rotating start so that ties spread round-robin.
 template <typename Cost>
-uint32_t lowest_cost(const LiveState& live, uint32_t count, uint64_t ticket, Cost&& cost) {
+uint32_t lowest_cost(LiveView live, uint32_t count, uint64_t ticket, Cost&& cost) {
   uint32_t start = static_cast<uint32_t>(ticket % count);
   uint32_t best = kNoBackend;
   double best_cost = 0;
@@ -34,10 +34,10 @@ struct WeightedLoad {
   BackendSnapshot snapshot;
   Options options;
 
-  double weight(const LiveState& live, uint32_t i, uint64_t now_ms) const {
+  double weight(LiveView live, uint32_t i, uint64_t now_ms) const {
     return effective_weight(snapshot, live, i, now_ms, options.slow_start_ms);
   }
-  double load(const LiveState& live, uint32_t i, uint64_t now_ms) const {
+  double load(LiveView live, uint32_t i, uint64_t now_ms) const {
     return (live.active(i) + 1.0) / weight(live, i, now_ms);
   }
 };
@@ -47,7 +47,7 @@ class LeastConnectionsPicker final : public Picker {
   LeastConnectionsPicker(const BackendSnapshot& snapshot, const Options& options)
       : Picker(static_cast<uint32_t>(snapshot.backends.size())), load_{snapshot, options} {}
 
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     return lowest_cost(live, size(), input.key,
                        [&](uint32_t i) { return load_.load(live, i, input.now_ms); });
   }
@@ -65,7 +65,7 @@ class LeastResponseTimePicker final : public Picker {
   LeastResponseTimePicker(const BackendSnapshot& snapshot, const Options& options)
       : Picker(static_cast<uint32_t>(snapshot.backends.size())), load_{snapshot, options} {}
 
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     double known_sum = 0;
     uint32_t known = 0;
     for (uint32_t i = 0; i < size(); ++i) {
@@ -82,7 +82,7 @@ class LeastResponseTimePicker final : public Picker {
   }
 
  private:
-  double estimate(const LiveState& live, uint32_t i, uint64_t now_ms, double neutral) const {
+  double estimate(LiveView live, uint32_t i, uint64_t now_ms, double neutral) const {
     double latency = live[i].latency_ms.load(std::memory_order_relaxed);
     if (latency <= 0) return neutral;
     uint64_t updated = live[i].latency_updated_ms.load(std::memory_order_relaxed);
@@ -93,15 +93,6 @@ class LeastResponseTimePicker final : public Picker {
 
   WeightedLoad load_;
 };
-
-// A 64-bit mix (splitmix64's finaliser) so two draws from one key are independent.
-uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // Maps 64 random bits to a backend with probability proportional to its weight.
 class WeightedDraw {
@@ -117,7 +108,7 @@ class WeightedDraw {
     return static_cast<uint32_t>(it - cumulative_.begin());
   }
   // A draw among usable backends: redraws a few times, then takes the next usable one.
-  uint32_t usable_draw(uint64_t bits, const LiveState& live) const {
+  uint32_t usable_draw(uint64_t bits, LiveView live) const {
     uint32_t b = draw(bits);
     for (int redraw = 0; redraw < 4 && !live.usable(b); ++redraw) b = draw(bits = mix(bits));
     const auto count = static_cast<uint32_t>(cumulative_.size());
@@ -132,7 +123,7 @@ class RandomPicker final : public Picker {
  public:
   explicit RandomPicker(const BackendSnapshot& snapshot)
       : Picker(static_cast<uint32_t>(snapshot.backends.size())), draw_(snapshot) {}
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     return draw_.usable_draw(input.key, live);
   }
 
@@ -147,7 +138,7 @@ class PowerOfTwoPicker final : public Picker {
         load_{snapshot, options},
         draw_(snapshot) {}
 
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     uint32_t a = draw_.usable_draw(input.key, live);
     if (a == kNoBackend || size() == 1) return a;
     uint32_t b = draw_.usable_draw(mix(input.key), live);

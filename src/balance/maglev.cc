@@ -41,7 +41,7 @@ class MaglevPicker final : public Picker {
     for (const BackendInfo& b : snapshot_.backends) total_weight_ += b.weight;
   }
 
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     // An unusable backend's keys walk on along the table: they spread over the others, and
     // come back to it unchanged when it returns.
     const uint64_t slot = input.key % table_.size();
@@ -62,7 +62,7 @@ class MaglevPicker final : public Picker {
   // The next backends of the key's walk along the table, as if the tried ones had left: the
   // same ones its keys move to when they do.
   uint32_t fallback(const PickInput& input, std::span<const uint32_t> tried,
-                    const LiveState& live) const override {
+                    LiveView live) const override {
     const uint64_t slot = input.key % table_.size();
     for (uint64_t step = 0; step < table_.size(); ++step) {
       const uint32_t b = table_[(slot + step) % table_.size()];

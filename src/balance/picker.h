@@ -4,6 +4,7 @@
 // simulator all call these same objects.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -26,10 +27,17 @@ struct PickInput {
   uint64_t now_ms = 0;
 };
 
+// Where this usher runs: a locality-aware pool prefers backends in this zone, then this region.
+struct Locality {
+  std::string zone;
+  std::string region;
+};
+
 struct Options {
   double hash_balance_factor = 1.25;  // bounded-load hashing: capacity = ceil(c * mean load)
   double latency_decay_ms = 10'000;   // peak-EWMA time constant
   uint64_t slow_start_ms = 0;         // ramp of a new or recovered backend's weight; 0 = off
+  std::optional<Locality> locality;   // set: the pool is locality-aware (balance/locality.h)
 };
 
 // Returned by pick() when no backend of the pool is usable (all failed their health checks).
@@ -40,12 +48,12 @@ class Picker {
   virtual ~Picker() = default;
   // Any thread; reads only the immutable picker and relaxed live counters. Never returns an
   // unusable (unhealthy) backend; kNoBackend when there is none.
-  virtual uint32_t pick(const PickInput& input, const LiveState& live) const = 0;
+  virtual uint32_t pick(const PickInput& input, LiveView live) const = 0;
   // Where a request goes after the backends in `tried` failed it: a usable backend not among
   // them, in the algorithm's own fall-back order, or kNoBackend. By default the next usable one
   // after the last tried, in slot order; Maglev walks on along its table from the key's slot.
   virtual uint32_t fallback(const PickInput& input, std::span<const uint32_t> tried,
-                            const LiveState& live) const;
+                            LiveView live) const;
   uint32_t size() const { return count_; }
 
  protected:

@@ -12,6 +12,8 @@ namespace usher::balance {
 struct BackendInfo {
   Address address;
   uint32_t weight = 1;
+  std::string zone;    // where it runs, for locality-aware pools; empty: unknown
+  std::string region;  // empty: unknown (not this usher's region, unless the zone is its zone)
 };
 
 struct BackendSnapshot {

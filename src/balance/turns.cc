@@ -14,7 +14,7 @@ class RoundRobinPicker final : public Picker {
   explicit RoundRobinPicker(uint32_t count) : Picker(count) {}
   // With some backends down, turns go round the usable ones only: the next backend in line does
   // not inherit a dead one's share.
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     const auto turn = static_cast<uint32_t>(input.key % size());
     if (live.usable(turn)) return turn;
     uint32_t usable = 0;
@@ -55,7 +55,7 @@ class SmoothWeightedPicker final : public Picker {
     }
   }
   // An unusable backend's turns go to the turns after it, so the others keep their proportions.
-  uint32_t pick(const PickInput& input, const LiveState& live) const override {
+  uint32_t pick(const PickInput& input, LiveView live) const override {
     const uint64_t start = input.key % sequence_.size();
     for (uint64_t step = 0; step < sequence_.size(); ++step) {
       uint32_t b = sequence_[(start + step) % sequence_.size()];

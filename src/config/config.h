@@ -62,9 +62,21 @@ class Marks {
 struct Backend {
   Address address;
   uint32_t weight = 1;
-  std::string name;  // shown in logs and ${backend}; default: the address
+  std::string name;    // shown in logs and ${backend}; default: the address
+  std::string zone;    // where it runs (locality-aware pools, the zone label of its metrics)
+  std::string region;  // empty: unknown, so not this usher's region unless the zone is its zone
   Marks marks;
 };
+
+// `locality: { zone, region }`: where this usher runs.
+struct Locality {
+  std::string zone;
+  std::string region;
+  Marks marks;
+};
+// Zone and region names: letters, digits, '.', '_' and '-', 1 to 64 of them. The problem, or
+// empty.
+std::string locality_name_problem(std::string_view name, std::string_view what);
 
 struct PoolTimeouts {
   Millis connect = 3s;    // TCP connect to a backend
@@ -187,6 +199,8 @@ struct Pool {
   uint32_t max_pending_retries = 0;  // retries in flight in the pool (0: no limit)
   size_t buffer_request = 0;  // read bodies up to this size before choosing a backend (0: never)
   ProxyProtocolVersion proxy_protocol = ProxyProtocolVersion::kOff;
+  bool locality_aware = false;       // prefer backends in our zone, then region, then any
+  std::optional<Locality> locality;  // the top level's, copied here when locality_aware
 };
 
 // GCRA: a key may send `burst` requests at one instant, then one per 1/per_second.
@@ -340,8 +354,9 @@ struct Config {
   ClientTimeouts timeouts;
   Limits limits;
   AccessLog access_log;
-  std::vector<Address> resolvers;  // DNS servers for discovery; empty: /etc/resolv.conf's
-  std::string upgrade_socket;      // where a new process takes over the listeners; empty: nowhere
+  std::vector<Address> resolvers;    // DNS servers for discovery; empty: /etc/resolv.conf's
+  std::string upgrade_socket;        // where a new process takes over the listeners; empty: nowhere
+  std::optional<Locality> locality;  // where this usher runs
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

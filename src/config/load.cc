@@ -98,12 +98,28 @@ void read_upgrade_socket(Reader& r, const YAML::Node& node, Config& config) {
   }
 }
 
+// Where this usher runs: both names, so that "same zone" and "same region" are both defined.
+void read_locality(Reader& r, const YAML::Node& node, Config& config) {
+  if (!r.expect_map(node, "locality")) return;
+  r.check_keys(node, {"zone", "region"}, "locality");
+  Locality here;
+  here.marks.set("", Reader::position(node));
+  for (auto [key, field] : {std::pair{"zone", &here.zone}, std::pair{"region", &here.region}}) {
+    if (!node[key]) {
+      r.error(node.Mark(), std::string("locality needs a '") + key + "'");
+    } else {
+      read_locality_name(r, node[key], key, *field);
+    }
+  }
+  config.locality = std::move(here);
+}
+
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_document(root, "the configuration")) return config;
   r.check_keys(root,
                {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
-                "access_log", "access_log_format", "resolvers", "upgrade_socket"},
+                "access_log", "access_log_format", "resolvers", "upgrade_socket", "locality"},
                "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -119,6 +135,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   }
   if (root["upgrade_socket"]) read_upgrade_socket(r, root["upgrade_socket"], config);
   if (root["workers"]) read_workers(r, root["workers"], config);
+  if (root["locality"]) read_locality(r, root["locality"], config);
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
   if (root["limits"]) read_limits(r, root["limits"], config.limits);
@@ -132,6 +149,9 @@ Config read_root(Reader& r, const YAML::Node& root) {
     r.error(root.Mark(), "the configuration needs 'pools'");
   } else if (r.expect_sequence(pools, "pools")) {
     for (const auto& p : pools) config.pools.push_back(read_pool(r, p));
+  }
+  for (Pool& pool : config.pools) {
+    if (pool.locality_aware) pool.locality = config.locality;
   }
 
   if (root["resolvers"] && std::none_of(config.pools.begin(), config.pools.end(),

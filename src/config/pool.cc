@@ -2,6 +2,8 @@
 // outlier detection (the top level and listeners are read in load.cc and routes.cc).
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 
@@ -138,18 +140,34 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "a pool")) return pool;
   for (const char* key : {"name", "balance", "hash_key", "hash_balance_factor", "backends",
                           "outlier", "retries", "sticky", "tls", "queue", "max_pending_retries",
-                          "buffer_request", "proxy_protocol", "discovery"}) {
+                          "buffer_request", "proxy_protocol", "discovery", "locality_aware"}) {
     if (node[key]) pool.marks.set(key, Reader::position(node[key]));
   }
   if (node["timeouts"] && node["timeouts"].IsMap() && node["timeouts"]["response"]) {
     pool.marks.set("timeouts.response", Reader::position(node["timeouts"]["response"]));
   }
-  r.check_keys(
-      node,
-      {"name", "balance", "hash_key", "hash_balance_factor", "slow_start", "backends", "timeouts",
-       "health", "retries", "panic_threshold", "outlier", "sticky", "tls", "max_connections",
-       "queue", "max_pending_retries", "buffer_request", "proxy_protocol", "discovery"},
-      "pool");
+  r.check_keys(node,
+               {"name",
+                "balance",
+                "hash_key",
+                "hash_balance_factor",
+                "slow_start",
+                "backends",
+                "timeouts",
+                "health",
+                "retries",
+                "panic_threshold",
+                "outlier",
+                "sticky",
+                "tls",
+                "max_connections",
+                "queue",
+                "max_pending_retries",
+                "buffer_request",
+                "proxy_protocol",
+                "discovery",
+                "locality_aware"},
+               "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
   }
@@ -179,6 +197,8 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["tls"]) pool.tls = read_pool_tls(r, node["tls"]);
   read_pool_protection(r, node, pool);
   if (node["proxy_protocol"]) read_pool_proxy_protocol(r, node["proxy_protocol"], pool);
+  if (node["locality_aware"])
+    read_flag(r, node["locality_aware"], "locality_aware", pool.locality_aware);
   return pool;
 }
 
@@ -191,8 +211,10 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   }
   backend.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a backend")) return backend;
-  r.check_keys(node, {"address", "weight", "name"}, "backend");
+  r.check_keys(node, {"address", "weight", "name", "zone", "region"}, "backend");
   if (node["name"]) r.scalar(node["name"], "backend name", backend.name);
+  if (node["zone"]) read_locality_name(r, node["zone"], "zone", backend.zone);
+  if (node["region"]) read_locality_name(r, node["region"], "region", backend.region);
   if (!node["address"]) {
     r.error(node.Mark(), "backend needs an 'address'");
   } else {
@@ -204,6 +226,25 @@ Backend read_backend(Reader& r, const YAML::Node& node) {
   }
   if (backend.name.empty()) backend.name = backend.address.to_string();
   return backend;
+}
+
+std::string locality_name_problem(std::string_view name, std::string_view what) {
+  const bool fits =
+      !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      });
+  if (fits) return {};
+  return std::string(what) + " must be 1 to 64 letters, digits, '.', '_' or '-', not '" +
+         std::string(name) + "'";
+}
+
+void read_locality_name(Reader& r, const YAML::Node& node, const char* what, std::string& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  if (std::string problem = locality_name_problem(text, what); !problem.empty()) {
+    return r.error(node.Mark(), problem);
+  }
+  out = std::move(text);
 }
 
 void read_hash_key(Reader& r, const YAML::Node& node, const char* what, HashKey& out) {

@@ -33,7 +33,7 @@ Expected<Config> quick_config(const QuickSpec& spec, Errors& errors) {
       problem(errors, "to", address.error().message);
       continue;
     }
-    pool.backends.push_back({*address, 1, address->to_string(), {}});
+    pool.backends.push_back({*address, 1, address->to_string(), {}, {}, {}});
   }
   if (!spec.health_path.empty()) {
     if (spec.health_path[0] != '/') problem(errors, "health-path", "must start with /");

@@ -173,7 +173,12 @@ void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>
                       Listener& listener);
 void read_pool_proxy_protocol(Reader& r, const YAML::Node& node, Pool& pool);
 
-// A backend of a `backends:` list: "HOST:PORT", or { address, weight, name }.
+// true/on or false/off (routes.cc).
+void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out);
+// A zone or region name (pool.cc), checked by locality_name_problem.
+void read_locality_name(Reader& r, const YAML::Node& node, const char* what, std::string& out);
+
+// A backend of a `backends:` list: "HOST:PORT", or { address, weight, name, zone, region }.
 Backend read_backend(Reader& r, const YAML::Node& node);
 // One entry of `pools` (pool.cc).
 Pool read_pool(Reader& r, const YAML::Node& node);

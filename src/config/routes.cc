@@ -192,18 +192,6 @@ void read_rewrite(Reader& r, const YAML::Node& node, Route& route) {
   }
 }
 
-void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
-  std::string text;
-  if (!r.scalar(node, what, text)) return;
-  if (text == "true" || text == "on") {
-    out = true;
-  } else if (text == "false" || text == "off") {
-    out = false;
-  } else {
-    r.error(node.Mark(), std::string(what) + " must be true or false, not '" + text + "'");
-  }
-}
-
 Route read_route(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools) {
   Route route;
   if (!r.expect_map(node, "a route")) return route;
@@ -286,6 +274,18 @@ void read_trusted(Reader& r, const YAML::Node& node, std::vector<IpRange>& out) 
 }
 
 }  // namespace
+
+void read_flag(Reader& r, const YAML::Node& node, const char* what, bool& out) {
+  std::string text;
+  if (!r.scalar(node, what, text)) return;
+  if (text == "true" || text == "on") {
+    out = true;
+  } else if (text == "false" || text == "off") {
+    out = false;
+  } else {
+    r.error(node.Mark(), std::string(what) + " must be true or false, not '" + text + "'");
+  }
+}
 
 bool find_pool(Reader& r, const YAML::Node& node, const std::vector<Pool>& pools, size_t& out) {
   std::string name;

@@ -1,6 +1,7 @@
 // The rules of a configuration that hold however it was made: parsed from a file, built from
 // the command line (quick mode) or changed through the admin API. The file reader checks only
 // form (types, known keys, syntax); everything about meaning is here, once.
+#include <algorithm>
 #include <set>
 
 #include "balance/picker.h"
@@ -65,6 +66,30 @@ void validate_pool(Report& report, const Pool& pool) {
     report.at(pool.marks, "outlier",
               "outlier detection needs a 'health' section: ejected backends return through "
               "active checks");
+  }
+}
+
+// locality_aware needs to know where this usher runs, and backends that say where they run:
+// without either, every backend would be in one tier and the key would change nothing.
+void validate_locality(Report& report, const Config& config, const Pool& pool) {
+  if (!pool.locality_aware) return;
+  if (!config.locality) {
+    return report.at(pool.marks, "locality_aware",
+                     "locality_aware needs the top-level 'locality: { zone, region }' that says "
+                     "where this usher runs");
+  }
+  if (pool.dns) {
+    return report.at(pool.marks, "locality_aware",
+                     "locality_aware needs backends with a zone or region; DNS discovery gives "
+                     "addresses only (use a discovery file, whose backends may name them)");
+  }
+  const bool located =
+      std::any_of(pool.backends.begin(), pool.backends.end(),
+                  [](const Backend& b) { return !b.zone.empty() || !b.region.empty(); });
+  if (!located && pool.discovery_file.empty()) {
+    report.at(pool.marks, "locality_aware",
+              "locality_aware: no backend of pool '" + pool.name +
+                  "' names a zone or region, so there is nothing to prefer");
   }
 }
 
@@ -151,6 +176,7 @@ void validate(const Config& config, Errors& errors) {
   std::set<std::string> pool_names;
   for (const Pool& pool : config.pools) {
     validate_pool(report, pool);
+    validate_locality(report, config, pool);
     if (!pool.name.empty() && !pool_names.insert(pool.name).second) {
       report.at(pool.marks, "name", "duplicate pool name '" + pool.name + "'");
     }

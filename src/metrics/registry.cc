@@ -182,16 +182,24 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
   auto each_backend = [&](auto&& write) {
     for (const Layout::Backend& b : backends) write(b.id, b.pool, b.name);
   };
-  e.family("usher_backend_requests_total", "counter", "Responses from backends by status class.");
-  each_backend([&](size_t id, const std::string& pool, const std::string& backend) {
+  e.family("usher_backend_requests_total", "counter",
+           "Responses from backends by status class (zone: the backend's, when it names one).");
+  for (const Layout::Backend& b : backends) {
     for (size_t c = 0; c < 5; ++c) {
-      e.sample("usher_backend_requests_total",
-               {{"pool", pool}, {"backend", backend}, {"code", kStatusClasses[c]}},
-               merged(s, [id, c](const Shard& x) -> const Counter& {
-                 return x.backends[id].responses[c];
-               }));
+      const uint64_t count = merged(s, [id = b.id, c](const Shard& x) -> const Counter& {
+        return x.backends[id].responses[c];
+      });
+      if (b.zone.empty()) {
+        e.sample("usher_backend_requests_total",
+                 {{"pool", b.pool}, {"backend", b.name}, {"code", kStatusClasses[c]}}, count);
+      } else {
+        e.sample(
+            "usher_backend_requests_total",
+            {{"pool", b.pool}, {"backend", b.name}, {"zone", b.zone}, {"code", kStatusClasses[c]}},
+            count);
+      }
     }
-  });
+  }
   e.family("usher_backend_errors_total", "counter", "Tries that got no usable response, by kind.");
   each_backend([&](size_t id, const std::string& pool, const std::string& backend) {
     for (size_t k = 0; k < kUpstreamErrorKinds; ++k) {

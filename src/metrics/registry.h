@@ -63,6 +63,7 @@ class Registry {
       size_t id;
       std::string pool;
       std::string name;
+      std::string zone;  // empty: none, and no zone label
     };
     std::vector<Named> listeners;
     std::vector<Named> tcp_listeners, udp_listeners;  // also in `listeners`

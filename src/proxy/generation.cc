@@ -80,7 +80,8 @@ metrics::Registry::Layout Generation::metrics_layout() const {
   for (const auto& pool : pools) {
     layout.pools.push_back({pool->id, pool->config.name});
     pool->for_each_member([&](uint32_t i) {
-      layout.backends.push_back({pool->backend_id(i), pool->config.name, pool->slot(i).name});
+      layout.backends.push_back(
+          {pool->backend_id(i), pool->config.name, pool->slot(i).name, pool->slot(i).zone});
     });
   }
   return layout;

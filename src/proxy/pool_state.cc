@@ -20,6 +20,9 @@ balance::Options options_of(const config::Pool& pool) {
   balance::Options options;
   options.hash_balance_factor = pool.hash_balance_factor;
   options.slow_start_ms = static_cast<uint64_t>(pool.slow_start.count());
+  if (pool.locality_aware && pool.locality) {
+    options.locality = balance::Locality{pool.locality->zone, pool.locality->region};
+  }
   return options;
 }
 
@@ -43,9 +46,9 @@ PoolState::PoolState(const config::Pool& pool, metrics::Registry& registry,
   for (uint32_t i = 0; i < capacity_; ++i) {
     if (i < configured) {
       const config::Backend& b = pool.backends[i];
-      slots_[i] = {b.address, b.name, sticky_for(b.address)};
+      slots_[i] = {b.address, b.name, sticky_for(b.address), b.zone, b.region};
       backend_ids_[i] = registry.backend_id(pool.name, b.address.to_string());
-      snapshot.backends.push_back({b.address, b.weight});
+      snapshot.backends.push_back({b.address, b.weight, b.zone, b.region});
       const uint32_t before =
           previous ? previous->find(b.address.to_string()) : balance::kNoBackend;
       if (before != balance::kNoBackend) {
@@ -189,13 +192,13 @@ Expected<uint32_t> PoolState::add(const Address& address, std::string name, uint
                  std::to_string(kSpareSlots) +
                  " backends can be added per run): put the backend in the configuration"};
   }
-  slots_[slot] = {address, std::move(name), sticky_for(address)};
+  slots_[slot] = {address, std::move(name), sticky_for(address), {}, {}};
   backend_ids_[slot] = registry_.backend_id(config.name, address.to_string());
   balance::BackendLive& b = live[slot];
   b.healthy.store(true, std::memory_order_relaxed);
   b.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);  // slow start
   balance::BackendSnapshot snapshot = balancer().snapshot();
-  snapshot.backends.push_back({address, weight});
+  snapshot.backends.push_back({address, weight, {}, {}});
   slot_count_.store(slot + 1, std::memory_order_release);
   b.admin_state.store(balance::kServing, std::memory_order_release);
   publish(std::move(snapshot));

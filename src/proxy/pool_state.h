@@ -44,6 +44,8 @@ struct Slot {
   Address address;
   std::string name;
   StickyBackend sticky;  // empty id without `sticky`
+  std::string zone;      // empty: none given (an added backend, or not in the file)
+  std::string region;
 };
 
 struct PoolState {

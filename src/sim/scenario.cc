@@ -16,7 +16,7 @@ Scenario named(std::string name, std::string description) {
 }
 
 std::vector<Server> servers(size_t n, uint32_t concurrency, double speed = 1, uint32_t weight = 1) {
-  return std::vector<Server>(n, Server{concurrency, speed, weight, 1000});
+  return std::vector<Server>(n, Server{concurrency, speed, weight, 1000, {}, {}});
 }
 
 Scenario uniform() {
@@ -54,7 +54,8 @@ Scenario heterogeneous() {
   s.requests = 100'000;
   s.arrival_rate = 500;
   s.duration = {Distribution::Kind::kExponential, 0.1};
-  s.servers = {Server{32, 2, 8, 1000}, Server{8, 1, 1, 1000}, Server{8, 1, 1, 1000}};
+  s.servers = {Server{32, 2, 8, 1000, {}, {}}, Server{8, 1, 1, 1000, {}, {}},
+               Server{8, 1, 1, 1000, {}, {}}};
   return s;
 }
 
@@ -90,6 +91,27 @@ Scenario server_crash() {
   return s;
 }
 
+// The balancer runs in zone a of region r1, as do servers 0 and 1; servers 2 and 3 are in zone b
+// of the same region, 4 and 5 in zone c of region r2. The local zone fails one server at a time:
+// with one left it keeps 1.4 x 1/2 = 70 % of the requests and 30 % spill to zone b; with none
+// left all go to zone b (region r2 stays untouched, zone b covers it all); then both return.
+Scenario zone_failure() {
+  Scenario s = named("zone-failure",
+                     "locality-aware: zones a (local), b (same region), c (another region); zone a "
+                     "loses server 0 at 30 s and server 1 at 60 s, both return at 90 s");
+  s.requests = 48'000;
+  s.arrival_rate = 400;
+  s.duration = {Distribution::Kind::kExponential, 0.02};
+  s.local_zone = "a";
+  s.local_region = "r1";
+  const char* zones[][2] = {{"a", "r1"}, {"b", "r1"}, {"c", "r2"}};
+  for (const auto& [zone, region] : zones) {
+    for (int i = 0; i < 2; ++i) s.servers.push_back(Server{8, 1, 1, 1000, zone, region});
+  }
+  s.events = {{30, 0, false}, {60, 1, false}, {90, 0, true}, {90, 1, true}};
+  return s;
+}
+
 using Builder = Scenario (*)();
 constexpr std::pair<const char*, Builder> kBuiltins[] = {
     {"uniform", uniform},
@@ -99,6 +121,7 @@ constexpr std::pair<const char*, Builder> kBuiltins[] = {
     {"independent-api", independent_api},
     {"skewed-clients", skewed_clients},
     {"server-crash", server_crash},
+    {"zone-failure", zone_failure},
 };
 
 Expected<Distribution> read_distribution(const YAML::Node& n) {
@@ -142,10 +165,11 @@ namespace {
 // Unknown keys are errors, as in a configuration file: a misspelt key must not silently leave
 // a default in place.
 void check_scenario_keys(config::Reader& r, const YAML::Node& root) {
-  r.check_keys(root,
-               {"name", "description", "seed", "requests", "arrival_rate", "trace", "keys", "zipf",
-                "sticky", "slow_start", "detect", "attempts", "duration", "servers", "events"},
-               "a scenario");
+  r.check_keys(
+      root,
+      {"name", "description", "seed", "requests", "arrival_rate", "trace", "keys", "zipf", "sticky",
+       "slow_start", "detect", "attempts", "duration", "servers", "events", "locality"},
+      "a scenario");
   if (root["duration"] && r.expect_map(root["duration"], "duration")) {
     r.check_keys(
         root["duration"],
@@ -155,9 +179,14 @@ void check_scenario_keys(config::Reader& r, const YAML::Node& root) {
   if (root["servers"] && r.expect_sequence(root["servers"], "servers")) {
     for (const auto& n : root["servers"]) {
       if (r.expect_map(n, "a server")) {
-        r.check_keys(n, {"count", "concurrency", "speed", "weight", "max_queue"}, "a server");
+        r.check_keys(n, {"count", "concurrency", "speed", "weight", "max_queue", "zone", "region"},
+                     "a server");
       }
     }
+  }
+  if (root["locality"] && r.expect_map(root["locality"], "locality")) {
+    r.check_keys(root["locality"], {"zone", "region"}, "locality");
+    if (!root["locality"]["zone"]) r.error(root["locality"].Mark(), "locality needs a 'zone'");
   }
   if (root["events"] && r.expect_sequence(root["events"], "events")) {
     for (const auto& n : root["events"]) {
@@ -188,11 +217,16 @@ Expected<Scenario> read_scenario(config::Reader& r, const YAML::Node& root,
   }
   for (const auto& n : root["servers"]) {
     Server server{n["concurrency"].as<uint32_t>(8), n["speed"].as<double>(1),
-                  n["weight"].as<uint32_t>(1), n["max_queue"].as<uint32_t>(1000)};
+                  n["weight"].as<uint32_t>(1),      n["max_queue"].as<uint32_t>(1000),
+                  n["zone"].as<std::string>(""),    n["region"].as<std::string>("")};
     for (uint32_t i = 0; i < n["count"].as<uint32_t>(1); ++i) s.servers.push_back(server);
   }
   for (const auto& n : root["events"]) {
     s.events.push_back({n["at"].as<double>(), n["server"].as<uint32_t>(), n["up"].as<bool>(false)});
+  }
+  if (root["locality"]) {
+    s.local_zone = root["locality"]["zone"].as<std::string>();
+    s.local_region = root["locality"]["region"].as<std::string>("");
   }
   if (s.servers.empty()) r.error(root.Mark(), "'servers' lists no server");
   if (s.arrival_rate <= 0 || s.keys == 0) {

@@ -23,6 +23,8 @@ struct Server {
   double speed = 1.0;        // a request of duration d takes d / speed here
   uint32_t weight = 1;
   uint32_t max_queue = 1000;  // beyond this a request is dropped
+  std::string zone;           // where it runs (a scenario with `locality`)
+  std::string region;
 };
 
 struct ServerEvent {
@@ -50,6 +52,10 @@ struct Scenario {
   // refused connection sends the request on to the next candidate at once, as the proxy does.
   double detect_s = 1.0;
   uint32_t attempts = 3;  // tries per request on refused connections, the first included
+  // Where the balancer runs: set, the pool is locality-aware (servers' zone and region).
+  std::string local_zone;
+  std::string local_region;
+  bool locality_aware() const { return !local_zone.empty(); }
 };
 
 std::vector<std::string> builtin_names();

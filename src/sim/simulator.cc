@@ -9,6 +9,7 @@
 
 #include "balance/balancer.h"
 #include "balance/live.h"
+#include "balance/locality.h"
 #include "sim/quantiles.h"
 #include "sim/requests.h"
 
@@ -120,15 +121,46 @@ class Simulation {
     for (uint32_t i = 0; i < servers_.size(); ++i) {
       std::string address =
           "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + ":80";
-      snapshot.backends.push_back({*Address::parse(address), s_.servers[i].weight});
+      const Server& server = s_.servers[i];
+      snapshot.backends.push_back(
+          {*Address::parse(address), server.weight, server.zone, server.region});
     }
     live_ = std::make_unique<balance::LiveState>(static_cast<uint32_t>(servers_.size()));
     balance::Options options;
     options.slow_start_ms = static_cast<uint64_t>(s_.slow_start_s * 1000);
+    if (s_.locality_aware()) {
+      const balance::Locality here{s_.local_zone, s_.local_region};
+      options.locality = here;
+      prepare_phases(snapshot, here);
+    }
     auto balancer = balance::Balancer::build(algorithm_, std::move(snapshot), options);
     if (!balancer) return balancer.error();
     balancer_ = std::move(*balancer);
     return true;
+  }
+
+  // A phase starts at 0 and at each event's time; each server counts for its zone and tier.
+  void prepare_phases(const balance::BackendSnapshot& snapshot, const balance::Locality& here) {
+    for (const balance::BackendInfo& b : snapshot.backends) {
+      auto known = std::find(zones_.begin(), zones_.end(), b.zone);
+      server_zone_.push_back(static_cast<uint32_t>(known - zones_.begin()));
+      if (known == zones_.end()) zones_.push_back(b.zone);
+      server_tier_.push_back(static_cast<uint8_t>(balance::tier_of(b, here)));
+    }
+    std::vector<double> starts = {0};
+    for (const ServerEvent& e : s_.events) starts.push_back(e.at_s);
+    std::sort(starts.begin(), starts.end());
+    starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+    for (double at : starts) phases_.push_back({at, std::vector<uint64_t>(zones_.size()), {}});
+  }
+
+  void count_phase(uint32_t server) {
+    if (phases_.empty()) return;
+    auto after = std::upper_bound(phases_.begin(), phases_.end(), now_s_,
+                                  [](double t, const Phase& p) { return t < p.from_s; });
+    Phase& phase = after == phases_.begin() ? phases_.front() : *(after - 1);
+    ++phase.by_zone[server_zone_[server]];
+    ++phase.by_tier[server_tier_[server]];
   }
 
   void handle(const Event& e) {
@@ -165,6 +197,7 @@ class Simulation {
 
   void admit(uint32_t server, uint32_t id) {
     const Request& r = requests_[id];
+    count_phase(server);
     if (s_.sticky) {
       auto [it, fresh] = last_server_.try_emplace(r.key, server);
       if (!fresh && it->second != server) {
@@ -279,6 +312,8 @@ class Simulation {
     }
     r.imbalance = sum_util > 0 ? max_util / (sum_util / static_cast<double>(servers_.size())) : 0;
     r.load_over_time = std::move(load_over_time_);
+    r.zones = zones_;
+    r.phases = std::move(phases_);
     return r;
   }
 
@@ -302,6 +337,10 @@ class Simulation {
   uint64_t sticky_breaks_ = 0;
   std::unordered_map<uint64_t, uint32_t> last_server_;
   std::vector<std::vector<uint32_t>> load_over_time_;
+  std::vector<std::string> zones_;
+  std::vector<uint32_t> server_zone_;  // index into zones_
+  std::vector<uint8_t> server_tier_;   // balance::Tier
+  std::vector<Phase> phases_;
 };
 
 Run::Run(const Scenario& scenario, std::string algorithm, double span_s)

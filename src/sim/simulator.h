@@ -22,6 +22,13 @@ struct ServerStats {
   double mean_queue = 0;  // time-averaged waiting requests
 };
 
+// Between two of the scenario's events: where requests went, for a locality-aware scenario.
+struct Phase {
+  double from_s = 0;
+  std::vector<uint64_t> by_zone;  // requests admitted, by the zone's place in Result::zones
+  uint64_t by_tier[3] = {};       // same zone, same region, other (balance::Tier order)
+};
+
 struct Result {
   std::string algorithm;
   double p50_s = 0, p99_s = 0, p999_s = 0;
@@ -32,6 +39,8 @@ struct Result {
   std::vector<ServerStats> servers;
   std::vector<double> latency_cdf_s;                  // 100 quantiles, for plots
   std::vector<std::vector<uint32_t>> load_over_time;  // per sample: active per server
+  std::vector<std::string> zones;                     // in order of first appearance
+  std::vector<Phase> phases;                          // locality-aware scenarios only
 };
 
 // The scenario's own requests (generated, or its trace file) through one algorithm.

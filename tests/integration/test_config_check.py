@@ -48,6 +48,13 @@ BROKEN = [
      ":9:26: hash_balance_factor has no effect with balance 'hash'"),
     ("retry budget on a route", VALID.replace("pool: web", "routes:\n      - pool: web\n        retries: { budget: 5 }"),
      ":7:28: retries.budget is the pool's, shared by all its routes: set it in pool 'web'"),
+    ("locality_aware without locality", VALID.replace("web\n    backends:", "web\n    locality_aware: true\n    backends:"),
+     ":8:21: locality_aware needs the top-level 'locality: { zone, region }' that says where this usher runs"),
+    ("locality_aware not a flag", "locality: { zone: a, region: r }\n" + VALID.replace(
+        "web\n    backends:", "web\n    locality_aware: 1.4\n    backends:"),
+     ":9:21: locality_aware must be true or false, not '1.4'"),
+    ("bad zone name", VALID.replace("- 127.0.0.1:9001", "- { address: 127.0.0.1:9001, zone: eu/west }"),
+     ":9:42: zone must be 1 to 64 letters, digits, '.', '_' or '-', not 'eu/west'"),
     # A key given twice would otherwise keep its first value in silence.
     ("duplicate top-level key", VALID.replace("workers: 1\n", "workers: 1\nworkers: 2\n"),
      ":2:1: duplicate key 'workers' (first at 1:1)"),

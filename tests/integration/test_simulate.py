@@ -74,6 +74,48 @@ class Scenarios(unittest.TestCase):
         self.assertTrue(line.endswith(f", moves clients to another server {fewest} times "
                                       "(every algorithm moved some)"), line)
 
+    def test_zone_failure_shows_the_spill_per_zone_and_tier(self):
+        out, r = results("zone-failure", None)
+        self.assertEqual(set(r), {a for a in r})  # every algorithm ran
+        self.assertEqual(len(r), 9)
+        for name, result in r.items():
+            phases = result["phases"]
+            self.assertEqual([p["from_s"] for p in phases], [0, 30, 60, 90], name)
+            self.assertEqual([p["what"] for p in phases],
+                             ["start", "server 0 down", "server 1 down", "server 0 up, server 1 up"], name)
+
+            def share(phase, zone):
+                zones = phases[phase]["zones"]
+                return zones[zone] / sum(zones.values())
+            # All in zone a; one of its two servers down: 1.4 x 1/2 = 70 % stays (plus the second
+            # before health checks notice); both down: zone b takes it all, zone c (another
+            # region) nothing; back to zone a once they return.
+            self.assertGreater(share(0, "a"), 0.99, name)
+            self.assertGreater(share(1, "a"), 0.68, name)
+            self.assertLess(share(1, "a"), 0.75, name)
+            self.assertGreater(share(1, "b"), 0.25, name)
+            self.assertLess(share(2, "a"), 0.01, name)
+            self.assertGreater(share(2, "b"), 0.99, name)
+            self.assertGreater(share(3, "a"), 0.95, name)
+            for phase in phases:
+                self.assertEqual(phase["zones"]["c"], 0, name)
+                self.assertEqual(phase["tiers"]["other"], 0, name)
+            self.assertEqual(phases[1]["tiers"]["zone"], phases[1]["zones"]["a"], name)
+        table = simulate("--scenario", "zone-failure", "--algorithms", "round-robin")
+        self.assertIn("requests per zone and tier (here: zone a, region r1)", table)
+        self.assertRegex(table, r"from 30 s \(server 0 down\):\n  round-robin +zone a +7\d\.\d%")
+        # A scenario file says where the balancer and its servers run.
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "zones.yaml")
+            with open(path, "w") as f:
+                f.write("name: zones\nrequests: 4000\narrival_rate: 200\nlocality: { zone: x, region: r }\n"
+                        "servers:\n  - { count: 2, zone: x, region: r }\n  - { count: 2, zone: y, region: r }\n"
+                        "events:\n  - { at: 5, server: 0, up: false }\n")
+            _, mine = results(path, ["least-connections"])
+            phases = mine["least-connections"]["phases"]
+            self.assertEqual(phases[0]["zones"]["y"], 0)
+            self.assertGreater(phases[1]["zones"]["y"], 0.2 * sum(phases[1]["zones"].values()))
+
     def test_json_shape_and_determinism(self):
         first, _ = results("server-crash", ["random", "power-of-two"], seed=7)
         second, _ = results("server-crash", ["random", "power-of-two"], seed=7)
@@ -89,7 +131,7 @@ class Scenarios(unittest.TestCase):
     def test_scenario_list_and_file(self):
         listed = simulate("--scenario", "list")
         for name in ("uniform", "varying-durations", "sticky-cart", "heterogeneous", "independent-api",
-                     "skewed-clients", "server-crash"):
+                     "skewed-clients", "server-crash", "zone-failure"):
             self.assertIn(name, listed)
         with tempfile.TemporaryDirectory() as d:
             trace = os.path.join(d, "trace.csv")

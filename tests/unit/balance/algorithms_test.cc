@@ -21,7 +21,9 @@ BackendSnapshot backends(std::vector<uint32_t> weights) {
   for (size_t i = 0; i < weights.size(); ++i) {
     s.backends.push_back({*Address::parse("10.0." + std::to_string(i / 250) + "." +
                                           std::to_string(i % 250 + 1) + ":80"),
-                          weights[i]});
+                          weights[i],
+                          {},
+                          {}});
   }
   return s;
 }
