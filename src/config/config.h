@@ -322,6 +322,13 @@ struct AccessLog {
   Format format = Format::kJson;
 };
 
+// geoip: { database }: a country database in MaxMind DB format, opened by src/geo when a
+// generation is built (and by `usher check`), for routes' geo conditions and ${geo_country}.
+struct GeoIp {
+  std::string database;  // resolved against the configuration file's folder
+  Marks marks;           // "database"
+};
+
 // The workers' event loop: io_uring when the kernel allows it (auto), or as chosen.
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
@@ -342,6 +349,7 @@ struct Config {
   AccessLog access_log;
   std::vector<Address> resolvers;  // DNS servers for discovery; empty: /etc/resolv.conf's
   std::string upgrade_socket;      // where a new process takes over the listeners; empty: nowhere
+  std::optional<GeoIp> geoip;
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

@@ -103,7 +103,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   if (!r.expect_document(root, "the configuration")) return config;
   r.check_keys(root,
                {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
-                "access_log", "access_log_format", "resolvers", "upgrade_socket"},
+                "access_log", "access_log_format", "resolvers", "upgrade_socket", "geoip"},
                "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -118,6 +118,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
     }
   }
   if (root["upgrade_socket"]) read_upgrade_socket(r, root["upgrade_socket"], config);
+  if (root["geoip"]) read_geoip(r, root["geoip"], config);
   if (root["workers"]) read_workers(r, root["workers"], config);
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
   if (root["timeouts"]) read_client_timeouts(r, root["timeouts"], config.timeouts);
@@ -145,6 +146,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   } else if (r.expect_sequence(listeners, "listeners")) {
     for (const auto& l : listeners) config.listeners.push_back(read_listener(r, l, config.pools));
   }
+  check_geo_uses(r, config);
   return config;
 }
 
