@@ -98,7 +98,8 @@ void read_geoip(Reader& r, const YAML::Node& node, Config& config) {
 }
 
 void read_geo_match(Reader& r, const YAML::Node& node, RouteMatch& match) {
-  GeoMatch geo;
+  // Set even when it has problems: the route is not mistaken for one that matches everything.
+  GeoMatch& geo = match.geo.emplace();
   geo.at = text_position(node);
   if (!r.expect_map(node, "geo")) return;
   r.check_keys(node, {"country", "continent"}, "geo");
@@ -111,9 +112,8 @@ void read_geo_match(Reader& r, const YAML::Node& node, RouteMatch& match) {
                "a continent code (AF, AN, AS, EU, NA, OC, SA)", geo.continents);
   }
   if (!node["country"] && !node["continent"]) {
-    return r.error(node.Mark(), "geo needs 'country' or 'continent'");
+    r.error(node.Mark(), "geo needs 'country' or 'continent'");
   }
-  match.geo = std::move(geo);
 }
 
 void read_client_cidr_file(Reader& r, const YAML::Node& node, RouteMatch& match) {
