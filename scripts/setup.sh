@@ -15,12 +15,14 @@ PACKAGES=(
   libhiredis-dev liburing-dev libssl-dev
   libsystemd-dev  # sd_notify: Type=notify under systemd (dist/usher.service)
   libc-ares-dev   # discovery by DNS names (src/discovery/dns_watch.cc)
+  libmaxminddb-dev  # GeoIP route matches (src/geo)
   # tests, demo and benchmarks: real peers started on loopback
   time  # peak memory in bench/replay.sh
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
   python3-dnspython  # the DNS server of tests/integration/test_dns_discovery.py
+  libmaxmind-db-writer-perl  # small GeoIP databases made by the tests (tests/helpers/make_mmdb.pl)
   slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
   debhelper help2man  # the Debian package (debian/): tests/integration/test_package.py builds it
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)

@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "app/dns.h"
+#include "app/geoip.h"
 #include "app/server.h"
 
 namespace usher::app {
@@ -62,11 +63,27 @@ bool Server::reread_list(config::Pool& pool) {
   return take(pool, std::move(*backends), pool.discovery_file);
 }
 
+std::shared_ptr<const geo::Database> Server::current_geoip(bool& changed) const {
+  const std::shared_ptr<const proxy::Generation> serving = generation();
+  const std::shared_ptr<const geo::Database>& database = serving->geoip;
+  if (!database || geo::stamp_of(database->path()) == database->stamp()) return database;
+  auto next = open_geoip(serving->config);
+  if (!next) {
+    spdlog::error("geoip: {}; the old database stays in use", next.error().message);
+    return database;
+  }
+  spdlog::info("geoip: {} changed on disk; a new generation uses it", database->path());
+  changed = true;
+  return std::move(*next);
+}
+
 void Server::apply_discovered(discovery::Queue::Batch batch) {
   std::lock_guard lock(reload_mutex_);
   if (stopping_) return;
   config::Config next = generation()->config;
   bool changed = false;
+  std::shared_ptr<const geo::Database> geoip =
+      batch.files ? current_geoip(changed) : generation()->geoip;
   for (config::Pool& pool : next.pools) {
     if (batch.files && !pool.discovery_file.empty() && reread_list(pool)) changed = true;
     auto answer = batch.answers.find(pool.name);
@@ -79,7 +96,7 @@ void Server::apply_discovered(discovery::Queue::Batch batch) {
   config::Errors errors;
   config::validate(next, errors);
   std::vector<std::string> problems = std::move(errors.messages);
-  if (problems.empty()) problems = apply(std::move(next));
+  if (problems.empty()) problems = apply(std::move(next), std::move(geoip));
   if (problems.empty()) {
     spdlog::info("discovery: serving generation {}", generation()->number);
     return;
@@ -99,6 +116,9 @@ void Server::aim_discovery() {
     if (!pool.discovery_file.empty()) files.push_back(pool.discovery_file);
     if (pool.dns) dns_pools.push_back(pool.name);
   }
+  // The geoip database is replaced on disk like a list (geoipupdate renames a new file into
+  // place): the same watch sees it, and apply_discovered() opens it again.
+  if (config.geoip) files.push_back(config.geoip->database);
   if (files.empty() && dns_pools.empty() && !discovered_) return;
   if (!discovered_) {
     discovered_ = std::make_unique<discovery::Queue>(

@@ -8,6 +8,7 @@
 
 #include "app/ctl.h"
 #include "app/dns.h"
+#include "app/geoip.h"
 #include "app/server.h"
 #include "app/simulate.h"
 #include "app/upgrade.h"
@@ -65,9 +66,18 @@ bool check_certificates(const Config& config) {
   return true;
 }
 
+// Opens the geoip database as a generation would: a missing or corrupt file fails the check.
+bool check_geoip(const Config& config) {
+  auto database = usher::app::open_geoip(config);
+  if (!database) std::cerr << database.error().message << '\n';
+  return database.ok();
+}
+
 int check(const std::string& path) {
   Config config;
-  if (!load(path, config) || !check_certificates(config)) return 1;
+  if (!load(path, config)) return 1;
+  const bool certificates = check_certificates(config);
+  if (!check_geoip(config) || !certificates) return 1;
   size_t backends = 0;
   for (const auto& pool : config.pools) backends += pool.backends.size();
   std::cout << path << ": configuration is valid (" << config.listeners.size() << " listeners, "

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "app/dns.h"
+#include "app/geoip.h"
 #include "app/server.h"
 #include "app/service_notify.h"
 #include "net/reactor.h"
@@ -109,7 +110,16 @@ std::vector<std::string> Server::reload() {
     auto loaded = config::load_file(path_, errors);
     if (loaded) resolve_dns_pools(*loaded, &generation()->config, errors);
     problems = std::move(errors.messages);
-    if (loaded && problems.empty()) problems = apply(std::move(*loaded));
+    if (loaded && problems.empty()) {
+      // Opened again at every reload: a database replaced on disk is taken even where the
+      // watch could not see it.
+      auto geoip = open_geoip(*loaded);
+      if (!geoip) {
+        problems.push_back(geoip.error().message + "; nothing was reloaded");
+      } else {
+        problems = apply(std::move(*loaded), std::move(*geoip));
+      }
+    }
     if (problems.empty()) aim_discovery();
   }
   std::lock_guard counts(current_mutex_);
@@ -126,7 +136,8 @@ std::vector<std::string> Server::reload() {
 }
 
 // Reload mutex held.
-std::vector<std::string> Server::apply(config::Config next) {
+std::vector<std::string> Server::apply(config::Config next,
+                                       std::shared_ptr<const geo::Database> geoip) {
   std::vector<std::string> problems = restart_only_changes(next);
   if (!problems.empty()) return problems;
   std::vector<tls::WorkerContexts> tls = build_tls(next, problems);
@@ -147,8 +158,8 @@ std::vector<std::string> Server::apply(config::Config next) {
   // down, ejected) is final.
   checker_->stop();
   keep_copies(next, fds, {});
-  auto generation =
-      proxy::build_generation(std::move(next), serving->number + 1, *metrics_, serving.get());
+  auto generation = proxy::build_generation(std::move(next), serving->number + 1, *metrics_,
+                                            serving.get(), std::move(geoip));
   start_health_checks(*generation);
   std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front().listeners);
   serve(generation, std::move(fds), std::move(tls));

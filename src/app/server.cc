@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "app/geoip.h"
 #include "app/service_notify.h"
 #include "net/reactor.h"
 
@@ -107,7 +108,10 @@ Server::Server(config::Config config, std::string path,
     workers_.push_back(std::make_unique<proxy::Worker>(
         first_.limits, metrics_->shard(i), access_log_->channel(i), std::move(reactors[i])));
   }
-  current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr);
+  auto geoip = open_geoip(config);
+  if (!geoip) geoip_error_ = geoip.error().message;
+  current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr,
+                                     geoip ? std::move(*geoip) : nullptr);
 }
 
 // One backend for every worker, probed once: `auto` takes io_uring unless the kernel (or a
@@ -163,8 +167,9 @@ Server::ReloadCounts Server::reload_counts() const {
 }
 
 int Server::run() {
-  if (!reactor_error_.empty()) {
-    spdlog::error("{}", reactor_error_);
+  for (const std::string* error : {&reactor_error_, &geoip_error_}) {
+    if (error->empty()) continue;
+    spdlog::error("{}", *error);
     return 1;
   }
   spdlog::info("io backend: {}{}", workers_.front()->reactor().name(), io_backend_note_);

@@ -79,7 +79,11 @@ class Server final : public admin::Control {
   void serve(const std::shared_ptr<const proxy::Generation>& next,
              std::vector<std::vector<int>> fds, std::vector<tls::WorkerContexts> tls);
   void start_health_checks(const proxy::Generation& generation);
-  std::vector<std::string> apply(config::Config next);
+  // `geoip`: the database opened for `next` (null without one).
+  std::vector<std::string> apply(config::Config next, std::shared_ptr<const geo::Database> geoip);
+  // discovery.cc: the serving generation's geoip database, or a new one when its file changed
+  // on disk since (then `changed` is set); a file that cannot be opened keeps the old (logged).
+  std::shared_ptr<const geo::Database> current_geoip(bool& changed) const;
   // discovery.cc: serves what the watches found (on the queue's thread); aims the watches at
   // the serving generation's files and names (reload mutex held); stops them for good.
   void apply_discovered(discovery::Queue::Batch batch);
@@ -103,6 +107,7 @@ class Server final : public admin::Control {
   std::unique_ptr<admin::AdminServer> admin_;
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
   std::string io_backend_note_;  // why `auto` chose epoll
+  std::string geoip_error_;      // the first generation's database cannot be opened
 
   std::mutex reload_mutex_;  // one reload at a time (signal, API)
   mutable std::mutex current_mutex_;

@@ -336,6 +336,13 @@ struct AccessLog {
   Format format = Format::kJson;
 };
 
+// geoip: { database }: a country database in MaxMind DB format, opened by src/geo when a
+// generation is built (and by `usher check`), for routes' geo conditions and ${geo_country}.
+struct GeoIp {
+  std::string database;  // resolved against the configuration file's folder
+  Marks marks;           // "database"
+};
+
 // The workers' event loop: io_uring when the kernel allows it (auto), or as chosen.
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
@@ -357,6 +364,7 @@ struct Config {
   std::vector<Address> resolvers;    // DNS servers for discovery; empty: /etc/resolv.conf's
   std::string upgrade_socket;        // where a new process takes over the listeners; empty: nowhere
   std::optional<Locality> locality;  // where this usher runs
+  std::optional<GeoIp> geoip;
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

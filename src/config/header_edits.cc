@@ -34,7 +34,8 @@ constexpr std::string_view kResponseOwned[] = {
 };
 
 // "text ${client_ip} more" -> parts; ${backend} only where the backend is known (responses).
-HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response) {
+HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response,
+                             HeaderPolicy& policy) {
   HeaderTemplate out;
   std::string text;
   if (!r.scalar(node, "header value", text)) return out;
@@ -60,12 +61,18 @@ HeaderTemplate read_template(Reader& r, const YAML::Node& node, bool response) {
                         : name == "tls_cipher"          ? Variable::kTlsCipher
                         : name == "sni"                 ? Variable::kSni
                         : name == "tls_client_subject"  ? Variable::kTlsClientSubject
+                        : name == "geo_country"         ? Variable::kGeoCountry
                                                         : Variable::kNone;
     if (variable == Variable::kNone) {
       r.error(node.Mark(), "unknown variable in '" + text + "' (available: ${client_ip}, " +
                                "${request_id}" + (response ? ", ${backend}" : "") +
-                               ", ${tls_version}, ${tls_cipher}, ${sni}, ${tls_client_subject})");
+                               ", ${tls_version}, ${tls_cipher}, ${sni}, ${tls_client_subject}, " +
+                               "${geo_country})");
       return out;
+    }
+    if (variable == Variable::kGeoCountry && !policy.uses_geo_country()) {
+      const Marks::Position at = Reader::position(node);
+      policy.geo_country_at = {at.line, at.column};
     }
     out.parts.push_back({{}, variable});
     pos = close + 1;
@@ -110,7 +117,7 @@ HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response
     for (const auto& entry : edits) {
       HeaderEdit edit{entry.first.as<std::string>(), {}};
       check_edit_name(r, entry.first, edit.name, response);
-      edit.value = read_template(r, entry.second, response);
+      edit.value = read_template(r, entry.second, response, policy);
       list->push_back(std::move(edit));
     }
   }

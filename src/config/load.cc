@@ -117,10 +117,11 @@ void read_locality(Reader& r, const YAML::Node& node, Config& config) {
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_document(root, "the configuration")) return config;
-  r.check_keys(root,
-               {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
-                "access_log", "access_log_format", "resolvers", "upgrade_socket", "locality"},
-               "the top level");
+  r.check_keys(
+      root,
+      {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits", "access_log",
+       "access_log_format", "resolvers", "upgrade_socket", "locality", "geoip"},
+      "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
     read_access_log_format(r, root["access_log_format"], config.access_log);
@@ -134,6 +135,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
     }
   }
   if (root["upgrade_socket"]) read_upgrade_socket(r, root["upgrade_socket"], config);
+  if (root["geoip"]) read_geoip(r, root["geoip"], config);
   if (root["workers"]) read_workers(r, root["workers"], config);
   if (root["locality"]) read_locality(r, root["locality"], config);
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
@@ -165,6 +167,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   } else if (r.expect_sequence(listeners, "listeners")) {
     for (const auto& l : listeners) config.listeners.push_back(read_listener(r, l, config.pools));
   }
+  check_geo_uses(r, config);
   return config;
 }
 

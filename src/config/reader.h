@@ -195,6 +195,12 @@ HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
 // A pool's `tls:` block, likewise.
 PoolTls read_pool_tls(Reader& r, const YAML::Node& node);
+// Where clients are (src/config/geo.cc): the top-level `geoip`, a route match's `geo` and
+// `client_cidr_file`, and the check that geo conditions and ${geo_country} have a database.
+void read_geoip(Reader& r, const YAML::Node& node, Config& config);
+void read_geo_match(Reader& r, const YAML::Node& node, RouteMatch& match);
+void read_client_cidr_file(Reader& r, const YAML::Node& node, RouteMatch& match);
+void check_geo_uses(Reader& r, const Config& config);
 // Protection (src/config/protect.cc): `rate_limit`, `allow`/`deny`, the pool's limits and queue,
 // `limits.min_body_rate`.
 RateLimit read_rate_limit(Reader& r, const YAML::Node& node);

@@ -7,7 +7,17 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "protect/ip_filter.h"
+
 namespace usher::config {
+
+// Where something was written in the configuration file (1-based); 0 when built in code.
+struct TextPosition {
+  int line = 0;
+  int column = 0;
+};
 
 // A condition on a string: present at all, equal, starting with, or fully matching an RE2
 // regular expression (linear time in the input).
@@ -23,6 +33,14 @@ struct NamedMatch {
   StringMatch value;
 };
 
+// The client's place by the top-level geoip database: in any of the countries or any of the
+// continents listed. An address the database does not place is in none.
+struct GeoMatch {
+  std::vector<std::string> countries;   // ISO 3166-1 alpha-2, upper case: "DE"
+  std::vector<std::string> continents;  // AF, AN, AS, EU, NA, OC, SA
+  TextPosition at;                      // of the `geo` key
+};
+
 // Every condition set must hold; an empty match matches every request.
 struct RouteMatch {
   std::string sni;   // tcp listeners only: the TLS ClientHello's server name, as `host` matches
@@ -32,6 +50,11 @@ struct RouteMatch {
   std::vector<NamedMatch> headers;
   std::vector<NamedMatch> query;
   std::vector<NamedMatch> cookies;
+  std::optional<GeoMatch> geo;
+  // client_cidr_file: the client (after trusted proxies) is in one of the file's prefixes, read
+  // and compiled when the configuration is loaded; copies of the configuration share the set.
+  std::string client_cidr_file;
+  std::shared_ptr<const protect::PrefixSet> client_cidrs;
 };
 
 // A header value with variables, split at load: literal text and ${...} references in order.
@@ -45,6 +68,7 @@ struct HeaderTemplate {
     kTlsCipher,         // likewise
     kSni,               // the server name the client asked for, if any
     kTlsClientSubject,  // the client certificate's subject (client_auth), RFC 2253
+    kGeoCountry,        // the client's country code by the geoip database; empty if unknown
   };
   struct Part {
     std::string literal;
@@ -64,7 +88,9 @@ struct HeaderPolicy {
   std::vector<std::string> remove;
   std::vector<HeaderEdit> set;
   std::vector<HeaderEdit> add;
+  TextPosition geo_country_at;  // the first edit that uses ${geo_country}; line 0: none does
   bool empty() const { return remove.empty() && set.empty() && add.empty(); }
+  bool uses_geo_country() const { return geo_country_at.line != 0; }
 };
 
 struct Redirect {

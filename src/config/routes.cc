@@ -103,9 +103,10 @@ void read_named(Reader& r, const YAML::Node& node, const char* what, bool token_
 RouteMatch read_match(Reader& r, const YAML::Node& node) {
   RouteMatch match;
   if (!r.expect_map(node, "match")) return match;
-  r.check_keys(
-      node, {"host", "path", "path_prefix", "path_regex", "method", "headers", "query", "cookies"},
-      "match");
+  r.check_keys(node,
+               {"host", "path", "path_prefix", "path_regex", "method", "headers", "query",
+                "cookies", "geo", "client_cidr_file"},
+               "match");
   if (node["host"]) read_host(r, node["host"], match.host);
   if (node["path"]) read_path(r, node["path"], "path", StringMatch::Kind::kExact, match.path);
   if (node["path_prefix"]) {
@@ -118,12 +119,14 @@ RouteMatch read_match(Reader& r, const YAML::Node& node) {
   if (node["headers"]) read_named(r, node["headers"], "headers", true, match.headers);
   if (node["query"]) read_named(r, node["query"], "query", false, match.query);
   if (node["cookies"]) read_named(r, node["cookies"], "cookies", true, match.cookies);
+  if (node["geo"]) read_geo_match(r, node["geo"], match);
+  if (node["client_cidr_file"]) read_client_cidr_file(r, node["client_cidr_file"], match);
   return match;
 }
 
 bool matches_everything(const RouteMatch& m) {
   return m.sni.empty() && m.host.empty() && !m.path && m.methods.empty() && m.headers.empty() &&
-         m.query.empty() && m.cookies.empty();
+         m.query.empty() && m.cookies.empty() && !m.geo && m.client_cidr_file.empty();
 }
 
 Redirect read_redirect(Reader& r, const YAML::Node& node) {

@@ -24,9 +24,10 @@ namespace {
 using namespace std::chrono_literals;
 
 void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, std::string& out) {
-  const std::string_view texts[] = {
-      r.client,  r.method,     r.host,       r.target,      r.listener,   r.route, r.pool,
-      r.backend, r.request_id, r.user_agent, r.tls_version, r.tls_cipher, r.sni,   r.guard};
+  const std::string_view texts[] = {r.client,     r.method,     r.host,        r.target,
+                                    r.listener,   r.route,      r.pool,        r.backend,
+                                    r.request_id, r.user_agent, r.tls_version, r.tls_cipher,
+                                    r.sni,        r.guard,      r.geo_country};
   // Keys, punctuation, the time and six numbers take less than 512 bytes.
   size_t most = 512;
   for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
@@ -53,6 +54,7 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   if (!r.guard.empty()) line.text_field(R"(,"guard":)", r.guard);
   line.text_field(R"(,"request_id":)", r.request_id);
   line.text_field(R"(,"user_agent":)", r.user_agent);
+  if (r.located) line.text_field(R"(,"geo_country":)", r.geo_country);
   if (!r.tls_version.empty()) {
     line.text_field(R"(,"tls_version":)", r.tls_version);
     line.text_field(R"(,"tls_cipher":)", r.tls_cipher);

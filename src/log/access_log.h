@@ -44,8 +44,10 @@ struct RequestRecord {
   std::string_view tls_version;  // empty on plain HTTP: the three TLS fields are left out
   std::string_view tls_cipher;
   std::string_view sni;
-  uint32_t queue_ms = 0;   // waited in a pool's queue for a backend with room
-  std::string_view guard;  // the protection that answered or closed it; empty: none
+  uint32_t queue_ms = 0;         // waited in a pool's queue for a backend with room
+  std::string_view guard;        // the protection that answered or closed it; empty: none
+  bool located = false;          // a geoip database is configured: geo_country is written
+  std::string_view geo_country;  // the client's country code by it; empty: not in it
 };
 
 // What one finished layer-4 connection (a tcp listener's) contributes to its line.

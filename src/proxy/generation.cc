@@ -30,9 +30,11 @@ std::vector<PoolState*> pool_views(const Generation& generation) {
 
 std::shared_ptr<const Generation> build_generation(config::Config config, uint64_t number,
                                                    metrics::Registry& registry,
-                                                   const Generation* previous) {
+                                                   const Generation* previous,
+                                                   std::shared_ptr<const geo::Database> geoip) {
   auto generation = std::make_shared<Generation>();
   generation->number = number;
+  generation->geoip = std::move(geoip);
   generation->config = std::move(config);
   const config::Config& c = generation->config;
   for (const config::Pool& pool : c.pools) {

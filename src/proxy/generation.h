@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "geo/database.h"
 #include "metrics/registry.h"
 #include "proxy/guards.h"
 #include "proxy/listener_routes.h"
@@ -28,16 +29,21 @@ struct Generation {
   std::vector<std::vector<uint32_t>> route_ids;  // by listener, by route
   std::vector<std::string> listener_labels;      // name, or the address when unnamed
   Guards guards;                                 // protection, by listener and route
+  // The configuration's geoip database (null without one). A reload opens it again, and a
+  // change of the file on disk builds a generation with a new one (src/app/discovery.cc).
+  std::shared_ptr<const geo::Database> geoip;
 
   // The numbers and labels of what this generation's metrics expose (admin thread).
   metrics::Registry::Layout metrics_layout() const;
 };
 
-// Builds generation `number` from a validated configuration. Backends that `previous` also has
-// (same pool name, same address) keep their health, ejection, drain and latency state.
+// Builds generation `number` from a validated configuration and the geoip database opened for it
+// (null when it has none). Backends that `previous` also has (same pool name, same address) keep
+// their health, ejection, drain and latency state.
 std::shared_ptr<const Generation> build_generation(config::Config config, uint64_t number,
                                                    metrics::Registry& registry,
-                                                   const Generation* previous);
+                                                   const Generation* previous,
+                                                   std::shared_ptr<const geo::Database> geoip);
 
 // After `next` is live: backends of `previous` that `next` no longer has leave `previous`'s
 // pools too, so that its requests still in flight retry nowhere near them.

@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -50,14 +51,40 @@ struct NamedTest {
   ValueTest test;
 };
 
+// A geo condition: the place's country or continent is one of the listed codes.
+class PlaceTest {
+ public:
+  explicit PlaceTest(const config::GeoMatch& geo) {
+    for (const std::string& c : geo.countries) countries_.push_back({c[0], c[1]});
+    for (const std::string& c : geo.continents) continents_.push_back({c[0], c[1]});
+  }
+
+  bool operator()(const geo::Place& place) const {
+    return (place.country[0] && listed(countries_, place.country)) ||
+           (place.continent[0] && listed(continents_, place.continent));
+  }
+
+ private:
+  using Code = std::array<char, 2>;
+  static bool listed(const std::vector<Code>& codes, const Code& code) {
+    return std::find(codes.begin(), codes.end(), code) != codes.end();
+  }
+  std::vector<Code> countries_;
+  std::vector<Code> continents_;
+};
+
 // Every condition but the host, which the index has already decided.
 struct Conditions {
   std::optional<ValueTest> path;
   std::vector<std::string> methods;
   std::vector<NamedTest> headers, query, cookies;
+  std::shared_ptr<const protect::PrefixSet> client_cidrs;  // shared with the configuration
+  std::optional<PlaceTest> place;
 
-  explicit Conditions(const config::RouteMatch& m) : methods(m.methods) {
+  explicit Conditions(const config::RouteMatch& m)
+      : methods(m.methods), client_cidrs(m.client_cidrs) {
     if (m.path) path.emplace(*m.path);
+    if (m.geo) place.emplace(*m.geo);
     for (const auto& h : m.headers) headers.push_back({h.name, ValueTest(h.value)});
     for (const auto& q : m.query) query.push_back({q.name, ValueTest(q.value)});
     for (const auto& c : m.cookies) cookies.push_back({c.name, ValueTest(c.value)});
@@ -85,6 +112,10 @@ struct Conditions {
       auto value = find_cookie(r.headers, c.name);
       if (!value || !c.test(*value)) return false;
     }
+    // Last: the cheap conditions above decide most requests without a prefix search or a
+    // database lookup.
+    if (client_cidrs && (!r.client || !client_cidrs->contains(r.client->client()))) return false;
+    if (place && (!r.client || !(*place)(r.client->place()))) return false;
     return true;
   }
 };

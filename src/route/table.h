@@ -11,6 +11,7 @@
 
 #include "codec/http1/message.h"
 #include "config/config.h"
+#include "geo/database.h"
 
 namespace usher::route {
 
@@ -20,6 +21,10 @@ struct RequestView {
   std::string_view path;
   std::string_view query;
   std::span<const http1::Header> headers;
+  // The real client (after trusted proxies) and its place, for geo and client_cidr_file
+  // conditions; the place is looked up only when a geo condition is evaluated. Null: such
+  // conditions never hold.
+  geo::Locator* client = nullptr;
 };
 
 inline constexpr uint32_t kNoRoute = UINT32_MAX;

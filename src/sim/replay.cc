@@ -144,7 +144,10 @@ Scenario replay_scenario(const ReplayOptions& options, const Survey& survey) {
   const size_t count = options.servers ? options.servers : survey.backends.size();
   for (size_t i = 0; i < count; ++i) {
     const double speed = survey.speeds.empty() ? 1 : survey.speeds[i % survey.speeds.size()];
-    s.servers.push_back(Server{options.concurrency, speed, 1, Server{}.max_queue});
+    Server server;
+    server.concurrency = options.concurrency;
+    server.speed = speed;
+    s.servers.push_back(server);
   }
   char description[256];
   std::snprintf(description, sizeof description, "%s: %llu requests over %.1f s%s on %zu server%s",

@@ -55,7 +55,10 @@ ResponseRewrite response_edits(const RequestInfo& info, const PoolState& pool, u
   ResponseRewrite r;
   r.request_id = info.request_id.view();
   if (!route.response_headers.empty()) r.edits = &route.response_headers;
-  r.values = {info.client_ip.view(), info.request_id.view(), pool.slot(index).name, info.tls};
+  r.values = {info.client_ip.view(), info.request_id.view(), pool.slot(index).name, info.tls, {}};
+  if (route.response_headers.uses_geo_country()) {
+    r.values.geo_country = info.client.place().country_code();
+  }
   if (pool.config.sticky) {
     const StickyBackend& sticky = pool.slot(index).sticky;
     if (pool.config.sticky->mode == config::Sticky::Mode::kPrefix) {

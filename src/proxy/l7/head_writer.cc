@@ -82,6 +82,9 @@ void write_template(Writer& w, const config::HeaderTemplate& value, const Templa
       case Variable::kTlsClientSubject:
         w << values.tls.client_subject;
         break;
+      case Variable::kGeoCountry:
+        w << values.geo_country;
+        break;
     }
   }
 }

@@ -23,6 +23,7 @@ struct TemplateValues {
   std::string_view request_id;
   std::string_view backend;
   TlsFacts tls;
+  std::string_view geo_country;  // looked up only for a policy that uses it
 };
 
 // The sticky cookie as it travels: removed from requests (insert mode) or unprefixed (prefix

@@ -171,7 +171,10 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   rewrite.request_id = info.request_id.view();
   rewrite.strip_expect = head.expect_continue;
   if (!route.request_headers.empty()) rewrite.edits = &route.request_headers;
-  rewrite.values = {info.client_ip.view(), info.request_id.view(), {}, info.tls};
+  rewrite.values = {info.client_ip.view(), info.request_id.view(), {}, info.tls, {}};
+  if (route.request_headers.uses_geo_country()) {
+    rewrite.values.geo_country = info.client.place().country_code();
+  }
   plan_rewrite(route, head, view.path, rewrite);
   if (pool.config.sticky) read_sticky(pool, head, info, rewrite);
   if (pool.balancer().key_source() == balance::KeySource::kHash) {
@@ -223,6 +226,9 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.https_client = c.tls || http1::iequals(fields.forwarded_proto, "https");
   info.tls = c.tls_facts;
   info.client_ip.assign(real_client_ip(c, head));
+  // The real client is the peer unless a trusted proxy named another: only then parse its text.
+  info.client = geo::Locator(c.gen->shared->geoip.get(),
+                             c.trusted_peer ? IpBytes::from_text(info.client_ip.view()) : c.peer);
   if (routes.config.request_id) {
     if (valid_request_id(fields.request_id)) {
       info.request_id.assign(fields.request_id);
@@ -236,7 +242,8 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   }
   char host[route::kMaxHost];
   route::RequestView view{
-      head.method_text, route::normalize_host(fields.host, host), {}, {}, head.headers};
+      head.method_text, route::normalize_host(fields.host, host), {}, {}, head.headers,
+      &info.client};
   route::split_target(head.target, view.path, view.query);
   const uint32_t index = routes.table.match(view);
   out = w.buffers().take();

@@ -61,9 +61,7 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
   }
   if (!target || !target->guard) return {};
   const RouteGuard& guard = *target->guard;
-  // The real client is the peer unless a trusted proxy named another: only then parse its text.
-  if (!guard.ip.empty() &&
-      !guard.ip.admits(c.trusted_peer ? IpBytes::from_text(info.client_ip.view()) : c.peer)) {
+  if (!guard.ip.empty() && !guard.ip.admits(info.client.client())) {
     metrics.routes[target->metric_id].denied.add();
     c.current.guard = "denied";
     base.status = 403;

@@ -52,6 +52,11 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
   r.sni = c.tls_facts.sni;
   r.queue_ms = c.current.queue_ms;
   if (c.current.guard) r.guard = c.current.guard;
+  // The combined format has no field for it: no lookup for that one.
+  if (c.gen->shared->geoip && wanted.format == config::AccessLog::Format::kJson) {
+    r.located = true;
+    r.geo_country = info.client.place().country_code();
+  }
   c.worker.access_log().append(wanted.format, r);
 }
 

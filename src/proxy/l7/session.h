@@ -10,6 +10,7 @@
 #include "balance/picker.h"
 #include "base/ip_range.h"
 #include "codec/http1/message.h"
+#include "geo/database.h"
 #include "net/buffer_pool.h"
 #include "net/socket.h"
 #include "proxy/l7/head_writer.h"
@@ -118,6 +119,7 @@ struct RequestInfo {
   bool https_client = false;  // over TLS, or a trusted proxy says the client came over HTTPS
   TlsFacts tls;
   ShortText<INET6_ADDRSTRLEN> client_ip;  // the real client, after trusted proxies
+  geo::Locator client;                    // its address, and its place once something asks
   ShortText<kMaxRequestIdLength> request_id;
   LoggedFields logged;
 

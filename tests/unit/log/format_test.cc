@@ -86,6 +86,26 @@ TEST(AccessLogFormat, JsonLineSaysWhichGuardActed) {
       << out;
 }
 
+// With a geoip database the line carries the client's country, empty when the database does not
+// place it; without one the key is left out.
+TEST(AccessLogFormat, JsonLineCarriesGeoCountryWithADatabase) {
+  RequestRecord r = sample();
+  std::string out;
+  SecondText clock;
+  format_line(Format::kJson, r, kNow, clock, out);
+  EXPECT_EQ(out.find("geo_country"), std::string::npos) << out;
+  r.located = true;
+  r.geo_country = "DE";
+  out.clear();
+  format_line(Format::kJson, r, kNow, clock, out);
+  EXPECT_NE(out.find(R"("user_agent":"curl/7.88.1","geo_country":"DE"})"), std::string::npos)
+      << out;
+  r.geo_country = {};
+  out.clear();
+  format_line(Format::kJson, r, kNow, clock, out);
+  EXPECT_NE(out.find(R"("geo_country":""})"), std::string::npos) << out;
+}
+
 TEST(AccessLogFormat, CombinedLine) {
   std::string out;
   SecondText clock;
