@@ -112,6 +112,11 @@ std::string pools_json(const ApiContext& context, const proxy::Generation& gener
                      {"health_checks", pool->config.health.has_value()},
                      {"backends", backends}});
     if (auto locality = locality_json(*pool)) pools.back()["locality"] = std::move(*locality);
+    nlohmann::json picks = nlohmann::json::array();
+    for (const proxy::RecentPicks::Entry& e : pool->recent_picks.newest_first()) {
+      picks.push_back({{"unix_ms", e.unix_ms}, {"pick", e.text}});
+    }
+    pools.back()["recent_picks"] = std::move(picks);
   }
   return nlohmann::json{{"pools", pools}}.dump(2) + "\n";
 }

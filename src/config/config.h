@@ -291,8 +291,9 @@ struct Listener {
   // Peers whose X-Forwarded-*/Forwarded fields are believed (kept and extended); from anyone
   // else those fields are replaced.
   std::vector<IpRange> trusted_proxies;
-  bool forwarded = false;  // also send RFC 7239 Forwarded
-  bool request_id = true;  // keep a valid X-Request-Id or generate one; echo it in the response
+  bool forwarded = false;      // also send RFC 7239 Forwarded
+  bool request_id = true;      // keep a valid X-Request-Id or generate one; echo it in the response
+  bool debug_headers = false;  // X-Usher-Pick on responses: why this backend (docs/routing.md)
   std::optional<ListenerTls> tls;           // HTTPS: clients speak TLS to this listener
   IpLists ip;                               // checked at accept: others are closed unread
   uint32_t max_connections = 0;             // open connections, process-wide (0: no limit)

@@ -323,7 +323,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
       node,
       {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded", "request_id",
        "tls", "allow", "deny", "max_connections", "max_connections_per_client", "rate_limit",
-       "proxy_protocol", "session_idle", "max_sessions", "relay"},
+       "proxy_protocol", "session_idle", "max_sessions", "relay", "debug_headers"},
       "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {
@@ -354,6 +354,9 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   if (node["trusted_proxies"]) read_trusted(r, node["trusted_proxies"], listener.trusted_proxies);
   if (node["forwarded"]) read_flag(r, node["forwarded"], "forwarded", listener.forwarded);
   if (node["request_id"]) read_flag(r, node["request_id"], "request_id", listener.request_id);
+  if (node["debug_headers"]) {
+    read_flag(r, node["debug_headers"], "debug_headers", listener.debug_headers);
+  }
   if (node["tls"]) listener.tls = read_listener_tls(r, node["tls"]);
   read_ip_lists(r, node, listener.ip);
   if (node["max_connections"]) {

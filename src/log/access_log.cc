@@ -27,7 +27,7 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   const std::string_view texts[] = {r.client,     r.method,     r.host,        r.target,
                                     r.listener,   r.route,      r.pool,        r.backend,
                                     r.request_id, r.user_agent, r.tls_version, r.tls_cipher,
-                                    r.sni,        r.guard,      r.geo_country};
+                                    r.sni,        r.guard,      r.geo_country, r.pick};
   // Keys, punctuation, the time and six numbers take less than 512 bytes.
   size_t most = 512;
   for (std::string_view text : texts) most += LineWriter::json_bound(text.size());
@@ -52,6 +52,7 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   line.number_field(R"(,"retries":)", r.retries);
   line.number_field(R"(,"queue_ms":)", r.queue_ms);
   if (!r.guard.empty()) line.text_field(R"(,"guard":)", r.guard);
+  if (!r.pick.empty()) line.text_field(R"(,"pick":)", r.pick);
   line.text_field(R"(,"request_id":)", r.request_id);
   line.text_field(R"(,"user_agent":)", r.user_agent);
   if (r.located) line.text_field(R"(,"geo_country":)", r.geo_country);

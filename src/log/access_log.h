@@ -48,6 +48,7 @@ struct RequestRecord {
   std::string_view guard;        // the protection that answered or closed it; empty: none
   bool located = false;          // a geoip database is configured: geo_country is written
   std::string_view geo_country;  // the client's country code by it; empty: not in it
+  std::string_view pick;         // why its backend (proxy/l7/pick_trace.h); empty: not worked out
 };
 
 // What one finished layer-4 connection (a tcp listener's) contributes to its line.

@@ -25,6 +25,7 @@
 #include "base/expected.h"
 #include "config/config.h"
 #include "metrics/registry.h"
+#include "proxy/recent_picks.h"
 #include "proxy/retry_budget.h"
 
 namespace usher::proxy {
@@ -107,6 +108,7 @@ struct PoolState {
   // Process-wide, for max_connections' queue and max_pending_retries.
   std::atomic<uint32_t> queued{0};
   std::atomic<uint32_t> retries_in_flight{0};
+  RecentPicks recent_picks;  // for the dashboard
 
  private:
   void publish(balance::BackendSnapshot snapshot);

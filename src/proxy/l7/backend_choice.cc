@@ -5,11 +5,12 @@
 
 namespace usher::proxy::l7 {
 
-uint32_t first_candidate(PoolState& pool, const RequestInfo& info,
-                         balance::Candidates& candidates) {
+uint32_t first_candidate(PoolState& pool, const RequestInfo& info, balance::Candidates& candidates,
+                         PickTrace& trace) {
   if (info.sticky_backend != balance::kNoBackend &&
       pool.live.usable_for_pinned(info.sticky_backend) &&
       pool.live.try_begin(info.sticky_backend)) {
+    trace.sticky = true;
     candidates.add_tried(info.sticky_backend);
     return info.sticky_backend;
   }
@@ -22,7 +23,7 @@ net::Task<uint32_t> queued_candidate(Client& c, PoolState& pool, const RequestIn
   metrics::PoolCounters& counters = w.metrics().pools[pool.id];
   // Nobody overtakes a request already waiting on any worker.
   if (pool.queued.load(std::memory_order_relaxed) == 0) {
-    const uint32_t index = first_candidate(pool, info, candidates);
+    const uint32_t index = first_candidate(pool, info, candidates, c.current.pick);
     if (index != balance::kNoBackend) co_return index;
   }
   // The queue is for backends that are full, not for a pool with none usable (503 at once).
@@ -36,6 +37,7 @@ net::Task<uint32_t> queued_candidate(Client& c, PoolState& pool, const RequestIn
     co_return balance::kNoBackend;
   }
   counters.queue_depth.add(1);
+  c.current.pick.queued = true;
   const uint64_t since = w.reactor().now_ms();
   const uint32_t index =
       co_await w.pool_queue().wait(pool, info.key_hash, w.random(), since + queue.timeout.count());

@@ -12,7 +12,8 @@
 namespace usher::proxy::l7 {
 
 // The first candidate, its place taken (counted active on it); kNoBackend when none is usable.
-uint32_t first_candidate(PoolState& pool, const RequestInfo& info, balance::Candidates& candidates);
+uint32_t first_candidate(PoolState& pool, const RequestInfo& info, balance::Candidates& candidates,
+                         PickTrace& trace);
 
 // A request's backend when the pool limits requests per backend: at once while nobody waits and
 // one has room, else after waiting its turn in the queue. kNoBackend with `status` 503: the queue

@@ -11,17 +11,21 @@
 
 namespace usher::proxy::l7 {
 
-net::Task<bool> send_status(Client& c, int status) {
+net::Task<bool> send_status(Client& c, int status, std::string_view extra_fields) {
   c.linger = true;
   c.current.status = status;
   const std::string_view response = error_response(status);
   const uint64_t deadline = c.after(c.config().timeouts.body);
-  if (c.current.request_id.empty()) co_return co_await write_client(c, response, {}, deadline);
+  if (c.current.request_id.empty() && extra_fields.empty()) {
+    co_return co_await write_client(c, response, {}, deadline);
+  }
   // The request's id goes right after the status line, as in every other response of usher's.
   const size_t line = response.find("\r\n") + 2;
-  char head[256];
-  const auto written = fmt::format_to_n(head, sizeof head, "{}X-Request-Id: {}\r\n",
-                                        response.substr(0, line), c.current.request_id);
+  char head[768];
+  const std::string_view id_name = c.current.request_id.empty() ? "" : "X-Request-Id: ";
+  const std::string_view id_end = c.current.request_id.empty() ? "" : "\r\n";
+  const auto written = fmt::format_to_n(head, sizeof head, "{}{}{}{}{}", response.substr(0, line),
+                                        id_name, c.current.request_id, id_end, extra_fields);
   if (written.size > sizeof head) co_return co_await write_client(c, response, {}, deadline);
   co_return co_await write_client(c, {head, written.size}, response.substr(line), deadline);
 }

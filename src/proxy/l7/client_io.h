@@ -31,7 +31,8 @@ inline ReadOp read_client(Client& c, char* buffer, size_t length, uint64_t deadl
 net::Task<bool> accept_tls(Client& c, const tls::ServerContext& context);
 
 // usher's own error response; the connection then closes gently (linger_close).
-net::Task<bool> send_status(Client& c, int status);
+// `extra_fields`: whole lines of usher's own to add (X-Usher-Pick).
+net::Task<bool> send_status(Client& c, int status, std::string_view extra_fields = {});
 net::Task<Next> fail(Client& c, int status);
 // fail() when there is a status to send, else just the close (a client that has gone). Not
 // `status ? co_await fail(...) : kClose`: GCC 12 evaluates a co_await in a conditional

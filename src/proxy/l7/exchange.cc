@@ -1,5 +1,6 @@
 #include "proxy/l7/exchange.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "proxy/l7/backend_choice.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/failure.h"
+#include "proxy/l7/pick_trace.h"
 #include "proxy/l7/request_body.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_io.h"
@@ -96,6 +98,33 @@ bool retry_safe(const TryPolicy& policy, Cause cause) {
   return false;
 }
 
+// With the listener's debug_headers, the X-Usher-Pick field of the response: the route, then
+// why this backend (describe_pick). Allocated only then.
+std::string pick_field(const Client& c, const RequestInfo& info, const PoolState& pool,
+                       uint32_t backend) {
+  if (!c.routes->config.debug_headers || !c.current.pick.recorded) return {};
+  char text[RecentPicks::kLongest];
+  const std::string_view why = describe_pick(c.current.pick, pool, backend, text);
+  return fmt::format("X-Usher-Pick: route {}: {}\r\n", info.target->config->name, why);
+}
+
+// Whether something will say why this request's backend was chosen (the access log, the
+// response's debug field, the dashboard's turn): only then are the pool's members looked at.
+bool explains(const Client& c, const PoolState& pool) {
+  const config::AccessLog& log = c.config().access_log;
+  return c.routes->config.debug_headers ||
+         (log.target != config::AccessLog::Target::kOff &&
+          log.format == config::AccessLog::Format::kJson) ||
+         pool.recent_picks.due(c.worker.reactor().now_ms());
+}
+
+// usher's own error response, with X-Usher-Pick when the listener asks for it.
+net::Task<Next> fail_picked(Client& c, const RequestInfo& info, const PoolState& pool, int status) {
+  const std::string field = pick_field(c, info, pool, c.current.backend);
+  co_await send_status(c, status, field);
+  co_return Next::kClose;
+}
+
 // A try's request sent and its response head read, or why not.
 struct Forwarded {
   Failure failure;
@@ -160,6 +189,9 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
   const uint32_t backend_id = pool.backend_id(index);
   metrics::BackendCounters& counters = w.metrics().backends[backend_id];
   Forwarded f;
+  const std::string debug_field = pick_field(c, info, pool, index);
+  ResponseRewrite edits = response_edits(info, pool, index);
+  edits.extra_fields = debug_field;
   for (bool first = true;; first = false) {
     f.up = first ? w.upstreams().take(backend_id) : nullptr;
     const bool may_replay = f.up != nullptr && (info.replayable() || (buffered && buffered->whole));
@@ -185,9 +217,8 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     if (f.failure) co_return f;
     f.in = w.buffers().take();
     uint64_t upstream_bytes = 0;
-    f.failure =
-        co_await read_response_head(c, f.up->side(), f.in, info, response_edits(info, pool, index),
-                                    response_timeout, f.response, f.head, upstream_bytes);
+    f.failure = co_await read_response_head(c, f.up->side(), f.in, info, edits, response_timeout,
+                                            f.response, f.head, upstream_bytes);
     counters.bytes_received.add(upstream_bytes);
     if (f.failure.cause == Cause::kStale && may_replay) continue;
     if (f.failure) co_return f;
@@ -323,19 +354,20 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
   balance::Candidates candidates =
       pool.balancer().candidates(info.key_hash, w.random(), w.reactor().now_ms());
   metrics::PoolCounters& counters = w.metrics().pools[pool.id];
+  if (explains(c, pool)) record_candidates(c.current.pick, pool);
   uint32_t index = balance::kNoBackend;
   if (pool.config.max_connections) {
     int refused = 0;
     index = co_await queued_candidate(c, pool, info, candidates, refused);
-    if (refused) co_return co_await fail(c, refused);
+    if (refused) co_return co_await fail_picked(c, info, pool, refused);
   } else {
-    index = first_candidate(pool, info, candidates);
+    index = first_candidate(pool, info, candidates, c.current.pick);
   }
   RetrySlot retry_slot(pool);
   for (uint32_t attempt = 1;; ++attempt) {
     if (index == balance::kNoBackend) {
       counters.no_backend.add();
-      co_return co_await fail(c, 503);
+      co_return co_await fail_picked(c, info, pool, 503);
     }
     c.current.backend = index;
     TryPolicy policy;
@@ -349,10 +381,11 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
                         w.reactor().now_ms());
     if (!f) co_return t.next;
     if (f.side != Failure::Side::kUpstream) co_return co_await fail_or_close(c, f.status);
+    record_failed_try(c.current.pick, index, f);
     if (metrics::UpstreamError kind; upstream_error_kind(f.cause, kind)) {
       w.metrics().backends[pool.backend_id(index)].errors[static_cast<size_t>(kind)].add();
     }
-    if (!f.retry_safe) co_return co_await fail(c, f.status);
+    if (!f.retry_safe) co_return co_await fail_picked(c, info, pool, f.status);
     // No backend left (or none with room) ends it here: the client hears what failed, at once.
     const uint32_t next = take_backend(pool, candidates);
     bool retry = next != balance::kNoBackend && goes_on(f, index, next);
@@ -371,7 +404,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
       continue;
     }
     if (next != balance::kNoBackend) pool.live.end(next);
-    co_return co_await fail(c, f.status);
+    co_return co_await fail_picked(c, info, pool, f.status);
   }
 }
 

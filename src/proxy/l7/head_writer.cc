@@ -264,6 +264,7 @@ size_t write_response_head(const http1::ResponseHead& head, const ResponseRewrit
   }
   if (final) {
     w << rewrite.set_cookie;
+    w << rewrite.extra_fields;
     if (!rewrite.request_id.empty()) w << "X-Request-Id: " << rewrite.request_id << "\r\n";
     write_added(w, rewrite.edits, rewrite.values);
   }

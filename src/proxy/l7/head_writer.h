@@ -57,8 +57,9 @@ struct ResponseRewrite {
   bool client_http10 = false;
   bool dechunk = false;  // the body is sent decoded and delimited by close (HTTP/1.0 clients)
   bool interim = false;  // a 1xx before the final response: no edits, no cookies
-  std::string_view set_cookie;  // a whole "Set-Cookie: ...\r\n" line to add (sticky insert)
-  StickyCookie sticky_prefix;   // prefix mode: the application's cookie gets "id~" in front
+  std::string_view set_cookie;    // a whole "Set-Cookie: ...\r\n" line to add (sticky insert)
+  std::string_view extra_fields;  // whole lines of usher's own to add (X-Usher-Pick)
+  StickyCookie sticky_prefix;     // prefix mode: the application's cookie gets "id~" in front
   std::string_view backend_id;
   std::string_view request_id;  // echoed as X-Request-Id
   const config::HeaderPolicy* edits = nullptr;

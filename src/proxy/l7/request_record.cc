@@ -1,6 +1,7 @@
 #include "proxy/l7/request_record.h"
 
 #include <chrono>
+#include <string_view>
 
 #include "proxy/worker.h"
 
@@ -14,7 +15,7 @@ constexpr int kClientClosedRequest = 499;
 
 // One access log line for a finished request: answered, or read and then abandoned by its
 // client (a connection that ends between requests, or inside a head, has no request to log).
-void log_request(Client& c, const RequestInfo& info, double seconds) {
+void log_request(Client& c, const RequestInfo& info, double seconds, std::string_view pick) {
   const config::AccessLog& wanted = c.config().access_log;
   const int status = c.current.status           ? c.current.status
                      : c.current.bytes_received ? kClientClosedRequest
@@ -52,6 +53,7 @@ void log_request(Client& c, const RequestInfo& info, double seconds) {
   r.sni = c.tls_facts.sni;
   r.queue_ms = c.current.queue_ms;
   if (c.current.guard) r.guard = c.current.guard;
+  r.pick = pick;
   // The combined format has no field for it: no lookup for that one.
   if (c.gen->shared->geoip && wanted.format == config::AccessLog::Format::kJson) {
     r.located = true;
@@ -81,7 +83,19 @@ void finish_request(Client& c, const RequestInfo& info) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
   account(c, info, seconds);
-  log_request(c, info, seconds);
+  char text[RecentPicks::kLongest];
+  std::string_view pick;
+  PoolState* pool = info.target ? info.target->pool : nullptr;
+  if (pool && c.current.pick.recorded) {
+    pick = describe_pick(c.current.pick, *pool, c.current.backend, text);
+    const uint64_t now_ms = c.worker.reactor().now_ms();
+    if (pool->recent_picks.due(now_ms)) {
+      const auto wall = std::chrono::system_clock::now().time_since_epoch();
+      pool->recent_picks.offer(
+          now_ms, std::chrono::duration_cast<std::chrono::milliseconds>(wall).count(), pick);
+    }
+  }
+  log_request(c, info, seconds, pick);
   c.current.request_id = {};  // a view into `info`, which ends with the request
 }
 

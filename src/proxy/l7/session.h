@@ -14,6 +14,7 @@
 #include "net/buffer_pool.h"
 #include "net/socket.h"
 #include "proxy/l7/head_writer.h"
+#include "proxy/l7/pick_trace.h"
 #include "proxy/l7/stream.h"
 #include "proxy/listener_routes.h"
 #include "proxy/worker.h"
@@ -37,6 +38,7 @@ struct RequestOutcome {
   // "denied", "queue_full", "queue_timeout", "header_timeout", "body_rate".
   const char* guard = nullptr;
   std::string_view request_id;  // once known: echoed in usher's error responses too
+  PickTrace pick;               // why its backend (recorded when something will say it)
 };
 
 struct Client {
