@@ -1,7 +1,6 @@
 #include "proxy/l7/exchange.h"
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -134,46 +133,6 @@ struct Forwarded {
   ResponseInfo response;
   double first_byte_seconds = 0;
 };
-
-// One line a second per worker at most: a backend failing every handshake fails every request.
-void log_handshake_failure(Worker& w, const PoolState& pool, uint32_t index,
-                           const std::string& reason) {
-  thread_local uint64_t quiet_until_ms = 0;
-  thread_local uint64_t suppressed = 0;
-  const uint64_t now = w.reactor().now_ms();
-  if (now < quiet_until_ms) {
-    ++suppressed;
-    return;
-  }
-  quiet_until_ms = now + 1000;
-  spdlog::warn("upstream tls: pool={} backend={} handshake failed: {}{}", pool.config.name,
-               pool.slot(index).name, reason,
-               suppressed ? fmt::format(" ({} more failures not logged)", suppressed) : "");
-  suppressed = 0;
-}
-
-// A new connection to backend `index`, over TLS when the pool says so; null with `failure` set.
-net::Task<std::unique_ptr<UpstreamConn>> open_upstream(Client& c, PoolState& pool, uint32_t index,
-                                                       Millis timeout, Failure& failure) {
-  Worker& w = c.worker;
-  long error = 0;
-  std::unique_ptr<UpstreamConn> up = co_await connect_upstream(
-      w, pool.backend_id(index), pool.slot(index).address, timeout, error);
-  if (!up) {
-    failure = Failure::upstream(Cause::kConnect, error == -ETIMEDOUT ? 504 : 502, false);
-    co_return nullptr;
-  }
-  const auto& context = c.gen->backend_tls(pool);
-  if (!context) co_return up;
-  const Handshake handshake =
-      co_await secure_upstream(w, *up, context, index, pool.slot(index).address, timeout);
-  if (handshake.failure == tls::HandshakeFailure::kNone) co_return up;
-  // Nothing was sent: like a refused connect, another backend may take the request.
-  log_handshake_failure(w, pool, index, handshake.reason);
-  const bool timed_out = handshake.failure == tls::HandshakeFailure::kTimeout;
-  failure = Failure::upstream(Cause::kConnect, timed_out ? 504 : 502, false);
-  co_return nullptr;
-}
 
 // Sends the request on a kept-alive connection to backend `index` or a new one, and reads the
 // response head. A kept-alive connection found stale before any response byte is replaced by a

@@ -18,6 +18,7 @@
 #include "proxy/l7/session.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
+#include "proxy/pool_state.h"
 
 namespace usher::proxy::l7 {
 
@@ -45,6 +46,11 @@ struct Handshake {
 net::Task<Handshake> secure_upstream(Worker& w, UpstreamConn& conn,
                                      std::shared_ptr<const tls::ClientContext> context,
                                      uint32_t slot, const Address& address, Millis timeout);
+
+// A new connection to backend `index` of `pool`, over TLS when the pool says so; null with
+// `failure` set (a refused or timed-out connect or handshake: nothing was sent).
+net::Task<std::unique_ptr<UpstreamConn>> open_upstream(Client& c, PoolState& pool, uint32_t index,
+                                                       Millis timeout, Failure& failure);
 
 // Sends the serialised head and streams the request body from the client. The backend, like a
 // client, must take bytes within the body timeout (client_body) at every write: a slow reader
