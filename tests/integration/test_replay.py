@@ -129,6 +129,17 @@ class ReplayRanksLikeTheLiveRuns(unittest.TestCase):
         self.assertIn(f"{mixed}:1: skipped: neither a JSON object nor a combined-format line", run.stderr)
         self.assertEqual(run.stderr.count("skipped"), 5)  # the first few only
 
+    def test_a_terminal_gets_a_progress_bar_and_a_pipe_none(self):
+        log = os.path.join(self.dir.name, "least-connections.log")
+        command = f"{USHER} simulate --replay {log} --algorithms round-robin"
+        # script(1) gives the command a terminal.
+        tty = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, timeout=120)
+        self.assertEqual(tty.returncode, 0, tty.stdout)
+        self.assertIn(b"survey [", tty.stdout)
+        self.assertIn(b"replay [##############################] 100%", tty.stdout)
+        piped = subprocess.run(command.split(), capture_output=True, timeout=120)
+        self.assertNotIn(b"[###", piped.stdout + piped.stderr)
+
     def test_unusable_input_is_a_clear_error(self):
         for args, message in (
                 (["--replay", "/dev/zero"], "not a regular file"),
