@@ -12,6 +12,8 @@ import unittest
 
 from harness import USHER, Process, free_port, start_backend, write_config
 
+BROWSER_TESTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser")
+
 
 def get(port, path="/"):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -126,6 +128,18 @@ pools:
         recent = api_pools(self.admin_port)["web"]["recent_picks"]
         self.assertEqual(recent[0]["pick"], expected)
         self.assertLess(abs(recent[0]["unix_ms"] / 1000 - time.time()), 60)
+
+    def test_the_dashboard_lists_the_pools_recent_picks(self):
+        self.assertTrue(os.path.isdir(os.path.join(BROWSER_TESTS, "node_modules", "playwright-core")),
+                        "run: npm ci --prefix tests/browser (scripts/test.sh does)")
+        get(self.port)
+        wanted = f"skipped {self.addr['a']} unhealthy, {self.addr['b']} draining"
+        result = subprocess.run(["node", os.path.join(BROWSER_TESTS, "picks.mjs"),
+                                 f"http://127.0.0.1:{self.admin_port}/", "web", wanted],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        lines = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertTrue(any(wanted in line and "round-robin picked" in line for line in lines), lines)
 
 
 class FailedTries(unittest.TestCase):
