@@ -139,7 +139,7 @@ void print_json(const sim::Scenario& scenario, const std::vector<sim::Result>& r
                               {"servers", servers}});
     if (!r.phases.empty()) out["results"].back()["phases"] = phases_json(scenario, r);
   }
-  std::cout << out.dump(2) << '\n';
+  std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
 }
 
 // The winner: where clients must stick, fewest clients moved (none, unless a server fails and

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <optional>
 
@@ -116,9 +117,12 @@ Expected<LogEntry> json_entry(std::string_view line) {
   if (!end) return Error{"\"time\" is not like 2026-12-01T21:42:13.123Z"};
   entry.end_s = *end;
   const auto duration_ms = number_field(line, "duration_ms");
-  if (!duration_ms || *duration_ms < 0) return Error{"no \"duration_ms\""};
+  if (!duration_ms || !std::isfinite(*duration_ms) || *duration_ms < 0) {
+    return Error{"no \"duration_ms\""};
+  }
   entry.duration_s = *duration_ms / 1000;
-  entry.queue_s = std::min(entry.duration_s, number_field(line, "queue_ms").value_or(0) / 1000);
+  const double queue_ms = number_field(line, "queue_ms").value_or(0);
+  entry.queue_s = std::isfinite(queue_ms) ? std::clamp(queue_ms / 1000, 0.0, entry.duration_s) : 0;
   const auto client = string_field(line, "client");
   if (!client) return Error{"no \"client\""};
   entry.client = *client;
@@ -138,11 +142,12 @@ Expected<LogEntry> combined_entry(std::string_view line) {
   }
   entry.client = line.substr(0, space);
   const std::string_view t = line.substr(open + 2);  // 01/Dec/2026:21:42:13 +0000]
+  if (t.size() < 27) return Error{"the time is not like [01/Dec/2026:21:42:13 +0000]"};
   const size_t month = kMonths.find(t.substr(3, 3));
   const auto d = digits(t, 0, 2), y = digits(t, 7, 4), h = digits(t, 12, 2), mi = digits(t, 15, 2),
              s = digits(t, 18, 2), zone = digits(t, 22, 4);
   if (!d || !y || !h || !mi || !s || !zone || month == std::string_view::npos || month % 3 ||
-      t.size() < 27 || (t[21] != '+' && t[21] != '-') || t[26] != ']') {
+      (t[21] != '+' && t[21] != '-') || t[26] != ']') {
     return Error{"the time is not like [01/Dec/2026:21:42:13 +0000]"};
   }
   auto seconds = seconds_of(*y, static_cast<unsigned>(month / 3 + 1), *d, *h, *mi, *s);

@@ -14,9 +14,9 @@ const double kLogGrowth = std::log(kGrowth);
 constexpr size_t kBuckets = 27'700;
 
 size_t bucket_of(double seconds) {
-  if (!(seconds > kSmallest)) return 0;
+  if (!(seconds > kSmallest)) return 0;  // NaN too
   const double index = std::log(seconds / kSmallest) / kLogGrowth;
-  return std::min(kBuckets - 1, static_cast<size_t>(index));
+  return index < static_cast<double>(kBuckets - 1) ? static_cast<size_t>(index) : kBuckets - 1;
 }
 
 // The bucket's geometric middle: at most half a bucket (0.05 %) from any value in it.

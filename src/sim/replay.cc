@@ -19,6 +19,9 @@ namespace usher::sim {
 namespace {
 
 constexpr size_t kLongestLine = 64 * 1024;
+constexpr double kLongestDurationS = 3600;
+// How far back in arrival order a line may still reach (see ArrivalOrder).
+constexpr double kLongestWindowS = 60;
 constexpr uint64_t kProgressEvery = 1 << 16;  // lines
 
 // The log a line at a time, with the line's number and how far into the file it is.
@@ -75,6 +78,9 @@ Expected<LogEntry> usable_entry(std::string_view line, const ReplayOptions& opti
   if (entry->combined && options.duration_s <= 0) {
     return Error{"a combined line carries no duration: give --duration"};
   }
+  // A tunnel (WebSocket, CONNECT) or a wrong clock, not a request: it would stretch the
+  // replay's span and its arrival window.
+  if (entry->duration_s > kLongestDurationS) return Error{"lasted over an hour"};
   return entry;
 }
 
@@ -162,13 +168,20 @@ namespace {
 
 // The log is written as responses end, so arrivals come out of order by up to the longest
 // duration (and by the workers' 100 ms of buffered lines). Requests wait here until no line
-// still to come can arrive before them: holding at most that window's worth of them.
+// still to come can arrive before them: holding that window's worth of them, the window being
+// the longest duration seen plus a second, and at most kLongestWindowS. A request that arrives
+// before one already replayed (it lasted longer than the window) is replayed at once, late.
 class ArrivalOrder {
  public:
-  void add(const Request& request, double end_s, double duration_s) {
+  void add(Request request, double end_s, double duration_s) {
+    if (request.arrival_s < released_s_) {
+      request.arrival_s = released_s_;
+      ++stats_.late;
+    }
     pending_.push(request);
+    stats_.held_most = std::max<uint64_t>(stats_.held_most, pending_.size());
     latest_end_s_ = std::max(latest_end_s_, end_s);
-    window_s_ = std::max(window_s_, duration_s + 1);
+    window_s_ = std::min(kLongestWindowS, std::max(window_s_, duration_s + 1));
   }
   // The next request whose turn has come; all of them once `draining`.
   bool next(Request& request, bool draining) {
@@ -176,8 +189,10 @@ class ArrivalOrder {
     if (!draining && pending_.top().arrival_s > latest_end_s_ - window_s_) return false;
     request = pending_.top();
     pending_.pop();
+    released_s_ = request.arrival_s;
     return true;
   }
+  const ReplayStats& stats() const { return stats_; }
 
  private:
   struct Later {
@@ -186,6 +201,8 @@ class ArrivalOrder {
   std::priority_queue<Request, std::vector<Request>, Later> pending_;
   double latest_end_s_ = 0;
   double window_s_ = 1;
+  double released_s_ = 0;  // arrival of the last request replayed
+  ReplayStats stats_;
 };
 
 }  // namespace
@@ -193,7 +210,7 @@ class ArrivalOrder {
 Expected<std::vector<Result>> replay_log(const ReplayOptions& options, const Survey& survey,
                                          const Scenario& scenario,
                                          const std::vector<std::string>& algorithms,
-                                         const ReplayProgress& progress) {
+                                         const ReplayProgress& progress, ReplayStats* stats) {
   const double span_s = (survey.last_arrival_s - survey.first_arrival_s) / options.speed;
   std::vector<Run> runs;
   for (const std::string& algorithm : algorithms) {
@@ -232,6 +249,7 @@ Expected<std::vector<Result>> replay_log(const ReplayOptions& options, const Sur
   }
   offer_ready(true);
   if (progress) progress(2, reader->read(), reader->size());
+  if (stats) *stats = order.stats();
   std::vector<Result> results;
   for (Run& run : runs) results.push_back(run.finish());
   return results;

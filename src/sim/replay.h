@@ -52,10 +52,17 @@ Expected<Survey> survey_log(const ReplayOptions& options, const ReplayProgress& 
 // speeds, with the given concurrency.
 Scenario replay_scenario(const ReplayOptions& options, const Survey& survey);
 
+// How the arrival-order window went (replay.cc's ArrivalOrder).
+struct ReplayStats {
+  uint64_t late = 0;       // requests replayed after others that arrived later (long ones)
+  uint64_t held_most = 0;  // requests held in the window at once: the replay's memory
+};
+
 // Every algorithm in `algorithms` over the log's requests, in one reading of it.
 Expected<std::vector<Result>> replay_log(const ReplayOptions& options, const Survey& survey,
                                          const Scenario& scenario,
                                          const std::vector<std::string>& algorithms,
-                                         const ReplayProgress& progress);
+                                         const ReplayProgress& progress,
+                                         ReplayStats* stats = nullptr);
 
 }  // namespace usher::sim

@@ -241,7 +241,7 @@ TEST_P(ReactorTest, WakeFromAnotherThreadRunsTheHook) {
 // (a worker's buffered access-log lines) it wakes within kIdleWorkWaitMs for it. Three idle
 // turns therefore take about 300 ms, where a second's waits would take three.
 TEST_P(ReactorTest, IdleWorkWaitingShortensTheIdleWait) {
-  int idles = 0;
+  std::atomic<int> idles{0};
   const uint64_t started = monotonic_ms();
   std::thread guard([&] {
     for (int i = 0; i < 5000 && idles < 3; ++i) usleep(1000);

@@ -46,7 +46,14 @@ TEST(LogLines, SaysWhyALineCannotBeUsed) {
       {R"({"time":"2026-12-01T21:42:13.000Z","duration_ms":-4,"client":"a"})",
        "no \"duration_ms\""},
       {R"({"time":"2026-12-01T21:42:13.000Z","duration_ms":4})", "no \"client\""},
+      {R"({"time":"2026-12-01T21:42:13.000Z","duration_ms":nan,"client":"a"})",
+       "no \"duration_ms\""},
+      {R"({"time":"2026-12-01T21:42:13.000Z","duration_ms":inf,"client":"a"})",
+       "no \"duration_ms\""},
       {"hello", "neither a JSON object nor a combined-format line"},
+      {"x [", "the time is not like"},
+      {"10.0.0.1 - - [0", "the time is not like"},
+      {"10.0.0.1 - - [01/Dec/2026:22:42:13 +01", "the time is not like"},
       {"1.2.3.4 - - [01/Foo/2026:22:42:13 +0100] \"GET /\"", "the time is not like"},
   };
   for (const auto& [line, reason] : cases) {

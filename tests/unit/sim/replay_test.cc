@@ -112,6 +112,37 @@ TEST(Replay, ReplaysEveryRequestThroughEveryAlgorithm) {
   EXPECT_GT((*worse)[0].p99_s, (*results)[1].p99_s);
 }
 
+// One request that lasted 50 minutes arrived long before the lines around it were written: the
+// window does not grow to hold 50 minutes of requests (the replay's memory stays bounded); the
+// request is replayed late instead. One that lasted over an hour is not a request at all.
+TEST(Replay, ALongRequestDoesNotWidenTheWindowBeyondAMinute) {
+  TempLog log;
+  {
+    std::ofstream out(log.path());
+    const double start = 1'800'000'000;
+    for (int i = 0; i < 6000; ++i) {  // 10 a second for 10 minutes, 5 ms each
+      const double t = start + i * 0.1;
+      out << json_line(t + 0.005, 5, "10.0.0.1", "a:80");
+      if (i == 3000) out << json_line(t, 50 * 60 * 1000, "10.0.0.2", "a:80");
+      if (i == 3001) out << json_line(t, 2 * 3600 * 1000, "10.0.0.3", "a:80");
+    }
+  }
+  ReplayOptions options;
+  options.log = log.path();
+  const auto survey = survey_log(options, {});
+  ASSERT_TRUE(survey.ok()) << survey.error().message;
+  EXPECT_EQ(survey->usable, 6001u);
+  EXPECT_EQ(survey->unusable, 1u);
+  EXPECT_EQ(survey->first_problems[0].reason, "lasted over an hour");
+  ReplayStats stats;
+  const auto results = replay_log(options, *survey, replay_scenario(options, *survey),
+                                  {"round-robin"}, {}, &stats);
+  ASSERT_TRUE(results.ok());
+  EXPECT_EQ((*results)[0].servers[0].served, 6001u);
+  EXPECT_EQ(stats.late, 1u);
+  EXPECT_LE(stats.held_most, 61u * 10 + 10);  // a minute's worth at 10 a second
+}
+
 TEST(Replay, CombinedLinesNeedADurationAndServers) {
   TempLog log;
   {
