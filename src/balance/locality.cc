@@ -71,6 +71,9 @@ TieredPicker::TieredPicker(std::string_view algorithm, const BackendSnapshot& sn
   }
 }
 
+// Healthy means passing its checks and serving by the operator's word, panic or not: in panic
+// every backend is used, so locality stops choosing (as Envoy's zone-aware routing does) and the
+// tiers take traffic by weight, rather than a dead local zone keeping all of it.
 TierLoads TieredPicker::loads(const LiveState& live) const {
   TierLoads loads;
   for (uint32_t i = 0; i < size(); ++i) {
@@ -78,9 +81,19 @@ TierLoads TieredPicker::loads(const LiveState& live) const {
     TierLoad& t = loads[static_cast<size_t>(tier_[i])];
     ++t.backends;
     t.weight += weights_[i];
-    if (live.serving(i)) t.healthy_weight += weights_[i];
+    const BackendLive& b = live[i];
+    if (b.admin_state.load(std::memory_order_relaxed) == kServing &&
+        b.healthy.load(std::memory_order_relaxed)) {
+      t.healthy_weight += weights_[i];
+    }
   }
-  compute_shares(loads);
+  if (!live.panic()) {
+    compute_shares(loads);
+    return loads;
+  }
+  double total = 0;
+  for (const TierLoad& t : loads) total += t.weight;
+  for (TierLoad& t : loads) t.share = total > 0 ? t.weight / total : 0;
   return loads;
 }
 

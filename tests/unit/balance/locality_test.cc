@@ -165,9 +165,14 @@ TEST(Locality, TierLoadsCountMembersAndServingWeight) {
   EXPECT_NEAR((*t)[0].share, 0.7, 1e-9);
   EXPECT_EQ((*t)[2].backends, 1u);
   EXPECT_EQ((*t)[2].weight, 1);
-  // Panic serves every backend, healthy or not: nothing spills.
+  // Panic serves every backend, healthy or not, and locality stops choosing: the tiers take
+  // traffic by weight (2 : 2 : 1 of the members), not a dead zone all of it.
+  live[1].healthy = false;
   live.set_panic(true);
-  EXPECT_EQ(balancer->tier_loads(live)->at(0).share, 1);
+  const auto panicked = balancer->tier_loads(live);
+  EXPECT_NEAR(panicked->at(0).share, 0.4, 1e-9);
+  EXPECT_NEAR(panicked->at(1).share, 0.4, 1e-9);
+  EXPECT_NEAR(panicked->at(2).share, 0.2, 1e-9);
   EXPECT_FALSE(Balancer::build("least-connections", three_zones(), {}).value()->tier_loads(live));
 }
 
