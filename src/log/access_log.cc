@@ -131,7 +131,7 @@ void Channel::append(config::AccessLog::Format format, const ConnectionRecord& r
 void Channel::appended(std::chrono::system_clock::time_point now) {
   ++current_lines_;
   lines_.store(lines_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  if (current_.size() >= kBufferBytes || now - oldest_ >= 100ms) flush();
+  if (current_.size() >= kBufferBytes || now - oldest_ >= kOldest) flush();
 }
 
 // Hands the buffer over when a slot is free; otherwise the writer is behind and the lines go.

@@ -88,6 +88,7 @@ class Channel {
  public:
   static constexpr size_t kBufferBytes = 64 * 1024;
   static constexpr size_t kSlots = 4;
+  static constexpr std::chrono::milliseconds kOldest{100};
 
   Channel();
 
@@ -96,6 +97,11 @@ class Channel {
   void append(config::AccessLog::Format format, const ConnectionRecord& record);
   void flush();
   bool empty() const { return current_.empty(); }  // no line waits for a flush
+  // Flushes when the oldest line waiting is 100 ms old: for a worker that stays busy without
+  // writing lines (a long transfer), whose loop never goes idle.
+  void flush_if_due() {
+    if (!current_.empty() && std::chrono::system_clock::now() - oldest_ >= kOldest) flush();
+  }
 
   // Writer thread: writes every handed-over buffer with `write`; returns whether any was there.
   template <typename Write>

@@ -279,7 +279,10 @@ void Worker::run() {
   reactor_->count_buffer_shortages_into(&metrics_.receive_buffer_shortages);
   reactor_->run({[this] { on_wake(); }, [this] { on_idle(); },
                  [this] { return !access_log_.empty(); },
-                 [this] { return outbox_ && outbox_->flush(); }});
+                 [this] {
+                   access_log_.flush_if_due();
+                   return outbox_ && outbox_->flush();
+                 }});
   upstreams_.clear();
   access_log_.flush();
   count_allocations_into(nullptr);
