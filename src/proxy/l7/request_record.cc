@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "proxy/l7/request_trace.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::l7 {
@@ -82,6 +83,7 @@ void finish_request(Client& c, const RequestInfo& info) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - c.current.started).count();
   account(c, info, seconds);
   log_request(c, info, seconds);
+  end_trace(c, info);
   c.current.request_id = {};  // a view into `info`, which ends with the request
 }
 

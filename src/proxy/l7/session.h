@@ -14,6 +14,7 @@
 #include "net/buffer_pool.h"
 #include "net/socket.h"
 #include "proxy/l7/head_writer.h"
+#include "proxy/l7/request_trace.h"
 #include "proxy/l7/stream.h"
 #include "proxy/listener_routes.h"
 #include "proxy/worker.h"
@@ -37,6 +38,8 @@ struct RequestOutcome {
   // "denied", "queue_full", "queue_timeout", "header_timeout", "body_rate".
   const char* guard = nullptr;
   std::string_view request_id;  // once known: echoed in usher's error responses too
+  // In the request's frame, while it is served.
+  RequestTrace* trace = nullptr;
 };
 
 struct Client {
