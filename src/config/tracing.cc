@@ -62,8 +62,7 @@ std::string set_otlp_url(std::string_view url, Tracing& out) {
   const std::string with_port = std::string(authority) + (has_port ? "" : ":80");
   auto address = Address::parse(with_port);
   if (!address) {
-    return "otlp: the collector's host must be an IP address or localhost (" +
-           address.error().message + ")";
+    return "otlp: " + address.error().message;
   }
   if (address->port() == 0) return "otlp: the collector's port must not be 0";
   out.otlp = url;

@@ -53,9 +53,12 @@ void Exporter::stop() {
 }
 
 void Exporter::retarget(const std::optional<config::Tracing>& next) {
-  std::lock_guard lock(mutex_);
-  next_collector_ = collector_of(next);
-  retargeted_ = true;
+  {
+    std::lock_guard lock(mutex_);
+    next_collector_ = collector_of(next);
+    retargeted_ = true;
+  }
+  wake_.notify_all();
 }
 
 uint64_t Exporter::dropped() const {
@@ -112,7 +115,13 @@ void Exporter::run() {
   while (!stopping) {
     {
       std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, kPoll, [this] { return stopping_; });
+      // Without a collector no span is made (a generation traces only once retarget() named
+      // one), so an untraced process does not wake every kPoll.
+      if (collector_) {
+        wake_.wait_for(lock, kPoll, [this] { return stopping_; });
+      } else {
+        wake_.wait(lock, [this] { return stopping_ || retargeted_; });
+      }
       stopping = stopping_;
       if (retargeted_) {
         retargeted_ = false;
