@@ -1,5 +1,6 @@
 #include "trace/context.h"
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -64,9 +65,20 @@ std::optional<Parent> parse_traceparent(std::string_view value) {
   return p;
 }
 
-void write_hex(uint64_t value, char* out) {
+// Two hex digits for every byte value: a 64-bit id takes 8 lookups.
+constexpr auto kHexPairs = [] {
   constexpr char kHex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, value >>= 4) out[i] = kHex[value & 0xf];
+  std::array<char, 512> pairs{};
+  for (size_t i = 0; i < 256; ++i) {
+    pairs[2 * i] = kHex[i >> 4];
+    pairs[2 * i + 1] = kHex[i & 0xf];
+  }
+  return pairs;
+}();
+
+void write_hex(uint64_t value, char* out) {
+  for (int i = 7; i >= 0; --i, value >>= 8)
+    std::memcpy(out + 2 * i, &kHexPairs[(value & 0xff) * 2], 2);
 }
 
 void write_traceparent(const TraceId& trace, uint64_t span, bool sampled,

@@ -30,7 +30,7 @@ const char* describe(PostResult result) {
 }  // namespace
 
 Exporter::Exporter(const std::optional<config::Tracing>& tracing, unsigned workers)
-    : collector_(collector_of(tracing)) {
+    : last_server_(workers), collector_(collector_of(tracing)) {
   for (unsigned i = 0; i < workers; ++i) channels_.push_back(std::make_unique<Channel>());
 }
 
@@ -70,7 +70,8 @@ uint64_t Exporter::dropped() const {
 // Takes what the workers committed: into the batch, or dropped while the collector failed
 // lately (or there is none).
 void Exporter::collect(Clock::time_point now) {
-  for (const auto& channel : channels_) {
+  for (size_t i = 0; i < channels_.size(); ++i) {
+    Channel* channel = channels_[i].get();
     if (!collector_ || now < quiet_until_) {
       const size_t n = channel->drain(Channel::kSlots, [](const SpanRecord&) {});
       dropped_.fetch_add(n, std::memory_order_relaxed);
@@ -78,8 +79,15 @@ void Exporter::collect(Clock::time_point now) {
     }
     while (true) {
       if (batch_.empty()) batch_started_ = now;
-      const size_t n = channel->drain(kBatch - batch_.size(),
-                                      [this](const SpanRecord& s) { batch_.push_back(s); });
+      SpanRecord& server = last_server_[i];
+      const size_t n = channel->drain(kBatch - batch_.size(), [&](const SpanRecord& s) {
+        batch_.push_back(s);
+        if (s.kind == SpanKind::kServer) {
+          server = s;
+        } else {
+          batch_.back().copy_texts(server);
+        }
+      });
       if (batch_.size() < kBatch) break;
       send_batch(now);
       if (n == 0 || now < quiet_until_) break;
@@ -89,9 +97,14 @@ void Exporter::collect(Clock::time_point now) {
 
 void Exporter::send_batch(Clock::time_point now) {
   if (batch_.empty()) return;
-  body_.clear();
-  append_export_request(batch_, "usher", body_);
-  const PostResult result = post_json(*collector_, body_, kTimeoutMs);
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(kTimeoutMs);
+  CollectorConnection connection;
+  PostResult result = connection.open(*collector_, deadline);
+  if (result == PostResult::kSent) {
+    body_.clear();
+    append_export_request(batch_, "usher", body_);
+    result = connection.post(*collector_, body_, deadline);
+  }
   if (result == PostResult::kSent) {
     exported_.fetch_add(batch_.size(), std::memory_order_relaxed);
   } else {

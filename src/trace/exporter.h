@@ -1,9 +1,10 @@
 #pragma once
 // The exporter thread: takes finished spans from every worker's ring, batches them (up to
 // kBatch spans, or what came within kBatchAge) and POSTs each batch to the collector as OTLP
-// JSON with a short timeout. A batch the collector did not take is dropped and counted, and for
-// a while after (kBackoff) spans are dropped as they come instead of waiting: a collector that
-// is down or slow costs the workers nothing, and usher never queues more than the rings hold.
+// JSON with a short timeout; the JSON is made here, once connected, never on a worker. A batch the
+// collector did not take is dropped and counted, and for a while after (kBackoff) spans are dropped
+// as they come instead of waiting: a collector that is down or slow costs the workers nothing, and
+// usher never queues more than the rings hold.
 //
 // Whether and how a request is traced is its generation's choice (config::Tracing); the
 // exporter sends wherever the configuration last loaded says.
@@ -54,7 +55,8 @@ class Exporter {
   void send_batch(std::chrono::steady_clock::time_point now);
 
   std::vector<std::unique_ptr<Channel>> channels_;
-  std::vector<SpanRecord> batch_;  // exporter thread
+  std::vector<SpanRecord> batch_;        // exporter thread
+  std::vector<SpanRecord> last_server_;  // by channel: the server span whose texts clients take
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point quiet_until_;  // dropping after a failure until then
   std::chrono::steady_clock::time_point warned_at_;    // a failure was last logged

@@ -1,11 +1,13 @@
 #include "trace/otlp.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -28,23 +30,34 @@ void put_hex(std::string& out, uint64_t value) {
   out.append(hex, sizeof hex);
 }
 
+// Bytes a JSON string holds as they are.
+constexpr auto kPlain = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x7f; ++c) plain[c] = c != '"' && c != '\\';
+  return plain;
+}();
+
 // A JSON string: quotes, backslashes and control bytes escaped; bytes above 0x7f as Latin-1
 // code points, so that any request bytes still make valid UTF-8.
 void put_string(std::string& out, std::string_view s) {
   constexpr char kHex[] = "0123456789abcdef";
   out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  const char* at = s.data();
+  const char* end = at + s.size();
+  while (at < end) {
+    const char* plain = at;
+    while (plain < end && kPlain[static_cast<unsigned char>(*plain)]) ++plain;
+    out.append(at, plain);
+    if (plain == end) break;
+    const auto c = static_cast<unsigned char>(*plain);
     if (c == '"' || c == '\\') {
       out += '\\';
-      out += ch;
-    } else if (c < 0x20 || c >= 0x7f) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
+      out += static_cast<char>(c);
     } else {
-      out += ch;
+      const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+      out.append(escaped, sizeof escaped);
     }
+    at = plain + 1;
   }
   out += '"';
 }
@@ -89,20 +102,11 @@ void put_attributes(const SpanRecord& s, std::string& out) {
   if (!s.get(T::kRoute).empty()) a.text("usher.route", s.get(T::kRoute));
   if (!s.get(T::kPool).empty()) a.text("usher.pool", s.get(T::kPool));
   if (s.kind == SpanKind::kClient) {
-    // The backend as "host:port" or "[v6]:port": OpenTelemetry names the two parts apart.
-    const std::string_view backend = s.get(T::kBackend);
-    const size_t colon = backend.rfind(':');
-    std::string_view host = backend.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-      host = host.substr(1, host.size() - 2);
+    char ip[INET6_ADDRSTRLEN] = {};
+    if (s.backend_family && ::inet_ntop(s.backend_family, s.backend_ip, ip, sizeof ip)) {
+      a.text("server.address", ip);
+      a.number("server.port", s.backend_port);
     }
-    a.text("server.address", host);
-    uint64_t port = 0;
-    if (colon != std::string_view::npos) {
-      const std::string_view digits = backend.substr(colon + 1);
-      std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    }
-    if (port) a.number("server.port", port);
     a.number("usher.retry", s.retry);
   }
   if (!s.get(T::kError).empty()) a.text("error.type", s.get(T::kError));
@@ -176,20 +180,6 @@ bool wait_for(int fd, short events, Clock::time_point deadline) {
   }
 }
 
-class Connection {
- public:
-  explicit Connection(int fd) : fd_(fd) {}
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 bool send_all(int fd, std::string_view bytes, Clock::time_point deadline) {
   while (!bytes.empty()) {
     const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
@@ -230,27 +220,34 @@ int read_status(int fd, Clock::time_point deadline) {
 
 }  // namespace
 
-PostResult post_json(const Collector& collector, std::string_view body, int timeout_ms) {
-  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-  const Connection c(
-      ::socket(collector.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (c.fd() < 0) return PostResult::kUnreachable;
-  if (::connect(c.fd(), collector.address.sockaddr_ptr(), collector.address.length()) != 0) {
-    if (errno != EINPROGRESS) return PostResult::kUnreachable;
-    if (!wait_for(c.fd(), POLLOUT, deadline)) return PostResult::kTimedOut;
-    int error = 0;
-    socklen_t length = sizeof error;
-    ::getsockopt(c.fd(), SOL_SOCKET, SO_ERROR, &error, &length);
-    if (error != 0) return PostResult::kUnreachable;
+CollectorConnection::~CollectorConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+PostResult CollectorConnection::open(const Collector& collector, Clock::time_point deadline) {
+  fd_ = ::socket(collector.address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) return PostResult::kUnreachable;
+  if (::connect(fd_, collector.address.sockaddr_ptr(), collector.address.length()) == 0) {
+    return PostResult::kSent;
   }
-  std::string head =
+  if (errno != EINPROGRESS) return PostResult::kUnreachable;
+  if (!wait_for(fd_, POLLOUT, deadline)) return PostResult::kTimedOut;
+  int error = 0;
+  socklen_t length = sizeof error;
+  ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &error, &length);
+  return error == 0 ? PostResult::kSent : PostResult::kUnreachable;
+}
+
+PostResult CollectorConnection::post(const Collector& collector, std::string_view body,
+                                     Clock::time_point deadline) {
+  const std::string head =
       "POST " + collector.path + " HTTP/1.1\r\nHost: " + collector.authority +
       "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
       "\r\nConnection: close\r\n\r\n";
-  if (!send_all(c.fd(), head, deadline) || !send_all(c.fd(), body, deadline)) {
+  if (!send_all(fd_, head, deadline) || !send_all(fd_, body, deadline)) {
     return Clock::now() >= deadline ? PostResult::kTimedOut : PostResult::kUnreachable;
   }
-  const int status = read_status(c.fd(), deadline);
+  const int status = read_status(fd_, deadline);
   if (status < 0) return PostResult::kTimedOut;
   return status >= 200 && status < 300 ? PostResult::kSent : PostResult::kRefused;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // OTLP/HTTP with JSON encoding (the OTLP specification's stable protocol): an
 // ExportTraceServiceRequest made of finished span records, and its POST to a collector.
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -26,8 +27,24 @@ struct Collector {
 // How a POST ended; kSent: a 2xx came back.
 enum class PostResult : uint8_t { kSent, kUnreachable, kTimedOut, kRefused };
 
-// POSTs `body` (application/json) on a new connection with blocking calls bounded by
-// `timeout_ms` in all. Exporter thread only: never call it from a worker.
-PostResult post_json(const Collector& collector, std::string_view body, int timeout_ms);
+// One POST of a JSON body on a connection of its own, with blocking calls bounded by one
+// deadline. Connected first, so that a body is only made for a collector that is there.
+// Exporter thread only: never use it on a worker.
+class CollectorConnection {
+ public:
+  using Clock = std::chrono::steady_clock;
+  CollectorConnection() = default;
+  CollectorConnection(const CollectorConnection&) = delete;
+  CollectorConnection& operator=(const CollectorConnection&) = delete;
+  ~CollectorConnection();
+
+  // kSent: connected.
+  PostResult open(const Collector& collector, Clock::time_point deadline);
+  // kSent: the collector answered 2xx.
+  PostResult post(const Collector& collector, std::string_view body, Clock::time_point deadline);
+
+ private:
+  int fd_ = -1;
+};
 
 }  // namespace usher::trace

@@ -1,10 +1,11 @@
+#include "trace/span.h"
+
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <new>
-
-#include "trace/span.h"
 
 namespace usher::trace {
 
@@ -12,6 +13,11 @@ void SpanRecord::set(Text which, std::string_view value) {
   const size_t n = std::min<size_t>(value.size(), kCaps[which]);
   std::memcpy(text + offset(which), value.data(), n);
   lengths[which] = static_cast<uint8_t>(n);
+}
+
+void SpanRecord::copy_texts(const SpanRecord& server) {
+  std::memcpy(text, server.text, offset(kError));
+  std::memcpy(lengths, server.lengths, kError);
 }
 
 Channel::Channel() {
@@ -24,6 +30,19 @@ Channel::Channel() {
 
 Channel::~Channel() {
   ::munmap(slots_, kSlots * sizeof(SpanRecord));
+}
+
+int64_t Channel::unix_offset_ns(int64_t steady_ns) {
+  constexpr int64_t kRefresh = 1'000'000'000;
+  if (offset_taken_ns_ == 0 || steady_ns - offset_taken_ns_ >= kRefresh) {
+    using namespace std::chrono;
+    const int64_t steady =
+        duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+    const int64_t unix = duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+    offset_ns_ = unix - steady;
+    offset_taken_ns_ = steady;
+  }
+  return offset_ns_;
 }
 
 }  // namespace usher::trace

@@ -1,7 +1,8 @@
 #pragma once
 // Finished spans on their way from a worker to the exporter thread: fixed-size records in a
-// single-producer single-consumer ring per worker. A worker fills a record in place (no
-// allocation, no lock, no syscall) or, when the ring is full, counts the span dropped.
+// single-producer single-consumer ring per worker. A worker fills a request's records in place
+// (no allocation, no lock, no system call, nothing formatted) or, when the ring has no room for
+// all of them, counts them dropped.
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -13,11 +14,12 @@ namespace usher::trace {
 
 enum class SpanKind : uint8_t { kServer = 2, kClient = 3 };  // OTLP's numbers
 
-// One finished span: what the OTLP export says of it, its texts copied (cut at their caps).
+// One finished span. A request's server span carries the texts the request's spans share; its
+// client spans follow it in the ring, and the exporter gives them the same texts.
 struct SpanRecord {
-  enum Text : uint8_t { kMethod, kPath, kRoute, kPool, kBackend, kError, kTexts };
-  static constexpr uint8_t kCaps[kTexts] = {16, 200, 64, 64, 64, 16};
-  static constexpr size_t kTextBytes = 16 + 200 + 64 + 64 + 64 + 16;
+  enum Text : uint8_t { kMethod, kPath, kRoute, kPool, kError, kTexts };
+  static constexpr uint8_t kCaps[kTexts] = {16, 200, 64, 64, 16};
+  static constexpr size_t kTextBytes = 16 + 200 + 64 + 64 + 16;
 
   TraceId trace;
   uint64_t span = 0;
@@ -27,11 +29,17 @@ struct SpanRecord {
   uint16_t status = 0;  // the HTTP response status; 0: none came
   SpanKind kind = SpanKind::kServer;
   uint8_t retry = 0;  // client spans: which try (0 the first)
+  // Client spans: the backend's address, as it is in a sockaddr (IPv4 in the first 4 bytes).
+  uint8_t backend_family = 0;  // 0, AF_INET or AF_INET6
+  uint16_t backend_port = 0;
+  uint8_t backend_ip[16] = {};
   uint8_t lengths[kTexts] = {};
   char text[kTextBytes];
 
   std::string_view get(Text which) const { return {text + offset(which), lengths[which]}; }
   void set(Text which, std::string_view value);
+  // The shared texts (all but kError) from `server`.
+  void copy_texts(const SpanRecord& server);
 
  private:
   static constexpr size_t offset(Text which) {
@@ -41,7 +49,7 @@ struct SpanRecord {
   }
 };
 
-// A worker's side of the export: a ring of kSlots records.
+// A worker's side of tracing: fresh ids, the Unix time, and a ring of kSlots records.
 class Channel {
  public:
   static constexpr size_t kSlots = 4096;
@@ -53,22 +61,27 @@ class Channel {
 
   // Worker thread: a fresh trace or span id.
   uint64_t new_id() { return ids_.next(); }
+  // Worker thread: Unix time minus the steady clock, read again once a second.
+  int64_t unix_offset_ns(int64_t steady_ns);
 
-  // Worker thread: a record to fill and then commit(), or null (the ring is full: the span is
-  // counted dropped).
-  SpanRecord* reserve() {
+  // Worker thread: room for `n` records, filled as reserved(0 .. n-1) and then committed; false
+  // when the ring has no room for all of them (they are counted dropped).
+  bool reserve(size_t n) {
     const uint64_t tail = tail_.load(std::memory_order_relaxed);
-    if (tail - head_seen_ >= kSlots) {
+    if (tail + n - head_seen_ > kSlots) {
       head_seen_ = head_.load(std::memory_order_acquire);
-      if (tail - head_seen_ >= kSlots) {
-        dropped_.store(dropped_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        return nullptr;
+      if (tail + n - head_seen_ > kSlots) {
+        dropped_.store(dropped_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+        return false;
       }
     }
-    return &slots_[tail % kSlots];
+    return true;
   }
-  void commit() {
-    tail_.store(tail_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  SpanRecord& reserved(size_t i) {
+    return slots_[(tail_.load(std::memory_order_relaxed) + i) % kSlots];
+  }
+  void commit(size_t n) {
+    tail_.store(tail_.load(std::memory_order_relaxed) + n, std::memory_order_release);
   }
 
   // Exporter thread: hands up to `most` committed records to `take` (one at a time, valid for
@@ -87,9 +100,11 @@ class Channel {
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
-  SpanRecord* slots_;       // mapped memory: pages are touched only once tracing uses them
-  IdGenerator ids_;         // worker's
-  uint64_t head_seen_ = 0;  // worker's copy of head_
+  SpanRecord* slots_;            // mapped memory: pages are touched only once tracing uses them
+  IdGenerator ids_;              // worker's
+  int64_t offset_ns_ = 0;        // worker's: Unix minus steady
+  int64_t offset_taken_ns_ = 0;  // worker's: steady time it was read
+  uint64_t head_seen_ = 0;       // worker's copy of head_
   alignas(64) std::atomic<uint64_t> head_{0};  // next record the exporter takes
   alignas(64) std::atomic<uint64_t> tail_{0};  // next record the worker fills
   alignas(64) std::atomic<uint64_t> dropped_{0};

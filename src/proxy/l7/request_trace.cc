@@ -1,7 +1,8 @@
 #include "proxy/l7/request_trace.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 
@@ -35,69 +36,53 @@ uint8_t copy_cut(std::string_view from, char* to, size_t cap) {
   return static_cast<uint8_t>(n);
 }
 
-// "ip:port", or "[ip]:port" for IPv6, without allocating.
-std::string_view address_text(const Address& a, char (&out)[INET6_ADDRSTRLEN + 8]) {
-  const bool v6 = a.family() == AF_INET6;
-  size_t n = v6 ? 1 : 0;
-  n += format_ip(a.sockaddr_ptr(), out + n, sizeof out - n - 8);
-  if (v6) {
-    out[0] = '[';
-    out[n++] = ']';
-  }
-  out[n++] = ':';
-  n = static_cast<size_t>(std::to_chars(out + n, out + sizeof out, a.port()).ptr - out);
-  return {out, n};
-}
-
-// What every span of the request shares.
-void fill_common(SpanRecord& r, const RequestTrace& t, const RequestInfo& info) {
+void fill_server_span(SpanRecord& r, const Client& c, const RequestTrace& t,
+                      const RequestInfo& info, uint64_t end_ns) {
   r.trace = t.trace;
+  r.span = t.span;
+  r.parent = t.parent;
+  r.start_ns = unix_ns(t, c.current.started);
+  r.end_ns = end_ns;
+  r.status = static_cast<uint16_t>(c.current.status);
+  r.kind = trace::SpanKind::kServer;
+  r.retry = 0;
+  r.backend_family = 0;
   r.set(Text::kMethod, {t.method, t.method_size});
   r.set(Text::kPath, {t.path, t.path_size});
   const RouteTarget* target = info.target;
   r.set(Text::kRoute, target ? std::string_view(target->config->name) : std::string_view());
   r.set(Text::kPool,
         target && target->pool ? std::string_view(target->pool->config.name) : std::string_view());
-  r.set(Text::kBackend, {});
-  r.set(Text::kError, {});
-  r.retry = 0;
+  r.set(Text::kError, c.current.guard ? std::string_view(c.current.guard) : std::string_view());
 }
 
-void push_server_span(trace::Channel& channel, const Client& c, const RequestTrace& t,
-                      const RequestInfo& info, uint64_t end_ns) {
-  SpanRecord* r = channel.reserve();
-  if (!r) return;
-  fill_common(*r, t, info);
-  r->kind = trace::SpanKind::kServer;
-  r->span = t.span;
-  r->parent = t.parent;
-  r->start_ns = unix_ns(t, c.current.started);
-  r->end_ns = end_ns;
-  r->status = static_cast<uint16_t>(c.current.status);
-  if (c.current.guard) r->set(Text::kError, c.current.guard);
-  channel.commit();
-}
-
-void push_client_span(trace::Channel& channel, const RequestTrace& t, const RequestInfo& info,
-                      uint8_t index) {
-  SpanRecord* r = channel.reserve();
-  if (!r) return;
+// The texts it shares with the server span are the exporter's to copy.
+void fill_client_span(SpanRecord& r, const RequestTrace& t, const PoolState* pool, uint8_t index) {
   const RequestTrace::Try& s = t.try_spans[index];
-  fill_common(*r, t, info);
-  r->kind = trace::SpanKind::kClient;
-  r->span = s.span;
-  r->parent = t.span;
-  r->start_ns = s.start_ns;
-  r->end_ns = s.end_ns;
-  r->status = s.status;
-  r->retry = index;
-  const PoolState* pool = info.target ? info.target->pool : nullptr;
+  r.trace = t.trace;
+  r.span = s.span;
+  r.parent = t.span;
+  r.start_ns = s.start_ns;
+  r.end_ns = s.end_ns;
+  r.status = s.status;
+  r.kind = trace::SpanKind::kClient;
+  r.retry = index;
+  r.backend_family = 0;
   if (pool && s.backend != balance::kNoBackend) {
-    char text[INET6_ADDRSTRLEN + 8];
-    r->set(Text::kBackend, address_text(pool->slot(s.backend).address, text));
+    const Address& a = pool->slot(s.backend).address;
+    r.backend_port = a.port();
+    if (a.family() == AF_INET) {
+      r.backend_family = AF_INET;
+      std::memcpy(r.backend_ip, &reinterpret_cast<const sockaddr_in*>(a.sockaddr_ptr())->sin_addr,
+                  4);
+    } else if (a.family() == AF_INET6) {
+      r.backend_family = AF_INET6;
+      std::memcpy(r.backend_ip, &reinterpret_cast<const sockaddr_in6*>(a.sockaddr_ptr())->sin6_addr,
+                  16);
+    }
   }
-  if (s.error) r->set(Text::kError, metrics::kUpstreamErrors[s.error - 1]);
-  channel.commit();
+  r.set(Text::kError,
+        s.error ? std::string_view(metrics::kUpstreamErrors[s.error - 1]) : std::string_view());
 }
 
 }  // namespace
@@ -184,9 +169,14 @@ void end_trace(Client& c, const RequestInfo& info) {
   const double seconds = static_cast<double>(end_ns - unix_ns(*t, c.current.started)) / 1e9;
   const double slow = std::chrono::duration<double>(c.config().tracing->slow).count();
   if (!trace::exported_at_end(t->sampled, c.current.status, seconds, slow)) return;
+  // All of the request's spans or none: a client span never goes without its server span.
   trace::Channel& channel = c.worker.trace();
-  push_server_span(channel, c, *t, info, end_ns);
-  for (uint8_t i = 0; i < t->tries; ++i) push_client_span(channel, *t, info, i);
+  const size_t spans = 1u + t->tries;
+  if (!channel.reserve(spans)) return;
+  fill_server_span(channel.reserved(0), c, *t, info, end_ns);
+  const PoolState* pool = info.target ? info.target->pool : nullptr;
+  for (uint8_t i = 0; i < t->tries; ++i) fill_client_span(channel.reserved(1u + i), *t, pool, i);
+  channel.commit(spans);
 }
 
 }  // namespace usher::proxy::l7

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -36,7 +37,12 @@ SpanRecord span(SpanKind kind, uint64_t id, uint64_t parent, uint16_t status) {
   r.set(Text::kPath, "/a\"b");
   r.set(Text::kRoute, "api");
   r.set(Text::kPool, "web");
-  r.set(Text::kBackend, kind == SpanKind::kClient ? "127.0.0.1:9001" : "");
+  if (kind == SpanKind::kClient) {
+    r.backend_family = AF_INET;
+    r.backend_port = 9001;
+    const uint8_t loopback[4] = {127, 0, 0, 1};
+    std::memcpy(r.backend_ip, loopback, 4);
+  }
   r.set(Text::kError, {});
   return r;
 }
@@ -186,10 +192,9 @@ class Collector {
 
 void push(Channel& channel, int count) {
   for (int i = 0; i < count; ++i) {
-    SpanRecord* r = channel.reserve();
-    ASSERT_NE(r, nullptr);
-    *r = span(SpanKind::kServer, static_cast<uint64_t>(i + 1), 0, 200);
-    channel.commit();
+    ASSERT_TRUE(channel.reserve(1));
+    channel.reserved(0) = span(SpanKind::kServer, static_cast<uint64_t>(i + 1), 0, 200);
+    channel.commit(1);
   }
 }
 
@@ -272,13 +277,12 @@ TEST(Exporter, ACollectorThatNeverAnswersTimesOutAndTheRingDropsMeanwhile) {
   Channel& channel = exporter.channel(0);
   size_t refused = 0;
   for (size_t i = 0; i < Channel::kSlots + 100; ++i) {
-    SpanRecord* r = channel.reserve();
-    if (!r) {
+    if (!channel.reserve(1)) {
       ++refused;
       continue;
     }
-    *r = span(SpanKind::kServer, 1, 0, 200);
-    channel.commit();
+    channel.reserved(0) = span(SpanKind::kServer, 1, 0, 200);
+    channel.commit(1);
   }
   EXPECT_EQ(refused, 100u);
   EXPECT_EQ(channel.dropped(), 100u);
@@ -289,6 +293,44 @@ TEST(Exporter, ACollectorThatNeverAnswersTimesOutAndTheRingDropsMeanwhile) {
   EXPECT_GE(exporter.failures(), 1u);
   EXPECT_EQ(exporter.exported(), 0u);
   EXPECT_EQ(exporter.dropped(), 100u + 512u + Channel::kSlots);
+}
+
+TEST(Exporter, ClientSpansTakeTheTextsOfTheirRequestsServerSpan) {
+  Collector collector;
+  Exporter exporter(collector.tracing(), 1);
+  Channel& channel = exporter.channel(0);
+  push(channel, Exporter::kBatch - 1);
+  // The next request's client span falls into the second batch, its server span into the first.
+  ASSERT_TRUE(channel.reserve(2));
+  channel.reserved(0) = span(SpanKind::kServer, 0x51, 0, 200);
+  SpanRecord& client = channel.reserved(1);
+  client = span(SpanKind::kClient, 0xc1, 0x51, 200);
+  for (size_t i = 0; i < SpanRecord::kTexts; ++i) client.lengths[i] = 0;  // as a worker leaves it
+  channel.commit(2);
+  exporter.start();
+  exporter.stop();
+  const auto bodies = collector.bodies();
+  ASSERT_EQ(bodies.size(), 2u);
+  const json spans = json::parse(bodies[1])["resourceSpans"][0]["scopeSpans"][0]["spans"];
+  ASSERT_EQ(spans.size(), 1u);
+  const json a = attributes(spans[0]);
+  EXPECT_EQ(spans[0]["name"], "GET");
+  EXPECT_EQ(a["url.path"]["stringValue"], "/a\"b");
+  EXPECT_EQ(a["usher.route"]["stringValue"], "api");
+  EXPECT_EQ(a["usher.pool"]["stringValue"], "web");
+  EXPECT_EQ(a["server.port"]["intValue"], "9001");
+}
+
+TEST(Channel, ARequestsSpansGoTogetherOrNotAtAll) {
+  Channel channel;
+  ASSERT_TRUE(channel.reserve(Channel::kSlots - 1));
+  channel.commit(Channel::kSlots - 1);
+  EXPECT_FALSE(channel.reserve(2));
+  EXPECT_EQ(channel.dropped(), 2u);
+  EXPECT_TRUE(channel.reserve(1));
+  channel.commit(1);
+  EXPECT_EQ(channel.drain(Channel::kSlots, [](const SpanRecord&) {}), Channel::kSlots);
+  EXPECT_TRUE(channel.reserve(Channel::kSlots));
 }
 
 TEST(Exporter, WithoutTracingSpansAreDropped) {
