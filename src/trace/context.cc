@@ -1,6 +1,6 @@
 #include "trace/context.h"
 
-#include <array>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -65,20 +65,24 @@ std::optional<Parent> parse_traceparent(std::string_view value) {
   return p;
 }
 
-// Two hex digits for every byte value: a 64-bit id takes 8 lookups.
-constexpr auto kHexPairs = [] {
-  constexpr char kHex[] = "0123456789abcdef";
-  std::array<char, 512> pairs{};
-  for (size_t i = 0; i < 256; ++i) {
-    pairs[2 * i] = kHex[i >> 4];
-    pairs[2 * i + 1] = kHex[i & 0xf];
-  }
-  return pairs;
-}();
+// Eight hex digits of a 32-bit value at once: each nibble spread into a byte of its own, most
+// significant first in memory, then turned into '0'-'9' or 'a'-'f' without a branch.
+uint64_t hex8(uint32_t value) {
+  static_assert(std::endian::native == std::endian::little);
+  uint64_t x = value;
+  x = ((x & 0xffff0000u) << 16) | (x & 0xffffu);
+  x = ((x & 0x0000ff000000ff00u) << 8) | (x & 0x000000ff000000ffu);
+  x = ((x & 0x00f000f000f000f0u) << 4) | (x & 0x000f000f000f000fu);
+  x = __builtin_bswap64(x);
+  const uint64_t letters = ((x + 0x0606060606060606u) >> 4) & 0x0101010101010101u;
+  return x + 0x3030303030303030u + letters * ('a' - '0' - 10);
+}
 
 void write_hex(uint64_t value, char* out) {
-  for (int i = 7; i >= 0; --i, value >>= 8)
-    std::memcpy(out + 2 * i, &kHexPairs[(value & 0xff) * 2], 2);
+  const uint64_t high = hex8(static_cast<uint32_t>(value >> 32));
+  const uint64_t low = hex8(static_cast<uint32_t>(value));
+  std::memcpy(out, &high, 8);
+  std::memcpy(out + 8, &low, 8);
 }
 
 void write_traceparent(const TraceId& trace, uint64_t span, bool sampled,

@@ -9,12 +9,6 @@
 
 namespace usher::trace {
 
-void SpanRecord::set(Text which, std::string_view value) {
-  const size_t n = std::min<size_t>(value.size(), kCaps[which]);
-  std::memcpy(text + offset(which), value.data(), n);
-  lengths[which] = static_cast<uint8_t>(n);
-}
-
 void SpanRecord::copy_texts(const SpanRecord& server) {
   std::memcpy(text, server.text, offset(kError));
   std::memcpy(lengths, server.lengths, kError);

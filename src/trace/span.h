@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "trace/context.h"
@@ -37,7 +38,11 @@ struct SpanRecord {
   char text[kTextBytes];
 
   std::string_view get(Text which) const { return {text + offset(which), lengths[which]}; }
-  void set(Text which, std::string_view value);
+  void set(Text which, std::string_view value) {
+    const size_t n = value.size() < kCaps[which] ? value.size() : kCaps[which];
+    std::memcpy(text + offset(which), value.data(), n);
+    lengths[which] = static_cast<uint8_t>(n);
+  }
   // The shared texts (all but kError) from `server`.
   void copy_texts(const SpanRecord& server);
 

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace usher::trace {
 namespace {
@@ -79,6 +81,27 @@ TEST(Traceparent, WritesVersion00AndReadsItBack) {
   EXPECT_EQ(back->span, 0xabcu);
   EXPECT_FALSE(back->sampled());
   EXPECT_EQ(std::string_view(out + kSpanIdOffset, 16), "0000000000000abc");
+}
+
+TEST(Traceparent, HexDigitsOfAnyValue) {
+  IdGenerator ids;
+  std::vector<uint64_t> values = {0,
+                                  1,
+                                  9,
+                                  10,
+                                  15,
+                                  16,
+                                  0xffffffffffffffffu,
+                                  0x0123456789abcdefu,
+                                  0xa0b1c2d3e4f50617u,
+                                  0x9999999999999999u};
+  for (int i = 0; i < 1000; ++i) values.push_back(ids.next());
+  for (uint64_t v : values) {
+    char expected[17], out[16];
+    std::snprintf(expected, sizeof expected, "%016llx", static_cast<unsigned long long>(v));
+    write_hex(v, out);
+    EXPECT_EQ(std::string_view(out, 16), std::string_view(expected, 16)) << v;
+  }
 }
 
 TEST(Tracestate, ShortListsTravelAsTheyCame) {
