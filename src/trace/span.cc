@@ -10,8 +10,12 @@
 namespace usher::trace {
 
 void SpanRecord::copy_texts(const SpanRecord& server) {
-  std::memcpy(text, server.text, offset(kError));
+  char error[kCaps[kError]];
+  const std::string_view own = get(kError);
+  std::memcpy(error, own.data(), own.size());
+  std::memcpy(text, server.text, server.offset(kError));
   std::memcpy(lengths, server.lengths, kError);
+  set(kError, {error, own.size()});
 }
 
 Channel::Channel() {

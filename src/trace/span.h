@@ -16,7 +16,9 @@ namespace usher::trace {
 enum class SpanKind : uint8_t { kServer = 2, kClient = 3 };  // OTLP's numbers
 
 // One finished span. A request's server span carries the texts the request's spans share; its
-// client spans follow it in the ring, and the exporter gives them the same texts.
+// client spans follow it in the ring, and the exporter gives them the same texts. Texts are
+// packed one after the other (set in the order of Text), so a record touches only the cache
+// lines its bytes need: a client span one or two, a server span two or three.
 struct SpanRecord {
   enum Text : uint8_t { kMethod, kPath, kRoute, kPool, kError, kTexts };
   static constexpr uint8_t kCaps[kTexts] = {16, 200, 64, 64, 16};
@@ -33,23 +35,26 @@ struct SpanRecord {
   // Client spans: the backend's address, as it is in a sockaddr (IPv4 in the first 4 bytes).
   uint8_t backend_family = 0;  // 0, AF_INET or AF_INET6
   uint16_t backend_port = 0;
-  uint8_t backend_ip[16] = {};
   uint8_t lengths[kTexts] = {};
+  uint8_t backend_ip[16] = {};
   char text[kTextBytes];
 
   std::string_view get(Text which) const { return {text + offset(which), lengths[which]}; }
+  // Texts are set in order, each once: kMethod first, kError last.
   void set(Text which, std::string_view value) {
     const size_t n = value.size() < kCaps[which] ? value.size() : kCaps[which];
     std::memcpy(text + offset(which), value.data(), n);
     lengths[which] = static_cast<uint8_t>(n);
   }
-  // The shared texts (all but kError) from `server`.
+  // A client span's texts: none but kError, set after this.
+  void clear_texts() { std::memset(lengths, 0, sizeof lengths); }
+  // The shared texts (all but kError) from `server`, in front of this span's own kError.
   void copy_texts(const SpanRecord& server);
 
  private:
-  static constexpr size_t offset(Text which) {
+  size_t offset(Text which) const {
     size_t at = 0;
-    for (size_t i = 0; i < which; ++i) at += kCaps[i];
+    for (size_t i = 0; i < which; ++i) at += lengths[i];
     return at;
   }
 };

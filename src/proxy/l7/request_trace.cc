@@ -81,6 +81,7 @@ void fill_client_span(SpanRecord& r, const RequestTrace& t, const PoolState* poo
                   16);
     }
   }
+  r.clear_texts();
   r.set(Text::kError,
         s.error ? std::string_view(metrics::kUpstreamErrors[s.error - 1]) : std::string_view());
 }

@@ -305,7 +305,8 @@ TEST(Exporter, ClientSpansTakeTheTextsOfTheirRequestsServerSpan) {
   channel.reserved(0) = span(SpanKind::kServer, 0x51, 0, 200);
   SpanRecord& client = channel.reserved(1);
   client = span(SpanKind::kClient, 0xc1, 0x51, 200);
-  for (size_t i = 0; i < SpanRecord::kTexts; ++i) client.lengths[i] = 0;  // as a worker leaves it
+  client.clear_texts();  // as a worker leaves it
+  client.set(Text::kError, "reset");
   channel.commit(2);
   exporter.start();
   exporter.stop();
@@ -319,6 +320,7 @@ TEST(Exporter, ClientSpansTakeTheTextsOfTheirRequestsServerSpan) {
   EXPECT_EQ(a["usher.route"]["stringValue"], "api");
   EXPECT_EQ(a["usher.pool"]["stringValue"], "web");
   EXPECT_EQ(a["server.port"]["intValue"], "9001");
+  EXPECT_EQ(a["error.type"]["stringValue"], "reset");
 }
 
 TEST(Channel, ARequestsSpansGoTogetherOrNotAtAll) {
