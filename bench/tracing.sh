@@ -71,19 +71,23 @@ got=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$TRA
 [ "$got" = 200 ] || { echo "bench: the traced usher answered $got" >&2; exit 1; }
 spans() { curl -s --max-time 5 "http://127.0.0.1:$TRACED_ADMIN/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
-# round TARGET ROUND PORT PID -> appends "target round rps p50_ms p99_ms errors cpu_us_per_req"
+# round TARGET ROUND PORT PID -> appends
+# "target round rps p50_ms p99_ms errors cpu_us_per_req user_share" (user_share: usher's user
+# time over its user + system time in the round)
+user_ticks() { [ "$1" = - ] && echo 0 || awk '{ print $14 }' "/proc/$1/stat"; }
 round() {
-  local target=$1 r=$2 port=$3 pid=$4 before after out
-  before=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
+  local target=$1 r=$2 port=$3 pid=$4 before after user out
+  before=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid"); user=$(user_ticks "$pid")
   out=$(taskset -c "$CPU" wrk -t1 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/" 2>&1)
-  after=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid")
+  after=$([ "$pid" = - ] && echo 0 || cpu_ticks "$pid"); user=$(( $(user_ticks "$pid") - user ))
   echo "$out" >>"$RUN/wrk.log"
-  echo "$out" | wrk_row "$target" "$r" "$before" "$after" | tee -a "$RUN/results"
+  echo "$(echo "$out" | wrk_row "$target" "$r" "$before" "$after")" \
+    "$(awk -v u="$user" -v t=$((after - before)) 'BEGIN { printf "%.3f", t ? u / t : 0 }')" | tee -a "$RUN/results"
 }
 
 echo "# placement: everything on CPU $CPU; wrk -t1 -c$CONNS; ${DUR}s rounds x $ROUNDS; body ${BODY} bytes;" \
   "usher io $IO; traced: sample 1.0, collector down"
-echo "# target round rps p50_ms p99_ms errors usher_cpu_us_per_request"
+echo "# target round rps p50_ms p99_ms errors usher_cpu_us_per_request usher_user_share"
 for p in $PLAIN $TRACED $B1; do taskset -c "$CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$p/" >/dev/null 2>&1; done
 for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then
@@ -126,15 +130,15 @@ fi
 import statistics as st, sys
 rows = [l.split() for l in open(sys.argv[1])]
 by = {}
-for t, r, rps, p50, p99, err, cpu in rows:
-    by.setdefault(t, []).append((float(rps), float(p50), float(p99), int(err), float(cpu)))
+for t, r, rps, p50, p99, err, cpu, user in rows:
+    by.setdefault(t, []).append((float(rps), float(p50), float(p99), int(err), float(cpu), float(user)))
 print()
-print("| target | req/s | p50 ms | p99 ms | errors | usher CPU µs/req |")
-print("|---|---|---|---|---|---|")
+print("| target | req/s | p50 ms | p99 ms | errors | usher CPU µs/req | usher user share |")
+print("|---|---|---|---|---|---|---|")
 for t in ("plain", "traced", "direct"):
-    m = [st.median(x[i] for x in by[t]) for i in range(5)]
-    print(f"| {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in by[t])} | "
-          f"{'-' if t == 'direct' else f'{m[4]:.2f}'} |")
+    m = [st.median(x[i] for x in by[t]) for i in range(6)]
+    cpu, user = ("-", "-") if t == "direct" else (f"{m[4]:.2f}", f"{m[5]:.2f}")
+    print(f"| {t} | {m[0]:.0f} | {m[1]:.2f} | {m[2]:.2f} | {sum(x[3] for x in by[t])} | {cpu} | {user} |")
 print()
 rounds = list(zip(by["traced"], by["plain"], by["direct"]))
 cpu = [p[4] / q[4] for p, q, _ in rounds]
@@ -150,8 +154,11 @@ verdict = "met" if st.median(cpu) < 1.03 and errors == 0 else "NOT met"
 print(f"target (usher CPU per request within 3 % of plain, no errors): {verdict}")
 try:
     ir = {t: int(i) for t, _, i in (l.split() for l in open(sys.argv[2]))}
+    share = st.median(x[5] for x in by["plain"])
+    more = ir["traced"] / ir["plain"] - 1
     print(f"callgrind: usher instructions per request, traced / plain: {ir['traced'] / ir['plain']:.3f} "
-          f"({ir['traced']} / {ir['plain']})")
+          f"({ir['traced']} / {ir['plain']}); user time is {share:.2f} of plain usher's CPU, so at the "
+          f"same instructions per cycle its CPU per request grows by about {more * share * 100:.1f} %")
 except FileNotFoundError:
     pass
 PY
