@@ -29,6 +29,15 @@ class Control {
   // Any thread: by pool, the discovery answers (DNS) and lists (files) that could not be used.
   virtual std::vector<std::pair<std::string, uint64_t>> discovery_failures() const = 0;
 
+  // Any thread: what became of finished spans (src/trace): sent to the collector, or dropped
+  // (no room in a worker's ring, or a batch the collector did not take), and failed exports.
+  struct TraceCounts {
+    uint64_t exported = 0;
+    uint64_t dropped = 0;
+    uint64_t export_failures = 0;
+  };
+  virtual TraceCounts trace_counts() const = 0;
+
   // Any thread: the certificates the serving generation's TLS listeners present.
   virtual std::vector<tls::CertificateInfo> certificates() const = 0;
 };

@@ -104,6 +104,17 @@ std::string metrics_page(const metrics::Registry& registry, const proxy::Generat
              "Access log lines dropped because the writer or the file could not keep up.");
     e.sample("usher_access_log_dropped_lines_total", {}, access_log->dropped());
   }
+  const Control::TraceCounts traces = control.trace_counts();
+  e.family("usher_trace_spans_exported_total", "counter", "Spans the tracing collector accepted.");
+  e.sample("usher_trace_spans_exported_total", {}, traces.exported);
+  e.family("usher_trace_spans_dropped_total", "counter",
+           "Spans dropped: no room in a worker's queue, or the collector was down, slow or "
+           "refused them.");
+  e.sample("usher_trace_spans_dropped_total", {}, traces.dropped);
+  e.family("usher_trace_export_failures_total", "counter",
+           "Batches of spans the collector did not take (unreachable, no answer in time, or "
+           "an error status).");
+  e.sample("usher_trace_export_failures_total", {}, traces.export_failures);
   registry.write_prometheus(out, generation.metrics_layout());
   return out;
 }

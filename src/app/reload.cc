@@ -154,6 +154,7 @@ std::vector<std::string> Server::apply(config::Config next,
     close_all(fds);
     return {path_ + ": " + error + "; nothing was reloaded"};
   }
+  tracer_->retarget(next.tracing);
   // Health checks stop first, so that what the next generation takes over from this one (up or
   // down, ejected) is final.
   checker_->stop();

@@ -100,13 +100,15 @@ Server::Server(config::Config config, std::string path,
   unsigned workers = config::effective_workers(config);
   metrics_ = std::make_unique<metrics::Registry>(workers);
   access_log_ = std::make_unique<log::AccessLog>(first_.access_log, workers);
+  tracer_ = std::make_unique<trace::Exporter>(first_.tracing, workers);
   std::vector<std::unique_ptr<net::Reactor>> reactors =
       make_reactors(workers, forced_backend.value_or(config.io_backend));
   if (reactors.empty()) return;  // run() reports reactor_error_
   for (unsigned i = 0; i < workers; ++i) {
     tls_libraries_.push_back(std::make_unique<tls::Library>());
-    workers_.push_back(std::make_unique<proxy::Worker>(
-        first_.limits, metrics_->shard(i), access_log_->channel(i), std::move(reactors[i])));
+    workers_.push_back(std::make_unique<proxy::Worker>(first_.limits, metrics_->shard(i),
+                                                       access_log_->channel(i), tracer_->channel(i),
+                                                       std::move(reactors[i])));
   }
   auto geoip = open_geoip(config);
   if (!geoip) geoip_error_ = geoip.error().message;
@@ -161,6 +163,10 @@ std::vector<tls::CertificateInfo> Server::certificates() const {
   return certificates_;
 }
 
+Server::TraceCounts Server::trace_counts() const {
+  return {tracer_->exported(), tracer_->dropped(), tracer_->failures()};
+}
+
 Server::ReloadCounts Server::reload_counts() const {
   std::lock_guard lock(current_mutex_);
   return counts_;
@@ -202,6 +208,7 @@ int Server::run() {
   }
   start_health_checks(*current_);
   access_log_->start();
+  tracer_->start();
   for (auto& w : workers_) w->start();
   log_listeners(current_->config, workers_.size());
   if (takeover_) {
@@ -291,6 +298,7 @@ int Server::drain_and_stop() {
   }
   if (admin_) admin_->stop();
   access_log_->stop();
+  tracer_->stop();
   spdlog::info("stopped");
   if (abandoned) {
     // Connections still open are abandoned to the kernel, which closes them; their coroutine

@@ -24,6 +24,7 @@
 #include "metrics/registry.h"
 #include "proxy/generation.h"
 #include "proxy/worker.h"
+#include "trace/exporter.h"
 
 namespace usher::app {
 
@@ -47,6 +48,7 @@ class Server final : public admin::Control {
   ReloadCounts reload_counts() const override;
   std::vector<std::pair<std::string, uint64_t>> discovery_failures() const override;
   std::vector<tls::CertificateInfo> certificates() const override;
+  TraceCounts trace_counts() const override;
 
  private:
   bool drained(uint64_t started_ms) const;
@@ -101,6 +103,7 @@ class Server final : public admin::Control {
   config::Config first_;  // as loaded at start: what a reload may not change is compared to it
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<log::AccessLog> access_log_;
+  std::unique_ptr<trace::Exporter> tracer_;
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::unique_ptr<tls::Library>> tls_libraries_;  // by worker
   std::unique_ptr<health::Checker> checker_;

@@ -344,6 +344,19 @@ struct GeoIp {
   Marks marks;           // "database"
 };
 
+// `tracing: { otlp, sample, slow }`: W3C Trace Context for HTTP requests sent to pools, and
+// their spans exported as OTLP/HTTP JSON to one collector (src/trace).
+struct Tracing {
+  std::string otlp;       // the collector's URL as written: http://HOST:PORT/PATH
+  Address collector;      // where the exporter connects (numeric, or localhost)
+  std::string authority;  // HOST:PORT as written, for the Host field
+  std::string path;       // /v1/traces when the URL names none
+  double sample = 1.0;    // share of new traces sampled; a client's sampled flag overrides it
+  Millis slow = std::chrono::seconds(1);  // a request this slow is exported whatever was sampled
+};
+// An OTLP/HTTP collector URL into `out`'s collector, authority and path; the problem, or empty.
+std::string set_otlp_url(std::string_view url, Tracing& out);
+
 // The workers' event loop: io_uring when the kernel allows it (auto), or as chosen.
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
@@ -366,6 +379,7 @@ struct Config {
   std::string upgrade_socket;        // where a new process takes over the listeners; empty: nowhere
   std::optional<Locality> locality;  // where this usher runs
   std::optional<GeoIp> geoip;
+  std::optional<Tracing> tracing;
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

@@ -207,5 +207,7 @@ RateLimit read_rate_limit(Reader& r, const YAML::Node& node);
 void read_ip_lists(Reader& r, const YAML::Node& node, IpLists& out);
 void read_pool_protection(Reader& r, const YAML::Node& node, Pool& pool);
 void read_min_body_rate(Reader& r, const YAML::Node& node, Limits::MinBodyRate& out);
+// The top-level `tracing` block (src/config/tracing.cc).
+void read_tracing(Reader& r, const YAML::Node& node, Config& config);
 
 }  // namespace usher::config

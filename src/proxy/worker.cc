@@ -146,9 +146,10 @@ size_t buffer_size_for(const config::Limits& limits) {
 }
 
 Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel& access_log,
-               std::unique_ptr<net::Reactor> reactor)
+               trace::Channel& trace, std::unique_ptr<net::Reactor> reactor)
     : metrics_(metrics),
       access_log_(access_log),
+      trace_(trace),
       reactor_(std::move(reactor)),
       buffers_(buffer_size_for(limits)),
       upstreams_(kMaxIdleUpstreamsPerBackend),

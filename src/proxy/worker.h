@@ -23,6 +23,7 @@
 #include "proxy/generation.h"
 #include "proxy/l7/upstream_pool.h"
 #include "proxy/pool_queue.h"
+#include "trace/span.h"
 
 namespace usher::proxy {
 
@@ -68,7 +69,7 @@ class Worker {
  public:
   // `limits` size the buffers for the life of the worker.
   Worker(const config::Limits& limits, metrics::Shard& metrics, log::Channel& access_log,
-         std::unique_ptr<net::Reactor> reactor);
+         trace::Channel& trace, std::unique_ptr<net::Reactor> reactor);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -108,6 +109,7 @@ class Worker {
   // Where udp datagrams wait for the end of the loop turn; made by the first udp listener.
   l4::Outbox& outbox();
   log::Channel& access_log() { return access_log_; }
+  trace::Channel& trace() { return trace_; }
   bool draining() const { return draining_seen_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
@@ -135,6 +137,7 @@ class Worker {
 
   metrics::Shard& metrics_;
   log::Channel& access_log_;
+  trace::Channel& trace_;
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;

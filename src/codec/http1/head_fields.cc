@@ -38,13 +38,15 @@ constexpr KnownField kKnownFields[] = {
     {"x-forwarded-host", HeaderId::kXForwardedHost},
     {"x-forwarded-port", HeaderId::kXForwardedPort},
     {"forwarded", HeaderId::kForwarded},
+    {"traceparent", HeaderId::kTraceparent},
+    {"tracestate", HeaderId::kTracestate},
 };
 
 constexpr size_t kLongestKnownField = 17;
-constexpr size_t kMostKnownFieldsOfOneLength = 3;
+constexpr size_t kMostKnownFieldsOfOneLength = 4;
 
 // For each length, the known fields of that length (indexes + 1; 0 ends the list), so that a
-// field is compared with at most three names instead of twenty.
+// field is compared with at most four names instead of twenty.
 constexpr auto kKnownFieldsByLength = [] {
   std::array<std::array<uint8_t, kMostKnownFieldsOfOneLength + 1>, kLongestKnownField + 1> table{};
   for (size_t i = 0; i < std::size(kKnownFields); ++i) {

@@ -30,6 +30,8 @@ enum class HeaderId : uint8_t {
   kXForwardedHost,
   kXForwardedPort,
   kForwarded,
+  kTraceparent,
+  kTracestate,
 };
 
 struct Header {

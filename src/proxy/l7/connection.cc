@@ -151,6 +151,8 @@ bool begin_request(Client& c) {
 // lives in this coroutine's frame, so a connection waiting for its next request holds none.
 net::Task<bool> serve_request(Client& c) {
   RequestInfo info;
+  RequestTrace trace;
+  c.current.trace = &trace;
   net::Buffer request_head;
   const Failure failure = co_await read_request_head(c, info, request_head);
   if (failure) {

@@ -12,6 +12,7 @@
 #include "proxy/l7/failure.h"
 #include "proxy/l7/pick_trace.h"
 #include "proxy/l7/request_body.h"
+#include "proxy/l7/request_trace.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_io.h"
 #include "proxy/worker.h"
@@ -333,8 +334,10 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     policy.another_try = attempt < retries.attempts;
     policy.replay_safe = policy.another_try && info.idempotent() && replayable;
     policy.per_try_timeout = retries.per_try_timeout.count() > 0;
+    begin_try(c, request_head);
     const Try t = co_await try_backend(c, pool, index, info, request_head,
                                        buffered ? &*buffered : nullptr, policy, continue_sent);
+    end_try(c, index, t.upstream_status, t.failure);
     const Failure& f = t.failure;
     pool.record_outcome(index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500,
                         w.reactor().now_ms());

@@ -192,6 +192,9 @@ bool replaced_by_usher(const Header& h, const RequestRewrite& rewrite, Forwardin
       return !rewrite.request_id.empty();
     case HeaderId::kExpect:
       return rewrite.strip_expect;
+    case HeaderId::kTraceparent:
+    case HeaderId::kTracestate:
+      return !rewrite.traceparent.empty();
     case HeaderId::kHost:
       kept.request_host = &h;
       return false;
@@ -207,6 +210,10 @@ size_t write_request_head(const http1::RequestHead& head, const RequestRewrite& 
   Writer w(out, capacity);
   w << head.method_text << " " << rewrite.new_prefix << head.target.substr(rewrite.strip)
     << " HTTP/1.1\r\n";
+  if (!rewrite.traceparent.empty()) {
+    w << "traceparent: " << rewrite.traceparent << "\r\n";
+    if (!rewrite.tracestate.empty()) w << "tracestate: " << rewrite.tracestate << "\r\n";
+  }
   ForwardingFields kept;
   for (const Header& h : head.headers) {
     if (hop_by_hop(h) || replaced_by_usher(h, rewrite, kept) || edited_away(h, rewrite.edits))

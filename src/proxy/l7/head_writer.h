@@ -46,6 +46,10 @@ struct RequestRewrite {
   const config::HeaderPolicy* edits = nullptr;
   TemplateValues values;
   bool strip_expect = false;  // usher answers 100-continue itself
+  // When set (tracing), replaces the client's traceparent and tracestate fields, written
+  // first after the request line, where a retry rewrites the span id in place.
+  std::string_view traceparent;
+  std::string_view tracestate;  // empty: none is sent
 };
 
 // Returns bytes written, 0 if out is too small.

@@ -5,6 +5,7 @@
 #include "proxy/l7/local_response.h"
 #include "proxy/l7/request_guards.h"
 #include "proxy/l7/request_key.h"
+#include "proxy/l7/request_trace.h"
 #include "route/fields.h"
 
 namespace usher::proxy::l7 {
@@ -180,6 +181,7 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   if (pool.balancer().key_source() == balance::KeySource::kHash) {
     info.key_hash = request_key_hash(head, pool.config.hash_key, info.client_ip.view());
   }
+  begin_trace(c, head, view.path, rewrite);
   size_t n = write_request_head(head, rewrite, out.data(), out.capacity());
   if (n == 0) return Failure::client(431);  // the head grew past the buffer with usher's fields
   out.commit(n);

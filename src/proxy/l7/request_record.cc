@@ -3,6 +3,7 @@
 #include <chrono>
 #include <string_view>
 
+#include "proxy/l7/request_trace.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::l7 {
@@ -96,6 +97,7 @@ void finish_request(Client& c, const RequestInfo& info) {
     }
   }
   log_request(c, info, seconds, pick);
+  end_trace(c, info);
   c.current.request_id = {};  // a view into `info`, which ends with the request
 }
 

@@ -15,6 +15,7 @@
 #include "net/socket.h"
 #include "proxy/l7/head_writer.h"
 #include "proxy/l7/pick_trace.h"
+#include "proxy/l7/request_trace.h"
 #include "proxy/l7/stream.h"
 #include "proxy/listener_routes.h"
 #include "proxy/worker.h"
@@ -39,6 +40,8 @@ struct RequestOutcome {
   const char* guard = nullptr;
   std::string_view request_id;  // once known: echoed in usher's error responses too
   PickTrace pick;               // why its backend (recorded when something will say it)
+  // In the request's frame, while it is served.
+  RequestTrace* trace = nullptr;
 };
 
 struct Client {

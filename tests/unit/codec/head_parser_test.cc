@@ -78,6 +78,9 @@ TEST(RequestHead, KnowsItsFieldsInAnyCaseAndOnlyUnderTheirNames) {
       {"x-forwarded-host", "h", HeaderId::kXForwardedHost},
       {"x-forwarded-port", "80", HeaderId::kXForwardedPort},
       {"forwarded", "for=192.0.2.1", HeaderId::kForwarded},
+      {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+       HeaderId::kTraceparent},
+      {"tracestate", "a=b", HeaderId::kTracestate},
   };
   auto id_of = [](const std::string& name, const std::string& value) {
     std::string host = name == "host" || name == "HOST" || name == "Host" ? "" : "Host: h\r\n";
