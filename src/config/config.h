@@ -14,6 +14,7 @@
 #include "base/expected.h"
 #include "base/ip_range.h"
 #include "config/route_parts.h"
+#include "config/telemetry.h"
 
 namespace usher::config {
 
@@ -328,15 +329,6 @@ struct Limits {
   } min_body_rate;
 };
 
-// One line per request, written off the workers.
-struct AccessLog {
-  enum class Target : uint8_t { kOff, kStdout, kFile };
-  enum class Format : uint8_t { kJson, kCombined };
-  Target target = Target::kOff;
-  std::string path;  // for kFile
-  Format format = Format::kJson;
-};
-
 // geoip: { database }: a country database in MaxMind DB format, opened by src/geo when a
 // generation is built (and by `usher check`), for routes' geo conditions and ${geo_country}.
 struct GeoIp {
@@ -344,25 +336,9 @@ struct GeoIp {
   Marks marks;           // "database"
 };
 
-// `tracing: { otlp, sample, slow }`: W3C Trace Context for HTTP requests sent to pools, and
-// their spans exported as OTLP/HTTP JSON to one collector (src/trace).
-struct Tracing {
-  std::string otlp;       // the collector's URL as written: http://HOST:PORT/PATH
-  Address collector;      // where the exporter connects (numeric, or localhost)
-  std::string authority;  // HOST:PORT as written, for the Host field
-  std::string path;       // /v1/traces when the URL names none
-  double sample = 1.0;    // share of new traces sampled; a client's sampled flag overrides it
-  Millis slow = std::chrono::seconds(1);  // a request this slow is exported whatever was sampled
-};
-// An OTLP/HTTP collector URL into `out`'s collector, authority and path; the problem, or empty.
-std::string set_otlp_url(std::string_view url, Tracing& out);
-
 // The workers' event loop: io_uring when the kernel allows it (auto), or as chosen.
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
-
-// `access_log`: off | stdout | PATH. The problem, or empty.
-std::string set_access_log_target(std::string_view text, AccessLog& out);
 
 struct Config {
   std::string source;    // the file it was read from, or what built it ("command line")
