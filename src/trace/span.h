@@ -43,7 +43,7 @@ struct SpanRecord {
   // Texts are set in order, each once: kMethod first, kError last.
   void set(Text which, std::string_view value) {
     const size_t n = value.size() < kCaps[which] ? value.size() : kCaps[which];
-    std::memcpy(text + offset(which), value.data(), n);
+    if (n) std::memcpy(text + offset(which), value.data(), n);
     lengths[which] = static_cast<uint8_t>(n);
   }
   // A client span's texts: none but kError, set after this.
