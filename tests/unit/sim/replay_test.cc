@@ -135,8 +135,8 @@ TEST(Replay, ALongRequestDoesNotWidenTheWindowBeyondAMinute) {
   EXPECT_EQ(survey->unusable, 1u);
   EXPECT_EQ(survey->first_problems[0].reason, "lasted over an hour");
   ReplayStats stats;
-  const auto results = replay_log(options, *survey, replay_scenario(options, *survey),
-                                  {"round-robin"}, {}, &stats);
+  const auto results =
+      replay_log(options, *survey, replay_scenario(options, *survey), {"round-robin"}, {}, &stats);
   ASSERT_TRUE(results.ok());
   EXPECT_EQ((*results)[0].servers[0].served, 6001u);
   EXPECT_EQ(stats.late, 1u);
