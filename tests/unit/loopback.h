@@ -9,17 +9,24 @@
 
 namespace usher {
 
-inline std::pair<int, int> loopback_tcp_pair() {
+// A listening socket on 127.0.0.1 with an ephemeral port, whose address lands in `address`.
+inline int loopback_listener(int backlog, sockaddr_in& address) {
   int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
+  address = {};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t length = sizeof address;
   ::bind(listener, reinterpret_cast<sockaddr*>(&address), length);
-  ::listen(listener, 1);
+  ::listen(listener, backlog);
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length);
+  return listener;
+}
+
+inline std::pair<int, int> loopback_tcp_pair() {
+  sockaddr_in address;
+  int listener = loopback_listener(1, address);
   int peer = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ::connect(peer, reinterpret_cast<sockaddr*>(&address), length);
+  ::connect(peer, reinterpret_cast<sockaddr*>(&address), sizeof address);
   int accepted = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
   ::close(listener);
   return {peer, accepted};

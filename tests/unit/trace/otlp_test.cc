@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "loopback.h"
 #include "trace/exporter.h"
 #include "trace/otlp.h"
 
@@ -117,14 +118,8 @@ TEST(OtlpJson, AnyBytesMakeValidJson) {
 class Collector {
  public:
   explicit Collector(int status = 200, bool answer = true) : status_(status), answer_(answer) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof a;
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), length);
-    ::listen(fd_, 16);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &length);
+    sockaddr_in a;
+    fd_ = loopback_listener(16, a);
     port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { serve(); });
   }
