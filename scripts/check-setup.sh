@@ -18,7 +18,7 @@ COMMANDS=(
   find xargs python3 node npm chromium promtool redis-server haproxy nginx curl timeout openssl
   slowhttptest systemd-analyze dpkg-buildpackage dpkg-checkbuilddeps dh help2man
   # bench/ and scripts/demo.sh
-  wrk taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate time script perl
+  wrk h2load taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate time script perl
 )
 # Node.js may come from elsewhere (NodeSource, nvm): setup.sh installs Debian's only when absent.
 ELSEWHERE_OK=" node npm "
@@ -32,6 +32,9 @@ FILES=(
   /usr/include/hiredis/hiredis.h /usr/include/liburing.h /usr/include/openssl/ssl.h
   /usr/include/systemd/sd-daemon.h /usr/lib/x86_64-linux-gnu/pkgconfig/libsystemd.pc
   /usr/include/ares.h /usr/lib/x86_64-linux-gnu/pkgconfig/libcares.pc
+  /usr/include/nghttp2/nghttp2.h /usr/lib/x86_64-linux-gnu/pkgconfig/libnghttp2.pc
+  /usr/lib/python3/dist-packages/h2/__init__.py /usr/lib/python3/dist-packages/hyperframe/__init__.py
+  /usr/lib/python3/dist-packages/grpc/__init__.py
   /usr/include/x86_64-linux-gnu/maxminddb.h /usr/lib/x86_64-linux-gnu/pkgconfig/libmaxminddb.pc
   /usr/lib/x86_64-linux-gnu/perl5/5.36/MaxMind/DB/Writer/Tree.pm
   /usr/lib/python3/dist-packages/dns/__init__.py

@@ -16,6 +16,7 @@ PACKAGES=(
   libsystemd-dev  # sd_notify: Type=notify under systemd (dist/usher.service)
   libc-ares-dev   # discovery by DNS names (src/discovery/dns_watch.cc)
   libmaxminddb-dev  # GeoIP route matches (src/geo)
+  libnghttp2-dev    # HTTP/2 (src/codec/http2, src/proxy/h2)
   # tests, demo and benchmarks: real peers started on loopback
   time  # peak memory in bench/replay.sh
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
@@ -23,6 +24,9 @@ PACKAGES=(
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
   python3-dnspython  # the DNS server of tests/integration/test_dns_discovery.py
   libmaxmind-db-writer-perl  # small GeoIP databases made by the tests (tests/helpers/make_mmdb.pl)
+  nghttp2-client  # h2load: HTTP/2 load in the tests and bench/http2.sh
+  python3-h2 python3-hyperframe  # raw HTTP/2 frames: tests/integration/test_h2_conformance.py
+  python3-grpcio  # gRPC client and servers of tests/integration/test_grpc.py
   slowhttptest  # slowloris and slow-body attacks: tests/integration/test_slow_clients.py, bench/slow_clients.sh
   debhelper help2man  # the Debian package (debian/): tests/integration/test_package.py builds it
   # the dashboard's browser test: Debian's Chromium, driven by playwright-core (npm)

@@ -267,6 +267,23 @@ struct ListenerTls {
   Marks marks;
 };
 
+// HTTP/2 toward clients: h2c with prior knowledge on a plain listener (the connection preface
+// is recognised), h2 by ALPN on a TLS listener whose `alpn` lists it. The limits are the
+// defences against the floods of CVE-2023-44487 and CVE-2024-27316 (docs/http2.md).
+struct Http2 {
+  bool enabled = true;
+  uint32_t max_concurrent_streams = 100;
+  uint32_t stream_window = 256 * 1024;       // bytes a client may send on a stream unread
+  uint32_t connection_window = 1024 * 1024;  // and on the whole connection
+  uint32_t max_header_list = 0;    // a request's fields, decoded (0: limits.max_header_bytes)
+  uint32_t max_continuations = 8;  // CONTINUATION frames after one HEADERS frame
+  uint32_t reset_burst = 1000;     // client stream resets: nghttp2's token bucket
+  uint32_t reset_per_second = 33;
+  uint32_t glitch_limit = 1000;  // codec/http2/glitches.h; 0: never
+  uint32_t glitch_drain_per_second = 100;
+  Marks marks;
+};
+
 // What a listener speaks; each has its own connection handler.
 enum class Protocol : uint8_t { kHttp, kTcp, kUdp };
 std::string_view protocol_name(Protocol protocol);
@@ -295,7 +312,8 @@ struct Listener {
   bool forwarded = false;      // also send RFC 7239 Forwarded
   bool request_id = true;      // keep a valid X-Request-Id or generate one; echo it in the response
   bool debug_headers = false;  // X-Usher-Pick on responses: why this backend (docs/routing.md)
-  std::optional<ListenerTls> tls;           // HTTPS: clients speak TLS to this listener
+  std::optional<ListenerTls> tls;  // HTTPS: clients speak TLS to this listener
+  Http2 http2;
   IpLists ip;                               // checked at accept: others are closed unread
   uint32_t max_connections = 0;             // open connections, process-wide (0: no limit)
   uint32_t max_connections_per_client = 0;  // per client address (0: no limit)

@@ -193,6 +193,8 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
 HeaderPolicy read_header_policy(Reader& r, const YAML::Node& node, bool response);
 // A listener's `tls:` block; files are relative to the configuration file's folder.
 ListenerTls read_listener_tls(Reader& r, const YAML::Node& node);
+// A listener's `http2:` (http2.cc): false/off, true/on, or a mapping of limits.
+void read_http2(Reader& r, const YAML::Node& node, Http2& out);
 // A pool's `tls:` block, likewise.
 PoolTls read_pool_tls(Reader& r, const YAML::Node& node);
 // Where clients are (src/config/geo.cc): the top-level `geoip`, a route match's `geo` and

@@ -323,7 +323,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
       node,
       {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded", "request_id",
        "tls", "allow", "deny", "max_connections", "max_connections_per_client", "rate_limit",
-       "proxy_protocol", "session_idle", "max_sessions", "relay", "debug_headers"},
+       "proxy_protocol", "session_idle", "max_sessions", "relay", "debug_headers", "http2"},
       "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {
@@ -358,6 +358,7 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
     read_flag(r, node["debug_headers"], "debug_headers", listener.debug_headers);
   }
   if (node["tls"]) listener.tls = read_listener_tls(r, node["tls"]);
+  if (node["http2"]) read_http2(r, node["http2"], listener.http2);
   read_ip_lists(r, node, listener.ip);
   if (node["max_connections"]) {
     r.unsigned_number(node["max_connections"], "max_connections", 1, 10'000'000,

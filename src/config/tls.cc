@@ -44,10 +44,8 @@ void read_alpn(Reader& r, const YAML::Node& node, std::vector<std::string>& out)
   for (const auto& item : node) {
     std::string protocol;
     if (!r.scalar(item, "an alpn protocol", protocol)) continue;
-    if (protocol == "h2") {
-      r.error(item.Mark(), "alpn: h2 cannot be offered yet (usher speaks HTTP/1.1 to clients)");
-    } else if (protocol != "http/1.1") {
-      r.error(item.Mark(), "alpn: unknown protocol '" + protocol + "' (available: http/1.1)");
+    if (protocol != "h2" && protocol != "http/1.1") {
+      r.error(item.Mark(), "alpn: unknown protocol '" + protocol + "' (available: h2, http/1.1)");
     } else {
       out.push_back(protocol);
     }

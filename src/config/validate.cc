@@ -100,6 +100,10 @@ void validate_listeners(Report& report, const Config& config) {
     if (!l.name.empty() && !names.insert(l.name).second) {
       report.at(l.marks, "name", "duplicate listener name '" + l.name + "'");
     }
+    if (l.tls && !l.http2.enabled &&
+        std::find(l.tls->alpn.begin(), l.tls->alpn.end(), "h2") != l.tls->alpn.end()) {
+      report.at(l.http2.marks, "", "tls.alpn offers h2 but http2 is off on this listener");
+    }
     for (size_t j = 0; j < i; ++j) {
       // A tcp (or http) and a udp listener may share an address: they are different sockets.
       const bool same_kind =

@@ -40,6 +40,7 @@ void json_line(const RequestRecord& r, int64_t millis, const SecondText& clock, 
   line.text_field(R"(,"method":)", r.method);
   line.text_field(R"(,"host":)", r.host);
   line.text_field(R"(,"path":)", r.target);
+  line.text_field(R"(,"protocol":)", r.protocol);
   line.number_field(R"(,"status":)", static_cast<uint64_t>(r.status));
   line.number_field(R"(,"bytes_sent":)", r.bytes_sent);
   line.number_field(R"(,"bytes_received":)", r.bytes_received);
@@ -71,7 +72,7 @@ void combined_line(const RequestRecord& r, const SecondText& clock, std::string&
   combined_string(out, r.method);
   out += ' ';
   combined_string(out, r.target);
-  fmt::format_to(it, " HTTP/1.{}\" {} {} \"", r.version_minor, r.status, r.bytes_sent);
+  fmt::format_to(it, " {}\" {} {} \"", r.protocol, r.status, r.bytes_sent);
   combined_string(out, r.referer);
   out += "\" \"";
   combined_string(out, r.user_agent);

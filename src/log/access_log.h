@@ -30,7 +30,7 @@ struct RequestRecord {
   std::string_view referer;
   std::string_view user_agent;
   std::string_view request_id;
-  uint8_t version_minor = 1;
+  std::string_view protocol = "HTTP/1.1";  // HTTP/1.0, HTTP/1.1 or HTTP/2
   int status = 0;
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;

@@ -91,6 +91,31 @@ inline constexpr const char* kRefusals[] = {"denied", "max_connections", "per_cl
                                             "proxy_header"};
 inline constexpr size_t kRefusalKinds = std::size(kRefusals);
 
+// Why usher ended an HTTP/2 client connection (GOAWAY) or reset one of its streams.
+enum class Http2Error : uint8_t {
+  kProtocol,     // a framing or state error (PROTOCOL_ERROR)
+  kCompression,  // a broken HPACK block
+  kFlowControl,  // a window overrun
+  kFrameSize,    // a frame larger than allowed
+  kPreface,      // not the HTTP/2 connection preface
+  kRapidReset,   // stream resets beyond reset_limit, or a glitch score mostly made of them
+  kContinuationFlood,
+  kHeaderListTooLarge,
+  kSettingsFlood,
+  kPingFlood,
+  kEmptyDataFlood,
+  kPriorityFlood,
+  kAckFlood,  // the client does not read the acknowledgements it asks for
+  kRefusedStream,
+  kStreamError,  // a stream reset for breaking the protocol (a bad field, a wrong length)
+};
+inline constexpr const char* kHttp2Errors[] = {
+    "protocol",       "compression",    "flow_control",       "frame_size",
+    "preface",        "rapid_reset",    "continuation_flood", "header_list_too_large",
+    "settings_flood", "ping_flood",     "empty_data_flood",   "priority_flood",
+    "ack_flood",      "refused_stream", "stream_error"};
+inline constexpr size_t kHttp2ErrorKinds = std::size(kHttp2Errors);
+
 // What a pool's circuit breakers refused: a request with the queue full, a retry with
 // max_pending_retries in flight.
 enum class BreakerTrip : uint8_t { kQueueFull, kRetries };
@@ -142,6 +167,9 @@ struct ListenerCounters {
   Counter accept_errors[kAcceptErrorKinds];
   Counter refused[kRefusalKinds];
   Counter rate_limited;  // answered 429 by the listener's own rate_limit
+  Counter http2_connections;
+  Counter http2_errors[kHttp2ErrorKinds];
+  Counter requests_by_protocol[2];  // HTTP/1.x, HTTP/2
 };
 
 struct RouteCounters {

@@ -141,6 +141,7 @@ void Registry::write_prometheus(std::string& out, const Layout& layout) const {
 
   write_listeners(e, layout.listeners);
   write_protection(e, layout);
+  write_http2(e, layout);
   write_l4(e, layout);
 
   e.family("usher_route_responses_total", "counter",

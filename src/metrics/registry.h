@@ -79,6 +79,7 @@ class Registry {
   void write_listeners(Exposition& e, const std::vector<Layout::Named>& listeners) const;
   void write_protection(Exposition& e, const Layout& layout) const;  // protection.cc
   void write_l4(Exposition& e, const Layout& layout) const;          // l4.cc
+  void write_http2(Exposition& e, const Layout& layout) const;       // http2.cc
   uint32_t number(std::map<std::string, uint32_t, std::less<>>& kind, std::string key,
                   void (*reserve)(Shard&, size_t));
 

@@ -24,6 +24,11 @@ class EpollReactor final : public Reactor {
   bool submit(IoOp& op) override;
   void run(const Hooks& hooks) override;
   void cancel(Socket& socket) override;
+  void end_sleep(IoOp& op) override {
+    timers_.cancel(op.timer);
+    op.result = 0;
+    enqueue(op);
+  }
   void stop_accepting(Socket& socket) override;
   void stop() override;
   void wake() override;

@@ -80,6 +80,8 @@ class Reactor {
   virtual bool submit(IoOp& op) = 0;
   // Completes the socket's parked operations with -ECANCELED (after the current batch).
   virtual void cancel(Socket& socket) = 0;
+  // Ends a parked kSleep op before its deadline (result 0); its coroutine resumes in this turn.
+  virtual void end_sleep(IoOp& op) = 0;
   // A listener stops taking connections from the kernel: its accept then yields those already
   // taken (io_uring's multishot accept runs ahead of the accept loop), then -ECANCELED. What is
   // still queued in the kernel stays there, for whoever else holds the socket (an upgrade).

@@ -62,6 +62,11 @@ class UringReactor final : public Reactor {
   void detach(Socket& socket) override;
   bool submit(IoOp& op) override;
   void cancel(Socket& socket) override;
+  void end_sleep(IoOp& op) override {
+    timers_.cancel(op.timer);
+    op.result = 0;
+    enqueue(op);
+  }
   void stop_accepting(Socket& socket) override;
   void run(const Hooks& hooks) override;
   void stop() override;

@@ -135,15 +135,31 @@ net::Task<long> Stream::fill(uint64_t deadline_ms) {
   co_return n;
 }
 
+// A reader and a writer may share the stream (an HTTP/2 connection, a WebSocket tunnel), and
+// SSL_read may produce records too (TLS 1.3 tickets, alerts). One flush at a time sends: it takes
+// out_ whole into sending_, so records added meanwhile never move the bytes a write in flight
+// points into, and it goes on until out_ stays empty. A second caller returns at once.
 net::Task<bool> Stream::flush(uint64_t deadline_ms) {
-  size_t sent = 0;
-  while (sent < out_.size()) {
-    long n = co_await socket_.write(out_.data() + sent, out_.size() - sent, deadline_ms);
-    if (n <= 0) co_return false;
-    sent += static_cast<size_t>(n);
+  if (flushing_) co_return true;
+  flushing_ = true;
+  bool sent_all = true;
+  while (sent_all && !out_.empty()) {
+    sending_.swap(out_);
+    size_t sent = 0;
+    while (sent < sending_.size()) {
+      long n = co_await socket_.write(sending_.data() + sent, sending_.size() - sent, deadline_ms);
+      if (n <= 0) {
+        sent_all = false;
+        break;
+      }
+      sent += static_cast<size_t>(n);
+    }
+    sending_.clear();
   }
-  std::string().swap(out_);  // an idle connection keeps no output buffer
-  co_return true;
+  std::string().swap(sending_);  // an idle connection keeps no output buffer
+  if (out_.empty()) std::string().swap(out_);
+  flushing_ = false;
+  co_return sent_all;
 }
 
 HandshakeFailure Stream::classify(int ssl_error) {

@@ -49,6 +49,13 @@ class Stream {
   net::Task<void> close(uint64_t deadline_ms);
 
   std::string_view version() const { return SSL_get_version(ssl_); }
+  // The protocol ALPN chose ("h2", "http/1.1"), or empty.
+  std::string_view alpn() const {
+    const unsigned char* name = nullptr;
+    unsigned length = 0;
+    SSL_get0_alpn_selected(ssl_, &name, &length);
+    return {reinterpret_cast<const char*>(name), length};
+  }
   std::string_view cipher() const;
   std::string_view server_name() const;
   // The verified client certificate's subject (RFC 2253), or empty.
@@ -80,8 +87,10 @@ class Stream {
   size_t in_end_ = 0;
   bool starved_ = false;
   const char* error_reason_ =
-      nullptr;       // OpenSSL wants bytes that have not arrived: buffered() is false
-  std::string out_;  // records OpenSSL wrote and the socket has not taken yet
+      nullptr;           // OpenSSL wants bytes that have not arrived: buffered() is false
+  std::string out_;      // records OpenSSL wrote and no flush has taken yet
+  std::string sending_;  // the records the flush under way is sending
+  bool flushing_ = false;
 };
 
 }  // namespace usher::tls

@@ -90,7 +90,12 @@ ParseStatus BodyDecoder::feed_chunked(std::string_view in, BodyStep& step) {
         if (c != '\n') return fail("chunk size line not ended by CRLF");
         ++i;
         size_digits_ = 0;
-        state_ = remaining_ == 0 ? State::kTrailerLineStart : State::kChunkData;
+        if (remaining_ == 0) {
+          state_ = State::kTrailerLineStart;
+          step = {i, 0, 0};
+          return ParseStatus::kIncomplete;
+        }
+        state_ = State::kChunkData;
         break;
       case State::kChunkData: {
         size_t n = static_cast<size_t>(std::min<uint64_t>(remaining_, in.size() - i));

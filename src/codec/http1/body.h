@@ -28,6 +28,13 @@ class BodyDecoder {
   bool done() const { return state_ == State::kDone; }
   bool chunked() const { return kind_ == Framing::Kind::kChunked; }
   bool until_close() const { return kind_ == Framing::Kind::kUntilClose; }
+  // Between the last chunk's line and the end of the message: what is fed now is the trailer
+  // section (feed stops right after the last chunk's line, so that its caller can tell).
+  bool in_trailers() const {
+    return state_ == State::kTrailerLineStart || state_ == State::kTrailerName ||
+           state_ == State::kTrailerValue || state_ == State::kTrailerLf ||
+           state_ == State::kLastLf;
+  }
   const char* error_reason() const { return error_; }
   uint64_t remaining() const { return remaining_; }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "codec/http1/head_parser.h"
+#include "proxy/h2/connection.h"
 #include "proxy/l7/client_io.h"
 #include "proxy/l7/exchange.h"
 #include "proxy/l7/failure.h"
@@ -131,8 +132,8 @@ net::Task<Next> answer(Client& c, const RequestInfo& info, net::Buffer& head) {
   co_return info.replayable() ? Next::kKeepAlive : Next::kClose;
 }
 
-// Takes the worker's current generation for the next request, and with it the listener's routes
-// as that generation has them; false when a reload removed the listener (the connection ends).
+}  // namespace
+
 bool begin_request(Client& c) {
   if (c.endpoint.listener < 0) return false;
   c.gen = c.worker.generation();
@@ -147,9 +148,9 @@ bool begin_request(Client& c) {
   return true;
 }
 
-// One request from its head to its end; false when the connection carries no other. Its state
-// lives in this coroutine's frame, so a connection waiting for its next request holds none.
-net::Task<bool> serve_request(Client& c) {
+// Its state lives in this coroutine's frame, so a connection waiting for its next request
+// holds none.
+net::Task<Next> serve_request(Client& c) {
   RequestInfo info;
   RequestTrace trace;
   c.current.trace = &trace;
@@ -158,15 +159,22 @@ net::Task<bool> serve_request(Client& c) {
   if (failure) {
     if (failure.status) co_await send_status(c, failure.status);
     finish_request(c, info);
-    co_return false;
+    co_return Next::kClose;
   }
   const Next next = co_await answer(c, info, request_head);
   finish_request(c, info);
+  co_return next == Next::kKeepAlive && !info.keep_alive ? Next::kClose : next;
+}
+
+namespace {
+
+// One request on the connection; false when the connection carries no other. Kept alive while
+// draining too when the response said so: the client may send its next request on it (see
+// kDrainIdleGraceMs).
+net::Task<bool> serve_next(Client& c) {
+  const Next next = co_await serve_request(c);
   if (next == Next::kAbort) abort_connection(c.socket);
-  // Kept alive while draining too when the response said so: the client may send its next
-  // request on it (see kDrainIdleGraceMs).
-  const bool keep_alive = next == Next::kKeepAlive && info.keep_alive;
-  co_return keep_alive;
+  co_return next == Next::kKeepAlive;
 }
 
 }  // namespace
@@ -199,9 +207,18 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
     worker.remove_session(c.link);
     co_return;
   }
-  for (bool first = true;; first = false) {
-    const bool more = co_await await_request_bytes(c, first);
-    if (!more || !begin_request(c) || !co_await serve_request(c)) break;
+  const bool http2 = accepted_on.config.http2.enabled;
+  if (http2 && c.tls && c.tls->alpn() == "h2") {
+    co_await h2::serve_http2(c);
+  } else {
+    for (bool first = true;; first = false) {
+      const bool more = co_await await_request_bytes(c, first);
+      if (more && first && http2 && !c.tls && h2::starts_preface(c.unread())) {
+        co_await h2::serve_http2(c);
+        break;
+      }
+      if (!more || !begin_request(c) || !co_await serve_next(c)) break;
+    }
   }
   if (!c.linger && c.tls && c.socket.is_open()) {
     co_await c.tls->close(c.after(worker.current().config().timeouts.body));

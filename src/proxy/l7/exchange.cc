@@ -159,6 +159,11 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
       f.up = co_await open_upstream(c, pool, index, route.timeouts.connect, f.failure);
       if (!f.up) co_return f;
     }
+    if (c.cancelled) {
+      f.failure = Failure::client_gone();
+      co_return f;
+    }
+    c.upstream_socket = &f.up->socket;
     if (info.expect_continue && !continue_sent && c.in.empty() &&
         info.body_kind != Framing::Kind::kNone) {
       continue_sent = true;
@@ -173,14 +178,14 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     f.failure = co_await send_request(c, f.up->side(), info, request_head, buffered);
     counters.bytes_sent.add(request_head.size() + c.current.bytes_received - body_before +
                             (buffered ? buffered->bytes.size() : 0));
-    if (f.failure.side == Failure::Side::kUpstream && may_replay) continue;
+    if (f.failure.side == Failure::Side::kUpstream && may_replay && !c.cancelled) continue;
     if (f.failure) co_return f;
     f.in = w.buffers().take();
     uint64_t upstream_bytes = 0;
     f.failure = co_await read_response_head(c, f.up->side(), f.in, info, edits, response_timeout,
                                             f.response, f.head, upstream_bytes);
     counters.bytes_received.add(upstream_bytes);
-    if (f.failure.cause == Cause::kStale && may_replay) continue;
+    if (f.failure.cause == Cause::kStale && may_replay && !c.cancelled) continue;
     if (f.failure) co_return f;
     f.first_byte_seconds =
         active.observe_latency(w.reactor().now_ms(), pool.options.latency_decay_ms);
@@ -239,7 +244,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
     const iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
                           {const_cast<char*>(body->data()), body->size()}};
     const uint64_t deadline = c.after(c.config().timeouts.body);
-    if (c.tls) {
+    if (c.tls || c.channel) {
       if (co_await write_client(c, head, *body, deadline)) relayed = Relayed::kWhole;
     } else {
       c.current.bytes_sent += head.size() + body->size();
@@ -337,8 +342,10 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     begin_try(c, request_head);
     const Try t = co_await try_backend(c, pool, index, info, request_head,
                                        buffered ? &*buffered : nullptr, policy, continue_sent);
+    c.upstream_socket = nullptr;
     end_try(c, index, t.upstream_status, t.failure);
     const Failure& f = t.failure;
+    if (c.cancelled) co_return Next::kAbort;  // the client reset the stream: nobody to answer
     pool.record_outcome(index, f.side == Failure::Side::kUpstream || t.upstream_status >= 500,
                         w.reactor().now_ms());
     if (!f) co_return t.next;

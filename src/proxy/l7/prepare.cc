@@ -165,7 +165,7 @@ Failure write_forwarded_head(Client& c, const http1::RequestHead& head,
   info.marked_idempotent = info.marked_idempotent || route.idempotent;
   RequestRewrite rewrite;
   rewrite.peer_ip = c.ip();
-  rewrite.https = c.tls != nullptr;
+  rewrite.https = c.secure();
   rewrite.trusted_peer = c.trusted_peer;
   rewrite.forwarded = routes.config.forwarded;
   rewrite.port = routes.port;
@@ -225,7 +225,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   info.upgrade = head.upgrade;
   info.websocket_upgrade = head.upgrade && http1::iequals(head.upgrade_protocol, "websocket");
   info.marked_idempotent = fields.idempotency_key;
-  info.https_client = c.tls || http1::iequals(fields.forwarded_proto, "https");
+  info.https_client = c.secure() || http1::iequals(fields.forwarded_proto, "https");
   info.tls = c.tls_facts;
   info.client_ip.assign(real_client_ip(c, head));
   // The real client is the peer unless a trusted proxy named another: only then parse its text.

@@ -32,7 +32,7 @@ void log_request(Client& c, const RequestInfo& info, double seconds, std::string
   r.referer = info.logged.get(Field::kReferer);
   r.user_agent = info.logged.get(Field::kUserAgent);
   r.request_id = info.request_id.view();
-  r.version_minor = info.http10 ? 0 : 1;
+  r.protocol = info.http10 ? std::string_view("HTTP/1.0") : std::string_view(c.protocol);
   r.status = status;
   r.bytes_sent = c.current.bytes_sent;
   r.bytes_received = c.current.bytes_received;
@@ -69,6 +69,7 @@ void account(Client& c, const RequestInfo& info, double seconds) {
   metrics::ListenerCounters& listener = m.listeners[c.routes->metric_id];
   listener.bytes_received.add(c.current.bytes_received);
   listener.bytes_sent.add(c.current.bytes_sent);
+  listener.requests_by_protocol[c.channel ? 1 : 0].add();
   if (c.current.status == 0) return;
   const size_t status_class = metrics::status_class(c.current.status);
   listener.responses[status_class].add();

@@ -55,7 +55,9 @@ struct Client {
   std::string_view ip() const { return {ip_text, ip_length}; }
   // The configuration of the request in flight.
   const config::Config& config() const { return gen->config(); }
-  Side side() { return {socket, tls.get()}; }
+  Side side() { return {socket, tls.get(), channel}; }
+  // Over TLS, directly or through the HTTP/2 connection that carries this request.
+  bool secure() const { return tls != nullptr || channel_secure; }
 
   Worker& worker;
   Endpoint& endpoint;
@@ -76,6 +78,14 @@ struct Client {
   bool trusted_peer = false;  // in the listener's trusted_proxies
   bool linger = false;        // an error response was sent: close gently
   RequestOutcome current;     // requests on one connection are handled one at a time
+  // An HTTP/2 stream's request: no socket of its own, its bytes go through the channel.
+  MessageChannel* channel = nullptr;
+  bool channel_secure = false;
+  const char* protocol = "HTTP/1.1";  // what the client speaks, for the access log and metrics
+  // The backend connection of the try under way, and whether the client gave up the request
+  // (an HTTP/2 stream reset): its backend request is then cancelled at once, never retried.
+  net::Socket* upstream_socket = nullptr;
+  bool cancelled = false;
 };
 
 // A short text kept with the request after its head buffer is gone.

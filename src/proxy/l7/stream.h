@@ -40,16 +40,31 @@ net::Task<bool> write_all(net::Socket& socket, std::string_view a, std::string_v
 net::Task<long> write_all_idle(net::Socket& socket, std::string_view a, std::string_view b,
                                uint64_t idle_ms);
 
-// One end of a relay: a socket, and the TLS stream over it when there is one.
+// A request carried by a multiplexed client connection (an HTTP/2 stream). The L7 path reads
+// the request from it and writes the response to it as HTTP/1.1 bytes, which the channel
+// translates, so that every L7 feature works the same whichever protocol the client speaks.
+class MessageChannel {
+ public:
+  virtual ~MessageChannel() = default;
+  // As a socket's read: bytes, 0 at the request's end, or -errno.
+  virtual net::Task<long> read(char* buffer, size_t length, uint64_t deadline_ms) = 0;
+  virtual net::Task<bool> write_all(std::string_view a, std::string_view b,
+                                    uint64_t deadline_ms) = 0;
+};
+
+// One end of a relay: a socket, and the TLS stream over it when there is one; or a channel.
 struct Side {
   net::Socket& socket;
   tls::Stream* tls = nullptr;
+  MessageChannel* channel = nullptr;
 
   ReadOp read(char* buffer, size_t length, uint64_t deadline_ms) {
+    if (channel) return ReadOp(channel->read(buffer, length, deadline_ms));
     return tls ? ReadOp(tls->read(buffer, length, deadline_ms))
                : ReadOp(socket.read(buffer, length, deadline_ms));
   }
   net::Task<bool> write_all(std::string_view a, std::string_view b, uint64_t deadline_ms) {
+    if (channel) return channel->write_all(a, b, deadline_ms);
     return tls ? tls->write_all(a, b, deadline_ms) : l7::write_all(socket, a, b, deadline_ms);
   }
 };

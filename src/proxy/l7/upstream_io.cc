@@ -174,14 +174,14 @@ std::optional<std::string_view> body_in_buffer(const ResponseInfo& response,
                                                const net::Buffer& in) {
   if (response.dechunk) return std::nullopt;
   http1::BodyDecoder body(response.framing);
-  http1::BodyStep step;
-  if (!body.done()) {
-    if (in.empty() || body.feed({in.begin(), in.size()}, step) == ParseStatus::kError) {
-      return std::nullopt;
-    }
-    if (!body.done()) return std::nullopt;
+  size_t consumed = 0;
+  while (!body.done()) {  // a chunked body's steps end at its data and at its trailers
+    http1::BodyStep step;
+    const std::string_view rest(in.begin() + consumed, in.size() - consumed);
+    if (rest.empty() || body.feed(rest, step) == ParseStatus::kError) return std::nullopt;
+    consumed += step.consumed;
   }
-  return std::string_view(in.begin(), step.consumed);
+  return std::string_view(in.begin(), consumed);
 }
 
 net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in,

@@ -41,13 +41,14 @@ TEST(AccessLogFormat, JsonLine) {
   std::string out;
   SecondText clock;
   format_line(Format::kJson, sample(), kNow, clock, out);
-  EXPECT_EQ(out,
-            R"({"time":"2026-11-23T21:42:13.045Z","client":"203.0.113.7","method":"GET",)"
-            R"("host":"example.com","path":"/a\"b\\c?q=\u0001\u00e9","status":200,)"
-            R"("bytes_sent":1234567,"bytes_received":89,"duration_ms":12.346,"upstream_ms":10.500,)"
-            R"("listener":"web","route":"api","pool":"app","backend":"127.0.0.1:9001","retries":2,)"
-            R"("queue_ms":7,"request_id":"4f0c","user_agent":"curl/7.88.1"})"
-            "\n");
+  EXPECT_EQ(
+      out,
+      R"({"time":"2026-11-23T21:42:13.045Z","client":"203.0.113.7","method":"GET",)"
+      R"("host":"example.com","path":"/a\"b\\c?q=\u0001\u00e9","protocol":"HTTP/1.1","status":200,)"
+      R"("bytes_sent":1234567,"bytes_received":89,"duration_ms":12.346,"upstream_ms":10.500,)"
+      R"("listener":"web","route":"api","pool":"app","backend":"127.0.0.1:9001","retries":2,)"
+      R"("queue_ms":7,"request_id":"4f0c","user_agent":"curl/7.88.1"})"
+      "\n");
 }
 
 TEST(AccessLogFormat, JsonLineOverTlsEndsWithItsFields) {
