@@ -195,6 +195,10 @@ struct Pool {
   std::optional<Outlier> outlier;
   std::optional<Sticky> sticky;
   std::optional<PoolTls> tls;        // backends speak TLS
+  // HTTP/2 to the backends (h2c with prior knowledge, or h2 by ALPN over tls): requests are
+  // multiplexed on at most h2_connections connections per backend and worker (gRPC needs it).
+  bool h2 = false;
+  uint32_t h2_connections = 2;
   uint32_t max_connections = 0;      // requests in flight per backend (0: no limit)
   PoolQueue queue;                   // used with max_connections
   uint32_t max_pending_retries = 0;  // retries in flight in the pool (0: no limit)

@@ -140,7 +140,8 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (!r.expect_map(node, "a pool")) return pool;
   for (const char* key : {"name", "balance", "hash_key", "hash_balance_factor", "backends",
                           "outlier", "retries", "sticky", "tls", "queue", "max_pending_retries",
-                          "buffer_request", "proxy_protocol", "discovery", "locality_aware"}) {
+                          "buffer_request", "proxy_protocol", "discovery", "locality_aware", "protocol",
+                          "h2_connections"}) {
     if (node[key]) pool.marks.set(key, Reader::position(node[key]));
   }
   if (node["timeouts"] && node["timeouts"].IsMap() && node["timeouts"]["response"]) {
@@ -166,7 +167,9 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
                 "buffer_request",
                 "proxy_protocol",
                 "discovery",
-                "locality_aware"},
+                "locality_aware",
+                "protocol",
+                "h2_connections"},
                "pool");
   if (!node["name"] || !r.scalar(node["name"], "pool name", pool.name)) {
     if (!node["name"]) r.error(node.Mark(), "pool needs a 'name'");
@@ -195,6 +198,22 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   if (node["sticky"]) pool.sticky = read_sticky(r, node["sticky"]);
   if (node["outlier"]) pool.outlier = read_outlier(r, node["outlier"]);
   if (node["tls"]) pool.tls = read_pool_tls(r, node["tls"]);
+  if (node["protocol"]) {
+    std::string protocol;
+    if (r.scalar(node["protocol"], "protocol", protocol)) {
+      if (protocol == "h2") {
+        pool.h2 = true;
+      } else if (protocol != "http1") {
+        r.error(node["protocol"].Mark(),
+                "protocol: unknown '" + protocol + "' (available: http1, h2)");
+      }
+    }
+  }
+  if (node["h2_connections"]) {
+    unsigned connections = pool.h2_connections;
+    r.unsigned_number(node["h2_connections"], "h2_connections", 1, 64, connections);
+    pool.h2_connections = connections;
+  }
   read_pool_protection(r, node, pool);
   if (node["proxy_protocol"]) read_pool_proxy_protocol(r, node["proxy_protocol"], pool);
   if (node["locality_aware"])

@@ -122,7 +122,7 @@ void validate_listeners(Report& report, const Config& config) {
 void validate_pool_use(Report& report, const Config& config) {
   constexpr const char* kHttpOnly[] = {
       "retries",        "sticky",           "tls", "queue", "max_pending_retries",
-      "buffer_request", "timeouts.response"};
+      "buffer_request", "timeouts.response", "protocol", "h2_connections"};
   std::vector<bool> reported(config.pools.size());
   for (const Listener& l : config.listeners) {
     const std::string kind(protocol_name(l.protocol));

@@ -13,6 +13,7 @@
 
 #include "base/allocation_count.h"
 #include "net/task.h"
+#include "proxy/h2/backend.h"
 #include "proxy/l4/outbox.h"
 #include "proxy/l4/tcp.h"
 #include "proxy/l4/udp.h"
@@ -153,6 +154,7 @@ Worker::Worker(const config::Limits& limits, metrics::Shard& metrics, log::Chann
       reactor_(std::move(reactor)),
       buffers_(buffer_size_for(limits)),
       upstreams_(kMaxIdleUpstreamsPerBackend),
+      h2_backends_(std::make_unique<h2::BackendSessions>(*this)),
       pool_queue_(*reactor_),
       random_state_(std::random_device{}() | 1) {
   sessions_.prev = sessions_.next = &sessions_;
@@ -330,6 +332,7 @@ void Worker::on_wake() {
   }
   close_idle_sessions(nullptr);
   upstreams_.clear();
+  h2_backends_->close_idle();
 }
 
 void Worker::on_idle() {

@@ -29,6 +29,9 @@ namespace usher::proxy {
 
 class Worker;
 struct Endpoint;
+namespace h2 {
+class BackendSessions;
+}
 namespace l4 {
 class Outbox;
 }
@@ -103,6 +106,7 @@ class Worker {
   net::Reactor& reactor() { return *reactor_; }
   net::BufferPool& buffers() { return buffers_; }
   l7::UpstreamPool& upstreams() { return upstreams_; }
+  h2::BackendSessions& h2_backends() { return *h2_backends_; }
   PoolQueue& pool_queue() { return pool_queue_; }
   std::span<http1::Header> header_scratch() { return header_scratch_; }
   metrics::Shard& metrics() { return metrics_; }
@@ -141,6 +145,7 @@ class Worker {
   std::unique_ptr<net::Reactor> reactor_;
   net::BufferPool buffers_;
   l7::UpstreamPool upstreams_;
+  std::unique_ptr<h2::BackendSessions> h2_backends_;
   PoolQueue pool_queue_;
   std::vector<http1::Header> header_scratch_;
   std::unique_ptr<l4::Outbox> outbox_;

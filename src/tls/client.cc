@@ -57,7 +57,12 @@ Expected<std::shared_ptr<const ClientContext>> ClientContext::build(const config
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  static constexpr unsigned char kAlpnH2[] = "\x02h2";
+  if (pool.h2) {
+    SSL_CTX_set_alpn_protos(ctx, kAlpnH2, sizeof kAlpnH2 - 1);
+  } else {
+    SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof kAlpn - 1);
+  }
   SSL_CTX_set_verify(ctx, tls.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   // Sessions are kept by backend here, not in OpenSSL's cache (which a client never looks up).
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);

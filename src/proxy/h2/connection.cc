@@ -171,10 +171,7 @@ net::Task<void> serve_http2(l7::Client& c) {
   for (const auto& stream : s.streams) {
     if (!stream->running || stream->closed) continue;
     stream->closed = stream->reset = true;
-    if (l7::Client* client = stream->client) {
-      client->cancelled = true;
-      if (client->upstream_socket) c.worker.reactor().cancel(*client->upstream_socket);
-    }
+    if (l7::Client* client = stream->client) l7::cancel_upstream(*client);
     stream->signal.notify();
   }
   loops.closing = true;

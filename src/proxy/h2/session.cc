@@ -290,10 +290,7 @@ void Session::stream_closed(Stream& stream, uint32_t code) {
     if (!stream.answered) glitch(http2::Glitch::kResetUnanswered);
     // The backend request is cancelled at once: its socket's operations end, and the exchange
     // sees that the client is gone.
-    if (l7::Client* c = stream.client) {
-      c->cancelled = true;
-      if (c->upstream_socket) connection.worker.reactor().cancel(*c->upstream_socket);
-    }
+    if (l7::Client* c = stream.client) l7::cancel_upstream(*c);
   }
   stream.signal.notify();
   // A stream closed before its coroutine started never starts.

@@ -14,6 +14,7 @@
 #include "proxy/l7/request_body.h"
 #include "proxy/l7/request_trace.h"
 #include "proxy/l7/stream.h"
+#include "proxy/h2/backend.h"
 #include "proxy/l7/upstream_io.h"
 #include "proxy/worker.h"
 
@@ -153,17 +154,20 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
   ResponseRewrite edits = response_edits(info, pool, index);
   edits.extra_fields = debug_field;
   for (bool first = true;; first = false) {
-    f.up = first ? w.upstreams().take(backend_id) : nullptr;
+    f.up = first && !pool.config.h2 ? w.upstreams().take(backend_id) : nullptr;
     const bool may_replay = f.up != nullptr && (info.replayable() || (buffered && buffered->whole));
-    if (!f.up) {
+    if (!f.up && pool.config.h2) {
+      f.up = co_await w.h2_backends().open_stream(c, pool, index, route.timeouts.connect,
+                                                  f.failure);
+    } else if (!f.up) {
       f.up = co_await open_upstream(c, pool, index, route.timeouts.connect, f.failure);
-      if (!f.up) co_return f;
     }
+    if (!f.up) co_return f;
     if (c.cancelled) {
       f.failure = Failure::client_gone();
       co_return f;
     }
-    c.upstream_socket = &f.up->socket;
+    c.upstream = f.up.get();
     if (info.expect_continue && !continue_sent && c.in.empty() &&
         info.body_kind != Framing::Kind::kNone) {
       continue_sent = true;
@@ -266,7 +270,7 @@ net::Task<Try> try_backend(Client& c, PoolState& pool, uint32_t index, const Req
   count_response(counters, f);
   counters.total.observe(active.elapsed());
   if (relayed == Relayed::kCut) co_return Try{{}, Next::kAbort, status};
-  const bool reusable = f.response.upstream_keep_alive && f.in.empty() &&
+  const bool reusable = !f.up->channel && f.response.upstream_keep_alive && f.in.empty() &&
                         f.response.framing.kind != Framing::Kind::kUntilClose;
   // A backend a reload removed keeps no connection (its pool state says it left).
   if (reusable && !w.draining() && pool.present(index)) w.upstreams().give_back(std::move(f.up));
@@ -291,6 +295,16 @@ bool goes_on(const Failure& f, uint32_t index, uint32_t next) {
 }
 
 }  // namespace
+
+void cancel_upstream(Client& c) {
+  c.cancelled = true;
+  if (!c.upstream) return;
+  if (c.upstream->channel) {
+    c.upstream->channel->cancel();
+  } else {
+    c.worker.reactor().cancel(c.upstream->socket);
+  }
+}
 
 // Retries go to the next candidate when that is safe: always when the connection failed
 // (nothing was sent), and for idempotent requests without a body also on a reset before the
@@ -342,7 +356,7 @@ net::Task<Next> exchange(Client& c, PoolState& pool, const RequestInfo& info,
     begin_try(c, request_head);
     const Try t = co_await try_backend(c, pool, index, info, request_head,
                                        buffered ? &*buffered : nullptr, policy, continue_sent);
-    c.upstream_socket = nullptr;
+    c.upstream = nullptr;
     end_try(c, index, t.upstream_status, t.failure);
     const Failure& f = t.failure;
     if (c.cancelled) co_return Next::kAbort;  // the client reset the stream: nobody to answer

@@ -23,6 +23,7 @@
 
 namespace usher::proxy::l7 {
 
+struct UpstreamConn;
 using http1::Framing;
 
 // What happened to the request in flight, for metrics and the access log.
@@ -84,9 +85,13 @@ struct Client {
   const char* protocol = "HTTP/1.1";  // what the client speaks, for the access log and metrics
   // The backend connection of the try under way, and whether the client gave up the request
   // (an HTTP/2 stream reset): its backend request is then cancelled at once, never retried.
-  net::Socket* upstream_socket = nullptr;
+  UpstreamConn* upstream = nullptr;
   bool cancelled = false;
 };
+
+// The client gave up its request: the backend request under way ends at once (its socket's
+// operations are cancelled, or its HTTP/2 stream reset), and no retry follows (exchange.cc).
+void cancel_upstream(Client& c);
 
 // A short text kept with the request after its head buffer is gone.
 template <size_t N>

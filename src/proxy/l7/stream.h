@@ -50,6 +50,8 @@ class MessageChannel {
   virtual net::Task<long> read(char* buffer, size_t length, uint64_t deadline_ms) = 0;
   virtual net::Task<bool> write_all(std::string_view a, std::string_view b,
                                     uint64_t deadline_ms) = 0;
+  // The request is given up (its client went): a backend stream is reset at once.
+  virtual void cancel() {}
 };
 
 // One end of a relay: a socket, and the TLS stream over it when there is one; or a channel.

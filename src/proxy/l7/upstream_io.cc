@@ -50,6 +50,10 @@ namespace {
 // write must be taken within idle_ms, and a failure reads as a reset.
 net::Task<long> write_upstream(Side upstream, std::string_view a, std::string_view b,
                                uint64_t idle_ms) {
+  if (upstream.channel) {
+    const uint64_t deadline = upstream.socket.reactor().now_ms() + idle_ms;
+    co_return co_await upstream.channel->write_all(a, b, deadline) ? 0 : -EPIPE;
+  }
   if (!upstream.tls) co_return co_await write_all_idle(upstream.socket, a, b, idle_ms);
   const uint64_t deadline = upstream.socket.reactor().now_ms() + idle_ms;
   co_return co_await upstream.tls->write_all(a, b, deadline) ? 0 : -EPIPE;
@@ -132,6 +136,10 @@ net::Task<Failure> read_response_head(Client& c, Side upstream, net::Buffer& in,
       if (in.tail_room() == 0) co_return kBroken;
       long n = co_await upstream.read(tail, in.tail_room(), c.after(timeout));
       if (n == -ETIMEDOUT) co_return Failure::upstream(Failure::Cause::kTimeout, 504, false);
+      // An HTTP/2 backend refused the stream unprocessed: as a failed connect, nothing was done.
+      if (n == -ECONNREFUSED && !any_byte) {
+        co_return Failure::upstream(Failure::Cause::kConnect, 502, false);
+      }
       if (n <= 0)
         co_return any_byte ? kBroken : Failure::upstream(Failure::Cause::kStale, 502, false);
       any_byte = true;

@@ -14,7 +14,7 @@ namespace usher::proxy::l7 {
 struct UpstreamConn {
   UpstreamConn(net::Reactor& reactor, int fd, uint32_t backend_id)
       : socket(reactor, fd), backend_id(backend_id) {}
-  Side side() { return {socket, tls.get()}; }
+  Side side() { return {socket, tls.get(), channel.get()}; }
 
   net::Socket socket;
   uint32_t backend_id;
@@ -22,6 +22,8 @@ struct UpstreamConn {
   // still report a session to it (a reload may have replaced the context meanwhile).
   std::shared_ptr<const tls::ClientContext> tls_context;
   std::unique_ptr<tls::Stream> tls;
+  // A stream on a multiplexed connection (proxy/h2/backend.h) instead of a socket of its own.
+  std::unique_ptr<MessageChannel> channel;
 };
 
 class UpstreamPool {
