@@ -194,7 +194,7 @@ struct Pool {
   double panic_percent = 0;  // below this share of healthy backends, use them all (0: never)
   std::optional<Outlier> outlier;
   std::optional<Sticky> sticky;
-  std::optional<PoolTls> tls;        // backends speak TLS
+  std::optional<PoolTls> tls;  // backends speak TLS
   // HTTP/2 to the backends (h2c with prior knowledge, or h2 by ALPN over tls): requests are
   // multiplexed on at most h2_connections connections per backend and worker (gRPC needs it).
   bool h2 = false;

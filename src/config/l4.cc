@@ -13,8 +13,8 @@ namespace usher::config {
 namespace {
 
 // HTTP-only listener keys: a tcp or udp listener would ignore them, so they are errors.
-constexpr const char* kHttpListenerKeys[] = {"trusted_proxies", "forwarded",    "request_id", "tls",
-                                             "rate_limit",      "debug_headers", "http2"};
+constexpr const char* kHttpListenerKeys[] = {
+    "trusted_proxies", "forwarded", "request_id", "tls", "rate_limit", "debug_headers", "http2"};
 // Keys of a tcp or udp listener that a udp one cannot honour: it has no connections.
 constexpr const char* kConnectionKeys[] = {"max_connections", "max_connections_per_client",
                                            "proxy_protocol"};

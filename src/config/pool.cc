@@ -138,10 +138,10 @@ Pool read_pool(Reader& r, const YAML::Node& node) {
   Pool pool;
   pool.marks.set("", Reader::position(node));
   if (!r.expect_map(node, "a pool")) return pool;
-  for (const char* key : {"name", "balance", "hash_key", "hash_balance_factor", "backends",
-                          "outlier", "retries", "sticky", "tls", "queue", "max_pending_retries",
-                          "buffer_request", "proxy_protocol", "discovery", "locality_aware", "protocol",
-                          "h2_connections"}) {
+  for (const char* key :
+       {"name", "balance", "hash_key", "hash_balance_factor", "backends", "outlier", "retries",
+        "sticky", "tls", "queue", "max_pending_retries", "buffer_request", "proxy_protocol",
+        "discovery", "locality_aware", "protocol", "h2_connections"}) {
     if (node[key]) pool.marks.set(key, Reader::position(node[key]));
   }
   if (node["timeouts"] && node["timeouts"].IsMap() && node["timeouts"]["response"]) {

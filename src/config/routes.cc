@@ -319,12 +319,28 @@ Listener read_listener(Reader& r, const YAML::Node& node, const std::vector<Pool
   for (const char* key : {"name", "listen"}) {
     if (node[key]) listener.marks.set(key, Reader::position(node[key]));
   }
-  r.check_keys(
-      node,
-      {"name", "listen", "protocol", "pool", "routes", "trusted_proxies", "forwarded", "request_id",
-       "tls", "allow", "deny", "max_connections", "max_connections_per_client", "rate_limit",
-       "proxy_protocol", "session_idle", "max_sessions", "relay", "debug_headers", "http2"},
-      "listener");
+  r.check_keys(node,
+               {"name",
+                "listen",
+                "protocol",
+                "pool",
+                "routes",
+                "trusted_proxies",
+                "forwarded",
+                "request_id",
+                "tls",
+                "allow",
+                "deny",
+                "max_connections",
+                "max_connections_per_client",
+                "rate_limit",
+                "proxy_protocol",
+                "session_idle",
+                "max_sessions",
+                "relay",
+                "debug_headers",
+                "http2"},
+               "listener");
   if (node["name"]) r.scalar(node["name"], "listener name", listener.name);
   if (!node["listen"]) {
     r.error(node.Mark(), "listener needs a 'listen' address");

@@ -120,9 +120,15 @@ void validate_listeners(Report& report, const Config& config) {
 // queues have nothing to act on behind a tcp or udp listener, and the PROXY protocol header has
 // no place in front of HTTP requests on kept-alive connections.
 void validate_pool_use(Report& report, const Config& config) {
-  constexpr const char* kHttpOnly[] = {
-      "retries",        "sticky",           "tls", "queue", "max_pending_retries",
-      "buffer_request", "timeouts.response", "protocol", "h2_connections"};
+  constexpr const char* kHttpOnly[] = {"retries",
+                                       "sticky",
+                                       "tls",
+                                       "queue",
+                                       "max_pending_retries",
+                                       "buffer_request",
+                                       "timeouts.response",
+                                       "protocol",
+                                       "h2_connections"};
   std::vector<bool> reported(config.pools.size());
   for (const Listener& l : config.listeners) {
     const std::string kind(protocol_name(l.protocol));

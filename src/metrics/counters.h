@@ -107,13 +107,14 @@ enum class Http2Error : uint8_t {
   kPriorityFlood,
   kAckFlood,  // the client does not read the acknowledgements it asks for
   kRefusedStream,
-  kStreamError,  // a stream reset for breaking the protocol (a bad field, a wrong length)
+  kStreamError,     // a stream reset for breaking the protocol (a bad field, a wrong length)
+  kTooManyStreams,  // a stream past max_concurrent_streams after the client acknowledged it
 };
 inline constexpr const char* kHttp2Errors[] = {
     "protocol",       "compression",    "flow_control",       "frame_size",
     "preface",        "rapid_reset",    "continuation_flood", "header_list_too_large",
     "settings_flood", "ping_flood",     "empty_data_flood",   "priority_flood",
-    "ack_flood",      "refused_stream", "stream_error"};
+    "ack_flood",      "refused_stream", "stream_error",       "too_many_streams"};
 inline constexpr size_t kHttp2ErrorKinds = std::size(kHttp2Errors);
 
 // What a pool's circuit breakers refused: a request with the queue full, a retry with

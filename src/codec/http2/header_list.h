@@ -21,6 +21,7 @@ class HeaderList {
   bool assign_trailers(std::string_view lines);
   // Fields usher adds of its own (grpc-status on its own errors).
   void add(std::string_view name, std::string_view value);
+  void clear();
 
   // Valid until the list changes.
   const std::vector<nghttp2_nv>& entries();
@@ -30,7 +31,6 @@ class HeaderList {
   struct Field {
     size_t name_at, name_length, value_at, value_length;
   };
-  void clear();
 
   std::string text_;
   std::vector<Field> fields_;

@@ -20,7 +20,9 @@ constexpr uint64_t kIdleCloseMs = 60'000;
 constexpr uint64_t kTickMs = 1000;
 constexpr uint64_t kWriteTimeoutMs = 30'000;
 
-BackendSession& of(void* user_data) { return *static_cast<BackendSession*>(user_data); }
+BackendSession& of(void* user_data) {
+  return *static_cast<BackendSession*>(user_data);
+}
 
 BackendStream* stream_of(nghttp2_session* ng, int32_t id) {
   return static_cast<BackendStream*>(nghttp2_session_get_stream_user_data(ng, id));
@@ -54,7 +56,9 @@ BackendSession::BackendSession(Worker& w, std::unique_ptr<l7::UpstreamConn> conn
   nghttp2_submit_window_update(ng, NGHTTP2_FLAG_NONE, 0, 1024 * 1024 - 65535);
 }
 
-BackendSession::~BackendSession() { nghttp2_session_del(ng); }
+BackendSession::~BackendSession() {
+  nghttp2_session_del(ng);
+}
 
 void BackendSession::start() {
   loops = 2;
@@ -63,9 +67,8 @@ void BackendSession::start() {
 }
 
 bool BackendSession::has_room() const {
-  return alive() &&
-         streams.size() <
-             nghttp2_session_get_remote_settings(ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  return alive() && streams.size() < nghttp2_session_get_remote_settings(
+                                         ng, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
 void BackendSession::end() {
@@ -87,7 +90,8 @@ net::Task<void> BackendSession::read_loop() {
   uint64_t idle_since = worker.reactor().now_ms();
   while (!ended) {
     const uint64_t now = worker.reactor().now_ms();
-    const long n = co_await side.read(in.data(), in.capacity(), streams.empty() ? now + kTickMs : 0);
+    const long n =
+        co_await side.read(in.data(), in.capacity(), streams.empty() ? now + kTickMs : 0);
     if (n == -ETIMEDOUT) {
       if (!streams.empty()) idle_since = now;
       if (worker.draining() || draining || now - idle_since >= kIdleCloseMs) break;
@@ -137,9 +141,9 @@ int BackendSession::on_begin_headers(nghttp2_session* ng, const nghttp2_frame* f
   return 0;
 }
 
-int BackendSession::on_header(nghttp2_session* ng, const nghttp2_frame* frame,
-                              const uint8_t* name, size_t name_length, const uint8_t* value,
-                              size_t value_length, uint8_t, void*) {
+int BackendSession::on_header(nghttp2_session* ng, const nghttp2_frame* frame, const uint8_t* name,
+                              size_t name_length, const uint8_t* value, size_t value_length,
+                              uint8_t, void*) {
   if (BackendStream* stream = stream_of(ng, frame->hd.stream_id)) {
     stream->on_header({reinterpret_cast<const char*>(name), name_length},
                       {reinterpret_cast<const char*>(value), value_length});
@@ -197,11 +201,8 @@ BackendSession* BackendSessions::with_room(uint32_t backend_id, uint32_t max_con
   return alive < max_connections ? nullptr : least;
 }
 
-net::Task<std::unique_ptr<l7::UpstreamConn>> BackendSessions::open_stream(l7::Client& c,
-                                                                          PoolState& pool,
-                                                                          uint32_t index,
-                                                                          Millis timeout,
-                                                                          l7::Failure& failure) {
+net::Task<std::unique_ptr<l7::UpstreamConn>> BackendSessions::open_stream(
+    l7::Client& c, PoolState& pool, uint32_t index, Millis timeout, l7::Failure& failure) {
   sweep();
   const uint32_t backend_id = pool.backend_id(index);
   if (by_backend_.size() <= backend_id) by_backend_.resize(backend_id + 1);

@@ -30,8 +30,7 @@ class BackendStream final : public l7::MessageChannel {
   ~BackendStream() override;
 
   net::Task<long> read(char* buffer, size_t length, uint64_t deadline_ms) override;
-  net::Task<bool> write_all(std::string_view a, std::string_view b,
-                            uint64_t deadline_ms) override;
+  net::Task<bool> write_all(std::string_view a, std::string_view b, uint64_t deadline_ms) override;
   void cancel() override;
 
   // From the session's callbacks.
@@ -64,10 +63,10 @@ class BackendStream final : public l7::MessageChannel {
   std::string status;
   std::string fields;  // "name: value\r\n" lines of the head being received
   bool has_length = false;
-  bool ended = false;    // the response is whole
-  bool closed = false;   // nghttp2 closed the stream
-  bool failed = false;   // reset, or the connection ended first
-  bool refused = false;  // the backend never processed it (REFUSED_STREAM, beyond a GOAWAY)
+  bool ended = false;     // the response is whole
+  bool closed = false;    // nghttp2 closed the stream
+  bool failed = false;    // reset, or the connection ended first
+  bool refused = false;   // the backend never processed it (REFUSED_STREAM, beyond a GOAWAY)
   size_t unconsumed = 0;  // response DATA bytes the L7 path has not read
   net::Signal signal;
 

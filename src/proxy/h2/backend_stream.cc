@@ -24,8 +24,7 @@ bool dropped(const http1::Header& h) {
   using http1::iequals;
   if (h.connection_listed || http2::connection_specific(h.name)) return true;
   if (iequals(h.name, "te")) return !iequals(h.value, "trailers");
-  return iequals(h.name, "host") || iequals(h.name, "expect") ||
-         iequals(h.name, "http2-settings");
+  return iequals(h.name, "host") || iequals(h.name, "expect") || iequals(h.name, "http2-settings");
 }
 
 }  // namespace
@@ -150,9 +149,14 @@ bool BackendStream::submit(std::string_view head_bytes) {
     if (h.id == http1::HeaderId::kHost) list.add(":authority", h.value);
   }
   list.add(":path", head.target);
+  bool grpc = false;
   for (const http1::Header& h : head.headers) {
     if (!dropped(h)) list.add(h.name, h.value);
+    grpc = grpc || (http1::iequals(h.name, "content-type") &&
+                    h.value.substr(0, 16) == "application/grpc");
   }
+  // TE is hop-by-hop, so the HTTP/1 path dropped the client's; gRPC servers insist on it.
+  if (grpc) list.add("te", "trailers");
   body_decoder = http1::BodyDecoder(head.framing);
   nghttp2_data_provider provider;
   provider.source.ptr = nullptr;

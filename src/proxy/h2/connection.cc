@@ -53,6 +53,12 @@ net::Task<void> run_stream(Session& s, Stream& stream) {
   c.channel = &stream;
   c.channel_secure = connection.tls != nullptr;
   c.protocol = "HTTP/2";
+  stream.grpc = stream.fields.grpc();
+  const int64_t grpc_ms = http2::grpc_timeout_ms(stream.fields.grpc_timeout());
+  if (grpc_ms >= 0 && !stream.fields.grpc_timeout().empty()) {
+    c.deadline_ms = connection.worker.reactor().now_ms() + static_cast<uint64_t>(grpc_ms);
+    stream.client_deadline_ms = c.deadline_ms;
+  }
   stream.client = &c;
   bool whole = false;
   if (l7::begin_request(c)) {

@@ -66,7 +66,8 @@ Session::Session(l7::Client& c, const config::Http2& limits, size_t max_header_b
       all_ended(c.worker.reactor()),
       glitches(limits.glitch_limit, limits.glitch_drain_per_second),
       max_header_list(limits.max_header_list ? limits.max_header_list
-                                             : static_cast<uint32_t>(max_header_bytes)) {
+                                             : static_cast<uint32_t>(max_header_bytes)),
+      reset_burst(limits.reset_burst) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
@@ -85,6 +86,10 @@ Session::Session(l7::Client& c, const config::Http2& limits, size_t max_header_b
   nghttp2_option_set_max_continuations(option, limits.max_continuations);
   nghttp2_option_set_stream_reset_rate_limit(option, limits.reset_burst, limits.reset_per_second);
   nghttp2_option_set_max_settings(option, 32);
+  // The glitch score, not nghttp2's queue of unsent acknowledgements, ends a SETTINGS or PING
+  // flood: one read holds up to about two thousand such frames, and nghttp2's default of 1000
+  // queued ACKs would end the connection without a GOAWAY first.
+  nghttp2_option_set_max_outbound_ack(option, 10 * limits.glitch_limit + 1000);
   nghttp2_session_server_new2(&ng, callbacks, this, option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -162,6 +167,21 @@ void Session::shut_down() {
   nghttp2_submit_goaway(ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng),
                         NGHTTP2_NO_ERROR, nullptr, 0);
   wake_writer();
+}
+
+// Why nghttp2 itself ended the session: its reset limit answers INTERNAL_ERROR, and a stream
+// beyond max_concurrent_streams (once the client has acknowledged it) PROTOCOL_ERROR; the
+// GOAWAY's debug text tells the latter.
+ProtocolError Session::goaway_reason(const nghttp2_goaway& goaway) const {
+  const std::string_view text(reinterpret_cast<const char*>(goaway.opaque_data),
+                              goaway.opaque_data_len);
+  if (goaway.error_code == NGHTTP2_INTERNAL_ERROR && resets_received >= reset_burst) {
+    return ProtocolError::kRapidReset;
+  }
+  if (text.find("max concurrent streams") != std::string_view::npos) {
+    return ProtocolError::kTooManyStreams;
+  }
+  return error_of_code(goaway.error_code);
 }
 
 void Session::glitch(http2::Glitch kind) {
@@ -256,6 +276,9 @@ int Session::on_frame_recv(nghttp2_session* ng, const nghttp2_frame* frame, void
     case NGHTTP2_PRIORITY:
       s.glitch(http2::Glitch::kPriority);
       return 0;
+    case NGHTTP2_RST_STREAM:
+      ++s.resets_received;
+      return 0;
     default:
       return 0;
   }
@@ -301,7 +324,7 @@ void Session::stream_closed(Stream& stream, uint32_t code) {
 int Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   Session& s = of(user);
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
-    if (!s.error_counted) s.count(error_of_code(frame->goaway.error_code));
+    if (!s.error_counted) s.count(s.goaway_reason(frame->goaway));
     s.error_counted = true;
     s.terminated = true;
   } else if (frame->hd.type == NGHTTP2_RST_STREAM) {

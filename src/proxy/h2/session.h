@@ -26,6 +26,9 @@ class Session;
 
 using ProtocolError = metrics::Http2Error;
 
+// The gRPC status code for an HTTP status of usher's own.
+int grpc_status(int http_status);
+
 // One client stream: its request as it arrives, and its response as the L7 path writes it.
 class Stream final : public l7::MessageChannel {
  public:
@@ -67,14 +70,16 @@ class Stream final : public l7::MessageChannel {
   bool reset = false;    // closed before its response ended
   bool running = false;  // its coroutine still uses it
   bool grpc = false;
-  l7::Client* client = nullptr;  // while its request is served
-  net::Signal signal;            // its coroutine waits here for data, room or a reset
+  uint64_t client_deadline_ms = 0;  // from grpc-timeout
+  l7::Client* client = nullptr;     // while its request is served
+  net::Signal signal;               // its coroutine waits here for data, room or a reset
 
  private:
   bool take(std::string_view bytes);
   bool take_head(std::string_view& bytes);
   bool take_body(std::string_view bytes);
   void submit_response(const http1::ResponseHead& head, bool with_body);
+  bool answer_grpc(int status);
   size_t chunk_into(char* buffer, size_t length);
 };
 
@@ -111,6 +116,8 @@ class Session {
   uint32_t running = 0;  // stream coroutines alive
   http2::GlitchScore glitches;
   uint32_t max_header_list;
+  uint32_t reset_burst;
+  uint64_t resets_received = 0;
   bool terminated = false;
   bool error_counted = false;
   int32_t highest_stream = 0;  // the highest stream the client opened
@@ -130,6 +137,7 @@ class Session {
   static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_frame_not_sent(nghttp2_session*, const nghttp2_frame*, int, void*);
   void glitch(http2::Glitch kind);
+  ProtocolError goaway_reason(const nghttp2_goaway& goaway) const;
   void stream_closed(Stream& stream, uint32_t code);
 };
 

@@ -11,6 +11,7 @@
 
 #include "codec/http1/head_parser.h"
 #include "proxy/h2/session.h"
+#include "proxy/l7/local_response.h"
 #include "proxy/worker.h"
 
 namespace usher::proxy::h2 {
@@ -22,6 +23,31 @@ constexpr size_t kMaxBufferedOut = 64 * 1024;
 constexpr size_t kChunkFraming = 12;
 
 }  // namespace
+
+int grpc_status(int http_status) {
+  switch (http_status) {
+    case 400:
+      return 13;  // INTERNAL
+    case 401:
+      return 16;  // UNAUTHENTICATED
+    case 403:
+      return 7;  // PERMISSION_DENIED
+    case 404:
+      return 12;  // UNIMPLEMENTED
+    case 408:
+    case 504:
+      return 4;  // DEADLINE_EXCEEDED
+    case 413:
+    case 429:
+    case 431:
+      return 8;  // RESOURCE_EXHAUSTED
+    case 502:
+    case 503:
+      return 14;  // UNAVAILABLE
+    default:
+      return 2;  // UNKNOWN
+  }
+}
 
 Stream::Stream(Session& s, int32_t stream_id)
     : session(s), id(stream_id), signal(s.connection.worker.reactor()) {}
@@ -121,11 +147,30 @@ bool Stream::take_head(std::string_view& bytes) {
     head_text = rest;
     return rest.empty() || take_head(bytes);
   }
+  if (grpc && client && client->own_response) return answer_grpc(head.status);
   body_decoder = http1::BodyDecoder(head.framing);
   submit_response(head, !body_decoder.done());
   head_text.clear();
   out = body_decoder.done() ? Out::kDone : Out::kBody;
   if (out == Out::kBody && !rest.empty()) return take_body(rest);
+  return true;
+}
+
+// usher's own error toward a gRPC client: a trailers-only response with the gRPC status the
+// HTTP status stands for, as gRPC's HTTP-to-status mapping has it (a timeout is
+// DEADLINE_EXCEEDED), so that the client's library reports it as such, not as a broken call.
+bool Stream::answer_grpc(int status) {
+  headers.clear();
+  headers.add(":status", "200");
+  headers.add("content-type", "application/grpc");
+  headers.add("grpc-status", std::to_string(grpc_status(status)));
+  headers.add("grpc-message", l7::reason_phrase(status));
+  answered = true;
+  out = Out::kDone;
+  if (closed) return true;
+  const auto& nv = headers.entries();
+  nghttp2_submit_response(session.ng, id, nv.data(), nv.size(), nullptr);
+  session.wake_writer();
   return true;
 }
 
@@ -167,6 +212,17 @@ bool Stream::take_body(std::string_view bytes) {
 
 void Stream::finish(bool whole) {
   if (closed) return;
+  if (!whole && grpc && answered && out != Out::kDone) {
+    // A gRPC call cut after its head ends with a status in trailers, not a reset: past its
+    // deadline that is DEADLINE_EXCEEDED, anything else UNAVAILABLE.
+    const bool late =
+        client_deadline_ms && session.connection.worker.reactor().now_ms() >= client_deadline_ms;
+    trailer_text = late ? "grpc-status: 4\r\ngrpc-message: deadline exceeded\r\n"
+                        : "grpc-status: 14\r\ngrpc-message: backend response cut\r\n";
+    whole = true;
+    out = Out::kBody;
+    body_decoder = http1::BodyDecoder(http1::Framing{http1::Framing::Kind::kUntilClose, 0, {}});
+  }
   if (!whole || (out == Out::kBody && !body_decoder.until_close()) || out == Out::kHead) {
     // A response cut short, or none at all: the client must not take it for a whole one.
     nghttp2_submit_rst_stream(session.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);

@@ -13,6 +13,7 @@ namespace usher::proxy::l7 {
 
 net::Task<bool> send_status(Client& c, int status, std::string_view extra_fields) {
   c.linger = true;
+  c.own_response = true;
   c.current.status = status;
   const std::string_view response = error_response(status);
   const uint64_t deadline = c.after(c.config().timeouts.body);

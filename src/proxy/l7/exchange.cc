@@ -7,6 +7,7 @@
 #include <chrono>
 #include <optional>
 
+#include "proxy/h2/backend.h"
 #include "proxy/l7/backend_choice.h"
 #include "proxy/l7/error_response.h"
 #include "proxy/l7/failure.h"
@@ -14,7 +15,6 @@
 #include "proxy/l7/request_body.h"
 #include "proxy/l7/request_trace.h"
 #include "proxy/l7/stream.h"
-#include "proxy/h2/backend.h"
 #include "proxy/l7/upstream_io.h"
 #include "proxy/worker.h"
 
@@ -157,8 +157,8 @@ net::Task<Forwarded> forward(Client& c, PoolState& pool, uint32_t index, const R
     f.up = first && !pool.config.h2 ? w.upstreams().take(backend_id) : nullptr;
     const bool may_replay = f.up != nullptr && (info.replayable() || (buffered && buffered->whole));
     if (!f.up && pool.config.h2) {
-      f.up = co_await w.h2_backends().open_stream(c, pool, index, route.timeouts.connect,
-                                                  f.failure);
+      f.up =
+          co_await w.h2_backends().open_stream(c, pool, index, route.timeouts.connect, f.failure);
     } else if (!f.up) {
       f.up = co_await open_upstream(c, pool, index, route.timeouts.connect, f.failure);
     }

@@ -52,6 +52,11 @@ struct Client {
   }
 
   uint64_t after(Millis timeout) const { return worker.reactor().now_ms() + timeout.count(); }
+  // A wait for the backend: `timeout` from now, and never past the request's own deadline.
+  uint64_t upstream_deadline(Millis timeout) const {
+    const uint64_t by_timeout = after(timeout);
+    return deadline_ms && deadline_ms < by_timeout ? deadline_ms : by_timeout;
+  }
   std::string_view unread() const { return {in.begin(), in.size()}; }
   std::string_view ip() const { return {ip_text, ip_length}; }
   // The configuration of the request in flight.
@@ -87,6 +92,8 @@ struct Client {
   // (an HTTP/2 stream reset): its backend request is then cancelled at once, never retried.
   UpstreamConn* upstream = nullptr;
   bool cancelled = false;
+  uint64_t deadline_ms = 0;   // the request's own (gRPC's grpc-timeout); 0: none
+  bool own_response = false;  // the response under way is usher's own (send_status)
 };
 
 // The client gave up its request: the backend request under way ends at once (its socket's

@@ -134,7 +134,7 @@ net::Task<Failure> read_response_head(Client& c, Side upstream, net::Buffer& in,
     if (status == ParseStatus::kIncomplete) {
       char* tail = in.tail();
       if (in.tail_room() == 0) co_return kBroken;
-      long n = co_await upstream.read(tail, in.tail_room(), c.after(timeout));
+      long n = co_await upstream.read(tail, in.tail_room(), c.upstream_deadline(timeout));
       if (n == -ETIMEDOUT) co_return Failure::upstream(Failure::Cause::kTimeout, 504, false);
       // An HTTP/2 backend refused the stream unprocessed: as a failed connect, nothing was done.
       if (n == -ECONNREFUSED && !any_byte) {
@@ -220,7 +220,7 @@ net::Task<Relayed> relay_response_body(Client& c, Side upstream, net::Buffer& in
       pending_head = {};
     }
     char* tail = in.tail();
-    long n = co_await upstream.read(tail, in.tail_room(), c.after(upstream_timeout));
+    long n = co_await upstream.read(tail, in.tail_room(), c.upstream_deadline(upstream_timeout));
     if (n == 0 && body.until_close()) co_return Relayed::kWhole;
     if (n <= 0) co_return Relayed::kCut;
     in.commit(static_cast<size_t>(n));
