@@ -152,8 +152,8 @@ bool BackendStream::submit(std::string_view head_bytes) {
   bool grpc = false;
   for (const http1::Header& h : head.headers) {
     if (!dropped(h)) list.add(h.name, h.value);
-    grpc = grpc || (http1::iequals(h.name, "content-type") &&
-                    h.value.substr(0, 16) == "application/grpc");
+    grpc = grpc ||
+           (http1::iequals(h.name, "content-type") && h.value.substr(0, 16) == "application/grpc");
   }
   // TE is hop-by-hop, so the HTTP/1 path dropped the client's; gRPC servers insist on it.
   if (grpc) list.add("te", "trailers");
