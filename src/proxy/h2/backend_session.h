@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/http1/body.h"
 #include "codec/http2/header_list.h"
+#include "codec/http2/outgoing_body.h"
 #include "net/signal.h"
 #include "proxy/l7/stream.h"
 #include "proxy/l7/upstream_pool.h"
@@ -47,13 +47,8 @@ class BackendStream final : public l7::MessageChannel {
   // The request, parsed from the L7 path's HTTP/1.1 bytes.
   std::string head_text;
   bool head_done = false;
-  http1::BodyDecoder body_decoder;
-  std::string body_out;
-  size_t body_out_at = 0;
-  bool body_ended = false;
+  http2::OutgoingBody body;
   bool body_taken = false;  // request body bytes went to nghttp2: the request cannot be replayed
-  std::string trailer_text;
-  bool data_deferred = false;
 
   // The response, as HTTP/1.1 text for the L7 path.
   std::string response;

@@ -89,7 +89,7 @@ net::Task<bool> BackendStream::write_all(std::string_view a, std::string_view b,
                                          uint64_t deadline_ms) {
   for (std::string_view part : {a, b}) {
     if (failed || !session || !take(part)) co_return false;
-    while (body_out.size() - body_out_at > kMaxBufferedOut) {
+    while (body.buffered() > kMaxBufferedOut) {
       if (failed || !session) co_return false;
       if (co_await signal.wait(deadline_ms) == -ETIMEDOUT) co_return false;
     }
@@ -111,20 +111,8 @@ bool BackendStream::take(std::string_view bytes) {
     return take(rest);
   }
   if (!bytes.empty()) body_taken = true;
-  while (!bytes.empty() && !body_decoder.done()) {
-    http1::BodyStep step;
-    const bool in_trailer_section = body_decoder.in_trailers();
-    if (body_decoder.feed(bytes, step) == http1::ParseStatus::kError) return false;
-    if (in_trailer_section) {
-      trailer_text.append(bytes.substr(0, step.consumed));
-    } else {
-      body_out.append(bytes.substr(step.data_offset, step.data_length));
-    }
-    bytes.remove_prefix(step.consumed);
-  }
-  body_ended = body_decoder.done();
-  if (data_deferred && session && id > 0 && !closed) {
-    data_deferred = false;
+  if (!body.feed(bytes)) return false;
+  if (body.take_deferred() && session && id > 0 && !closed) {
     nghttp2_session_resume_data(session->ng, id);
   }
   session->wake_writer();
@@ -157,13 +145,13 @@ bool BackendStream::submit(std::string_view head_bytes) {
   }
   // TE is hop-by-hop, so the HTTP/1 path dropped the client's; gRPC servers insist on it.
   if (grpc) list.add("te", "trailers");
-  body_decoder = http1::BodyDecoder(head.framing);
+  body.start(head.framing);
   nghttp2_data_provider provider;
   provider.source.ptr = nullptr;
   provider.read_callback = read_request_body;
   const auto& nv = list.entries();
   id = nghttp2_submit_request(s.ng, nullptr, nv.data(), nv.size(),
-                              body_decoder.done() ? nullptr : &provider, this);
+                              body.empty_at_start() ? nullptr : &provider, this);
   s.wake_writer();
   return id > 0;
 }
@@ -242,28 +230,9 @@ ssize_t read_request_body(nghttp2_session* ng, int32_t id, uint8_t* buffer, size
                           uint32_t* flags, nghttp2_data_source*, void*) {
   auto* s = static_cast<BackendStream*>(nghttp2_session_get_stream_user_data(ng, id));
   if (!s) return NGHTTP2_ERR_DEFERRED;  // given up: its reset is on the way
-  const size_t n = std::min(s->body_out.size() - s->body_out_at, length);
-  std::memcpy(buffer, s->body_out.data() + s->body_out_at, n);
-  s->body_out_at += n;
-  if (s->body_out_at == s->body_out.size()) {
-    s->body_out.clear();
-    s->body_out_at = 0;
-  }
-  if (s->body_ended && s->body_out.empty()) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    http2::HeaderList trailers;
-    if (!s->trailer_text.empty() && trailers.assign_trailers(s->trailer_text) &&
-        !trailers.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const auto& nv = trailers.entries();
-      nghttp2_submit_trailer(ng, id, nv.data(), nv.size());
-    }
-  } else if (n == 0) {
-    s->data_deferred = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  if (n) s->signal.notify();
-  return static_cast<ssize_t>(n);
+  const ssize_t n = s->body.read(ng, id, buffer, length, flags);
+  if (n > 0) s->signal.notify();  // room for a waiting writer
+  return n;
 }
 
 }  // namespace usher::proxy::h2

@@ -10,9 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "codec/http1/body.h"
 #include "codec/http2/glitches.h"
 #include "codec/http2/header_list.h"
+#include "codec/http2/outgoing_body.h"
 #include "codec/http2/request_head.h"
 #include "config/config.h"
 #include "metrics/counters.h"
@@ -57,14 +57,9 @@ class Stream final : public l7::MessageChannel {
   enum class Out : uint8_t { kHead, kBody, kDone };
   Out out = Out::kHead;
   std::string head_text;
-  http1::BodyDecoder body_decoder;
-  std::string body_out;  // payload not yet taken by nghttp2
-  size_t body_out_at = 0;
-  bool body_out_ended = false;
-  std::string trailer_text;
+  http2::OutgoingBody body;
   http2::HeaderList headers;
-  bool data_deferred = false;  // nghttp2 waits for resume_data
-  bool answered = false;       // a final response's HEADERS were submitted
+  bool answered = false;  // a final response's HEADERS were submitted
 
   bool closed = false;   // nghttp2 closed it: no frame may name it any more
   bool reset = false;    // closed before its response ended
@@ -78,6 +73,7 @@ class Stream final : public l7::MessageChannel {
   bool take(std::string_view bytes);
   bool take_head(std::string_view& bytes);
   bool take_body(std::string_view bytes);
+  void resume();
   void submit_response(const http1::ResponseHead& head, bool with_body);
   bool answer_grpc(int status);
   size_t chunk_into(char* buffer, size_t length);
@@ -141,7 +137,7 @@ class Session {
   void stream_closed(Stream& stream, uint32_t code);
 };
 
-// The data provider of a response body: reads from the stream's body_out.
+// The data provider of a response body: reads from the stream's body.
 ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buffer, size_t length, uint32_t* flags,
                   nghttp2_data_source* source, void*);
 

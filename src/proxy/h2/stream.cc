@@ -100,7 +100,7 @@ net::Task<long> Stream::read(char* buffer, size_t length, uint64_t deadline_ms) 
 net::Task<bool> Stream::write_all(std::string_view a, std::string_view b, uint64_t deadline_ms) {
   for (std::string_view part : {a, b}) {
     if (reset || !take(part)) co_return false;
-    while (body_out.size() - body_out_at > kMaxBufferedOut) {
+    while (body.buffered() > kMaxBufferedOut) {
       if (reset) co_return false;
       if (co_await signal.wait(deadline_ms) == -ETIMEDOUT) co_return false;
     }
@@ -148,10 +148,10 @@ bool Stream::take_head(std::string_view& bytes) {
     return rest.empty() || take_head(bytes);
   }
   if (grpc && client && client->own_response) return answer_grpc(head.status);
-  body_decoder = http1::BodyDecoder(head.framing);
-  submit_response(head, !body_decoder.done());
+  body.start(head.framing);
+  submit_response(head, !body.empty_at_start());
   head_text.clear();
-  out = body_decoder.done() ? Out::kDone : Out::kBody;
+  out = body.empty_at_start() ? Out::kDone : Out::kBody;
   if (out == Out::kBody && !rest.empty()) return take_body(rest);
   return true;
 }
@@ -187,27 +187,16 @@ void Stream::submit_response(const http1::ResponseHead& head, bool with_body) {
 }
 
 bool Stream::take_body(std::string_view bytes) {
-  while (!bytes.empty() && !body_decoder.done()) {
-    http1::BodyStep step;
-    const bool in_trailers = body_decoder.in_trailers();
-    if (body_decoder.feed(bytes, step) == http1::ParseStatus::kError) return false;
-    if (in_trailers) {
-      trailer_text.append(bytes.substr(0, step.consumed));
-    } else {
-      body_out.append(bytes.substr(step.data_offset, step.data_length));
-    }
-    bytes.remove_prefix(step.consumed);
-  }
-  if (body_decoder.done()) {
-    body_out_ended = true;
-    out = Out::kDone;
-  }
-  if (data_deferred && !closed) {
-    data_deferred = false;
-    nghttp2_session_resume_data(session.ng, id);
-  }
-  session.wake_writer();
+  if (!body.feed(bytes)) return false;
+  if (body.whole()) out = Out::kDone;
+  resume();
   return true;
+}
+
+// More of the body (or its end) for a stream whose data nghttp2 was told to wait for.
+void Stream::resume() {
+  if (body.take_deferred() && !closed) nghttp2_session_resume_data(session.ng, id);
+  session.wake_writer();
 }
 
 void Stream::finish(bool whole) {
@@ -217,22 +206,18 @@ void Stream::finish(bool whole) {
     // deadline that is DEADLINE_EXCEEDED, anything else UNAVAILABLE.
     const bool late =
         client_deadline_ms && session.connection.worker.reactor().now_ms() >= client_deadline_ms;
-    trailer_text = late ? "grpc-status: 4\r\ngrpc-message: deadline exceeded\r\n"
-                        : "grpc-status: 14\r\ngrpc-message: backend response cut\r\n";
+    body.end(late ? "grpc-status: 4\r\ngrpc-message: deadline exceeded\r\n"
+                  : "grpc-status: 14\r\ngrpc-message: backend response cut\r\n");
+    out = Out::kDone;
     whole = true;
-    out = Out::kBody;
-    body_decoder = http1::BodyDecoder(http1::Framing{http1::Framing::Kind::kUntilClose, 0, {}});
   }
-  if (!whole || (out == Out::kBody && !body_decoder.until_close()) || out == Out::kHead) {
+  if (!whole || (out == Out::kBody && !body.until_close()) || out == Out::kHead) {
     // A response cut short, or none at all: the client must not take it for a whole one.
     nghttp2_submit_rst_stream(session.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
   } else {
-    body_out_ended = true;  // a body delimited by the backend's close ends with it
+    body.end();  // a body delimited by the backend's close ends with it
     out = Out::kDone;
-    if (data_deferred) {
-      data_deferred = false;
-      nghttp2_session_resume_data(session.ng, id);
-    }
+    resume();
   }
   // A request body the L7 path did not read is taken and dropped: resetting the stream instead
   // could overtake the response's last DATA frames, which nghttp2 sends after control frames.
@@ -248,28 +233,9 @@ void Stream::finish(bool whole) {
 ssize_t read_body(nghttp2_session* ng, int32_t id, uint8_t* buffer, size_t length, uint32_t* flags,
                   nghttp2_data_source* source, void*) {
   Stream& s = *static_cast<Stream*>(source->ptr);
-  const size_t pending = s.body_out.size() - s.body_out_at;
-  const size_t n = std::min(pending, length);
-  std::memcpy(buffer, s.body_out.data() + s.body_out_at, n);
-  s.body_out_at += n;
-  if (s.body_out_at == s.body_out.size()) {
-    s.body_out.clear();
-    s.body_out_at = 0;
-  }
-  if (s.body_out_ended && s.body_out.empty()) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    http2::HeaderList trailers;
-    if (!s.trailer_text.empty() && trailers.assign_trailers(s.trailer_text) && !trailers.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const auto& nv = trailers.entries();
-      nghttp2_submit_trailer(ng, id, nv.data(), nv.size());
-    }
-  } else if (n == 0) {
-    s.data_deferred = true;
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  if (n) s.signal.notify();  // room for a waiting writer
-  return static_cast<ssize_t>(n);
+  const ssize_t n = s.body.read(ng, id, buffer, length, flags);
+  if (n > 0) s.signal.notify();  // room for a waiting writer
+  return n;
 }
 
 }  // namespace usher::proxy::h2
