@@ -79,6 +79,7 @@ net::Task<void> run_stream(Session& s, Stream& stream) {
 }
 
 void start_streams(Session& s) {
+  s.streams_started += s.started.size();
   for (Stream* stream : s.started) {
     stream->running = true;
     ++s.running;
@@ -144,8 +145,11 @@ net::Task<void> read_loop(Session& s, Loops& loops) {
     const auto& timeouts = c.worker.current().config().timeouts;
     const uint64_t now = c.worker.reactor().now_ms();
     const bool idle = s.running == 0;
+    // Until its first request a connection has the header timeout, as over HTTP/1: a client
+    // that opens one and sends no whole request head is closed as a slow one is.
+    const Millis wait = s.streams_started ? timeouts.idle : timeouts.header;
     const uint64_t deadline =
-        idle ? now + static_cast<uint64_t>(timeouts.idle.count()) : now + kDrainCheckMs;
+        idle ? now + static_cast<uint64_t>(wait.count()) : now + kDrainCheckMs;
     if (!c.in) c.in = c.worker.buffers().take();
     c.link.idle = idle;
     const long n = co_await l7::read_client(c, c.in.tail(), c.in.tail_room(), deadline);

@@ -110,6 +110,7 @@ class Session {
   std::vector<Stream*> started;
   std::vector<std::unique_ptr<Stream>> streams;
   uint32_t running = 0;  // stream coroutines alive
+  uint64_t streams_started = 0;
   http2::GlitchScore glitches;
   uint32_t max_header_list;
   uint32_t reset_burst;
