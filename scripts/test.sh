@@ -3,7 +3,8 @@
 # suite under AddressSanitizer + UndefinedBehaviorSanitizer and in the release build.
 #   FUZZ_SECONDS=60 (default) bounds the HTTP/1 fuzzing run,
 #   TLS_FUZZ_SECONDS=30 (default) the TLS one,
-#   L4_FUZZ_SECONDS=20 (default) the PROXY protocol and ClientHello one.
+#   L4_FUZZ_SECONDS=20 (default) the PROXY protocol and ClientHello one,
+#   H2_FUZZ_SECONDS=15 (default) the HTTP/2 translation one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -49,6 +50,10 @@ fuzz tls_fuzz "${TLS_FUZZ_SECONDS:-30}" fuzz/corpus/tls
 step "fuzz the PROXY protocol and ClientHello codecs for ${L4_FUZZ_SECONDS:-20}s (ASan+UBSan)"
 cmake --build build-fuzz --target l4_fuzz
 fuzz l4_fuzz "${L4_FUZZ_SECONDS:-20}" fuzz/corpus/l4
+
+step "fuzz the HTTP/2 translation for ${H2_FUZZ_SECONDS:-15}s (ASan+UBSan)"
+cmake --build build-fuzz --target http2_fuzz
+fuzz http2_fuzz "${H2_FUZZ_SECONDS:-15}" fuzz/corpus/http2
 
 step "tests under AddressSanitizer + UndefinedBehaviorSanitizer (integration suites on io_uring)"
 # -O1 -g1 (line tables only): what the sanitizers need for reports, built in half the time of -O2 -g.
