@@ -238,6 +238,7 @@ class Peer final : public net::Reactor {
     return true;  // done at once: the awaiting coroutine never suspends
   }
   void cancel(net::Socket&) override {}
+  void end_sleep(net::IoOp&) override {}  // sleeps complete at once here
   void run(const Hooks&) override {}
   void stop() override {}
   void wake() override {}

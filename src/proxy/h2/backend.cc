@@ -45,6 +45,9 @@ BackendSession::BackendSession(Worker& w, std::unique_ptr<l7::UpstreamConn> conn
   // The backend's window opens as the L7 path relays the response: a slow client slows the
   // backend instead of growing usher's buffers.
   nghttp2_option_set_no_auto_window_update(option, 1);
+  // Until the backend's SETTINGS say how many streams it takes, one: a second stream sent
+  // before then may be one too many.
+  nghttp2_option_set_peer_max_concurrent_streams(option, 1);
   nghttp2_session_client_new2(&ng, callbacks, this, option);
   nghttp2_option_del(option);
   nghttp2_session_callbacks_del(callbacks);
@@ -189,7 +192,7 @@ BackendSessions::~BackendSessions() = default;
 BackendSession* BackendSessions::with_room(uint32_t backend_id, uint32_t max_connections) {
   auto& list = by_backend_[backend_id];
   BackendSession* least = nullptr;
-  size_t alive = 0;
+  size_t alive = opening_[backend_id];
   for (const auto& session : list) {
     if (!session->alive()) continue;
     ++alive;
@@ -205,11 +208,27 @@ net::Task<std::unique_ptr<l7::UpstreamConn>> BackendSessions::open_stream(
     l7::Client& c, PoolState& pool, uint32_t index, Millis timeout, l7::Failure& failure) {
   sweep();
   const uint32_t backend_id = pool.backend_id(index);
-  if (by_backend_.size() <= backend_id) by_backend_.resize(backend_id + 1);
+  if (by_backend_.size() <= backend_id) {
+    by_backend_.resize(backend_id + 1);
+    opening_.resize(backend_id + 1);
+  }
   BackendSession* session = with_room(backend_id, pool.config.h2_connections);
+  // Every connection the cap allows is still being opened: wait for one (bounded by the
+  // connect timeout), instead of opening more.
+  const uint64_t give_up = worker_.reactor().now_ms() + static_cast<uint64_t>(timeout.count());
+  while (!session && opening_[backend_id] >= pool.config.h2_connections) {
+    if (worker_.reactor().now_ms() >= give_up) {
+      failure = l7::Failure::upstream(l7::Failure::Cause::kConnect, 504, false);
+      co_return nullptr;
+    }
+    co_await net::sleep_until(worker_.reactor(), worker_.reactor().now_ms() + 1);
+    session = with_room(backend_id, pool.config.h2_connections);
+  }
   if (!session) {
+    ++opening_[backend_id];
     std::unique_ptr<l7::UpstreamConn> conn =
         co_await l7::open_upstream(c, pool, index, timeout, failure);
+    --opening_[backend_id];
     if (!conn) co_return nullptr;
     const bool secure = conn->tls != nullptr;
     if (secure && conn->tls->alpn() != "h2") {

@@ -48,6 +48,7 @@ class BackendSessions {
 
   Worker& worker_;
   std::vector<std::vector<std::unique_ptr<BackendSession>>> by_backend_;
+  std::vector<uint32_t> opening_;  // connections being opened, per backend (count to the cap)
 };
 
 }  // namespace usher::proxy::h2
