@@ -23,7 +23,7 @@ def parse(text):
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
-        match = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+        match = re.match(r'^([a-z_][a-z0-9_]*)(?:\{(.*)\})? (\S+)$', line)
         assert match, line
         name, labels, value = match.groups()
         pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels or ""))

@@ -486,12 +486,12 @@ class Check(unittest.TestCase):
         path = os.path.join(self.folder, "usher.yaml")
         with open(path, "w") as f:
             f.write("listeners:\n  - listen: 127.0.0.1:1\n    pool: p\n    tls:\n"
-                    "      certificates: [{ cert: a, key: b }]\n      alpn: [h2]\n      min_version: '1.1'\n"
+                    "      certificates: [{ cert: a, key: b }]\n      alpn: [h3]\n      min_version: '1.1'\n"
                     "      ocsp: k\n"
                     "pools:\n  - name: p\n    backends: [127.0.0.1:2]\n")
         done = subprocess.run([USHER, "check", "-c", path], capture_output=True, text=True, timeout=30)
         self.assertEqual(done.returncode, 1)
-        self.assertIn(":6:14: alpn: h2 cannot be offered yet", done.stderr)
+        self.assertIn(":6:14: alpn: unknown protocol 'h3' (available: h2, http/1.1)", done.stderr)
         self.assertIn(":7:20: min_version must be \"1.2\" or \"1.3\"", done.stderr)
         self.assertIn(":8:7: unknown key 'ocsp' in tls", done.stderr)
 

@@ -170,9 +170,11 @@ net::Task<void> read_loop(Session& s, Loops& loops) {
 }  // namespace
 
 net::Task<void> serve_http2(l7::Client& c) {
+  if (c.endpoint.listener < 0) co_return;  // a reload removed its listener meanwhile
   const ListenerRoutes& routes = c.worker.current().listeners[c.endpoint.listener];
-  Session s(c, routes.config.http2, c.worker.current().config().limits.max_header_bytes);
-  c.worker.metrics().listeners[routes.metric_id].http2_connections.add();
+  metrics::ListenerCounters& counters = c.worker.metrics().listeners[routes.metric_id];
+  Session s(c, counters, routes.config.http2, c.worker.current().config().limits.max_header_bytes);
+  counters.http2_connections.add();
   Loops loops;
   net::spawn(write_loop(s, loops));
   co_await read_loop(s, loops);

@@ -18,10 +18,6 @@ Stream* stream_of(nghttp2_session* ng, int32_t id) {
   return static_cast<Stream*>(nghttp2_session_get_stream_user_data(ng, id));
 }
 
-metrics::ListenerCounters& counters(l7::Client& c) {
-  return c.worker.metrics().listeners[c.worker.current().listeners[c.endpoint.listener].metric_id];
-}
-
 ProtocolError error_of_code(uint32_t code) {
   switch (code) {
     case NGHTTP2_COMPRESSION_ERROR:
@@ -60,8 +56,10 @@ uint32_t field_size(size_t name, size_t value) {
 
 }  // namespace
 
-Session::Session(l7::Client& c, const config::Http2& limits, size_t max_header_bytes)
+Session::Session(l7::Client& c, metrics::ListenerCounters& listener_counters,
+                 const config::Http2& limits, size_t max_header_bytes)
     : connection(c),
+      counters(listener_counters),
       writer(c.worker.reactor()),
       all_ended(c.worker.reactor()),
       glitches(limits.glitch_limit, limits.glitch_drain_per_second),
@@ -109,7 +107,7 @@ Session::~Session() {
 }
 
 void Session::count(ProtocolError error) {
-  counters(connection).http2_errors[static_cast<size_t>(error)].add();
+  counters.http2_errors[static_cast<size_t>(error)].add();
 }
 
 void Session::terminate(ProtocolError why, uint32_t code) {

@@ -82,7 +82,9 @@ class Stream final : public l7::MessageChannel {
 // The nghttp2 session of one client connection, and the streams it carries.
 class Session {
  public:
-  Session(l7::Client& connection, const config::Http2& limits, size_t max_header_bytes);
+  // `counters`: the listener's, which stay where they are for the life of the process.
+  Session(l7::Client& connection, metrics::ListenerCounters& counters,
+          const config::Http2& limits, size_t max_header_bytes);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -104,6 +106,7 @@ class Session {
   void release(Stream& stream);
 
   l7::Client& connection;
+  metrics::ListenerCounters& counters;
   nghttp2_session* ng = nullptr;
   net::Signal writer;
   net::Signal all_ended;  // notified when the last stream coroutine ends

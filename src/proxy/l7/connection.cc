@@ -197,6 +197,8 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
     listener_counters.refused[static_cast<size_t>(metrics::Refusal::kProxyHeader)].add();
     co_return;
   }
+  // Read now: the handshake below may outlast the generation (a reload frees it).
+  const bool http2 = accepted_on.config.http2.enabled;
   worker.add_session(c.link);
   listener_counters.connections.add();
   listener_counters.open_connections.add(1);
@@ -207,7 +209,6 @@ net::Task<void> serve_http(Worker& worker, int fd, Endpoint& endpoint) {
     worker.remove_session(c.link);
     co_return;
   }
-  const bool http2 = accepted_on.config.http2.enabled;
   if (http2 && c.tls && c.tls->alpn() == "h2") {
     co_await h2::serve_http2(c);
   } else {
