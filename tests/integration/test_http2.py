@@ -276,7 +276,9 @@ class Http2(unittest.TestCase):
                 print(f"\nheld backend: the client sent {sent} of {total} bytes (bound {bound}); "
                       f"usher grew {grown} KiB")
                 self.assertLess(sent, bound)
-                self.assertLess(grown * 1024, 8 << 20)
+                # AddressSanitizer's quarantine keeps freed buffers: memory is measured without it.
+                if not os.environ.get("USHER_SANITIZED"):
+                    self.assertLess(grown * 1024, 8 << 20)
                 self.held.released.set()
                 client.send(sid, body[sent:], end=True)
                 r = client.response(sid, timeout=30)
