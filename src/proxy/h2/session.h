@@ -83,8 +83,8 @@ class Stream final : public l7::MessageChannel {
 class Session {
  public:
   // `counters`: the listener's, which stay where they are for the life of the process.
-  Session(l7::Client& connection, metrics::ListenerCounters& counters,
-          const config::Http2& limits, size_t max_header_bytes);
+  Session(l7::Client& connection, metrics::ListenerCounters& counters, const config::Http2& limits,
+          size_t max_header_bytes);
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
