@@ -20,7 +20,10 @@ void HeaderList::clear() {
 
 void HeaderList::add(std::string_view name, std::string_view value) {
   Field field{text_.size(), name.size(), 0, value.size()};
-  for (char c : name) text_.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c);
+  text_.append(name);
+  for (size_t i = field.name_at; i < text_.size(); ++i) {
+    if (text_[i] >= 'A' && text_[i] <= 'Z') text_[i] = static_cast<char>(text_[i] + 32);
+  }
   field.value_at = text_.size();
   text_.append(value);
   fields_.push_back(field);

@@ -37,6 +37,10 @@ class HeaderList {
   std::vector<nghttp2_nv> entries_;
 };
 
+// Limits for parsing heads usher wrote itself (its HTTP/1.1 form of an HTTP/2 message): they
+// were bounded when received, so these only keep the parser's own bounds out of the way.
+inline constexpr http1::HeadLimits kOwnHeadLimits{64 * 1024, 1 << 20, 4096};
+
 // Whether an HTTP/1.1 field has no place in HTTP/2 (RFC 9113 section 8.2.2).
 bool connection_specific(std::string_view name);
 

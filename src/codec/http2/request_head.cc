@@ -40,11 +40,14 @@ void RequestFields::add(std::string_view name, std::string_view value) {
   append_field(fields_, name, value);
 }
 
-bool RequestFields::grpc() const {
+bool grpc_content_type(std::string_view value) {
   constexpr std::string_view kGrpc = "application/grpc";
-  return content_type_.compare(0, kGrpc.size(), kGrpc) == 0 &&
-         (content_type_.size() == kGrpc.size() || content_type_[kGrpc.size()] == '+' ||
-          content_type_[kGrpc.size()] == ';');
+  return value.starts_with(kGrpc) &&
+         (value.size() == kGrpc.size() || value[kGrpc.size()] == '+' || value[kGrpc.size()] == ';');
+}
+
+bool RequestFields::grpc() const {
+  return grpc_content_type(content_type_);
 }
 
 bool RequestFields::write_head(bool body_follows, std::string& out, const char*& error) const {

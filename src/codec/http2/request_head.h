@@ -22,7 +22,6 @@ class RequestFields {
 
   std::string_view method() const { return method_; }
   bool has_content_length() const { return content_length_; }
-  std::string_view content_type() const { return content_type_; }
   std::string_view grpc_timeout() const { return grpc_timeout_; }
   bool grpc() const;
 
@@ -39,6 +38,9 @@ class RequestFields {
   bool content_length_ = false;
   bool extended_connect_ = false;  // :protocol (RFC 8441), which usher does not offer
 };
+
+// Whether a content-type is gRPC's (application/grpc, +proto, +json, with parameters).
+bool grpc_content_type(std::string_view value);
 
 // A grpc-timeout value (gRPC over HTTP/2: up to 8 digits and a unit, H M S m u n) in
 // milliseconds, rounded up; -1 when malformed.

@@ -180,7 +180,7 @@ int BackendSession::on_data_chunk(nghttp2_session* ng, uint8_t, int32_t id, cons
 
 int BackendSession::on_stream_close(nghttp2_session* ng, int32_t id, uint32_t code, void*) {
   if (BackendStream* stream = stream_of(ng, id)) {
-    stream->on_close(code, code == NGHTTP2_REFUSED_STREAM);
+    stream->on_close(code == NGHTTP2_REFUSED_STREAM);
   }
   return 0;
 }

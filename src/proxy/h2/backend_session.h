@@ -39,7 +39,7 @@ class BackendStream final : public l7::MessageChannel {
   void on_headers_end(bool end_stream);
   void on_data(std::string_view data);
   void on_end();  // END_STREAM on a DATA frame
-  void on_close(uint32_t code, bool refused);
+  void on_close(bool refused);
 
   BackendSession* session;  // null once the session is gone
   int32_t id = -1;          // once submitted

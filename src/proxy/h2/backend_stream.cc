@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "codec/http1/head_parser.h"
+#include "codec/http2/request_head.h"
 #include "proxy/h2/backend_session.h"
 #include "proxy/l7/local_response.h"
 #include "proxy/worker.h"
@@ -125,9 +126,8 @@ bool BackendStream::submit(std::string_view head_bytes) {
   http1::RequestHead head;
   http1::ParseError error;
   size_t scanned = 0;
-  const http1::HeadLimits limits{64 * 1024, 1 << 20, 4096};
-  if (http1::parse_request(head_bytes, limits, s.worker.header_scratch(), scanned, head, error) !=
-      http1::ParseStatus::kComplete) {
+  if (http1::parse_request(head_bytes, http2::kOwnHeadLimits, s.worker.header_scratch(), scanned,
+                           head, error) != http1::ParseStatus::kComplete) {
     return false;
   }
   http2::HeaderList list;
@@ -140,8 +140,7 @@ bool BackendStream::submit(std::string_view head_bytes) {
   bool grpc = false;
   for (const http1::Header& h : head.headers) {
     if (!dropped(h)) list.add(h.name, h.value);
-    grpc = grpc ||
-           (http1::iequals(h.name, "content-type") && h.value.substr(0, 16) == "application/grpc");
+    grpc = grpc || (http1::iequals(h.name, "content-type") && http2::grpc_content_type(h.value));
   }
   // TE is hop-by-hop, so the HTTP/1 path dropped the client's; gRPC servers insist on it.
   if (grpc) list.add("te", "trailers");
@@ -216,13 +215,12 @@ void BackendStream::on_data(std::string_view data) {
   signal.notify();
 }
 
-void BackendStream::on_close(uint32_t code, bool was_refused) {
+void BackendStream::on_close(bool was_refused) {
   closed = true;
   if (!ended) {
     failed = true;
     refused = was_refused && !body_taken;
   }
-  (void)code;
   signal.notify();
 }
 

@@ -75,7 +75,6 @@ Session::Session(l7::Client& c, metrics::ListenerCounters& listener_counters,
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
-  nghttp2_session_callbacks_set_on_frame_not_send_callback(callbacks, on_frame_not_sent);
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
   // Windows open as the L7 path reads the body, not as bytes arrive: a slow backend shrinks
@@ -331,10 +330,6 @@ int Session::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* u
     if (code == NGHTTP2_REFUSED_STREAM) s.count(ProtocolError::kRefusedStream);
     if (code == NGHTTP2_PROTOCOL_ERROR) s.count(ProtocolError::kStreamError);
   }
-  return 0;
-}
-
-int Session::on_frame_not_sent(nghttp2_session*, const nghttp2_frame*, int, void*) {
   return 0;
 }
 

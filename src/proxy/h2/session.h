@@ -135,7 +135,6 @@ class Session {
   static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
   static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
-  static int on_frame_not_sent(nghttp2_session*, const nghttp2_frame*, int, void*);
   void glitch(http2::Glitch kind);
   ProtocolError goaway_reason(const nghttp2_goaway& goaway) const;
   void stream_closed(Stream& stream, uint32_t code);

@@ -128,11 +128,11 @@ bool Stream::take_head(std::string_view& bytes) {
   http1::ResponseHead head;
   http1::ParseError error;
   size_t scanned = 0;
-  const http1::HeadLimits limits{64 * 1024, 1 << 20, 4096};
   const http1::Method method =
       fields.method() == "HEAD" ? http1::Method::kHead : http1::Method::kGet;
   const http1::ParseStatus status = http1::parse_response(
-      head_text, limits, session.connection.worker.header_scratch(), method, scanned, head, error);
+      head_text, http2::kOwnHeadLimits, session.connection.worker.header_scratch(), method, scanned,
+      head, error);
   if (status == http1::ParseStatus::kIncomplete) return true;
   if (status == http1::ParseStatus::kError) return false;
   const std::string rest = head_text.substr(head.head_bytes);
