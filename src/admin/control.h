@@ -38,6 +38,17 @@ class Control {
   };
   virtual TraceCounts trace_counts() const = 0;
 
+  // Any thread: the shared Redis of a cluster (src/cluster): whether one is configured, whether
+  // it is reachable now, round trips made and lease answers.
+  struct ClusterCounts {
+    bool configured = false;
+    bool redis_up = false;
+    uint64_t round_trips = 0;
+    uint64_t leases_granted = 0;
+    uint64_t leases_refused = 0;
+  };
+  virtual ClusterCounts cluster_counts() const = 0;
+
   // Any thread: the certificates the serving generation's TLS listeners present.
   virtual std::vector<tls::CertificateInfo> certificates() const = 0;
 };

@@ -115,6 +115,20 @@ std::string metrics_page(const metrics::Registry& registry, const proxy::Generat
            "Batches of spans the collector did not take (unreachable, no answer in time, or "
            "an error status).");
   e.sample("usher_trace_export_failures_total", {}, traces.export_failures);
+  if (const Control::ClusterCounts cluster = control.cluster_counts(); cluster.configured) {
+    e.family("usher_cluster_redis_up", "gauge",
+             "1 while the cluster's Redis answers; 0 while cluster-wide limits fall back "
+             "(cluster.on_redis_failure).");
+    e.sample("usher_cluster_redis_up", {}, uint64_t{cluster.redis_up});
+    e.family("usher_cluster_redis_round_trips_total", "counter",
+             "Round trips to the cluster's Redis (each carries every lease ask of its moment).");
+    e.sample("usher_cluster_redis_round_trips_total", {}, cluster.round_trips);
+    e.family(
+        "usher_cluster_leases_total", "counter",
+        "Answers to lease asks of cluster-wide rate limits, by whether allowance was granted.");
+    e.sample("usher_cluster_leases_total", {{"result", "granted"}}, cluster.leases_granted);
+    e.sample("usher_cluster_leases_total", {{"result", "refused"}}, cluster.leases_refused);
+  }
   registry.write_prometheus(out, generation.metrics_layout());
   return out;
 }

@@ -164,6 +164,7 @@ std::vector<std::string> Server::apply(config::Config next,
   start_health_checks(*generation);
   std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front().listeners);
   serve(generation, std::move(fds), std::move(tls));
+  cluster_->configure(generation->config.cluster);
   drop_copies_unlisted(generation->config);
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);

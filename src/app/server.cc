@@ -110,6 +110,9 @@ Server::Server(config::Config config, std::string path,
                                                        access_log_->channel(i), tracer_->channel(i),
                                                        std::move(reactors[i])));
   }
+  cluster_ = std::make_unique<cluster::Service>();
+  for (auto& w : workers_) w->set_cluster_port(cluster_->add_worker(w->reactor()));
+  cluster_->configure(config.cluster);
   auto geoip = open_geoip(config);
   if (!geoip) geoip_error_ = geoip.error().message;
   current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr,
@@ -151,6 +154,7 @@ Server::~Server() {
   stop_discovery();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  if (cluster_) cluster_->stop();
 }
 
 std::shared_ptr<const proxy::Generation> Server::generation() const {
@@ -165,6 +169,28 @@ std::vector<tls::CertificateInfo> Server::certificates() const {
 
 Server::TraceCounts Server::trace_counts() const {
   return {tracer_->exported(), tracer_->dropped(), tracer_->failures()};
+}
+
+Server::ClusterCounts Server::cluster_counts() const {
+  return {.configured = cluster_->redis_configured(),
+          .redis_up = cluster_->redis_up(),
+          .round_trips = cluster_->redis_round_trips(),
+          .leases_granted = cluster_->leases_granted(),
+          .leases_refused = cluster_->leases_refused()};
+}
+
+// Fit to hold a floating address: serving, not stopping, and every pool with a healthy backend.
+bool Server::fit() const {
+  if (stopping_started_.load()) return false;
+  const std::shared_ptr<const proxy::Generation> serving = generation();
+  for (const auto& pool : serving->pools) {
+    bool healthy = false;
+    pool->for_each_member([&](uint32_t i) {
+      healthy = healthy || pool->live[i].healthy.load(std::memory_order_relaxed);
+    });
+    if (!healthy) return false;
+  }
+  return true;
 }
 
 Server::ReloadCounts Server::reload_counts() const {
@@ -210,6 +236,8 @@ int Server::run() {
   access_log_->start();
   tracer_->start();
   for (auto& w : workers_) w->start();
+  cluster_->set_fitness([this]() -> std::optional<bool> { return fit(); });
+  cluster_->start();
   log_listeners(current_->config, workers_.size());
   if (takeover_) {
     if (!finish_takeover()) {  // two processes would serve for good: this one stops
@@ -292,6 +320,7 @@ int Server::drain_and_stop() {
   bool abandoned = !all_sessions_ended();
   for (auto& w : workers_) w->stop();
   for (auto& w : workers_) w->join();
+  cluster_->stop();
   {
     std::lock_guard lock(reload_mutex_);  // an API reload under way ends first
     checker_->stop();

@@ -14,6 +14,7 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
+#include "cluster/service.h"
 #include "app/upgrade.h"
 #include "config/config.h"
 #include "discovery/dns_watch.h"
@@ -49,6 +50,8 @@ class Server final : public admin::Control {
   std::vector<std::pair<std::string, uint64_t>> discovery_failures() const override;
   std::vector<tls::CertificateInfo> certificates() const override;
   TraceCounts trace_counts() const override;
+  ClusterCounts cluster_counts() const override;
+  bool fit() const;
 
  private:
   bool drained(uint64_t started_ms) const;
@@ -107,6 +110,7 @@ class Server final : public admin::Control {
   std::vector<std::unique_ptr<proxy::Worker>> workers_;
   std::vector<std::unique_ptr<tls::Library>> tls_libraries_;  // by worker
   std::unique_ptr<health::Checker> checker_;
+  std::unique_ptr<cluster::Service> cluster_;
   std::unique_ptr<admin::AdminServer> admin_;
   std::string reactor_error_;    // io_uring asked for and refused: run() fails with it
   std::string io_backend_note_;  // why `auto` chose epoll

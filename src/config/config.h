@@ -210,9 +210,14 @@ struct Pool {
 
 // GCRA: a key may send `burst` requests at one instant, then one per 1/per_second.
 struct RateLimit {
+  // local: this process's own table; cluster: one limit for every instance sharing the
+  // cluster's Redis (src/cluster/shared_limits.h).
+  enum class Scope : uint8_t { kLocal, kCluster };
   HashKey key;
   double per_second = 0;
   uint32_t burst = 1;  // default: the count as written ("300/m": 300)
+  Scope scope = Scope::kLocal;
+  TextPosition scope_at;  // where `scope: cluster` was written
 };
 
 // Who may reach a listener or a route: deny wins; an empty allow list admits everyone.
@@ -362,6 +367,16 @@ struct GeoIp {
 enum class IoBackend : uint8_t { kAuto, kIoUring, kEpoll };
 Expected<IoBackend> parse_io_backend(std::string_view text);
 
+// Several ushers as one (the top-level `cluster`): state shared through one Redis, and the file
+// a VRRP daemon watches to know whether this instance is fit to hold the floating address.
+struct Cluster {
+  enum class OnRedisFailure : uint8_t { kLocal, kDeny };
+  std::optional<Address> redis;  // none: nothing shared, each instance on its own
+  std::string key_prefix = "usher:";
+  OnRedisFailure on_redis_failure = OnRedisFailure::kLocal;
+  std::string health_file;  // empty: none written
+};
+
 struct Config {
   std::string source;    // the file it was read from, or what built it ("command line")
   unsigned workers = 0;  // 0: one per core
@@ -378,6 +393,7 @@ struct Config {
   std::optional<Locality> locality;  // where this usher runs
   std::optional<GeoIp> geoip;
   std::optional<Tracing> tracing;
+  Cluster cluster;
 };
 
 // Every problem found, each as "FILE:LINE:COL: message".

@@ -120,7 +120,8 @@ Config read_root(Reader& r, const YAML::Node& root) {
   r.check_keys(
       root,
       {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits", "access_log",
-       "access_log_format", "resolvers", "upgrade_socket", "locality", "geoip", "tracing"},
+       "access_log_format", "resolvers", "upgrade_socket", "locality", "geoip", "tracing",
+       "cluster"},
       "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
@@ -137,6 +138,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
   if (root["upgrade_socket"]) read_upgrade_socket(r, root["upgrade_socket"], config);
   if (root["geoip"]) read_geoip(r, root["geoip"], config);
   if (root["tracing"]) read_tracing(r, root["tracing"], config);
+  if (root["cluster"]) read_cluster(r, root["cluster"], config);
   if (root["workers"]) read_workers(r, root["workers"], config);
   if (root["locality"]) read_locality(r, root["locality"], config);
   if (root["io_backend"]) read_io_backend(r, root["io_backend"], config);
@@ -169,6 +171,7 @@ Config read_root(Reader& r, const YAML::Node& root) {
     for (const auto& l : listeners) config.listeners.push_back(read_listener(r, l, config.pools));
   }
   check_geo_uses(r, config);
+  check_cluster_uses(r, config);
   return config;
 }
 

@@ -45,7 +45,19 @@ constexpr size_t kMaxBodyRate = size_t{1} << 30;
 RateLimit read_rate_limit(Reader& r, const YAML::Node& node) {
   RateLimit limit;
   if (!r.expect_map(node, "rate_limit")) return limit;
-  r.check_keys(node, {"key", "rate", "burst"}, "rate_limit");
+  r.check_keys(node, {"key", "rate", "burst", "scope"}, "rate_limit");
+  if (const YAML::Node scope = node["scope"]; scope) {
+    std::string text;
+    if (r.scalar(scope, "scope", text)) {
+      if (text == "cluster") {
+        limit.scope = RateLimit::Scope::kCluster;
+        const Marks::Position at = Reader::position(scope);
+        limit.scope_at = {at.line, at.column};
+      } else if (text != "local") {
+        r.error(scope.Mark(), "rate_limit scope must be local or cluster, not '" + text + "'");
+      }
+    }
+  }
   if (node["key"]) read_hash_key(r, node["key"], "rate_limit key", limit.key);
   if (!node["rate"]) {
     r.error(node.Mark(), "rate_limit needs a 'rate' (like 5/s, 300/m or 1000/h)");

@@ -209,6 +209,10 @@ RateLimit read_rate_limit(Reader& r, const YAML::Node& node);
 void read_ip_lists(Reader& r, const YAML::Node& node, IpLists& out);
 void read_pool_protection(Reader& r, const YAML::Node& node, Pool& pool);
 void read_min_body_rate(Reader& r, const YAML::Node& node, Limits::MinBodyRate& out);
+// The top-level `cluster` block (src/config/cluster.cc), and the check that cluster-scoped rate
+// limits have its Redis.
+void read_cluster(Reader& r, const YAML::Node& node, Config& config);
+void check_cluster_uses(Reader& r, const Config& config);
 // The top-level `tracing` block (src/config/tracing.cc).
 void read_tracing(Reader& r, const YAML::Node& node, Config& config);
 

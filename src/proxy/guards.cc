@@ -11,15 +11,27 @@ namespace {
 
 bool same_limit(const config::RateLimit& a, const config::RateLimit& b) {
   return a.key.kind == b.key.kind && a.key.name == b.key.name && a.per_second == b.per_second &&
-         a.burst == b.burst;
+         a.burst == b.burst && a.scope == b.scope;
 }
 
-// The previous guard's limiter when it enforced the same limit, else a new one.
+// The previous guard's limiter when it enforced the same limit, else a new one. `redis_key`:
+// where a cluster-scoped limit keeps its keys, the same in every instance with this
+// configuration.
 std::shared_ptr<RateGuard> rate_guard(const std::optional<config::RateLimit>& limit,
-                                      const std::shared_ptr<RateGuard>* before) {
+                                      const std::shared_ptr<RateGuard>* before,
+                                      const std::string& redis_key) {
   if (!limit) return nullptr;
-  if (before && *before && same_limit((*before)->limit, *limit)) return *before;
-  return std::make_shared<RateGuard>(*limit);
+  if (before && *before && same_limit((*before)->limit, *limit) &&
+      (!(*before)->shared || (*before)->redis_key == redis_key)) {
+    return *before;
+  }
+  return std::make_shared<RateGuard>(*limit, redis_key);
+}
+
+std::string redis_key_base(const config::Config& config, const config::Listener& listener,
+                           std::string_view route) {
+  const std::string name = listener.name.empty() ? listener.listen.to_string() : listener.name;
+  return config.cluster.key_prefix + "rl:" + name + "/" + std::string(route) + ":";
 }
 
 // A udp listener's sessions take the places a tcp listener's connections would (max_sessions).
@@ -50,7 +62,8 @@ int find_listener(const config::Config* config, const config::Listener& listener
 }
 
 RouteGuard route_guard(const config::Route& route, const config::Listener* previous_listener,
-                       const std::vector<RouteGuard>* previous_routes) {
+                       const std::vector<RouteGuard>* previous_routes,
+                       const std::string& redis_key) {
   RouteGuard guard;
   guard.ip = protect::IpFilter(route.ip.allow, route.ip.deny);
   const std::shared_ptr<RateGuard>* before = nullptr;
@@ -59,14 +72,18 @@ RouteGuard route_guard(const config::Route& route, const config::Listener* previ
       if (previous_listener->routes[r].name == route.name) before = &(*previous_routes)[r].rate;
     }
   }
-  guard.rate = rate_guard(route.rate_limit, before);
+  guard.rate = rate_guard(route.rate_limit, before, redis_key);
   return guard;
 }
 
 }  // namespace
 
-RateGuard::RateGuard(const config::RateLimit& l)
-    : limit(l), limiter(protect::RateLimitPolicy{l.per_second, l.burst}) {}
+RateGuard::RateGuard(const config::RateLimit& l, std::string key)
+    : limit(l), limiter(protect::RateLimitPolicy{l.per_second, l.burst}) {
+  if (l.scope != config::RateLimit::Scope::kCluster) return;
+  redis_key = std::move(key);
+  shared = std::make_shared<cluster::SharedLimit>(redis_key, l.per_second, l.burst);
+}
 
 ConnectionLimits::ConnectionLimits(uint32_t max_open, uint32_t max_open_per_client)
     : max(max_open), max_per_client(max_open_per_client) {
@@ -82,12 +99,16 @@ Guards build_guards(const config::Config& config, const Guards* previous,
     ListenerGuard& guard = guards.listeners.emplace_back();
     guard.ip = protect::IpFilter(listener.ip.allow, listener.ip.deny);
     guard.connections = connection_limits(listener, old);
-    guard.rate = rate_guard(listener.rate_limit, old ? &old->rate : nullptr);
+    guard.rate = rate_guard(listener.rate_limit, old ? &old->rate : nullptr,
+                            redis_key_base(config, listener, "*"));
     std::vector<RouteGuard>& routes = guards.routes.emplace_back();
-    for (const config::Route& route : listener.routes) {
+    for (size_t r = 0; r < listener.routes.size(); ++r) {
+      const config::Route& route = listener.routes[r];
+      const std::string route_name = route.name.empty() ? "#" + std::to_string(r) : route.name;
       routes.push_back(route_guard(route,
                                    before >= 0 ? &previous_config->listeners[before] : nullptr,
-                                   before >= 0 ? &previous->routes[before] : nullptr));
+                                   before >= 0 ? &previous->routes[before] : nullptr,
+                                   redis_key_base(config, listener, route_name)));
     }
   }
   return guards;

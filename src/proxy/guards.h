@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "base/ip_range.h"
+#include "cluster/shared_limit.h"
 #include "config/config.h"
 #include "protect/connection_counts.h"
 #include "protect/ip_filter.h"
@@ -19,11 +21,15 @@
 
 namespace usher::proxy {
 
-// A rate limit in force: the limiter (its table of timestamps) and what configured it.
+// A rate limit in force: the limiter (its table of timestamps) and what configured it. A
+// cluster-scoped limit also has its share of the cluster's limit; the local limiter then stands
+// in while Redis is unreachable (cluster.on_redis_failure: local).
 struct RateGuard {
-  explicit RateGuard(const config::RateLimit& limit);
+  RateGuard(const config::RateLimit& limit, std::string redis_key);
   config::RateLimit limit;
   protect::RateLimiter limiter;
+  std::string redis_key;                         // cluster scope: the keys' prefix in Redis
+  std::shared_ptr<cluster::SharedLimit> shared;  // null: local scope
 };
 
 // A listener's open connections (a udp listener's sessions), in all and per client address.

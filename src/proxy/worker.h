@@ -25,6 +25,10 @@
 #include "proxy/pool_queue.h"
 #include "trace/span.h"
 
+namespace usher::cluster {
+class WorkerPort;
+}
+
 namespace usher::proxy {
 
 class Worker;
@@ -115,6 +119,9 @@ class Worker {
   log::Channel& access_log() { return access_log_; }
   trace::Channel& trace() { return trace_; }
   bool draining() const { return draining_seen_; }
+  // The link to the cluster thread (cluster-wide rate limits); set before start().
+  void set_cluster_port(cluster::WorkerPort& port) { cluster_port_ = &port; }
+  cluster::WorkerPort* cluster_port() { return cluster_port_; }
   // A fresh 64-bit random number (xorshift64*), for the random algorithms.
   uint64_t random() {
     random_state_ ^= random_state_ >> 12;
@@ -131,6 +138,7 @@ class Worker {
  private:
   void run();
   void on_wake();
+  void take_lease_replies();
   void on_idle();
   void adopt(std::unique_ptr<WorkerGeneration> next);
   void open_endpoints(WorkerGeneration& next);
@@ -149,6 +157,7 @@ class Worker {
   PoolQueue pool_queue_;
   std::vector<http1::Header> header_scratch_;
   std::unique_ptr<l4::Outbox> outbox_;
+  cluster::WorkerPort* cluster_port_ = nullptr;
   std::vector<std::unique_ptr<Endpoint>> endpoints_;
   std::vector<std::unique_ptr<WorkerGeneration>> generations_;  // the current one and any in use
   WorkerGeneration* current_ = nullptr;

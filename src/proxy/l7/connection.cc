@@ -14,6 +14,7 @@
 #include "proxy/l7/exchange.h"
 #include "proxy/l7/failure.h"
 #include "proxy/l7/prepare.h"
+#include "proxy/l7/request_guards.h"
 #include "proxy/l7/request_record.h"
 #include "proxy/l7/session.h"
 #include "proxy/l7/stream.h"
@@ -103,8 +104,15 @@ net::Task<Failure> read_request_head(Client& c, RequestInfo& info, net::Buffer& 
         http1::parse_request(c.unread(), limits, w.header_scratch(), scanned, head, error);
     if (status == ParseStatus::kError) co_return Failure::client(error.http_status);
     if (status == ParseStatus::kComplete) {
-      c.current.bytes_received += head.head_bytes;
       const Failure prepared = prepare_request(c, head, info, out);
+      if (c.lease_limit) {  // a cluster-wide rate limit waits for Redis's answer
+        co_await wait_for_lease(c);
+        // Parsed again: the worker's header scratch served other requests meanwhile.
+        scanned = 0;
+        continue;
+      }
+      c.lease_waits = 0;
+      c.current.bytes_received += head.head_bytes;
       c.in.consume(head.head_bytes);
       co_return prepared;
     }

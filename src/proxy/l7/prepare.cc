@@ -252,9 +252,9 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   size_t n = 0;
   int status = 0;
   const RouteTarget* matched = index == route::kNoRoute ? nullptr : &routes.targets[index];
-  if (const GuardRefusal refusal =
-          check_guards(c, head, info, matched, local_response_for(info), out);
-      refusal.status) {
+  const GuardRefusal refusal = check_guards(c, head, info, matched, local_response_for(info), out);
+  if (refusal.wait) return {};  // Client::lease_limit says what for
+  if (refusal.status) {
     info.target = matched;
     n = refusal.bytes;
     status = refusal.status;

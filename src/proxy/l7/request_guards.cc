@@ -2,9 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 
+#include "cluster/service.h"
+#include "net/signal.h"
 #include "proxy/l7/request_key.h"
 
 namespace usher::proxy::l7 {
@@ -39,12 +42,80 @@ size_t write_rate_limited(const RateGuard& guard, const protect::RateDecision& d
   return write_local_response(response, out.data(), out.capacity());
 }
 
-std::optional<protect::RateDecision> take(RateGuard& guard, const http1::RequestHead& head,
-                                          const RequestInfo& info) {
-  const uint64_t key = request_key_hash(head, guard.limit.key, info.client_ip.view());
+uint64_t now_us() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+protect::RateDecision refused_for(uint64_t retry_after_us) {
+  const auto wait = std::chrono::microseconds(retry_after_us);
+  return {.allowed = false, .remaining = 0, .retry_after = wait, .reset = wait};
+}
+
+// The cluster's share of a key, when the cluster decides this request: Redis is up, this
+// request has not waited too often, and the worker's table has room for the key.
+cluster::LeaseTable* cluster_table(Client& c, const RateGuard& guard) {
+  constexpr uint8_t kMaxLeaseWaits = 3;
+  cluster::WorkerPort* port = c.worker.cluster_port();
+  if (!guard.shared || !port || !port->redis_up() || c.lease_waits >= kMaxLeaseWaits) {
+    return nullptr;
+  }
+  return &guard.shared->table(port->index());
+}
+
+// Whether a cluster-scoped limit can decide the key now; if not, the key's ask is on its way
+// (sent here if it was not) and the request waits for it (Client::lease_limit).
+bool lease_ready(Client& c, const RateGuard& guard, uint64_t key, uint64_t now) {
+  cluster::LeaseTable* table = cluster_table(c, guard);
+  if (!table) return true;
+  const cluster::LeaseTable::Verdict verdict = table->peek(key, now);
+  if (verdict == cluster::LeaseTable::Verdict::kAsk) {
+    const cluster::LeaseTable::Decision d = table->take(key, now);
+    if (!c.worker.cluster_port()->send({guard.shared, d.ask})) {
+      table->abandon(key);
+      return true;  // the ring is full: decided locally
+    }
+  } else if (verdict != cluster::LeaseTable::Verdict::kWait) {
+    return true;
+  }
+  c.lease_limit = guard.shared;
+  c.lease_key = key;
+  return false;
+}
+
+struct Taken {
+  std::optional<protect::RateDecision> refused{};
+  bool unavailable = false;  // cluster-scoped, Redis unreachable and on_redis_failure: deny
+};
+
+// `now`: the time lease_ready saw, so that the table decides as it said it would (a lease that
+// ended in between would start an ask nobody sends).
+Taken take(Client& c, RateGuard& guard, uint64_t key, uint64_t now) {
+  if (guard.shared) {
+    if (cluster::LeaseTable* table = cluster_table(c, guard)) {
+      const cluster::LeaseTable::Decision d = table->take(key, now);
+      if (d.verdict == cluster::LeaseTable::Verdict::kAllow) return {};
+      if (d.verdict == cluster::LeaseTable::Verdict::kRefuse) {
+        return {.refused = refused_for(d.retry_after_us)};
+      }
+      // kFull: the local limiter stands in.
+    } else if (c.config().cluster.on_redis_failure == config::Cluster::OnRedisFailure::kDeny &&
+               !(c.worker.cluster_port() && c.worker.cluster_port()->redis_up())) {
+      return {.unavailable = true};
+    }
+  }
   protect::RateDecision decision = guard.limiter.take(key, std::chrono::steady_clock::now());
-  if (decision.allowed) return std::nullopt;
-  return decision;
+  if (decision.allowed) return {};
+  return {.refused = decision};
+}
+
+size_t write_unavailable(LocalResponse response, net::Buffer& out) {
+  response.status = 503;
+  response.content_type = "text/plain; charset=utf-8";
+  response.body = "503 Service Unavailable: the cluster's rate limit cannot be checked\n";
+  response.fields = "Retry-After: 1\r\n";
+  return write_local_response(response, out.data(), out.capacity());
 }
 
 }  // namespace
@@ -52,11 +123,27 @@ std::optional<protect::RateDecision> take(RateGuard& guard, const http1::Request
 GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const RequestInfo& info,
                           const RouteTarget* target, LocalResponse base, net::Buffer& out) {
   metrics::Shard& metrics = c.worker.metrics();
-  if (RateGuard* listener_rate = c.routes->guard.rate.get()) {
-    if (auto refused = take(*listener_rate, head, info)) {
+  RateGuard* listener_rate = c.routes->guard.rate.get();
+  RateGuard* route_rate = target && target->guard ? target->guard->rate.get() : nullptr;
+  auto key_of = [&](const RateGuard* guard) {
+    return guard ? request_key_hash(head, guard->limit.key, info.client_ip.view()) : 0;
+  };
+  const uint64_t listener_key = key_of(listener_rate);
+  const uint64_t route_key = key_of(route_rate);
+  const uint64_t now = now_us();
+  // Cluster-scoped limits first learn what Redis says, before any limit spends anything: the
+  // request is prepared again once the answer is in (read_request_head).
+  if ((listener_rate && !lease_ready(c, *listener_rate, listener_key, now)) ||
+      (route_rate && !lease_ready(c, *route_rate, route_key, now))) {
+    return {.wait = true};
+  }
+  if (listener_rate) {
+    const Taken taken = take(c, *listener_rate, listener_key, now);
+    if (taken.unavailable || taken.refused) {
       metrics.listeners[c.routes->metric_id].rate_limited.add();
       c.current.guard = "rate_limit";
-      return {429, write_rate_limited(*listener_rate, *refused, "listener", base, out)};
+      if (taken.unavailable) return {503, write_unavailable(base, out)};
+      return {429, write_rate_limited(*listener_rate, *taken.refused, "listener", base, out)};
     }
   }
   if (!target || !target->guard) return {};
@@ -69,14 +156,49 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
     base.body = "403 Forbidden\n";
     return {403, write_local_response(base, out.data(), out.capacity())};
   }
-  if (guard.rate) {
-    if (auto refused = take(*guard.rate, head, info)) {
+  if (route_rate) {
+    const Taken taken = take(c, *route_rate, route_key, now);
+    if (taken.unavailable || taken.refused) {
       metrics.routes[target->metric_id].rate_limited.add();
       c.current.guard = "rate_limit";
-      return {429, write_rate_limited(*guard.rate, *refused, target->config->name, base, out)};
+      if (taken.unavailable) return {503, write_unavailable(base, out)};
+      return {429,
+              write_rate_limited(*route_rate, *taken.refused, target->config->name, base, out)};
     }
   }
   return {};
+}
+
+namespace {
+
+// A request's wait for Redis's answer, woken by its worker when the answer comes.
+struct LeaseWait final : cluster::LeaseWaiter {
+  explicit LeaseWait(net::Reactor& reactor) : signal(reactor) {}
+  void wake() override { signal.notify(); }
+  net::Signal signal;
+};
+
+}  // namespace
+
+net::Task<void> wait_for_lease(Client& c) {
+  // The cluster thread answers within its Redis timeout; past this the request stops waiting.
+  constexpr uint64_t kMaxWaitMs = 1000;
+  std::shared_ptr<cluster::SharedLimit> limit = std::move(c.lease_limit);
+  c.lease_limit.reset();
+  ++c.lease_waits;
+  cluster::WorkerPort* port = c.worker.cluster_port();
+  if (!limit || !port) co_return;
+  cluster::LeaseTable& table = limit->table(port->index());
+  LeaseWait wait(c.worker.reactor());
+  table.add_waiter(c.lease_key, wait);
+  const long result = co_await wait.signal.wait(c.after(Millis(kMaxWaitMs)));
+  if (result == -ETIMEDOUT) {
+    // No answer came (a full ring lost it): the key asks afresh, and this request is decided
+    // locally now.
+    table.remove_waiter(c.lease_key, wait);
+    for (cluster::LeaseWaiter* other : table.abandon(c.lease_key)) other->wake();
+    c.lease_waits = 0xff;
+  }
 }
 
 }  // namespace usher::proxy::l7

@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "balance/picker.h"
 #include "base/ip_range.h"
+#include "cluster/shared_limit.h"
 #include "codec/http1/message.h"
 #include "geo/database.h"
 #include "net/buffer_pool.h"
@@ -94,6 +96,10 @@ struct Client {
   bool cancelled = false;
   uint64_t deadline_ms = 0;   // the request's own (gRPC's grpc-timeout); 0: none
   bool own_response = false;  // the response under way is usher's own (send_status)
+  // A cluster-wide rate limit waits for Redis's answer about this key (request_guards.h).
+  std::shared_ptr<cluster::SharedLimit> lease_limit;
+  uint64_t lease_key = 0;
+  uint8_t lease_waits = 0;  // this request's waits so far; past a few it is decided locally
 };
 
 // The client gave up its request: the backend request under way ends at once (its socket's

@@ -1,0 +1,208 @@
+#include "cluster/service.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <string_view>
+
+#include "net/reactor.h"
+
+namespace usher::cluster {
+
+namespace {
+
+// Loopback or a LAN: a Redis slower than this is treated as gone, and the waiting requests are
+// decided without it rather than held.
+constexpr std::chrono::milliseconds kRedisTimeout{250};
+constexpr uint64_t kReconnectMs = 500;
+// How often the loop wakes with nothing asked: the health file's and the link's pace.
+constexpr int kTickMs = 100;
+
+}  // namespace
+
+WorkerPort::WorkerPort(Service& service, net::Reactor& reactor, size_t index)
+    : service_(service), reactor_(reactor), index_(index) {}
+
+bool WorkerPort::redis_up() const {
+  return service_.redis_up();
+}
+
+bool WorkerPort::send(LeaseRequest request) {
+  if (!requests_.push(std::move(request))) return false;
+  service_.wake();
+  return true;
+}
+
+Service::Service() : link_(kRedisTimeout) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+Service::~Service() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
+
+WorkerPort& Service::add_worker(net::Reactor& reactor) {
+  ports_.push_back(std::make_unique<WorkerPort>(*this, reactor, ports_.size()));
+  return *ports_.back();
+}
+
+void Service::set_fitness(std::function<std::optional<bool>()> fitness) {
+  fitness_ = std::move(fitness);
+}
+
+void Service::configure(const config::Cluster& cluster) {
+  {
+    std::lock_guard lock(settings_mutex_);
+    pending_ = cluster;
+  }
+  configured_.store(cluster.redis.has_value(), std::memory_order_relaxed);
+  wake();
+}
+
+void Service::start() {
+  if (thread_.joinable()) return;
+  thread_ = std::thread([this] { run(); });
+}
+
+void Service::stop() {
+  if (!thread_.joinable()) return;
+  stopping_.store(true);
+  wake();
+  thread_.join();
+  if (std::string error = health_file_.update(false); !error.empty()) spdlog::warn("{}", error);
+}
+
+void Service::wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Service::run() {
+  std::vector<std::pair<WorkerPort*, LeaseRequest>> batch;
+  while (!stopping_.load()) {
+    pollfd p{.fd = wake_fd_, .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, kTickMs) > 0) {
+      uint64_t count;
+      [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
+    }
+    adopt_settings();
+    keep_link(net::monotonic_ms());
+    for (auto& port : ports_) {
+      while (auto request = port->requests_.pop()) batch.emplace_back(port.get(), *request);
+    }
+    if (!batch.empty()) serve(batch);
+    batch.clear();
+    if (fitness_) {
+      if (std::optional<bool> fit = fitness_()) {
+        if (std::string error = health_file_.update(*fit); !error.empty()) {
+          spdlog::warn("{}", error);
+        }
+      }
+    }
+  }
+}
+
+void Service::adopt_settings() {
+  std::optional<config::Cluster> next;
+  {
+    std::lock_guard lock(settings_mutex_);
+    next.swap(pending_);
+  }
+  if (!next) return;
+  health_file_.set_path(next->health_file);
+  const bool moved = next->redis != settings_.redis;
+  settings_ = std::move(*next);
+  if (!moved) return;
+  link_.close();
+  next_connect_ms_ = 0;
+  down_logged_ = false;
+  if (!settings_.redis) up_.store(false, std::memory_order_relaxed);
+}
+
+void Service::set_up(bool up, const std::string& why) {
+  const bool was = up_.exchange(up, std::memory_order_relaxed);
+  if (up && !was) {
+    spdlog::info("cluster: Redis {} reachable; cluster-wide limits are shared",
+                 settings_.redis->to_string());
+    down_logged_ = false;
+  } else if (!up && !down_logged_) {
+    // Once per outage: a Redis that stays away is not news every half second.
+    spdlog::warn("cluster: Redis {} unreachable ({}); cluster-wide limits are {} until it returns",
+                 settings_.redis->to_string(), why,
+                 settings_.on_redis_failure == config::Cluster::OnRedisFailure::kLocal
+                     ? "enforced by each instance alone"
+                     : "denying every request");
+    down_logged_ = true;
+  }
+}
+
+void Service::keep_link(uint64_t now_ms) {
+  if (!settings_.redis || link_.connected() || now_ms < next_connect_ms_) return;
+  next_connect_ms_ = now_ms + kReconnectMs;
+  if (std::string error = link_.connect(*settings_.redis); !error.empty()) {
+    return set_up(false, error);
+  }
+  Reply sha = link_.command({"SCRIPT", "LOAD", kLeaseScript});
+  round_trips_.fetch_add(1, std::memory_order_relaxed);
+  if (!sha || sha->type != REDIS_REPLY_STRING) {
+    const std::string why =
+        sha && sha->type == REDIS_REPLY_ERROR ? std::string(sha->str, sha->len) : link_.error();
+    link_.close();
+    return set_up(false, "SCRIPT LOAD: " + why);
+  }
+  script_sha_.assign(sha->str, sha->len);
+  set_up(true, {});
+}
+
+void Service::reply(WorkerPort& port, LeaseReply r) {
+  // A full ring leaves the ask unanswered: its waiters decide without the cluster when their
+  // wait ends, and the key asks afresh.
+  if (port.replies_.push(std::move(r))) port.reactor_.wake();
+}
+
+// All asks of the moment in one pipeline: one round trip however many workers and keys asked.
+void Service::serve(std::vector<std::pair<WorkerPort*, LeaseRequest>>& batch) {
+  std::vector<std::string> keys;
+  std::vector<std::string> numbers;
+  keys.reserve(batch.size());
+  numbers.reserve(batch.size() * 4);
+  for (auto& [port, request] : batch) {
+    const LeasePolicy& policy = request.limit->policy();
+    keys.push_back(request.limit->redis_key(request.ask.key));
+    const size_t first = numbers.size();
+    numbers.push_back(std::to_string(policy.interval_us));
+    numbers.push_back(std::to_string(policy.burst));
+    numbers.push_back(std::to_string(request.ask.want));
+    numbers.push_back(std::to_string(request.ask.give_back));
+    link_.append({"EVALSHA", script_sha_, "1", keys.back(), numbers[first], numbers[first + 1],
+                  numbers[first + 2], numbers[first + 3]});
+  }
+  if (link_.connected()) round_trips_.fetch_add(1, std::memory_order_relaxed);
+  for (auto& [port, request] : batch) {
+    LeaseReply r{.limit = std::move(request.limit), .answer = {.key = request.ask.key}};
+    Reply answer = link_.next_reply();
+    if (answer && answer->type == REDIS_REPLY_ARRAY && answer->elements == 2 &&
+        answer->element[0]->type == REDIS_REPLY_INTEGER &&
+        answer->element[1]->type == REDIS_REPLY_INTEGER) {
+      r.answer.granted = static_cast<uint32_t>(std::max<long long>(0, answer->element[0]->integer));
+      r.answer.wait_us = static_cast<uint64_t>(std::max<long long>(0, answer->element[1]->integer));
+      (r.answer.granted ? granted_ : refused_).fetch_add(1, std::memory_order_relaxed);
+    } else {
+      r.unanswered = true;
+      if (answer && answer->type == REDIS_REPLY_ERROR) {
+        // NOSCRIPT after a SCRIPT FLUSH or a failover to a replica: load it again.
+        spdlog::warn("cluster: Redis answered a lease with: {}",
+                     std::string_view(answer->str, answer->len));
+        link_.close();
+        next_connect_ms_ = 0;
+      }
+    }
+    reply(*port, std::move(r));
+  }
+  if (!link_.connected() && settings_.redis) set_up(false, link_.error());
+}
+
+}  // namespace usher::cluster

@@ -1,0 +1,121 @@
+#pragma once
+// The cluster thread: what several ushers share, kept off the workers' loops. It owns the one
+// Redis connection of the process, answers the workers' lease asks for cluster-wide rate limits
+// (pipelined, one round trip for all asks of a moment), notices Redis going away and coming back,
+// and writes the health file a VRRP daemon watches.
+//
+// Workers talk to it through their WorkerPort: two single-producer rings and an eventfd, so a
+// worker never takes a lock or waits; answers come back through the worker's reactor wake().
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/address.h"
+#include "cluster/health_file.h"
+#include "cluster/redis_link.h"
+#include "cluster/shared_limit.h"
+#include "cluster/spsc_ring.h"
+#include "config/config.h"
+#include "net/reactor.h"
+
+namespace usher::cluster {
+
+struct LeaseRequest {
+  std::shared_ptr<SharedLimit> limit;
+  LeaseAsk ask;
+};
+
+struct LeaseReply {
+  std::shared_ptr<SharedLimit> limit;
+  LeaseAnswer answer;
+  bool unanswered = false;  // Redis could not be asked: decide without it
+};
+
+class Service;
+
+// One worker's link to the cluster thread.
+class WorkerPort {
+ public:
+  WorkerPort(Service& service, net::Reactor& reactor, size_t index);
+  size_t index() const { return index_; }
+  bool redis_up() const;
+  // Worker thread: false when the ring is full (the caller decides without the cluster).
+  bool send(LeaseRequest request);
+  // Worker thread, on its wake: the answers that came.
+  std::optional<LeaseReply> next_reply() { return replies_.pop(); }
+
+ private:
+  friend class Service;
+  Service& service_;
+  net::Reactor& reactor_;
+  size_t index_;
+  SpscRing<LeaseRequest> requests_{4096};
+  SpscRing<LeaseReply> replies_{8192};
+};
+
+class Service {
+ public:
+  Service();
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+  ~Service();
+
+  // Before start(): one port per worker, in worker order.
+  WorkerPort& add_worker(net::Reactor& reactor);
+  // Whether this usher is fit to hold a floating address (nullopt: not serving yet). Called on
+  // the cluster thread.
+  void set_fitness(std::function<std::optional<bool>()> fitness);
+  // Any thread: the cluster settings of the generation now live.
+  void configure(const config::Cluster& cluster);
+  void start();
+  // Writes the health file unfit first (a stopping usher gives the address up), then ends.
+  void stop();
+
+  bool redis_configured() const { return configured_.load(std::memory_order_relaxed); }
+  bool redis_up() const { return up_.load(std::memory_order_relaxed); }
+  uint64_t redis_round_trips() const { return round_trips_.load(std::memory_order_relaxed); }
+  uint64_t leases_granted() const { return granted_.load(std::memory_order_relaxed); }
+  uint64_t leases_refused() const { return refused_.load(std::memory_order_relaxed); }
+
+  // Worker thread: a request is in a ring.
+  void wake();
+
+ private:
+  void run();
+  void adopt_settings();
+  void keep_link(uint64_t now_ms);
+  void serve(std::vector<std::pair<WorkerPort*, LeaseRequest>>& batch);
+  void reply(WorkerPort& port, LeaseReply reply);
+  void set_up(bool up, const std::string& why);
+
+  int wake_fd_ = -1;
+  std::vector<std::unique_ptr<WorkerPort>> ports_;
+  std::function<std::optional<bool>()> fitness_;
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex settings_mutex_;  // control thread vs cluster thread; never a worker
+  std::optional<config::Cluster> pending_;
+
+  // Cluster thread only.
+  config::Cluster settings_;
+  RedisLink link_;
+  std::string script_sha_;
+  uint64_t next_connect_ms_ = 0;
+  bool down_logged_ = false;
+  HealthFile health_file_;
+
+  std::atomic<bool> configured_{false};
+  std::atomic<bool> up_{false};
+  std::atomic<uint64_t> round_trips_{0};
+  std::atomic<uint64_t> granted_{0};
+  std::atomic<uint64_t> refused_{0};
+};
+
+}  // namespace usher::cluster
