@@ -16,7 +16,7 @@ COMMANDS=(
   cmake ninja g++ gcc clang++ clang clang-format pkg-config ld
   # scripts/test.sh and the tests
   find xargs python3 node npm chromium promtool redis-server haproxy nginx curl timeout openssl
-  slowhttptest systemd-analyze dpkg-buildpackage dpkg-checkbuilddeps dh help2man
+  slowhttptest systemd-analyze dpkg-buildpackage dpkg-checkbuilddeps dh help2man keepalived ip
   # bench/ and scripts/demo.sh
   wrk h2load taskset pgrep ps awk ss bc gnuplot perf valgrind callgrind_annotate time script perl
 )

@@ -21,6 +21,7 @@ PACKAGES=(
   time  # peak memory in bench/replay.sh
   bc python3 python3-yaml curl openssl haproxy nginx libnginx-mod-stream wrk procps gnuplot-nox prometheus
   redis-server linux-perf valgrind iproute2
+  keepalived  # VRRP for the floating address: examples/ha/, tests/integration/test_failover.py
   systemd  # systemd-analyze verify of dist/usher.service (tests/integration/test_service.py)
   python3-dnspython  # the DNS server of tests/integration/test_dns_discovery.py
   libmaxmind-db-writer-perl  # small GeoIP databases made by the tests (tests/helpers/make_mmdb.pl)

@@ -164,7 +164,7 @@ std::vector<std::string> Server::apply(config::Config next,
   start_health_checks(*generation);
   std::vector<tls::CertificateInfo> certificates = tls::certificates(tls.front().listeners);
   serve(generation, std::move(fds), std::move(tls));
-  cluster_->configure(generation->config.cluster);
+  cluster_->configure(generation->config);
   drop_copies_unlisted(generation->config);
   proxy::retire_removed_backends(*serving, *generation);
   std::lock_guard lock(current_mutex_);
@@ -206,6 +206,7 @@ std::vector<tls::WorkerContexts> Server::build_tls(const config::Config& config,
 
 void Server::start_health_checks(const proxy::Generation& generation) {
   std::vector<health::CheckTarget> targets;
+  std::vector<cluster::SharedBackend> shares;
   for (const auto& pool : generation.pools) {
     if (!pool->config.health) continue;
     // The checker's thread has a context of its own, in the default library: the files were
@@ -219,13 +220,22 @@ void Server::start_health_checks(const proxy::Generation& generation) {
         spdlog::error("health: {}", built.error().message);
       }
     }
+    const bool share = generation.config.cluster.share_health;
     for (uint32_t i = 0; i < pool->capacity(); ++i) {
+      std::shared_ptr<health::SharedHealth> shared;
+      // Backends added at run time (admin API, discovery) may differ between instances: each
+      // probes those on its own.
+      if (share && pool->present(i)) {
+        shared = std::make_shared<health::SharedHealth>();
+        shares.push_back({pool->config.name + "/" + pool->slot(i).address.to_string(), shared});
+      }
       targets.push_back({pool->config.name, &pool->slot(i).address, &*pool->config.health,
-                         &pool->live, i, pool->config.panic_percent, tls});
+                         &pool->live, i, pool->config.panic_percent, tls, std::move(shared)});
     }
   }
   checker_ = std::make_unique<health::Checker>(targets);
   checker_->start();
+  cluster_->share_health(std::move(shares));
 }
 
 }  // namespace usher::app

@@ -112,7 +112,7 @@ Server::Server(config::Config config, std::string path,
   }
   cluster_ = std::make_unique<cluster::Service>();
   for (auto& w : workers_) w->set_cluster_port(cluster_->add_worker(w->reactor()));
-  cluster_->configure(config.cluster);
+  cluster_->configure(config);
   auto geoip = open_geoip(config);
   if (!geoip) geoip_error_ = geoip.error().message;
   current_ = proxy::build_generation(std::move(config), 1, *metrics_, nullptr,

@@ -14,8 +14,8 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
-#include "cluster/service.h"
 #include "app/upgrade.h"
+#include "cluster/service.h"
 #include "config/config.h"
 #include "discovery/dns_watch.h"
 #include "discovery/file_watch.h"

@@ -5,9 +5,14 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cstring>
 #include <string_view>
 
 #include "net/reactor.h"
+#include "tls/tickets.h"
 
 namespace usher::cluster {
 
@@ -35,7 +40,20 @@ bool WorkerPort::send(LeaseRequest request) {
   return true;
 }
 
-Service::Service() : link_(kRedisTimeout) {
+namespace {
+
+// Who holds a probe lease: this process, on this machine.
+std::string instance_name() {
+  unsigned char id[8];
+  if (RAND_bytes(id, sizeof id) != 1) return std::to_string(::getpid());
+  std::string hex;
+  for (unsigned char b : id) hex += "0123456789abcdef"[b >> 4], hex += "0123456789abcdef"[b & 15];
+  return hex;
+}
+
+}  // namespace
+
+Service::Service() : link_(kRedisTimeout), health_share_(instance_name()) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
@@ -53,12 +71,30 @@ void Service::set_fitness(std::function<std::optional<bool>()> fitness) {
   fitness_ = std::move(fitness);
 }
 
-void Service::configure(const config::Cluster& cluster) {
+void Service::configure(const config::Config& config) {
+  Settings next{.cluster = config.cluster, .ticket_periods = {}};
+  for (const config::Listener& listener : config.listeners) {
+    if (!listener.tls || !listener.tls->session_tickets.cluster) continue;
+    const auto period =
+        static_cast<std::time_t>(listener.tls->session_tickets.rotate.count() / 1000);
+    if (std::find(next.ticket_periods.begin(), next.ticket_periods.end(), period) ==
+        next.ticket_periods.end()) {
+      next.ticket_periods.push_back(period);
+    }
+  }
+  configured_.store(config.cluster.redis.has_value(), std::memory_order_relaxed);
   {
     std::lock_guard lock(settings_mutex_);
-    pending_ = cluster;
+    pending_ = std::move(next);
   }
-  configured_.store(cluster.redis.has_value(), std::memory_order_relaxed);
+  wake();
+}
+
+void Service::share_health(std::vector<SharedBackend> backends) {
+  {
+    std::lock_guard lock(settings_mutex_);
+    pending_health_ = std::move(backends);
+  }
   wake();
 }
 
@@ -90,6 +126,8 @@ void Service::run() {
     }
     adopt_settings();
     keep_link(net::monotonic_ms());
+    keep_ticket_keys(net::monotonic_ms());
+    keep_health(net::monotonic_ms());
     for (auto& port : ports_) {
       while (auto request = port->requests_.pop()) batch.emplace_back(port.get(), *request);
     }
@@ -106,15 +144,22 @@ void Service::run() {
 }
 
 void Service::adopt_settings() {
-  std::optional<config::Cluster> next;
+  std::optional<Settings> next;
   {
     std::lock_guard lock(settings_mutex_);
     next.swap(pending_);
+    if (pending_health_) {
+      health_share_.set(std::move(*pending_health_));
+      pending_health_.reset();
+      next_health_ms_ = 0;
+    }
   }
   if (!next) return;
-  health_file_.set_path(next->health_file);
-  const bool moved = next->redis != settings_.redis;
-  settings_ = std::move(*next);
+  health_file_.set_path(next->cluster.health_file);
+  const bool moved = next->cluster.redis != settings_.redis;
+  settings_ = std::move(next->cluster);
+  ticket_periods_ = std::move(next->ticket_periods);
+  next_tickets_ms_ = 0;
   if (!moved) return;
   link_.close();
   next_connect_ms_ = 0;
@@ -154,7 +199,76 @@ void Service::keep_link(uint64_t now_ms) {
     return set_up(false, "SCRIPT LOAD: " + why);
   }
   script_sha_.assign(sha->str, sha->len);
+  Reply health_sha = link_.command({"SCRIPT", "LOAD", kHealthScript});
+  if (!health_sha || health_sha->type != REDIS_REPLY_STRING) {
+    link_.close();
+    return set_up(false, "SCRIPT LOAD: " + link_.error());
+  }
+  health_sha_.assign(health_sha->str, health_sha->len);
   set_up(true, {});
+  next_health_ms_ = 0;
+  next_tickets_ms_ = 0;  // a Redis that restarted may have lost them
+}
+
+// Each period's key is made once, by whichever instance asks first (SET NX), and kept for the
+// three periods a ring holds it; every instance then reads the same three keys. Asked again at
+// each period's start and every few seconds, so a Redis that lost them gets new ones.
+void Service::keep_ticket_keys(uint64_t now_ms) {
+  constexpr uint64_t kRefreshMs = 5000;
+  if (ticket_periods_.empty() || !link_.connected() || now_ms < next_tickets_ms_) return;
+  const std::time_t now = std::time(nullptr);
+  uint64_t next = now_ms + kRefreshMs;
+  for (std::time_t period : ticket_periods_) {
+    if (!fetch_ticket_keys(period, now)) {
+      next = now_ms + kReconnectMs;
+      break;
+    }
+    const std::time_t until_next = period - now % period;
+    next = std::min<uint64_t>(next, now_ms + static_cast<uint64_t>(until_next) * 1000 + 50);
+  }
+  next_tickets_ms_ = next;
+}
+
+bool Service::fetch_ticket_keys(std::time_t period, std::time_t now) {
+  const int64_t index = now / period;
+  std::string keys[3];
+  unsigned char fresh[3][tls::TicketKey::kBytes];
+  const std::string lifetime_ms = std::to_string((3 * period + 60) * 1000);
+  for (int i = 0; i < 3; ++i) {
+    keys[i] = settings_.key_prefix + "tls:tickets:" + std::to_string(period) + ":" +
+              std::to_string(index - 1 + i);
+    if (RAND_bytes(fresh[i], sizeof fresh[i]) != 1) return false;
+    link_.append({"SET", keys[i],
+                  std::string_view(reinterpret_cast<const char*>(fresh[i]), sizeof fresh[i]), "NX",
+                  "PX", lifetime_ms});
+  }
+  for (int i = 0; i < 3; ++i) link_.append({"GET", keys[i]});
+  round_trips_.fetch_add(1, std::memory_order_relaxed);
+  tls::ClusterTicketKeys::Set set{.index = index, .keys = {}};
+  bool whole = true;
+  for (int i = 0; i < 6; ++i) {
+    Reply reply = link_.next_reply();
+    if (!reply) {
+      set_up(false, link_.error());
+      return false;
+    }
+    if (i < 3) continue;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != tls::TicketKey::kBytes) {
+      whole = false;
+      continue;
+    }
+    std::memcpy(&set.keys[i - 3], reply->str, tls::TicketKey::kBytes);
+  }
+  if (whole) tls::cluster_ticket_keys().publish(period, set);
+  return whole;
+}
+
+void Service::keep_health(uint64_t now_ms) {
+  if (health_share_.empty() || now_ms < next_health_ms_) return;
+  next_health_ms_ = now_ms + HealthShare::kSyncMs;
+  if (!link_.connected() || !settings_.share_health) return health_share_.probe_everywhere();
+  round_trips_.fetch_add(1, std::memory_order_relaxed);
+  if (!health_share_.sync(link_, health_sha_, settings_.key_prefix)) set_up(false, link_.error());
 }
 
 void Service::reply(WorkerPort& port, LeaseReply r) {

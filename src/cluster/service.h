@@ -8,6 +8,7 @@
 // worker never takes a lock or waits; answers come back through the worker's reactor wake().
 #include <atomic>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 
 #include "base/address.h"
 #include "cluster/health_file.h"
+#include "cluster/health_share.h"
 #include "cluster/redis_link.h"
 #include "cluster/shared_limit.h"
 #include "cluster/spsc_ring.h"
@@ -71,8 +73,12 @@ class Service {
   // Whether this usher is fit to hold a floating address (nullopt: not serving yet). Called on
   // the cluster thread.
   void set_fitness(std::function<std::optional<bool>()> fitness);
-  // Any thread: the cluster settings of the generation now live.
-  void configure(const config::Cluster& cluster);
+  // Any thread: the cluster settings of the generation now live, and the rotation periods of its
+  // listeners whose session tickets come from the cluster.
+  void configure(const config::Config& config);
+  // Any thread: the backends whose checks the cluster shares (cluster.share_health), as the
+  // health checker of the generation now live probes them.
+  void share_health(std::vector<SharedBackend> backends);
   void start();
   // Writes the health file unfit first (a stopping usher gives the address up), then ends.
   void stop();
@@ -93,6 +99,9 @@ class Service {
   void serve(std::vector<std::pair<WorkerPort*, LeaseRequest>>& batch);
   void reply(WorkerPort& port, LeaseReply reply);
   void set_up(bool up, const std::string& why);
+  void keep_ticket_keys(uint64_t now_ms);
+  void keep_health(uint64_t now_ms);
+  bool fetch_ticket_keys(std::time_t period, std::time_t now);
 
   int wake_fd_ = -1;
   std::vector<std::unique_ptr<WorkerPort>> ports_;
@@ -101,12 +110,22 @@ class Service {
   std::atomic<bool> stopping_{false};
 
   std::mutex settings_mutex_;  // control thread vs cluster thread; never a worker
-  std::optional<config::Cluster> pending_;
+  struct Settings {
+    config::Cluster cluster;
+    std::vector<std::time_t> ticket_periods;  // seconds, each once
+  };
+  std::optional<Settings> pending_;
+  std::optional<std::vector<SharedBackend>> pending_health_;
 
   // Cluster thread only.
   config::Cluster settings_;
+  std::vector<std::time_t> ticket_periods_;
+  uint64_t next_tickets_ms_ = 0;
   RedisLink link_;
   std::string script_sha_;
+  std::string health_sha_;
+  HealthShare health_share_;
+  uint64_t next_health_ms_ = 0;
   uint64_t next_connect_ms_ = 0;
   bool down_logged_ = false;
   HealthFile health_file_;

@@ -1,5 +1,6 @@
 // The top-level `cluster` block: the Redis that several ushers share state through, and the
-// health file a VRRP daemon (keepalived's track_file) watches.
+// health file a VRRP daemon (keepalived's track_file) watches; and the check that what needs the
+// Redis (cluster-scoped rate limits, session tickets from the cluster) has one.
 #include <filesystem>
 
 #include "config/reader.h"
@@ -21,8 +22,11 @@ bool valid_key_prefix(const std::string& prefix) {
 
 void read_cluster(Reader& r, const YAML::Node& node, Config& config) {
   if (!r.expect_map(node, "cluster")) return;
-  r.check_keys(node, {"redis", "key_prefix", "on_redis_failure", "health_file"}, "cluster");
+  r.check_keys(node, {"redis", "key_prefix", "on_redis_failure", "health_file", "share_health"},
+               "cluster");
   Cluster& cluster = config.cluster;
+  if (node["share_health"])
+    read_flag(r, node["share_health"], "share_health", cluster.share_health);
   if (node["redis"]) r.address(node["redis"], "cluster redis", cluster.redis.emplace());
   if (node["key_prefix"] && r.scalar(node["key_prefix"], "key_prefix", cluster.key_prefix) &&
       !valid_key_prefix(cluster.key_prefix)) {
@@ -55,8 +59,9 @@ void read_cluster(Reader& r, const YAML::Node& node, Config& config) {
       }
     }
   }
-  if ((node["key_prefix"] || node["on_redis_failure"]) && !node["redis"]) {
-    r.error(node.Mark(), "key_prefix and on_redis_failure are for a shared Redis: add 'redis'");
+  if ((node["key_prefix"] || node["on_redis_failure"] || cluster.share_health) && !node["redis"]) {
+    r.error(node.Mark(),
+            "key_prefix, on_redis_failure and share_health are for a shared Redis: add 'redis'");
   }
 }
 
@@ -70,6 +75,11 @@ void check_cluster_uses(Reader& r, const Config& config) {
                    "HOST:PORT })");
   };
   for (const Listener& listener : config.listeners) {
+    if (listener.tls && listener.tls->session_tickets.cluster) {
+      r.errors().add(listener.tls->marks.where(r.file(), "session_tickets.cluster") +
+                     "session_tickets from the cluster need a shared Redis (top level: "
+                     "cluster: { redis: HOST:PORT })");
+    }
     if (listener.rate_limit) refuse(*listener.rate_limit);
     for (const Route& route : listener.routes) {
       if (route.rate_limit) refuse(*route.rate_limit);

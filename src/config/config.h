@@ -262,6 +262,8 @@ struct ListenerTls {
   struct SessionTickets {
     std::string key_file;  // empty: a random secret for this process
     Millis rotate = 12h;
+    // Keys from the cluster's Redis: made by the first instance to need one, used by all.
+    bool cluster = false;
   };
   // Mutual TLS: clients present a certificate signed by `ca`.
   struct ClientAuth {
@@ -375,6 +377,9 @@ struct Cluster {
   std::string key_prefix = "usher:";
   OnRedisFailure on_redis_failure = OnRedisFailure::kLocal;
   std::string health_file;  // empty: none written
+  // One instance at a time probes each backend (a lease in Redis) and the others take its
+  // verdict (src/health/shared.h).
+  bool share_health = false;
 };
 
 struct Config {

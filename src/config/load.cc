@@ -117,12 +117,11 @@ void read_locality(Reader& r, const YAML::Node& node, Config& config) {
 Config read_root(Reader& r, const YAML::Node& root) {
   Config config;
   if (!r.expect_document(root, "the configuration")) return config;
-  r.check_keys(
-      root,
-      {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits", "access_log",
-       "access_log_format", "resolvers", "upgrade_socket", "locality", "geoip", "tracing",
-       "cluster"},
-      "the top level");
+  r.check_keys(root,
+               {"workers", "io_backend", "admin", "listeners", "pools", "timeouts", "limits",
+                "access_log", "access_log_format", "resolvers", "upgrade_socket", "locality",
+                "geoip", "tracing", "cluster"},
+               "the top level");
   if (root["access_log"]) read_access_log(r, root["access_log"], config.access_log);
   if (root["access_log_format"]) {
     read_access_log_format(r, root["access_log_format"], config.access_log);

@@ -55,7 +55,15 @@ void read_alpn(Reader& r, const YAML::Node& node, std::vector<std::string>& out)
 
 void read_tickets(Reader& r, const YAML::Node& node, ListenerTls& tls) {
   if (!r.expect_map(node, "session_tickets")) return;
-  r.check_keys(node, {"key_file", "rotate"}, "session_tickets");
+  r.check_keys(node, {"key_file", "rotate", "cluster"}, "session_tickets");
+  if (node["cluster"]) {
+    tls.marks.set("session_tickets.cluster", Reader::position(node["cluster"]));
+    read_flag(r, node["cluster"], "cluster", tls.session_tickets.cluster);
+    if (tls.session_tickets.cluster && node["key_file"]) {
+      r.error(node["cluster"].Mark(),
+              "session_tickets: keys come from the cluster or from a key_file, not both");
+    }
+  }
   if (node["key_file"]) {
     tls.marks.set("session_tickets.key_file", Reader::position(node["key_file"]));
     if (r.scalar(node["key_file"], "key_file", tls.session_tickets.key_file)) {

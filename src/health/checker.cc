@@ -92,6 +92,33 @@ void Checker::update_panic(const CheckTarget& what) {
                panic ? ": spreading over all backends" : "");
 }
 
+bool Checker::take_published(Target& t, const std::string& who) {
+  if (!t.what.shared || t.what.shared->lease.load() != SharedHealth::kProbedElsewhere) return false;
+  const int8_t verdict = t.what.shared->published.load();
+  if (verdict < 0) return false;  // the holder has not said yet: probe meanwhile
+  const bool was_healthy = t.state.healthy();
+  if ((verdict == 1) != was_healthy) {
+    verdict == 1 ? t.state.force_up() : t.state.force_down();
+    spdlog::warn("health: {} {} -> {} as the cluster's prober says", who,
+                 was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP");
+    publish(t, was_healthy);
+  }
+  return true;
+}
+
+// A change of state reaches the pickers (and the counters of changes) of every worker.
+void Checker::publish(Target& t, bool was_healthy) {
+  balance::BackendLive& live = (*t.what.pool_live)[t.what.backend];
+  if (!was_healthy) {
+    live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
+    live.ejected_until_ms.store(0, std::memory_order_relaxed);
+    live.awaiting_first_check.store(false, std::memory_order_relaxed);
+  }
+  live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
+  (was_healthy ? live.went_down : live.went_up).fetch_add(1, std::memory_order_relaxed);
+  update_panic(t.what);
+}
+
 net::Task<void> Checker::run(Target& t) {
   const config::HealthCheck& check = *t.what.check;
   const auto interval = static_cast<uint64_t>(check.interval.count());
@@ -127,6 +154,10 @@ net::Task<void> Checker::run(Target& t) {
         continue;
       }
     }
+    if (take_published(t, who)) {
+      delay = interval;
+      continue;
+    }
     const uint64_t started = net::monotonic_ms();
     ProbeResult result = co_await probe(*reactor_, *t.what.address, check, t.request,
                                         {t.what.tls.get(), t.what.backend});
@@ -134,18 +165,12 @@ net::Task<void> Checker::run(Target& t) {
     const bool was_healthy = t.state.healthy();
     const uint32_t needed = t.state.needed();
     const bool flipped = t.state.observe(result.ok);
+    if (t.what.shared) t.what.shared->ours.store(t.state.healthy() ? 1 : 0);
     if (flipped) {
       spdlog::warn("health: {} {} -> {} after {} {} checks (last: {}, {} ms)", who,
                    was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP", needed,
                    result.ok ? "passed" : "failed", result.detail, took);
-      if (!was_healthy) {
-        live.serving_since_ms.store(net::monotonic_ms(), std::memory_order_relaxed);
-        live.ejected_until_ms.store(0, std::memory_order_relaxed);
-        live.awaiting_first_check.store(false, std::memory_order_relaxed);
-      }
-      live.healthy.store(t.state.healthy(), std::memory_order_relaxed);
-      (was_healthy ? live.went_down : live.went_up).fetch_add(1, std::memory_order_relaxed);
-      update_panic(t.what);
+      publish(t, was_healthy);
     } else if (t.state.streak() > 0) {
       spdlog::info("health: {} check {} ({}, {} ms): {} {}/{}", who,
                    result.ok ? "passed" : "failed", result.detail, took,

@@ -11,6 +11,7 @@
 #include "balance/live.h"
 #include "base/address.h"
 #include "config/config.h"
+#include "health/shared.h"
 #include "net/reactor.h"
 #include "net/task.h"
 #include "tls/client.h"
@@ -28,6 +29,7 @@ struct CheckTarget {
   uint32_t backend;
   double panic_percent;                           // the pool's panic threshold, 0 for none
   std::shared_ptr<const tls::ClientContext> tls;  // a TLS pool's, for this thread; else null
+  std::shared_ptr<SharedHealth> shared;           // cluster.share_health; else null
 };
 
 class Checker {
@@ -44,6 +46,10 @@ class Checker {
  private:
   struct Target;
   net::Task<void> run(Target& target);
+  // The verdict the cluster published, when another instance probes the backend: true when it
+  // was taken (and this instance does not probe now).
+  static bool take_published(Target& target, const std::string& who);
+  static void publish(Target& target, bool was_healthy);
   static void update_panic(const CheckTarget& what);
 
   std::unique_ptr<net::Reactor> reactor_;

@@ -35,6 +35,13 @@ class HealthState {
     successes_ = failures_ = 0;
   }
 
+  // Another instance of the cluster, which holds the backend's probe lease, said it is up.
+  void force_up() {
+    healthy_ = true;
+    successes_ = failures_ = 0;
+    first_pass_enough_ = false;
+  }
+
   // A backend that joined a running pool: down until one check passes. It never failed, so
   // one pass is enough (`rise` is for a backend that went down).
   void await_first_check() {

@@ -152,7 +152,8 @@ Expected<std::shared_ptr<const ServerContext>> ServerContext::build(
   const config::ListenerTls& config = *listener.tls;
   std::shared_ptr<ServerContext> out(new ServerContext());
   out->tickets_ = std::make_unique<TicketRing>(
-      secret, static_cast<std::time_t>(config.session_tickets.rotate.count() / 1000), library);
+      secret, static_cast<std::time_t>(config.session_tickets.rotate.count() / 1000), library,
+      config.session_tickets.cluster);
   for (const std::string& protocol : config.alpn) {
     out->alpn_.push_back(static_cast<unsigned char>(protocol.size()));
     out->alpn_.insert(out->alpn_.end(), protocol.begin(), protocol.end());

@@ -40,10 +40,33 @@ const Secret& process_ticket_secret() {
   return secret;
 }
 
-TicketRing::TicketRing(Secret secret, std::time_t period_seconds, OSSL_LIB_CTX* library)
+void ClusterTicketKeys::publish(std::time_t period, const Set& set) {
+  std::lock_guard lock(mutex_);
+  Set& old = sets_[period];
+  if (old.index == set.index && std::memcmp(old.keys, set.keys, sizeof set.keys) == 0) return;
+  old = set;
+  version_.fetch_add(1, std::memory_order_release);
+}
+
+bool ClusterTicketKeys::get(std::time_t period, Set& out) const {
+  std::lock_guard lock(mutex_);
+  auto it = sets_.find(period);
+  if (it == sets_.end()) return false;
+  out = it->second;
+  return true;
+}
+
+ClusterTicketKeys& cluster_ticket_keys() {
+  static ClusterTicketKeys keys;
+  return keys;
+}
+
+TicketRing::TicketRing(Secret secret, std::time_t period_seconds, OSSL_LIB_CTX* library,
+                       bool cluster)
     : secret_(std::move(secret)),
       period_(period_seconds > 0 ? period_seconds : 1),
-      cipher_(EVP_CIPHER_fetch(library, "AES-256-CBC", nullptr)) {}
+      cipher_(EVP_CIPHER_fetch(library, "AES-256-CBC", nullptr)),
+      cluster_(cluster) {}
 
 TicketRing::~TicketRing() {
   EVP_CIPHER_free(cipher_);
@@ -70,9 +93,32 @@ TicketRing::Key TicketRing::derive(int64_t period) const {
 
 void TicketRing::refresh(std::time_t now) {
   const int64_t index = static_cast<int64_t>(now / period_);
+  if (cluster_ && cluster_ticket_keys().version() != cluster_version_ && from_cluster(index))
+    return;
   if (index == index_) return;
+  if (cluster_ && from_cluster(index)) return;
   for (int i = 0; i < 3; ++i) keys_[i] = derive(index - 1 + i);
   index_ = index;
+}
+
+bool TicketRing::from_cluster(int64_t index) {
+  // Taken even when the set does not fit: the mutex is then taken again at the next period, not
+  // at every handshake.
+  cluster_version_ = cluster_ticket_keys().version();
+  ClusterTicketKeys::Set set;
+  // The cluster thread renews the set at each period's start; one period behind it still
+  // holds this period's key as its next one.
+  if (!cluster_ticket_keys().get(period_, set) || set.index > index || set.index < index - 1) {
+    return false;
+  }
+  Key keys[3];
+  for (int64_t i = 0; i < 3; ++i) {
+    const int64_t from = index - 1 + i - (set.index - 1);
+    keys[i] = from >= 0 && from < 3 ? set.keys[from] : derive(index - 1 + i);
+  }
+  std::memcpy(keys_, keys, sizeof keys);
+  index_ = index;
+  return true;
 }
 
 const TicketRing::Key& TicketRing::current(std::time_t now) {
