@@ -28,6 +28,8 @@ class HealthShare {
   explicit HealthShare(std::string instance);
   void set(std::vector<SharedBackend> backends) { backends_ = std::move(backends); }
   bool empty() const { return backends_.empty(); }
+  // This process's name in the leases.
+  const std::string& instance() const { return instance_; }
   // False after an I/O error (the link is then closed).
   bool sync(RedisLink& link, const std::string& script_sha, const std::string& prefix);
   // Redis is unreachable: every instance probes on its own.

@@ -108,7 +108,7 @@ void Service::stop() {
   stopping_.store(true);
   wake();
   thread_.join();
-  if (std::string error = health_file_.update(false); !error.empty()) spdlog::warn("{}", error);
+  write_health(false);
 }
 
 void Service::wake() {
@@ -134,12 +134,17 @@ void Service::run() {
     if (!batch.empty()) serve(batch);
     batch.clear();
     if (fitness_) {
-      if (std::optional<bool> fit = fitness_()) {
-        if (std::string error = health_file_.update(*fit); !error.empty()) {
-          spdlog::warn("{}", error);
-        }
-      }
+      if (std::optional<bool> fit = fitness_()) write_health(*fit);
     }
+  }
+}
+
+void Service::write_health(bool fit) {
+  if (std::string error = health_file_.update(fit); !error.empty()) {
+    spdlog::warn("cluster: {}", error);
+  } else if (!settings_.health_file.empty() && fit != std::exchange(last_fit_, fit)) {
+    spdlog::info("cluster: health file {}: {}", settings_.health_file,
+                 fit ? "0 (fit to hold the address)" : "1 (not fit: gives the address up)");
   }
 }
 
@@ -170,8 +175,9 @@ void Service::adopt_settings() {
 void Service::set_up(bool up, const std::string& why) {
   const bool was = up_.exchange(up, std::memory_order_relaxed);
   if (up && !was) {
-    spdlog::info("cluster: Redis {} reachable; cluster-wide limits are shared",
-                 settings_.redis->to_string());
+    spdlog::info(
+        "cluster: Redis {} reachable; cluster-wide limits are shared (this instance is {})",
+        settings_.redis->to_string(), health_share_.instance());
     down_logged_ = false;
   } else if (!up && !down_logged_) {
     // Once per outage: a Redis that stays away is not news every half second.

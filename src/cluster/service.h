@@ -101,6 +101,7 @@ class Service {
   void set_up(bool up, const std::string& why);
   void keep_ticket_keys(uint64_t now_ms);
   void keep_health(uint64_t now_ms);
+  void write_health(bool fit);
   bool fetch_ticket_keys(std::time_t period, std::time_t now);
 
   int wake_fd_ = -1;
@@ -129,6 +130,7 @@ class Service {
   uint64_t next_connect_ms_ = 0;
   bool down_logged_ = false;
   HealthFile health_file_;
+  std::optional<bool> last_fit_;  // as last logged
 
   std::atomic<bool> configured_{false};
   std::atomic<bool> up_{false};

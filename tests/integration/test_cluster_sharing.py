@@ -125,8 +125,13 @@ class SharedHealth(unittest.TestCase):
         shared = self.probes_in(3)
         self.assertLess(shared, 1.4 * single, "two probers at once")
         self.assertGreater(shared, 0.6 * single, "nobody probes")
-        # Whichever held the lease dies; the other takes over once the lease runs out (2 s).
-        instances[0][2].signal(signal.SIGKILL)
+        # The holder (its name in the lease is in its log) dies; the other takes over once the
+        # lease runs out (2 s).
+        holder = self.redis.cli("GET", f"usher:health:lease:app/127.0.0.1:{self.backend}").strip()
+        self.assertTrue(holder)
+        holders = [i for i in instances if f"this instance is {holder})" in i[2].output()]
+        self.assertEqual(len(holders), 1, holder)
+        holders[0][2].signal(signal.SIGKILL)
         time.sleep(3)
         taken_over = self.probes_in(3)
         self.assertGreater(taken_over, 0.6 * single, "the survivor does not probe")

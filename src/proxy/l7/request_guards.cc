@@ -130,7 +130,10 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
   };
   const uint64_t listener_key = key_of(listener_rate);
   const uint64_t route_key = key_of(route_rate);
-  const uint64_t now = now_us();
+  // Read once for both limits, and only for cluster-scoped ones (local limits read their own).
+  const bool shared =
+      (listener_rate && listener_rate->shared) || (route_rate && route_rate->shared);
+  const uint64_t now = shared ? now_us() : 0;
   // Cluster-scoped limits first learn what Redis says, before any limit spends anything: the
   // request is prepared again once the answer is in (read_request_head).
   if ((listener_rate && !lease_ready(c, *listener_rate, listener_key, now)) ||
@@ -171,11 +174,24 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
 
 namespace {
 
-// A request's wait for Redis's answer, woken by its worker when the answer comes.
-struct LeaseWait final : cluster::LeaseWaiter {
-  explicit LeaseWait(net::Reactor& reactor) : signal(reactor) {}
+// A request's wait for Redis's answer, woken by its worker when the answer comes. It leaves the
+// key's waiters when it ends, however it ends (a coroutine frame torn down while suspended
+// included), so the table never holds a waiter that is gone.
+class LeaseWait final : public cluster::LeaseWaiter {
+ public:
+  LeaseWait(net::Reactor& reactor, cluster::LeaseTable& table, uint64_t key)
+      : signal(reactor), table_(table), key_(key) {
+    table_.add_waiter(key_, *this);
+  }
+  LeaseWait(const LeaseWait&) = delete;
+  LeaseWait& operator=(const LeaseWait&) = delete;
+  ~LeaseWait() { table_.remove_waiter(key_, *this); }
   void wake() override { signal.notify(); }
   net::Signal signal;
+
+ private:
+  cluster::LeaseTable& table_;
+  uint64_t key_;
 };
 
 }  // namespace
@@ -189,14 +205,14 @@ net::Task<void> wait_for_lease(Client& c) {
   cluster::WorkerPort* port = c.worker.cluster_port();
   if (!limit || !port) co_return;
   cluster::LeaseTable& table = limit->table(port->index());
-  LeaseWait wait(c.worker.reactor());
-  table.add_waiter(c.lease_key, wait);
+  LeaseWait wait(c.worker.reactor(), table, c.lease_key);
   const long result = co_await wait.signal.wait(c.after(Millis(kMaxWaitMs)));
   if (result == -ETIMEDOUT) {
     // No answer came (a full ring lost it): the key asks afresh, and this request is decided
     // locally now.
-    table.remove_waiter(c.lease_key, wait);
-    for (cluster::LeaseWaiter* other : table.abandon(c.lease_key)) other->wake();
+    for (cluster::LeaseWaiter* other : table.abandon(c.lease_key)) {
+      if (other != &wait) other->wake();
+    }
     c.lease_waits = 0xff;
   }
 }
