@@ -180,7 +180,9 @@ Server::ClusterCounts Server::cluster_counts() const {
 }
 
 // Fit to hold a floating address: serving, not stopping, and every pool with a healthy backend.
-bool Server::fit() const {
+// Nothing to say once a successor (binary upgrade) serves: the health file is its to write.
+std::optional<bool> Server::fit() const {
+  if (successor_.load() != 0) return std::nullopt;
   if (stopping_started_.load()) return false;
   const std::shared_ptr<const proxy::Generation> serving = generation();
   for (const auto& pool : serving->pools) {
@@ -236,7 +238,7 @@ int Server::run() {
   access_log_->start();
   tracer_->start();
   for (auto& w : workers_) w->start();
-  cluster_->set_fitness([this]() -> std::optional<bool> { return fit(); });
+  cluster_->set_fitness([this] { return fit(); });
   cluster_->start();
   log_listeners(current_->config, workers_.size());
   if (takeover_) {

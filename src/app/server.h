@@ -51,7 +51,7 @@ class Server final : public admin::Control {
   std::vector<tls::CertificateInfo> certificates() const override;
   TraceCounts trace_counts() const override;
   ClusterCounts cluster_counts() const override;
-  bool fit() const;
+  std::optional<bool> fit() const;
 
  private:
   bool drained(uint64_t started_ms) const;

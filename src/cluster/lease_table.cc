@@ -33,7 +33,7 @@ LeaseTable::Decision LeaseTable::take(uint64_t key, uint64_t now_us) {
   if (!e) return {.verdict = Verdict::kFull};
   if (e->tokens > 0 && now_us < e->expires_us) {
     --e->tokens;
-    return {.verdict = Verdict::kAllow, .remaining = e->tokens};
+    return {.verdict = Verdict::kAllow};
   }
   if (now_us < e->refused_until_us) {
     return {.verdict = Verdict::kRefuse, .retry_after_us = e->refused_until_us - now_us};
@@ -49,7 +49,7 @@ LeaseTable::Decision LeaseTable::take(uint64_t key, uint64_t now_us) {
 LeaseTable::Verdict LeaseTable::peek(uint64_t key, uint64_t now_us) {
   auto it = entries_.find(key);
   if (it == entries_.end()) {
-    if (entries_.size() >= max_keys_) sweep(now_us);
+    sweep(now_us);
     return entries_.size() >= max_keys_ ? Verdict::kFull : Verdict::kAsk;
   }
   const Entry& e = it->second;
@@ -93,14 +93,20 @@ void LeaseTable::remove_waiter(uint64_t key, LeaseWaiter& waiter) {
 
 LeaseTable::Entry* LeaseTable::find_or_make(uint64_t key, uint64_t now_us) {
   if (auto it = entries_.find(key); it != entries_.end()) return &it->second;
-  if (entries_.size() >= max_keys_) sweep(now_us);
+  sweep(now_us);
   if (entries_.size() >= max_keys_) return nullptr;
   return &entries_[key];
 }
 
-// Keys that hold nothing live (no lease, no refusal, no ask) are forgotten; their unspent
-// allowance, if any, is lost to the cluster, which only ever lets fewer requests through.
+// When the table is full, keys that hold nothing live (no lease, no refusal, no ask) are forgotten;
+// their unspent allowance, if any, is lost to the cluster, which only ever lets fewer requests
+// through.
 void LeaseTable::sweep(uint64_t now_us) {
+  // A flood of new keys into a table full of live ones costs one pass a millisecond, not one
+  // per request.
+  constexpr uint64_t kSweepEveryUs = 1000;
+  if (entries_.size() < max_keys_ || now_us - swept_us_ < kSweepEveryUs) return;
+  swept_us_ = now_us;
   std::erase_if(entries_, [now_us](const auto& item) {
     const Entry& e = item.second;
     return !e.asking && e.waiters.empty() && now_us >= e.refused_until_us &&

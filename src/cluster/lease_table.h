@@ -1,9 +1,9 @@
 #pragma once
 // One worker's share of a cluster-wide rate limit. The limit itself is GCRA in Redis
-// (lease_script.h); a worker asks it for a small batch of allowance for a key at a time and
-// spends the batch locally, so that most requests cost no Redis round trip. A key whose ask was
-// refused stays refused here until Redis said the next request would be allowed, so a flood of
-// refused requests costs one round trip per retry interval, not one per request.
+// (kLeaseScript, shared_limit.h); a worker asks it for a small batch of allowance for a key at a
+// time and spends the batch locally, so that most requests cost no Redis round trip. A key whose
+// ask was refused stays refused here until Redis said the next request would be allowed, so a flood
+// of refused requests costs one round trip per retry interval, not one per request.
 //
 // What leasing costs in accuracy, for N workers in all instances: a batch is debited in Redis
 // when granted, so allowance only ever moves from later to earlier; a batch not spent before
@@ -62,7 +62,6 @@ class LeaseTable {
   };
   struct Decision {
     Verdict verdict;
-    uint32_t remaining = 0;  // allowed: what this worker's lease still holds
     uint64_t retry_after_us = 0;
     LeaseAsk ask{};
   };
@@ -98,6 +97,7 @@ class LeaseTable {
   LeasePolicy policy_;
   size_t max_keys_;
   std::unordered_map<uint64_t, Entry> entries_;
+  uint64_t swept_us_ = 0;  // a full table is swept at most once a millisecond
 };
 
 }  // namespace usher::cluster

@@ -25,7 +25,11 @@ class RedisLink {
 
   // Connects (closing any link first); the error, or empty.
   std::string connect(const Address& address);
-  void close() { context_.reset(); }
+  // `why` becomes error(): what made the owner give the link up.
+  void close(std::string why = {}) {
+    context_.reset();
+    if (!why.empty()) error_ = std::move(why);
+  }
   bool connected() const { return context_ != nullptr; }
 
   void append(const std::vector<std::string_view>& args);

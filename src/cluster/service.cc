@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <openssl/rand.h>
-
 #include <algorithm>
 #include <cstring>
 #include <string_view>
@@ -26,19 +25,6 @@ constexpr uint64_t kReconnectMs = 500;
 constexpr int kTickMs = 100;
 
 }  // namespace
-
-WorkerPort::WorkerPort(Service& service, net::Reactor& reactor, size_t index)
-    : service_(service), reactor_(reactor), index_(index) {}
-
-bool WorkerPort::redis_up() const {
-  return service_.redis_up();
-}
-
-bool WorkerPort::send(LeaseRequest request) {
-  if (!requests_.push(std::move(request))) return false;
-  service_.wake();
-  return true;
-}
 
 namespace {
 
@@ -108,7 +94,9 @@ void Service::stop() {
   stopping_.store(true);
   wake();
   thread_.join();
-  write_health(false);
+  // A stopping usher gives the address up; one that handed its sockets to a successor (binary
+  // upgrade) leaves the file to it.
+  if (!fitness_ || fitness_().has_value()) write_health(false);
 }
 
 void Service::wake() {
@@ -140,7 +128,7 @@ void Service::run() {
 }
 
 void Service::write_health(bool fit) {
-  if (std::string error = health_file_.update(fit); !error.empty()) {
+  if (std::string error = health_file_.update(fit, net::monotonic_ms()); !error.empty()) {
     spdlog::warn("cluster: {}", error);
   } else if (!settings_.health_file.empty() && fit != std::exchange(last_fit_, fit)) {
     spdlog::info("cluster: health file {}: {}", settings_.health_file,
@@ -160,7 +148,9 @@ void Service::adopt_settings() {
     }
   }
   if (!next) return;
-  health_file_.set_path(next->cluster.health_file);
+  if (std::string error = health_file_.set_path(next->cluster.health_file); !error.empty()) {
+    spdlog::warn("cluster: {}", error);
+  }
   const bool moved = next->cluster.redis != settings_.redis;
   settings_ = std::move(next->cluster);
   ticket_periods_ = std::move(next->ticket_periods);
@@ -196,77 +186,33 @@ void Service::keep_link(uint64_t now_ms) {
   if (std::string error = link_.connect(*settings_.redis); !error.empty()) {
     return set_up(false, error);
   }
-  Reply sha = link_.command({"SCRIPT", "LOAD", kLeaseScript});
-  round_trips_.fetch_add(1, std::memory_order_relaxed);
-  if (!sha || sha->type != REDIS_REPLY_STRING) {
-    const std::string why =
-        sha && sha->type == REDIS_REPLY_ERROR ? std::string(sha->str, sha->len) : link_.error();
+  if (std::string error = prepare_link(); !error.empty()) {
     link_.close();
-    return set_up(false, "SCRIPT LOAD: " + why);
+    return set_up(false, error);
   }
-  script_sha_.assign(sha->str, sha->len);
-  Reply health_sha = link_.command({"SCRIPT", "LOAD", kHealthScript});
-  if (!health_sha || health_sha->type != REDIS_REPLY_STRING) {
-    link_.close();
-    return set_up(false, "SCRIPT LOAD: " + link_.error());
-  }
-  health_sha_.assign(health_sha->str, health_sha->len);
   set_up(true, {});
   next_health_ms_ = 0;
   next_tickets_ms_ = 0;  // a Redis that restarted may have lost them
 }
 
-// Each period's key is made once, by whichever instance asks first (SET NX), and kept for the
-// three periods a ring holds it; every instance then reads the same three keys. Asked again at
-// each period's start and every few seconds, so a Redis that lost them gets new ones.
-void Service::keep_ticket_keys(uint64_t now_ms) {
-  constexpr uint64_t kRefreshMs = 5000;
-  if (ticket_periods_.empty() || !link_.connected() || now_ms < next_tickets_ms_) return;
-  const std::time_t now = std::time(nullptr);
-  uint64_t next = now_ms + kRefreshMs;
-  for (std::time_t period : ticket_periods_) {
-    if (!fetch_ticket_keys(period, now)) {
-      next = now_ms + kReconnectMs;
-      break;
-    }
-    const std::time_t until_next = period - now % period;
-    next = std::min<uint64_t>(next, now_ms + static_cast<uint64_t>(until_next) * 1000 + 50);
+// The scripts loaded, and a write accepted: a read-only replica is no place for leases.
+std::string Service::prepare_link() {
+  auto why = [this](const Reply& r) {
+    return r && r->type == REDIS_REPLY_ERROR ? std::string(r->str, r->len) : link_.error();
+  };
+  const std::pair<const char*, std::string*> scripts[] = {{kLeaseScript, &script_sha_},
+                                                          {kHealthScript, &health_sha_}};
+  for (const auto& [script, sha] : scripts) {
+    Reply loaded = link_.command({"SCRIPT", "LOAD", script});
+    round_trips_.fetch_add(1, std::memory_order_relaxed);
+    if (!loaded || loaded->type != REDIS_REPLY_STRING) return "SCRIPT LOAD: " + why(loaded);
+    sha->assign(loaded->str, loaded->len);
   }
-  next_tickets_ms_ = next;
-}
-
-bool Service::fetch_ticket_keys(std::time_t period, std::time_t now) {
-  const int64_t index = now / period;
-  std::string keys[3];
-  unsigned char fresh[3][tls::TicketKey::kBytes];
-  const std::string lifetime_ms = std::to_string((3 * period + 60) * 1000);
-  for (int i = 0; i < 3; ++i) {
-    keys[i] = settings_.key_prefix + "tls:tickets:" + std::to_string(period) + ":" +
-              std::to_string(index - 1 + i);
-    if (RAND_bytes(fresh[i], sizeof fresh[i]) != 1) return false;
-    link_.append({"SET", keys[i],
-                  std::string_view(reinterpret_cast<const char*>(fresh[i]), sizeof fresh[i]), "NX",
-                  "PX", lifetime_ms});
-  }
-  for (int i = 0; i < 3; ++i) link_.append({"GET", keys[i]});
+  Reply written = link_.command(
+      {"SET", settings_.key_prefix + "alive:" + health_share_.instance(), "1", "PX", "10000"});
   round_trips_.fetch_add(1, std::memory_order_relaxed);
-  tls::ClusterTicketKeys::Set set{.index = index, .keys = {}};
-  bool whole = true;
-  for (int i = 0; i < 6; ++i) {
-    Reply reply = link_.next_reply();
-    if (!reply) {
-      set_up(false, link_.error());
-      return false;
-    }
-    if (i < 3) continue;
-    if (reply->type != REDIS_REPLY_STRING || reply->len != tls::TicketKey::kBytes) {
-      whole = false;
-      continue;
-    }
-    std::memcpy(&set.keys[i - 3], reply->str, tls::TicketKey::kBytes);
-  }
-  if (whole) tls::cluster_ticket_keys().publish(period, set);
-  return whole;
+  if (!written || written->type != REDIS_REPLY_STATUS) return "SET: " + why(written);
+  return {};
 }
 
 void Service::keep_health(uint64_t now_ms) {
@@ -301,28 +247,37 @@ void Service::serve(std::vector<std::pair<WorkerPort*, LeaseRequest>>& batch) {
                   numbers[first + 2], numbers[first + 3]});
   }
   if (link_.connected()) round_trips_.fetch_add(1, std::memory_order_relaxed);
+  std::vector<LeaseReply> replies;
+  replies.reserve(batch.size());
   for (auto& [port, request] : batch) {
-    LeaseReply r{.limit = std::move(request.limit), .answer = {.key = request.ask.key}};
-    Reply answer = link_.next_reply();
-    if (answer && answer->type == REDIS_REPLY_ARRAY && answer->elements == 2 &&
-        answer->element[0]->type == REDIS_REPLY_INTEGER &&
-        answer->element[1]->type == REDIS_REPLY_INTEGER) {
-      r.answer.granted = static_cast<uint32_t>(std::max<long long>(0, answer->element[0]->integer));
-      r.answer.wait_us = static_cast<uint64_t>(std::max<long long>(0, answer->element[1]->integer));
-      (r.answer.granted ? granted_ : refused_).fetch_add(1, std::memory_order_relaxed);
-    } else {
-      r.unanswered = true;
-      if (answer && answer->type == REDIS_REPLY_ERROR) {
-        // NOSCRIPT after a SCRIPT FLUSH or a failover to a replica: load it again.
-        spdlog::warn("cluster: Redis answered a lease with: {}",
-                     std::string_view(answer->str, answer->len));
-        link_.close();
-        next_connect_ms_ = 0;
-      }
-    }
-    reply(*port, std::move(r));
+    replies.push_back(read_lease(std::move(request)));
   }
+  // Down before the answers go: a request woken by an unanswered ask must see Redis gone, or it
+  // would ask again.
   if (!link_.connected() && settings_.redis) set_up(false, link_.error());
+  for (size_t i = 0; i < batch.size(); ++i) reply(*batch[i].first, std::move(replies[i]));
+}
+
+LeaseReply Service::read_lease(LeaseRequest request) {
+  LeaseReply out{.limit = std::move(request.limit), .answer = {.key = request.ask.key}};
+  Reply answer = link_.next_reply();
+  if (answer && answer->type == REDIS_REPLY_ARRAY && answer->elements == 2 &&
+      answer->element[0]->type == REDIS_REPLY_INTEGER &&
+      answer->element[1]->type == REDIS_REPLY_INTEGER) {
+    out.answer.granted = static_cast<uint32_t>(std::max<long long>(0, answer->element[0]->integer));
+    out.answer.wait_us = static_cast<uint64_t>(std::max<long long>(0, answer->element[1]->integer));
+    (out.answer.granted ? granted_ : refused_).fetch_add(1, std::memory_order_relaxed);
+    return out;
+  }
+  out.unanswered = true;
+  if (answer && link_.connected()) {
+    // An error (NOSCRIPT after a SCRIPT FLUSH or a restart behind a proxy, OOM): the link is
+    // made again, with its scripts, rather than trusted for the next asks.
+    link_.close(answer->type == REDIS_REPLY_ERROR ? std::string(answer->str, answer->len)
+                                                  : "an answer of the wrong shape");
+    next_connect_ms_ = 0;
+  }
+  return out;
 }
 
 }  // namespace usher::cluster

@@ -49,8 +49,9 @@ class WorkerPort {
   bool redis_up() const;
   // Worker thread: false when the ring is full (the caller decides without the cluster).
   bool send(LeaseRequest request);
-  // Worker thread, on its wake: the answers that came.
-  std::optional<LeaseReply> next_reply() { return replies_.pop(); }
+  // Worker thread, on its wake: the answers that came reach their keys and wake the requests
+  // waiting on them.
+  void deliver();
 
  private:
   friend class Service;
@@ -96,7 +97,9 @@ class Service {
   void run();
   void adopt_settings();
   void keep_link(uint64_t now_ms);
+  std::string prepare_link();
   void serve(std::vector<std::pair<WorkerPort*, LeaseRequest>>& batch);
+  LeaseReply read_lease(LeaseRequest request);
   void reply(WorkerPort& port, LeaseReply reply);
   void set_up(bool up, const std::string& why);
   void keep_ticket_keys(uint64_t now_ms);

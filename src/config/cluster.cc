@@ -48,6 +48,7 @@ void read_cluster(Reader& r, const YAML::Node& node, Config& config) {
   if (const YAML::Node file = node["health_file"]; file) {
     std::string path;
     if (r.scalar(file, "health_file", path)) {
+      path = r.beside_file(path);
       const std::filesystem::path parent = std::filesystem::path(path).parent_path();
       std::error_code ignored;
       if (path.empty() || path.back() == '/') {

@@ -211,7 +211,7 @@ struct Pool {
 // GCRA: a key may send `burst` requests at one instant, then one per 1/per_second.
 struct RateLimit {
   // local: this process's own table; cluster: one limit for every instance sharing the
-  // cluster's Redis (src/cluster/shared_limits.h).
+  // cluster's Redis (src/cluster/shared_limit.h).
   enum class Scope : uint8_t { kLocal, kCluster };
   HashKey key;
   double per_second = 0;

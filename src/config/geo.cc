@@ -3,20 +3,12 @@
 // src/geo when a generation is built (and by `usher check`); a prefix list is read here, with
 // the configuration, so a reload reads it again.
 #include <algorithm>
-#include <filesystem>
 
 #include "config/reader.h"
 
 namespace usher::config {
 
 namespace {
-
-// Relative to the configuration file, as a deploy tool writes both side by side.
-std::string beside_config(const Reader& r, const std::string& file) {
-  const std::filesystem::path path(file);
-  return path.is_absolute() ? file
-                            : (std::filesystem::path(r.file()).parent_path() / path).string();
-}
 
 TextPosition text_position(const YAML::Node& node) {
   const Marks::Position at = Reader::position(node);
@@ -93,7 +85,7 @@ void read_geoip(Reader& r, const YAML::Node& node, Config& config) {
   if (geoip.database.empty()) {
     return r.error(node["database"].Mark(), "geoip database must not be empty");
   }
-  geoip.database = beside_config(r, geoip.database);
+  geoip.database = r.beside_file(geoip.database);
   config.geoip = std::move(geoip);
 }
 
@@ -120,7 +112,7 @@ void read_client_cidr_file(Reader& r, const YAML::Node& node, RouteMatch& match)
   std::string file;
   if (!r.scalar(node, "client_cidr_file", file)) return;
   if (file.empty()) return r.error(node.Mark(), "client_cidr_file must not be empty");
-  match.client_cidr_file = beside_config(r, file);
+  match.client_cidr_file = r.beside_file(file);
   Errors problems;
   const std::optional<std::string> text = read_file(match.client_cidr_file, problems);
   if (!text) return r.error(node.Mark(), "client_cidr_file: " + problems.messages.front());

@@ -31,6 +31,13 @@ class Reader {
   Reader(std::string file, Errors& errors) : file_(std::move(file)), errors_(errors) {}
 
   const std::string& file() const { return file_; }
+  // Paths in a configuration file are relative to the file's folder, so that a reload from any
+  // working directory finds the same files.
+  std::string beside_file(const std::string& path) const {
+    if (path.empty() || path[0] == '/') return path;
+    const size_t slash = file_.rfind('/');
+    return slash == std::string::npos ? path : file_.substr(0, slash + 1) + path;
+  }
   Errors& errors() { return errors_; }
 
   // A null mark (an empty document has no position) is reported at 1:1.

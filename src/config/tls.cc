@@ -9,14 +9,6 @@ namespace usher::config {
 
 namespace {
 
-// Paths in a configuration file are relative to the file's folder, so that a reload from any
-// working directory finds the same files.
-std::string resolve(const Reader& r, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  const size_t slash = r.file().rfind('/');
-  return slash == std::string::npos ? path : r.file().substr(0, slash + 1) + path;
-}
-
 TlsCertificate read_certificate(Reader& r, const YAML::Node& node) {
   TlsCertificate out;
   out.marks.set("", Reader::position(node));
@@ -24,7 +16,7 @@ TlsCertificate read_certificate(Reader& r, const YAML::Node& node) {
   r.check_keys(node, {"cert", "key", "ocsp"}, "certificate");
   if (node["ocsp"]) {
     out.marks.set("ocsp", Reader::position(node["ocsp"]));
-    if (r.scalar(node["ocsp"], "ocsp", out.ocsp)) out.ocsp = resolve(r, out.ocsp);
+    if (r.scalar(node["ocsp"], "ocsp", out.ocsp)) out.ocsp = r.beside_file(out.ocsp);
   }
   for (const char* key : {"cert", "key"}) {
     if (!node[key]) {
@@ -33,7 +25,7 @@ TlsCertificate read_certificate(Reader& r, const YAML::Node& node) {
     }
     out.marks.set(key, Reader::position(node[key]));
     std::string path;
-    if (r.scalar(node[key], key, path)) (key[0] == 'c' ? out.cert : out.key) = resolve(r, path);
+    if (r.scalar(node[key], key, path)) (key[0] == 'c' ? out.cert : out.key) = r.beside_file(path);
   }
   return out;
 }
@@ -67,7 +59,7 @@ void read_tickets(Reader& r, const YAML::Node& node, ListenerTls& tls) {
   if (node["key_file"]) {
     tls.marks.set("session_tickets.key_file", Reader::position(node["key_file"]));
     if (r.scalar(node["key_file"], "key_file", tls.session_tickets.key_file)) {
-      tls.session_tickets.key_file = resolve(r, tls.session_tickets.key_file);
+      tls.session_tickets.key_file = r.beside_file(tls.session_tickets.key_file);
     }
   }
   if (node["rotate"]) {
@@ -85,7 +77,7 @@ void read_client_auth(Reader& r, const YAML::Node& node, ListenerTls& tls) {
     r.error(node.Mark(), "client_auth needs 'ca' (the PEM certificates that sign clients')");
   } else {
     tls.marks.set("client_auth.ca", Reader::position(node["ca"]));
-    if (r.scalar(node["ca"], "ca", auth.ca)) auth.ca = resolve(r, auth.ca);
+    if (r.scalar(node["ca"], "ca", auth.ca)) auth.ca = r.beside_file(auth.ca);
   }
   if (node["required"]) {
     std::string text;
@@ -120,7 +112,7 @@ PoolTls read_pool_tls(Reader& r, const YAML::Node& node) {
                            {"key", &tls.key}}) {
     if (!node[key]) continue;
     tls.marks.set(key, Reader::position(node[key]));
-    if (r.scalar(node[key], key, *path)) *path = resolve(r, *path);
+    if (r.scalar(node[key], key, *path)) *path = r.beside_file(*path);
   }
   if (node["cert"].IsDefined() != node["key"].IsDefined()) {
     r.error(node.Mark(), "tls: a client certificate needs both 'cert' and 'key' (PEM files)");

@@ -96,6 +96,9 @@ bool Checker::take_published(Target& t, const std::string& who) {
   if (!t.what.shared || t.what.shared->lease.load() != SharedHealth::kProbedElsewhere) return false;
   const int8_t verdict = t.what.shared->published.load();
   if (verdict < 0) return false;  // the holder has not said yet: probe meanwhile
+  // Ours is the holder's while it holds the lease: a takeover then starts from the verdict in
+  // force, not from what this instance last probed long ago.
+  t.what.shared->ours.store(verdict);
   const bool was_healthy = t.state.healthy();
   if ((verdict == 1) != was_healthy) {
     verdict == 1 ? t.state.force_up() : t.state.force_down();
@@ -165,7 +168,12 @@ net::Task<void> Checker::run(Target& t) {
     const bool was_healthy = t.state.healthy();
     const uint32_t needed = t.state.needed();
     const bool flipped = t.state.observe(result.ok);
-    if (t.what.shared) t.what.shared->ours.store(t.state.healthy() ? 1 : 0);
+    if (t.what.shared) {
+      // A backend this instance ejected (passive checks, its own traffic) earns its way back
+      // here alone: its verdict is not the cluster's until then.
+      const bool ejected = live.ejected_until_ms.load(std::memory_order_relaxed) != 0;
+      t.what.shared->ours.store(ejected ? -1 : t.state.healthy() ? 1 : 0);
+    }
     if (flipped) {
       spdlog::warn("health: {} {} -> {} after {} {} checks (last: {}, {} ms)", who,
                    was_healthy ? "UP" : "DOWN", was_healthy ? "DOWN" : "UP", needed,

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <random>
 
@@ -320,7 +319,7 @@ void Worker::on_wake() {
   if (WorkerGeneration* next = offered_.exchange(nullptr, std::memory_order_acq_rel)) {
     adopt(std::unique_ptr<WorkerGeneration>(next));
   }
-  if (cluster_port_) take_lease_replies();
+  if (cluster_port_) cluster_port_->deliver();
   if (end_tunnels_requested_.load(std::memory_order_relaxed) && !end_tunnels_seen_) {
     end_tunnels_seen_ = true;
     for (SessionLink* s = sessions_.next; s != &sessions_; s = s->next) {
@@ -336,20 +335,6 @@ void Worker::on_wake() {
   close_idle_sessions(nullptr);
   upstreams_.clear();
   h2_backends_->close_idle();
-}
-
-// Redis's answers to this worker's lease asks: each key's table learns its lease (or that none
-// came) and the requests waiting on the key go on in this turn.
-void Worker::take_lease_replies() {
-  const auto now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                std::chrono::steady_clock::now().time_since_epoch())
-                                                .count());
-  while (std::optional<cluster::LeaseReply> reply = cluster_port_->next_reply()) {
-    cluster::LeaseTable& table = reply->limit->table(cluster_port_->index());
-    std::vector<cluster::LeaseWaiter*> waiters =
-        reply->unanswered ? table.abandon(reply->answer.key) : table.answer(reply->answer, now_us);
-    for (cluster::LeaseWaiter* w : waiters) w->wake();
-  }
 }
 
 void Worker::on_idle() {

@@ -138,7 +138,6 @@ class Worker {
  private:
   void run();
   void on_wake();
-  void take_lease_replies();
   void on_idle();
   void adopt(std::unique_ptr<WorkerGeneration> next);
   void open_endpoints(WorkerGeneration& next);

@@ -93,10 +93,10 @@ TicketRing::Key TicketRing::derive(int64_t period) const {
 
 void TicketRing::refresh(std::time_t now) {
   const int64_t index = static_cast<int64_t>(now / period_);
-  if (cluster_ && cluster_ticket_keys().version() != cluster_version_ && from_cluster(index))
-    return;
-  if (index == index_) return;
+  const bool cluster_moved = cluster_ && cluster_ticket_keys().version() != cluster_version_;
+  if (index == index_ && !cluster_moved) return;
   if (cluster_ && from_cluster(index)) return;
+  if (index == index_) return;  // the cluster's keys moved but do not fit: the ring stays
   for (int i = 0; i < 3; ++i) keys_[i] = derive(index - 1 + i);
   index_ = index;
 }

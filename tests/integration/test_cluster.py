@@ -14,6 +14,7 @@ import signal
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -207,6 +208,37 @@ class SharedLimit(unittest.TestCase):
         self.assertLess(calls, tally.requests / 4, "a Redis round trip per request")
         self.assertGreater(calls, 0)
 
+    def test_many_clients_at_once_on_one_key_still_share_one_limit(self):
+        """Twenty connections per instance on one key: an answer's batch goes to the first
+        waiters and the rest ask again or are refused, never let through by an instance's own
+        limit while Redis is up (that would let up to 1 + N times the rate through)."""
+        redis = Redis()
+        self.addCleanup(redis.close)
+        instances, _ = self.pair(redis)
+        key, tallies = uuid.uuid4().hex, [Tally() for _ in range(40)]
+
+        def run(i):
+            client = KeepAlive(instances[i % 2].port)
+            try:
+                load([client], key, 3.0, tally=tallies[i])
+            finally:
+                client.close()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(tallies))]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        # The clients start and end one after another: the limit's worth is over all of it.
+        window = time.monotonic() - started
+        served = sum(t.statuses[200] for t in tallies)
+        print(f"\n40 clients, {window:.2f} s: {sum(t.requests for t in tallies)} requests, "
+              f"{served} x 200 (the limit: {BURST + RATE * window:.0f})")
+        self.assertEqual([w for t in tallies for w in t.wrong][:5], [])
+        self.assertLessEqual(served, (BURST + RATE * window) * 1.05, "more than one limit's worth")
+        self.assertGreaterEqual(served, expected(3.0) * 0.85, "the limit's allowance was lost")
+
     def test_local_scope_is_a_limit_per_instance(self):
         """The control: the same load with `scope: local` lets each instance allow the key alone."""
         _, clients = self.pair(scope="local")
@@ -276,7 +308,7 @@ class SharedLimit(unittest.TestCase):
         self.addCleanup(redis.close)
         _, clients = self.pair(redis, extras=('  key_prefix: "east:"\n', '  key_prefix: "west:"\n'))
         tally = load(clients, "shared-key", 3.0)
-        keys = redis.cli("--scan", "--pattern", "*").split()
+        keys = redis.cli("--scan", "--pattern", "*:rl:*").split()
         print(f"\ntwo prefixes, 3 s: {tally.requests} requests, {dict(tally.served)} x 200; keys {keys}")
         self.assertEqual(tally.wrong[:5], [])
         for c in clients:

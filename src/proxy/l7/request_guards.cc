@@ -53,27 +53,33 @@ protect::RateDecision refused_for(uint64_t retry_after_us) {
   return {.allowed = false, .remaining = 0, .retry_after = wait, .reset = wait};
 }
 
-// The cluster's share of a key, when the cluster decides this request: Redis is up, this
-// request has not waited too often, and the worker's table has room for the key.
-cluster::LeaseTable* cluster_table(Client& c, const RateGuard& guard) {
-  constexpr uint8_t kMaxLeaseWaits = 3;
-  cluster::WorkerPort* port = c.worker.cluster_port();
-  if (!guard.shared || !port || !port->redis_up() || c.lease_waits >= kMaxLeaseWaits) {
-    return nullptr;
-  }
-  return &guard.shared->table(port->index());
+// A request waits for at most this many answers about its keys; a key so contended that its
+// batches went to others each time is refused for an interval rather than decided locally.
+constexpr uint8_t kMaxLeaseWaits = 3;
+
+// How a request's cluster-scoped limits are decided, read once for all of its limits: a Redis
+// that comes back between two reads would otherwise start an ask that nobody sends.
+enum class ClusterMode : uint8_t { kShared, kLocal, kDeny };
+
+ClusterMode cluster_mode(Client& c) {
+  const cluster::WorkerPort* port = c.worker.cluster_port();
+  if (port && port->redis_up()) return ClusterMode::kShared;
+  return c.config().cluster.on_redis_failure == config::Cluster::OnRedisFailure::kDeny
+             ? ClusterMode::kDeny
+             : ClusterMode::kLocal;
 }
 
 // Whether a cluster-scoped limit can decide the key now; if not, the key's ask is on its way
 // (sent here if it was not) and the request waits for it (Client::lease_limit).
-bool lease_ready(Client& c, const RateGuard& guard, uint64_t key, uint64_t now) {
-  cluster::LeaseTable* table = cluster_table(c, guard);
-  if (!table) return true;
-  const cluster::LeaseTable::Verdict verdict = table->peek(key, now);
+bool lease_ready(Client& c, const RateGuard& guard, uint64_t key, uint64_t now, ClusterMode mode) {
+  if (!guard.shared || mode != ClusterMode::kShared || c.lease_waits >= kMaxLeaseWaits) return true;
+  cluster::WorkerPort& port = *c.worker.cluster_port();
+  cluster::LeaseTable& table = guard.shared->table(port.index());
+  const cluster::LeaseTable::Verdict verdict = table.peek(key, now);
   if (verdict == cluster::LeaseTable::Verdict::kAsk) {
-    const cluster::LeaseTable::Decision d = table->take(key, now);
-    if (!c.worker.cluster_port()->send({guard.shared, d.ask})) {
-      table->abandon(key);
+    const cluster::LeaseTable::Decision d = table.take(key, now);
+    if (!port.send({guard.shared, d.ask})) {
+      table.abandon(key);
       return true;  // the ring is full: decided locally
     }
   } else if (verdict != cluster::LeaseTable::Verdict::kWait) {
@@ -89,21 +95,22 @@ struct Taken {
   bool unavailable = false;  // cluster-scoped, Redis unreachable and on_redis_failure: deny
 };
 
-// `now`: the time lease_ready saw, so that the table decides as it said it would (a lease that
-// ended in between would start an ask nobody sends).
-Taken take(Client& c, RateGuard& guard, uint64_t key, uint64_t now) {
-  if (guard.shared) {
-    if (cluster::LeaseTable* table = cluster_table(c, guard)) {
-      const cluster::LeaseTable::Decision d = table->take(key, now);
-      if (d.verdict == cluster::LeaseTable::Verdict::kAllow) return {};
-      if (d.verdict == cluster::LeaseTable::Verdict::kRefuse) {
-        return {.refused = refused_for(d.retry_after_us)};
-      }
-      // kFull: the local limiter stands in.
-    } else if (c.config().cluster.on_redis_failure == config::Cluster::OnRedisFailure::kDeny &&
-               !(c.worker.cluster_port() && c.worker.cluster_port()->redis_up())) {
-      return {.unavailable = true};
+// `now` and `mode`: what lease_ready saw, so that the table decides as it said it would.
+Taken take(Client& c, RateGuard& guard, uint64_t key, uint64_t now, ClusterMode mode) {
+  if (guard.shared && mode == ClusterMode::kDeny) return {.unavailable = true};
+  if (guard.shared && mode == ClusterMode::kShared) {
+    if (c.lease_waits >= kMaxLeaseWaits) {
+      return {.refused = refused_for(guard.shared->policy().interval_us)};
     }
+    cluster::LeaseTable& table = guard.shared->table(c.worker.cluster_port()->index());
+    const cluster::LeaseTable::Decision d = table.take(key, now);
+    if (d.verdict == cluster::LeaseTable::Verdict::kAllow) return {};
+    if (d.verdict == cluster::LeaseTable::Verdict::kRefuse) {
+      return {.refused = refused_for(d.retry_after_us)};
+    }
+    // kFull (every key of the worker's table in use), or an ask the full ring could not carry:
+    // the local limiter stands in.
+    if (d.verdict == cluster::LeaseTable::Verdict::kAsk) table.abandon(key);
   }
   protect::RateDecision decision = guard.limiter.take(key, std::chrono::steady_clock::now());
   if (decision.allowed) return {};
@@ -134,14 +141,15 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
   const bool shared =
       (listener_rate && listener_rate->shared) || (route_rate && route_rate->shared);
   const uint64_t now = shared ? now_us() : 0;
+  const ClusterMode mode = shared ? cluster_mode(c) : ClusterMode::kLocal;
   // Cluster-scoped limits first learn what Redis says, before any limit spends anything: the
   // request is prepared again once the answer is in (read_request_head).
-  if ((listener_rate && !lease_ready(c, *listener_rate, listener_key, now)) ||
-      (route_rate && !lease_ready(c, *route_rate, route_key, now))) {
+  if ((listener_rate && !lease_ready(c, *listener_rate, listener_key, now, mode)) ||
+      (route_rate && !lease_ready(c, *route_rate, route_key, now, mode))) {
     return {.wait = true};
   }
   if (listener_rate) {
-    const Taken taken = take(c, *listener_rate, listener_key, now);
+    const Taken taken = take(c, *listener_rate, listener_key, now, mode);
     if (taken.unavailable || taken.refused) {
       metrics.listeners[c.routes->metric_id].rate_limited.add();
       c.current.guard = "rate_limit";
@@ -160,7 +168,7 @@ GuardRefusal check_guards(Client& c, const http1::RequestHead& head, const Reque
     return {403, write_local_response(base, out.data(), out.capacity())};
   }
   if (route_rate) {
-    const Taken taken = take(c, *route_rate, route_key, now);
+    const Taken taken = take(c, *route_rate, route_key, now, mode);
     if (taken.unavailable || taken.refused) {
       metrics.routes[target->metric_id].rate_limited.add();
       c.current.guard = "rate_limit";
@@ -197,23 +205,22 @@ class LeaseWait final : public cluster::LeaseWaiter {
 }  // namespace
 
 net::Task<void> wait_for_lease(Client& c) {
-  // The cluster thread answers within its Redis timeout; past this the request stops waiting.
-  constexpr uint64_t kMaxWaitMs = 1000;
+  // The cluster thread answers within its Redis timeout; past this, over all of its waits, the
+  // request is refused for the key rather than held.
+  constexpr Millis kMaxWait{1000};
   std::shared_ptr<cluster::SharedLimit> limit = std::move(c.lease_limit);
-  c.lease_limit.reset();
-  ++c.lease_waits;
+  if (c.lease_waits++ == 0) c.lease_deadline_ms = c.after(kMaxWait);
   cluster::WorkerPort* port = c.worker.cluster_port();
   if (!limit || !port) co_return;
   cluster::LeaseTable& table = limit->table(port->index());
   LeaseWait wait(c.worker.reactor(), table, c.lease_key);
-  const long result = co_await wait.signal.wait(c.after(Millis(kMaxWaitMs)));
+  const long result = co_await wait.signal.wait(c.lease_deadline_ms);
   if (result == -ETIMEDOUT) {
-    // No answer came (a full ring lost it): the key asks afresh, and this request is decided
-    // locally now.
+    // No answer came (a full ring lost it): the key asks afresh.
     for (cluster::LeaseWaiter* other : table.abandon(c.lease_key)) {
       if (other != &wait) other->wake();
     }
-    c.lease_waits = 0xff;
+    c.lease_waits = kMaxLeaseWaits;
   }
 }
 

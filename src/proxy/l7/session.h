@@ -99,7 +99,8 @@ struct Client {
   // A cluster-wide rate limit waits for Redis's answer about this key (request_guards.h).
   std::shared_ptr<cluster::SharedLimit> lease_limit;
   uint64_t lease_key = 0;
-  uint8_t lease_waits = 0;  // this request's waits so far; past a few it is decided locally
+  uint8_t lease_waits = 0;        // this request's waits so far
+  uint64_t lease_deadline_ms = 0;  // the end of all of them
 };
 
 // The client gave up its request: the backend request under way ends at once (its socket's
