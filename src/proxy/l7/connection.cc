@@ -105,13 +105,13 @@ net::Task<Failure> read_request_head(Client& c, RequestInfo& info, net::Buffer& 
     if (status == ParseStatus::kError) co_return Failure::client(error.http_status);
     if (status == ParseStatus::kComplete) {
       const Failure prepared = prepare_request(c, head, info, out);
-      if (c.lease_limit) {  // a cluster-wide rate limit waits for Redis's answer
+      if (c.lease && c.lease->limit) {  // a cluster-wide rate limit waits for Redis's answer
         co_await wait_for_lease(c);
         // Parsed again: the worker's header scratch served other requests meanwhile.
         scanned = 0;
         continue;
       }
-      c.lease_waits = 0;
+      c.lease.reset();
       c.current.bytes_received += head.head_bytes;
       c.in.consume(head.head_bytes);
       co_return prepared;

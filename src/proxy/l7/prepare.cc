@@ -253,7 +253,7 @@ Failure prepare_request(Client& c, const http1::RequestHead& head, RequestInfo& 
   int status = 0;
   const RouteTarget* matched = index == route::kNoRoute ? nullptr : &routes.targets[index];
   const GuardRefusal refusal = check_guards(c, head, info, matched, local_response_for(info), out);
-  if (refusal.wait) return {};  // Client::lease_limit says what for
+  if (refusal.wait) return {};  // Client::lease says what for
   if (refusal.status) {
     info.target = matched;
     n = refusal.bytes;

@@ -57,6 +57,10 @@ protect::RateDecision refused_for(uint64_t retry_after_us) {
 // batches went to others each time is refused for an interval rather than decided locally.
 constexpr uint8_t kMaxLeaseWaits = 3;
 
+uint8_t waits(const Client& c) {
+  return c.lease ? c.lease->count : 0;
+}
+
 // How a request's cluster-scoped limits are decided, read once for all of its limits: a Redis
 // that comes back between two reads would otherwise start an ask that nobody sends.
 enum class ClusterMode : uint8_t { kShared, kLocal, kDeny };
@@ -70,9 +74,9 @@ ClusterMode cluster_mode(Client& c) {
 }
 
 // Whether a cluster-scoped limit can decide the key now; if not, the key's ask is on its way
-// (sent here if it was not) and the request waits for it (Client::lease_limit).
+// (sent here if it was not) and the request waits for it (Client::lease).
 bool lease_ready(Client& c, const RateGuard& guard, uint64_t key, uint64_t now, ClusterMode mode) {
-  if (!guard.shared || mode != ClusterMode::kShared || c.lease_waits >= kMaxLeaseWaits) return true;
+  if (!guard.shared || mode != ClusterMode::kShared || waits(c) >= kMaxLeaseWaits) return true;
   cluster::WorkerPort& port = *c.worker.cluster_port();
   cluster::LeaseTable& table = guard.shared->table(port.index());
   const cluster::LeaseTable::Verdict verdict = table.peek(key, now);
@@ -85,8 +89,9 @@ bool lease_ready(Client& c, const RateGuard& guard, uint64_t key, uint64_t now, 
   } else if (verdict != cluster::LeaseTable::Verdict::kWait) {
     return true;
   }
-  c.lease_limit = guard.shared;
-  c.lease_key = key;
+  if (!c.lease) c.lease = std::make_unique<LeaseWaits>();
+  c.lease->limit = guard.shared;
+  c.lease->key = key;
   return false;
 }
 
@@ -99,7 +104,7 @@ struct Taken {
 Taken take(Client& c, RateGuard& guard, uint64_t key, uint64_t now, ClusterMode mode) {
   if (guard.shared && mode == ClusterMode::kDeny) return {.unavailable = true};
   if (guard.shared && mode == ClusterMode::kShared) {
-    if (c.lease_waits >= kMaxLeaseWaits) {
+    if (waits(c) >= kMaxLeaseWaits) {
       return {.refused = refused_for(guard.shared->policy().interval_us)};
     }
     cluster::LeaseTable& table = guard.shared->table(c.worker.cluster_port()->index());
@@ -208,19 +213,20 @@ net::Task<void> wait_for_lease(Client& c) {
   // The cluster thread answers within its Redis timeout; past this, over all of its waits, the
   // request is refused for the key rather than held.
   constexpr Millis kMaxWait{1000};
-  std::shared_ptr<cluster::SharedLimit> limit = std::move(c.lease_limit);
-  if (c.lease_waits++ == 0) c.lease_deadline_ms = c.after(kMaxWait);
+  LeaseWaits& lease = *c.lease;
+  std::shared_ptr<cluster::SharedLimit> limit = std::move(lease.limit);
+  if (lease.count++ == 0) lease.deadline_ms = c.after(kMaxWait);
   cluster::WorkerPort* port = c.worker.cluster_port();
   if (!limit || !port) co_return;
   cluster::LeaseTable& table = limit->table(port->index());
-  LeaseWait wait(c.worker.reactor(), table, c.lease_key);
-  const long result = co_await wait.signal.wait(c.lease_deadline_ms);
+  LeaseWait wait(c.worker.reactor(), table, lease.key);
+  const long result = co_await wait.signal.wait(lease.deadline_ms);
   if (result == -ETIMEDOUT) {
     // No answer came (a full ring lost it): the key asks afresh.
-    for (cluster::LeaseWaiter* other : table.abandon(c.lease_key)) {
+    for (cluster::LeaseWaiter* other : table.abandon(lease.key)) {
       if (other != &wait) other->wake();
     }
-    c.lease_waits = kMaxLeaseWaits;
+    lease.count = kMaxLeaseWaits;
   }
 }
 

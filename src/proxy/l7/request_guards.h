@@ -15,7 +15,7 @@ namespace usher::proxy::l7 {
 struct GuardRefusal {
   int status = 0;    // 0: the request may go on
   size_t bytes = 0;  // of the response written into `out`; 0 with a status: it did not fit
-  // A cluster-scoped rate limit waits for Redis's answer (Client::lease_limit): nothing was
+  // A cluster-scoped rate limit waits for Redis's answer (Client::lease): nothing was
   // decided or spent; wait_for_lease, then prepare the request again.
   bool wait = false;
 };

@@ -47,6 +47,14 @@ struct RequestOutcome {
   RequestTrace* trace = nullptr;
 };
 
+// What a request waits for from the cluster's Redis, and how long it has waited.
+struct LeaseWaits {
+  std::shared_ptr<cluster::SharedLimit> limit;  // null once the answer came
+  uint64_t key = 0;
+  uint8_t count = 0;         // waits so far
+  uint64_t deadline_ms = 0;  // the end of all of them
+};
+
 struct Client {
   Client(Worker& w, int fd, Endpoint& e) : worker(w), endpoint(e), socket(w.reactor(), fd) {
     link.client = &socket;
@@ -96,11 +104,9 @@ struct Client {
   bool cancelled = false;
   uint64_t deadline_ms = 0;   // the request's own (gRPC's grpc-timeout); 0: none
   bool own_response = false;  // the response under way is usher's own (send_status)
-  // A cluster-wide rate limit waits for Redis's answer about this key (request_guards.h).
-  std::shared_ptr<cluster::SharedLimit> lease_limit;
-  uint64_t lease_key = 0;
-  uint8_t lease_waits = 0;        // this request's waits so far
-  uint64_t lease_deadline_ms = 0;  // the end of all of them
+  // A request waiting for Redis's answers about its cluster-wide rate limits (request_guards.h);
+  // made only then, so that an idle connection carries one pointer for it.
+  std::unique_ptr<LeaseWaits> lease;
 };
 
 // The client gave up its request: the backend request under way ends at once (its socket's
