@@ -102,13 +102,7 @@ listeners:
     listen: 127.0.0.1:$2
     protocol: http
     pool: web
-pools:
-  - name: web
-    balance: round-robin
-    backends:
-      - { address: 127.0.0.1:$B1 }
-      - { address: 127.0.0.1:$B2 }
-      - { address: 127.0.0.1:$B3 }
+$(usher_pool)
 CONF
 }
 usher_conf "${PORT[usher-tls]}" "${PORT[usher-h2c]}" >"$RUN/usher.yaml"

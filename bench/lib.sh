@@ -56,6 +56,20 @@ start_backends() {
   for port in $B1 $B2 $B3; do wait_port "$port"; done
 }
 
+# usher_pool: the `pools:` section of an usher configuration naming the three backends of
+# start_backends as pool `web`, round-robin.
+usher_pool() {
+  cat <<CONF
+pools:
+  - name: web
+    balance: round-robin
+    backends:
+      - { address: 127.0.0.1:$B1 }
+      - { address: 127.0.0.1:$B2 }
+      - { address: 127.0.0.1:$B3 }
+CONF
+}
+
 # wrk_row LABEL1 LABEL2 TICKS_BEFORE TICKS_AFTER < WRK_OUTPUT: one line
 # "LABEL1 LABEL2 rps p50_ms p99_ms errors cpu_us_per_request", where errors counts wrk's socket
 # errors and non-2xx/3xx responses, and the CPU is the ticks' difference over the requests done.

@@ -86,13 +86,7 @@ $protect_listener
     routes:
       - pool: web
 $protect_route
-pools:
-  - name: web
-    balance: round-robin
-    backends:
-      - { address: 127.0.0.1:$B1 }
-      - { address: 127.0.0.1:$B2 }
-      - { address: 127.0.0.1:$B3 }
+$(usher_pool)
 CONF
 }
 PLAIN=$(free_port); PROTECTED=$(free_port); CHECK=$(free_port)

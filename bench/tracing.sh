@@ -49,13 +49,7 @@ listeners:
     listen: 127.0.0.1:$1
     routes:
       - pool: web
-pools:
-  - name: web
-    balance: round-robin
-    backends:
-      - { address: 127.0.0.1:$B1 }
-      - { address: 127.0.0.1:$B2 }
-      - { address: 127.0.0.1:$B3 }
+$(usher_pool)
 CONF
 }
 PLAIN=$(free_port); TRACED=$(free_port); PLAIN_ADMIN=$(free_port); TRACED_ADMIN=$(free_port)
