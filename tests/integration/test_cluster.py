@@ -283,6 +283,27 @@ class SharedLimit(unittest.TestCase):
             self.assertEqual(i.log_count(f"{address} unreachable ("), 1, i.process.output())
             self.assertEqual(i.log_count(f"{address} reachable;"), 2, i.process.output())
 
+    def test_a_redis_that_refuses_writes_counts_as_away(self):
+        """A read-only replica answers every connection and every SCRIPT LOAD, but no lease could
+        be written there: usher says so once, limits alone, and shares again once it is writable."""
+        redis = Redis()
+        self.addCleanup(redis.close)
+        redis.cli("REPLICAOF", "127.0.0.1", str(free_port()))  # a master that is not there
+        [instance], [client] = self.pair(redis, extras=("",))
+        address = f"cluster: Redis 127.0.0.1:{redis.port}"
+        deadline = time.monotonic() + 3
+        while instance.log_count(f"{address} unreachable (SET: READONLY") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(instance.log_count(f"{address} unreachable (SET: READONLY"), 1, instance.process.output())
+        self.assertEqual(instance.metric("usher_cluster_redis_up"), 0)
+        self.assertEqual(client.get("/api", "k")[0], 200)  # decided by the instance alone
+        redis.cli("REPLICAOF", "NO", "ONE")
+        deadline = time.monotonic() + 3
+        while instance.metric("usher_cluster_redis_up") != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(instance.metric("usher_cluster_redis_up"), 1, instance.process.output())
+        self.assertEqual(instance.log_count(f"{address} unreachable ("), 1, instance.process.output())
+
     def test_deny_answers_503_while_redis_is_away(self):
         """on_redis_failure: deny refuses what a cluster limit guards while it cannot be checked,
         and nothing else; Redis's return lifts it."""
