@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# usher's `protocol: tcp` listener (copying through the worker's buffers, its default, and with
-# `relay: splice`) against HAProxy 2.6 `mode tcp` and nginx 1.22 `stream`, same backends, same run, interleaved rounds, all in the one-core placement
+# usher's `protocol: tcp` listener (its default `relay: auto`, which copies through the worker's
+# buffers until a direction streams and then splices; `relay: copy`; `relay: splice`) against HAProxy 2.6 `mode tcp` and nginx 1.22 `stream`, same backends, same run, interleaved rounds, all in the one-core placement
 # (everything on CPU 0, docs/benchmarks.md says why):
 #
 #   1. small requests: wrk's keep-alive HTTP/1.1 GETs (13-byte answers from the three nginx
@@ -23,9 +23,10 @@
 #   nginx           `worker_processes 1`, `stream` with `proxy_half_close on` (its default off cuts a
 #                   stream short after the client's half-close); its worker's CPU is measured;
 #   usher           `usher run -c`, `workers: 1`, `protocol: tcp` listeners, io_uring, the default
-#                   `relay: copy` (through the worker's buffers);
+#                   `relay: auto` (copies, and splices a direction once it streams);
+#   usher-copy      the same with `relay: copy` on each listener (through the worker's buffers);
 #   usher-splice    the same with `relay: splice` on each listener (splice(2) both ways);
-#   usher-epoll     usher on epoll, `relay: copy`;
+#   usher-epoll     usher on epoll, `relay: auto`;
 #   direct          the first backend, the sink or the source without a proxy.
 # The order of the targets turns by one each round. A proxy's CPU is its /proc/PID/stat user +
 # system time over the round.
@@ -73,7 +74,7 @@ wait_port "$SINK"; wait_port "$SOURCE"
 # Each proxy listens on three ports: HTTP[t] (to the three backends), UP[t] (to the sink) and
 # DOWN[t] (to the source); PID[t] is the process whose CPU is measured (PID_UP[t] and PID_DOWN[t]
 # where the streams have their own processes).
-PROXIES=(haproxy haproxy-splice nginx usher usher-splice usher-epoll)
+PROXIES=(haproxy haproxy-splice nginx usher usher-copy usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || PROXIES+=(relay-splice relay-copy)
 declare -A HTTP UP DOWN PID PID_UP PID_DOWN
 for t in "${PROXIES[@]}"; do
@@ -149,15 +150,17 @@ pools:
   - { name: source, backends: [127.0.0.1:$SOURCE] }
 CONF
 }
-usher_conf usher io_uring copy >"$RUN/usher.yaml"
+usher_conf usher io_uring auto >"$RUN/usher.yaml"
+usher_conf usher-copy io_uring copy >"$RUN/usher-copy.yaml"
 usher_conf usher-splice io_uring splice >"$RUN/usher-splice.yaml"
-usher_conf usher-epoll epoll copy >"$RUN/usher-epoll.yaml"
-for c in usher usher-splice usher-epoll; do "$USHER" check -c "$RUN/$c.yaml" >/dev/null; done
+usher_conf usher-epoll epoll auto >"$RUN/usher-epoll.yaml"
+for c in usher usher-copy usher-splice usher-epoll; do "$USHER" check -c "$RUN/$c.yaml" >/dev/null; done
 
 start haproxy -db -f "$RUN/haproxy.cfg"; PID[haproxy]=$LAST
 start haproxy -db -f "$RUN/haproxy-splice.cfg"; PID[haproxy-splice]=$LAST
 start nginx -e "$RUN/nginx.err" -c "$RUN/nginx.conf"; NGINX_PID=$LAST
 USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher.yaml"; PID[usher]=$LAST
+USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher-copy.yaml"; PID[usher-copy]=$LAST
 USHER_IO_BACKEND=io_uring start "$USHER" run -c "$RUN/usher-splice.yaml"; PID[usher-splice]=$LAST
 USHER_IO_BACKEND=epoll start "$USHER" run -c "$RUN/usher-epoll.yaml"; PID[usher-epoll]=$LAST
 if [ "$RELAYS" != 0 ]; then
@@ -224,7 +227,7 @@ wait_quiet
 echo "# placement: everything on CPU $CPU; $ROUNDS rounds; load average at the start $(load1)"
 echo "# small requests: wrk -t1 -c$CONNS -d${DUR}s, body $BODY bytes"
 echo "# target round rps p50_ms p99_ms errors proxy_cpu_us_per_request"
-SMALL_TARGETS=(direct haproxy nginx usher usher-splice usher-epoll)
+SMALL_TARGETS=(direct haproxy nginx usher usher-copy usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || SMALL_TARGETS+=(relay-splice relay-copy)
 for t in "${SMALL_TARGETS[@]}"; do
   timeout 40 taskset -c "$CPU" wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:${HTTP[$t]}/" >/dev/null 2>&1
@@ -236,7 +239,7 @@ echo "# load average after the small requests $(load1)"
 
 echo "# bulk: build/bench/tcp_stream DIRECTION PORT CONNS $BULK_DUR (directions: $DIRECTIONS)"
 echo "# target direction conns round bytes seconds fairness empty last_first_s proxy_ticks(1/$HZ s)"
-BULK_TARGETS=(direct haproxy haproxy-splice nginx usher usher-splice usher-epoll)
+BULK_TARGETS=(direct haproxy haproxy-splice nginx usher usher-copy usher-splice usher-epoll)
 [ "$RELAYS" = 0 ] || BULK_TARGETS+=(relay-splice relay-copy)
 for t in "${BULK_TARGETS[@]}"; do
   timeout 60 taskset -c "$CPU" "$STREAM" up "${UP[$t]}" 10 1 >/dev/null
@@ -267,7 +270,7 @@ print("| target | req/s | p50 ms | p99 ms | errors | proxy CPU µs/req | system 
 print("|---|---|---|---|---|---|---|---|")
 direct = small["direct"]
 ratio = {}
-USHERS = ("usher", "usher-splice", "usher-epoll")
+USHERS = ("usher", "usher-copy", "usher-splice", "usher-epoll")
 for t in ("direct", "haproxy", "nginx") + USHERS + ("relay-splice", "relay-copy"):
     if t not in small:
         continue
@@ -340,7 +343,7 @@ PY
 if [ "$STRACE" != 0 ]; then
   echo
   echo "# strace -c -f -p PID over wrk -t1 -c$CONNS -d${STRACE}s: syscalls per request (top 8)"
-  STAT_TARGETS=(haproxy nginx usher usher-splice usher-epoll)
+  STAT_TARGETS=(haproxy nginx usher usher-copy usher-splice usher-epoll)
   [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
   for t in "${STAT_TARGETS[@]}"; do
     strace -c -f -o "$RUN/strace-$t" -p "${PID[$t]}" 2>/dev/null & tracer=$!
@@ -368,7 +371,7 @@ switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ { v 
 if [ "$PERF" != 0 ]; then
   echo
   echo "# perf stat on each proxy over wrk -t1 -c$CONNS -d${PERF}s; then perf record -g on HAProxy and usher (io_uring)"
-  STAT_TARGETS=(haproxy nginx usher usher-splice usher-epoll)
+  STAT_TARGETS=(haproxy nginx usher usher-copy usher-splice usher-epoll)
   [ "$RELAYS" = 0 ] || STAT_TARGETS+=(relay-splice relay-copy)
   for t in "${STAT_TARGETS[@]}"; do
     pid=${PID[$t]}

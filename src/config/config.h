@@ -299,9 +299,9 @@ struct Http2 {
 enum class Protocol : uint8_t { kHttp, kTcp, kUdp };
 std::string_view protocol_name(Protocol protocol);
 
-// How a tcp listener moves bytes (src/proxy/l4/relay_pair.h): through the worker's buffers, or
-// through kernel pipes with splice(2).
-enum class Relay : uint8_t { kCopy, kSplice };
+// How a tcp listener moves bytes (src/proxy/l4/relay_pair.h): through the worker's buffers,
+// through kernel pipes with splice(2), or copying until a direction streams, then splicing.
+enum class Relay : uint8_t { kCopy, kSplice, kAuto };
 
 // Reading a PROXY protocol header (v1 text, v2 binary) that a balancer in front of usher sends
 // first on each connection. Only peers in `from` may send one, and they must.
@@ -330,7 +330,7 @@ struct Listener {
   uint32_t max_connections_per_client = 0;  // per client address (0: no limit)
   std::optional<RateLimit> rate_limit;      // every request on the listener, before routing
   std::optional<ProxyProtocolAccept> proxy_protocol;  // http and tcp listeners
-  Relay relay = Relay::kCopy;                         // tcp
+  Relay relay = Relay::kAuto;                         // tcp
   Millis session_idle = 30s;      // udp: a client's session ends after this long without datagrams
   uint32_t max_sessions = 10000;  // udp: sessions at once; a new client's datagrams beyond: dropped
 };

@@ -237,8 +237,10 @@ void read_listener_l4(Reader& r, const YAML::Node& node, const std::vector<Pool>
     std::string text;
     if (r.scalar(node["relay"], "relay", text) && text == "splice") {
       listener.relay = Relay::kSplice;
-    } else if (text != "copy") {
-      r.error(node["relay"].Mark(), "relay must be copy or splice, not '" + text + "'");
+    } else if (text == "copy") {
+      listener.relay = Relay::kCopy;
+    } else if (text != "auto") {
+      r.error(node["relay"].Mark(), "relay must be auto, copy or splice, not '" + text + "'");
     }
   }
   for (const char* key : {"session_idle", "max_sessions"}) {

@@ -143,6 +143,7 @@ struct TcpCounters {
   Level active;
   Counter bytes_from_clients;
   Counter bytes_to_clients;
+  Counter spliced;  // directions that turned from copying to splice(2) (relay: auto)
 };
 
 struct UdpCounters {

@@ -50,6 +50,15 @@ void Registry::write_l4(Exposition& e, const Layout& layout) const {
                }));
     }
   }
+  e.family("usher_tcp_relay_splices_total", "counter",
+           "Directions of tcp connections (relay: auto) that came as a stream and turned from "
+           "copying to splice(2).");
+  for (const Layout::Named& l : layout.tcp_listeners) {
+    e.sample("usher_tcp_relay_splices_total", {{"listener", l.name}},
+             merged(s, [id = l.id](const Shard& x) -> const Counter& {
+               return x.listeners[id].tcp.spliced;
+             }));
+  }
 
   e.family("usher_udp_sessions_total", "counter",
            "Sessions udp listeners started (a client address and port with its backend).");

@@ -79,6 +79,8 @@ long EpollReactor::attempt(IoOp& op) {
       return op.socket->read_ready ? 0 : -EAGAIN;
     case OpKind::kSleep:
       return -EAGAIN;
+    case OpKind::kEndReceive:  // epoll receives nothing on its own
+      return 0;
     case OpKind::kSpliceIn:
     case OpKind::kSpliceOut:
       return splice_once(op);
@@ -128,6 +130,10 @@ bool EpollReactor::submit(IoOp& op) {
     return false;
   }
   if (op.kind == OpKind::kWaitIn) return wait_in(op);
+  if (op.kind == OpKind::kEndReceive) {
+    op.result = 0;
+    return true;
+  }
   if (op.kind == OpKind::kConnect) {
     if (op.result != -EINPROGRESS) return true;
     watch_writable(*op.socket);

@@ -29,13 +29,14 @@ enum class OpKind : uint8_t {
   kPollIn,
   kWaitIn,  // readable, nothing received: for a socket its owner reads itself (recvmmsg)
   kSleep,
-  kSpliceIn,   // socket -> pipe_fd
-  kSpliceOut,  // pipe_fd -> socket
+  kSpliceIn,    // socket -> pipe_fd
+  kSpliceOut,   // pipe_fd -> socket
+  kEndReceive,  // the reactor takes no more bytes from the socket (before splicing from it)
 };
 
 inline bool is_read_side(OpKind kind) {
   return kind == OpKind::kRead || kind == OpKind::kAccept || kind == OpKind::kPollIn ||
-         kind == OpKind::kWaitIn || kind == OpKind::kSpliceIn;
+         kind == OpKind::kWaitIn || kind == OpKind::kSpliceIn || kind == OpKind::kEndReceive;
 }
 
 // One datagram for Reactor::send_datagrams: its socket and message (msg_name null on a

@@ -39,6 +39,11 @@ class Socket {
   // passing through userspace (splice(2)); yields bytes moved, 0 at EOF, or -errno.
   OpAwaitable splice_in(int pipe_fd, size_t length, uint64_t deadline_ms);
   OpAwaitable splice_out(int pipe_fd, size_t length, uint64_t deadline_ms);
+  // Once the reactor receives nothing more for this socket on its own (io_uring's standing
+  // receive has ended), so that splice_in may take its bytes from then on: yields 1 when the
+  // reactor still holds bytes it received (or the end), which try_read then gives, and -EAGAIN
+  // after them; 0 when it holds none.
+  OpAwaitable end_receive() { return make(OpKind::kEndReceive, nullptr, 0, 0); }
   // Yields 0 once connected, or -errno.
   OpAwaitable connect(const Address& to, uint64_t deadline_ms);
   // Yields 0 when bytes (or EOF) are waiting, without taking a buffer.

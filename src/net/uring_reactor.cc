@@ -62,6 +62,7 @@ void prepare(io_uring_sqe& sqe, IoOp& op) {
       io_uring_prep_poll_add(&sqe, fd, POLLOUT);
       break;
     case OpKind::kSleep:
+    case OpKind::kEndReceive:
       break;
   }
 }
@@ -119,6 +120,7 @@ bool UringReactor::submit(IoOp& op) {
     if (op.result != -EAGAIN) return true;
   }
   op.aborted = 0;
+  if (op.kind == OpKind::kEndReceive) return end_receive(op);
   if (buffers_ && (op.kind == OpKind::kRead || op.kind == OpKind::kPollIn)) return receive(op);
   if (buffers_ && op.kind == OpKind::kAccept) return accept(op);
   queue(op);

@@ -40,6 +40,7 @@ struct Standing {
   bool live = false;      // the kernel request still posts completions
   bool stopping = false;  // cancelled because nobody reads
   bool behind = false;    // its reader fell behind: one-shot reads until one comes up short
+  bool ended = false;     // end_receive(): the owner splices; reads give only what is held
 };
 
 // A listener's multishot accept and the connections it brought that nobody has taken yet.
@@ -97,6 +98,7 @@ class UringReactor final : public Reactor {
 
   // The standing receive and accept (uring_receive.cc).
   bool receive(IoOp& op);
+  bool end_receive(IoOp& op);
   long take(Standing& standing, const IoOp& op);
   uint32_t new_standing(Socket& socket);
   bool arm(uint32_t index);

@@ -71,7 +71,7 @@ long UringReactor::try_read(Socket& socket, char* buffer, size_t length) {
       return static_cast<long>(buffers_->copy_out(standing.received, buffer, length));
     }
     if (standing.end != 0) return standing.end > 0 ? 0 : standing.end;
-    if (standing.live) return -EAGAIN;
+    if (standing.live || standing.ended) return -EAGAIN;
   }
   ssize_t n = ::recv(socket.fd(), buffer, length, 0);
   if (n >= 0) return n;
@@ -87,13 +87,38 @@ bool UringReactor::receive(IoOp& op) {
     op.result = take(standing_[index], op);
     return true;
   }
-  if (standing_[index].live || (!standing_[index].behind && arm(index))) {
+  if (standing_[index].live ||
+      (!standing_[index].behind && !standing_[index].ended && arm(index))) {
     op.slot = kParked;
     socket.reader = &op;
   } else {
     queue(op);
   }
   arm_deadline(op);
+  return false;
+}
+
+// The socket's owner reads it another way from now on (splice(2)): its standing receive is
+// cancelled and never armed again, and the op completes once the last completion is in, so
+// nothing the kernel took is left behind the owner's back. It yields 1 when bytes (or the end)
+// are still held here for try_read, which gives only those from now on, then -EAGAIN.
+bool UringReactor::end_receive(IoOp& op) {
+  Socket& socket = *op.socket;
+  op.result = 0;
+  if (socket.standing == 0 || (socket.standing & kAcceptEntry)) return true;
+  const uint32_t index = socket.standing - 1;
+  Standing& standing = standing_[index];
+  standing.ended = true;
+  if (!standing.live) {
+    op.result = deliverable(standing) ? 1 : 0;
+    return true;
+  }
+  if (!standing.stopping) {
+    standing.stopping = true;
+    cancel_request(kStandingTag | index);
+  }
+  op.slot = kParked;
+  socket.reader = &op;
   return false;
 }
 
@@ -165,6 +190,14 @@ void UringReactor::complete_standing(const io_uring_cqe& cqe) {
 void UringReactor::serve_reader(uint32_t index) {
   Standing& standing = standing_[index];
   IoOp* op = standing.socket->reader;
+  if (op != nullptr && op->kind == OpKind::kEndReceive) {
+    if (!standing.live) {
+      standing.socket->reader = nullptr;
+      op->result = deliverable(standing) ? 1 : 0;
+      enqueue(*op);
+    }
+    return;
+  }
   if (op == nullptr || op->slot != kParked) {
     if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
       standing.stopping = true;

@@ -116,6 +116,8 @@ class TcpProxyTest(unittest.TestCase):
         self.assertEqual(seen, {"b0": 100, "b1": 100, "b2": 100})
         usher.settle()  # the last connection's end is counted once usher has seen it
         self.assertEqual(usher.metric(done) - before, 300)
+        # relay: auto (the default) keeps copying small messages: no direction turned to splice.
+        self.assertEqual(usher.metric(r'usher_tcp_relay_splices_total\{listener="front"\}'), 0)
 
     def test_a_backend_that_is_down_is_skipped(self):
         servers = [self.server(echo_with_name(f"b{i}")) for i in range(3)]
@@ -133,7 +135,7 @@ class TcpProxyTest(unittest.TestCase):
         self.assertEqual(names, {"b0", "b2"})  # every client served: no refused connection seen
 
     def test_256_mib_arrive_byte_identical_in_little_memory(self):
-        for relay in ("copy", "splice"):
+        for relay in ("auto", "copy", "splice"):
             with self.subTest(relay=relay):
                 self.transfer_256_mib(relay)
 
@@ -141,12 +143,12 @@ class TcpProxyTest(unittest.TestCase):
         server = self.server(echo_with_name("bulk"))
         usher = TcpUsher(self, {"main": ([server.port], "")}, listener=f"    pool: main\n    relay: {relay}\n")
         try:
-            self.transfer_through(usher)
+            self.transfer_through(usher, relay)
         except OSError as error:  # what usher said and logged tells a crash from a relay's end
             raise AssertionError(f"{error}; usher exit {usher.process.proc.poll()}: "
                                  f"{usher.process.output()[-4000:]}; log: {usher.log_lines(1, 1.0)}")
 
-    def transfer_through(self, usher):
+    def transfer_through(self, usher, relay):
         total, block = 256 << 20, os.urandom(1 << 20)
         sent_hash = hashlib.sha256()
         with usher.connect(timeout=60) as s:
@@ -177,6 +179,9 @@ class TcpProxyTest(unittest.TestCase):
             self.assertLess(peak, 32 * 1024, "peak RSS in KiB")
         usher.settle()
         self.assertEqual(usher.metric(r'usher_tcp_bytes_total\{listener="front",direction="in"\}'), total)
+        # auto: both directions came as streams (the echo sends it all back) and turned to splice.
+        splices = usher.metric(r'usher_tcp_relay_splices_total\{listener="front"\}')
+        self.assertEqual(splices, 2 if relay == "auto" else 0)
 
     def test_half_close_is_passed_on(self):
         server = self.server(collect_then_answer)

@@ -133,12 +133,19 @@ struct Budget {
   }
 };
 
+// With `relay: auto`, a direction whose reads filled the whole buffer this many times in a row
+// is a stream, and moves on to splice(2); request/response traffic rarely fills even one.
+constexpr int kStreamingReads = 4;
+
+enum class CopyEnd : uint8_t { kFailed, kClean, kStreaming };
+
 // A direction waits holding no buffer (an idle connection costs none) and takes one only for
-// the bytes that came.
-net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
-                               Join& join) {
+// the bytes that came. `adaptive`: it hands over (kStreaming) once the bytes come as a stream.
+net::Task<CopyEnd> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
+                                  Join& join, bool adaptive) {
   std::string first;
   bool clean = false;
+  int full_reads = 0;
   Budget budget{0, std::string_view(d.from.reactor().name()) != "io_uring"};
   while (true) {
     long in = co_await d.from.readable(deadline(join, idle_ms));
@@ -160,10 +167,13 @@ net::Task<bool> copy_direction(Direction& d, net::BufferPool& buffers, uint64_t 
     } else if (!co_await write_on(d, bytes, idle_ms, join)) {
       break;
     }
+    const bool full = static_cast<size_t>(in) == buffer.capacity();
     buffer.release();
+    full_reads = full ? full_reads + 1 : 0;
+    if (adaptive && full_reads == kStreamingReads) co_return CopyEnd::kStreaming;
     if (budget.spent(in)) co_await d.from.wait_readable(deadline(join, idle_ms));
   }
-  co_return clean;
+  co_return clean ? CopyEnd::kClean : CopyEnd::kFailed;
 }
 
 net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
@@ -193,6 +203,26 @@ net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
   co_return clean;
 }
 
+// A copying direction turned stream: the reactor stops receiving for `from`, what it had
+// received goes on first (in order), then splice(2) takes the socket's bytes.
+net::Task<bool> splice_from_now(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
+                                Join& join) {
+  ++join.totals.spliced;
+  if (co_await d.from.end_receive() > 0) {
+    bool clean = false;
+    while (true) {
+      net::Buffer buffer = buffers.take();
+      const long in = d.from.try_read(buffer.data(), buffer.capacity());
+      if (in == -EAGAIN) break;
+      if (!keep_going(in, d, join, clean)) co_return clean;
+      if (!co_await write_on(d, {buffer.data(), static_cast<size_t>(in)}, idle_ms, join)) {
+        co_return false;
+      }
+    }
+  }
+  co_return co_await splice_direction(d, idle_ms, join);
+}
+
 // A failure ends both sides with a reset, so that no peer takes a cut stream for a complete one
 // (a shutdown would send it a FIN first). Disconnecting (connect to AF_UNSPEC) resets the
 // socket while its fd stays open, and fails whatever the other direction waits for on it.
@@ -207,7 +237,10 @@ net::Task<void> pump(Direction d, net::BufferPool& buffers, RelayOptions options
   if (options.mode == config::Relay::kSplice) {
     clean = co_await splice_direction(d, options.idle_ms, join);
   } else {
-    clean = co_await copy_direction(d, buffers, options.idle_ms, join);
+    const bool adaptive = options.mode == config::Relay::kAuto;
+    const CopyEnd end = co_await copy_direction(d, buffers, options.idle_ms, join, adaptive);
+    clean = end == CopyEnd::kStreaming ? co_await splice_from_now(d, buffers, options.idle_ms, join)
+                                       : end == CopyEnd::kClean;
   }
   if (clean) {
     ::shutdown(d.to.fd(), SHUT_WR);  // the half-close goes on; the other direction continues

@@ -12,7 +12,12 @@
 //   traffic.
 // - splice: each direction through a kernel pipe with splice(2), the bytes never in userspace:
 //   the cheapest per byte for bulk streams, but two or three system calls per chunk.
-// In splice mode neither socket may have been read through the reactor before (net/relay.h).
+// - auto: copy, until a direction's reads fill the buffer several times in a row (a stream):
+//   that direction ends the reactor's receiving on its socket, passes on what was received,
+//   and splices from then on. Each direction decides for itself (a download splices, its
+//   requests keep copying).
+// In splice mode neither socket may have been read through the reactor before (net/relay.h);
+// auto ends that reading first (Socket::end_receive).
 //
 // With `refuse_proxy_header`, the client's first bytes are looked at before they go on: a PROXY
 // protocol header from a client the listener does not trust ends the connection (-EPROTO).
@@ -31,10 +36,11 @@ struct RelayTotals {
   bool idle = false;           // ended by idle_ms of silence both ways
   long error = 0;              // the first failure (-errno), 0 when both directions ended cleanly
   bool client_failed = false;  // the failure was on the client's socket
+  int spliced = 0;             // directions that moved from copying to splice(2) (relay: auto)
 };
 
 struct RelayOptions {
-  config::Relay mode = config::Relay::kCopy;
+  config::Relay mode = config::Relay::kAuto;
   uint64_t idle_ms = 0;
   bool refuse_proxy_header = false;
 };

@@ -211,6 +211,7 @@ net::Task<void> serve_tcp(Worker& worker, int fd, Endpoint& endpoint) {
   counters.tcp.ended[static_cast<size_t>(c.end)].add();
   counters.tcp.bytes_from_clients.add(c.totals.to_backend + c.prelude.early.size());
   counters.tcp.bytes_to_clients.add(c.totals.to_client);
+  counters.tcp.spliced.add(static_cast<uint64_t>(c.totals.spliced));
   counters.tcp.active.add(-1);
   log_connection(c, gen->shared->listener_labels[static_cast<size_t>(endpoint.listener)], config);
   worker.remove_session(c.link);
