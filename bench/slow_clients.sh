@@ -15,8 +15,9 @@
 # every normal request succeeds.
 #
 # Comparable settings, each proxy with what it has:
-#   usher    timeouts { client_header: 3s, client_body: 10s }, limits.min_body_rate 1KiB/s over 2s
-#            (the body streams to the backend, usher's default);
+#   usher    timeouts { client_header: 3s, client_body: 10s }, limits.min_body_rate 1KiB/s over 2s,
+#            buffer_request: 16KiB (as HAProxy's http-buffer-request and nginx's buffering, a
+#            slow body holds no backend connection; USHER_BUFFER=0 streams bodies instead);
 #   HAProxy  timeout http-request 3s + option http-buffer-request (the deadline then covers the
 #            body too), timeout client 10s;
 #   nginx    client_header_timeout 3s, client_body_timeout 10s (an inactivity timeout: nginx has
@@ -111,6 +112,7 @@ listeners:
 pools:
   - name: web
     backends: [127.0.0.1:$B]
+$([ "${USHER_BUFFER:-1}" = 0 ] || echo "    buffer_request: 16KiB")
 CONF
 }
 usher_conf "$PORT_usher" "$RUN/usher.log" >"$RUN/usher.yaml"
