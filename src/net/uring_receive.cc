@@ -191,12 +191,11 @@ void UringReactor::serve_reader(uint32_t index) {
   Standing& standing = standing_[index];
   IoOp* op = standing.socket->reader;
   if (op != nullptr && op->kind == OpKind::kEndReceive) {
-    if (!standing.live) {
-      standing.socket->reader = nullptr;
-      op->result = deliverable(standing) ? 1 : 0;
-      enqueue(*op);
-    }
-    return;
+    if (standing.live) return;
+    standing.socket->reader = nullptr;
+    op->result = deliverable(standing) ? 1 : 0;
+    enqueue(*op);
+    op = nullptr;  // what it holds may still be spilled, below
   }
   if (op == nullptr || op->slot != kParked) {
     if (standing.live && !standing.stopping && standing.received.count >= kMaxUnread) {
@@ -214,7 +213,7 @@ void UringReactor::serve_reader(uint32_t index) {
     timers_.cancel(op->timer);
     op->result = take(standing, *op);
     enqueue(*op);
-  } else if (!standing.live && (standing.behind || !arm(index))) {
+  } else if (!standing.live && (standing.behind || standing.ended || !arm(index))) {
     standing.socket->reader = nullptr;
     queue(*op);  // keeps its deadline
   }

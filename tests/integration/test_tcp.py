@@ -387,7 +387,8 @@ class TcpConfigTest(unittest.TestCase):
                 ("    retries: { attempts: 2 }\n", "", "retries applies to HTTP only"),
                 ("    sticky: { cookie: s }\n", "", "sticky applies to HTTP only"),
                 ("    hash_key: header:x\n    balance: hash\n", "", "hashes the client address only"),
-                ("    proxy_protocol: v3\n", "", "proxy_protocol must be v1, v2 or off")]:
+                ("    proxy_protocol: v3\n", "", "proxy_protocol must be v1, v2 or off"),
+                ("", "    relay: zerocopy\n", "relay must be auto, copy or splice, not 'zerocopy'")]:
             result = self.check(base.format(pool=pool, listener=listener))
             self.assertNotEqual(result.returncode, 0, pool + listener)
             self.assertIn(message, result.stderr + result.stdout)

@@ -133,9 +133,12 @@ struct Budget {
   }
 };
 
-// With `relay: auto`, a direction whose reads filled the whole buffer this many times in a row
-// is a stream, and moves on to splice(2); request/response traffic rarely fills even one.
+// With `relay: auto`, a direction that read at least kStreamingReadBytes this many times in a
+// row is a stream, and moves on to splice(2); request/response messages are smaller. Not "a
+// full buffer": on io_uring a reader that keeps up gets what the standing receive brought since
+// the last turn, which is rarely a whole buffer even for a stream.
 constexpr int kStreamingReads = 4;
+constexpr long kStreamingReadBytes = 8 * 1024;
 
 enum class CopyEnd : uint8_t { kFailed, kClean, kStreaming };
 
@@ -145,7 +148,7 @@ net::Task<CopyEnd> copy_direction(Direction& d, net::BufferPool& buffers, uint64
                                   Join& join, bool adaptive) {
   std::string first;
   bool clean = false;
-  int full_reads = 0;
+  int large_reads = 0;
   Budget budget{0, std::string_view(d.from.reactor().name()) != "io_uring"};
   while (true) {
     long in = co_await d.from.readable(deadline(join, idle_ms));
@@ -167,10 +170,9 @@ net::Task<CopyEnd> copy_direction(Direction& d, net::BufferPool& buffers, uint64
     } else if (!co_await write_on(d, bytes, idle_ms, join)) {
       break;
     }
-    const bool full = static_cast<size_t>(in) == buffer.capacity();
     buffer.release();
-    full_reads = full ? full_reads + 1 : 0;
-    if (adaptive && full_reads == kStreamingReads) co_return CopyEnd::kStreaming;
+    large_reads = in >= kStreamingReadBytes ? large_reads + 1 : 0;
+    if (adaptive && large_reads == kStreamingReads) co_return CopyEnd::kStreaming;
     if (budget.spent(in)) co_await d.from.wait_readable(deadline(join, idle_ms));
   }
   co_return clean ? CopyEnd::kClean : CopyEnd::kFailed;
@@ -207,8 +209,12 @@ net::Task<bool> splice_direction(Direction& d, uint64_t idle_ms, Join& join) {
 // received goes on first (in order), then splice(2) takes the socket's bytes.
 net::Task<bool> splice_from_now(Direction& d, net::BufferPool& buffers, uint64_t idle_ms,
                                 Join& join) {
-  ++join.totals.spliced;
-  if (co_await d.from.end_receive() > 0) {
+  const long held = co_await d.from.end_receive();
+  if (held < 0) {  // cancelled: the connection is being torn down
+    join.fail(held, d.from_client);
+    co_return false;
+  }
+  if (held > 0) {
     bool clean = false;
     while (true) {
       net::Buffer buffer = buffers.take();
@@ -220,6 +226,7 @@ net::Task<bool> splice_from_now(Direction& d, net::BufferPool& buffers, uint64_t
       }
     }
   }
+  ++join.totals.spliced;
   co_return co_await splice_direction(d, idle_ms, join);
 }
 

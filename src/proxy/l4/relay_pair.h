@@ -12,7 +12,7 @@
 //   traffic.
 // - splice: each direction through a kernel pipe with splice(2), the bytes never in userspace:
 //   the cheapest per byte for bulk streams, but two or three system calls per chunk.
-// - auto: copy, until a direction's reads fill the buffer several times in a row (a stream):
+// - auto: copy, until a direction's reads bring 8 KiB or more several times in a row (a stream):
 //   that direction ends the reactor's receiving on its socket, passes on what was received,
 //   and splices from then on. Each direction decides for itself (a download splices, its
 //   requests keep copying).

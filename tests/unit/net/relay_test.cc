@@ -121,7 +121,7 @@ TEST_P(RelayTest, ASocketReadThroughTheReactorMovesOnToSpliceWithoutLosingAByte)
     // Small reads: on io_uring the first of the standing receive's 4 KiB buffers is still held
     // after them, and the receive may still be live, when end_receive comes.
     for (int reads = 0; reads < 3;) {
-      if (co_await in.readable(5000) < 0) break;
+      if (co_await in.readable(r.now_ms() + 5000) < 0) break;
       const long n = in.try_read(buffer.data(), 1000);
       if (n == -EAGAIN) continue;
       if (n <= 0 || !co_await write_all(to, buffer.data(), static_cast<size_t>(n))) break;
@@ -149,6 +149,51 @@ TEST_P(RelayTest, ASocketReadThroughTheReactorMovesOnToSpliceWithoutLosingAByte)
   EXPECT_EQ(copied + result.bytes, kBytes);
   EXPECT_EQ(transfer.received, kBytes);
   EXPECT_EQ(transfer.mismatches, 0u);
+}
+
+// end_receive while io_uring's standing receive is live and holds part of a message: the op
+// waits for the receive's end, the held bytes come first, then splice takes what came after.
+TEST_P(RelayTest, EndReceiveWhileTheReceiveIsLiveHandsOverWhatItHeldInOrder) {
+  auto [source, relay_in] = loopback_tcp_pair();
+  auto [relay_out, sink] = loopback_tcp_pair();
+  ::fcntl(relay_out, F_SETFL, O_NONBLOCK);
+  std::string got;
+  long held = -1;
+  RelayResult result;
+  spawn([](Reactor& r, int source, int in_fd, int out_fd, std::string& got, long& held,
+           RelayResult& out) -> Task<void> {
+    Socket in(r, in_fd), to(r, out_fd);
+    const std::string first(3000, 'a'), second(5000, 'b');
+    ::send(source, first.data(), first.size(), MSG_NOSIGNAL);
+    char buffer[1000];
+    long n = -EAGAIN;
+    while (n == -EAGAIN) {
+      if (co_await in.readable(r.now_ms() + 5000) < 0) break;
+      n = in.try_read(buffer, sizeof buffer);
+    }
+    if (n > 0) got.append(buffer, static_cast<size_t>(n));
+    held = co_await in.end_receive();
+    ::send(source, second.data(), second.size(), MSG_NOSIGNAL);
+    ::shutdown(source, SHUT_WR);
+    if (held > 0) {
+      while ((n = in.try_read(buffer, sizeof buffer)) > 0)
+        got.append(buffer, static_cast<size_t>(n));
+    }
+    out = co_await splice_relay(in, to, 5000);
+    ::shutdown(out_fd, SHUT_WR);
+    r.stop();
+  }(*reactor, source, relay_in, relay_out, got, held, result));
+  reactor->run({});
+  ::fcntl(sink, F_SETFL, 0);
+  char block[4096];
+  for (ssize_t n; (n = ::recv(sink, block, sizeof block, 0)) > 0;)
+    got.append(block, static_cast<size_t>(n));
+  ::close(source);
+  ::close(sink);
+  EXPECT_TRUE(result.clean) << result.error;
+  // io_uring's receive had taken all 3000 bytes; epoll holds nothing, splice takes the rest.
+  EXPECT_EQ(held, GetParam() == IoBackend::kIoUring ? 1 : 0);
+  EXPECT_EQ(got, std::string(3000, 'a') + std::string(5000, 'b'));
 }
 
 TEST_P(RelayTest, SilenceEndsItAtTheIdleDeadline) {
