@@ -29,7 +29,8 @@
 # until the window ends, which keeps the attack at full strength for every proxy.
 # Env: ROUNDS (2), UNLOADED (10 s), ATTACK (15 s), CPU (0), ATTACK_CPU (= CPU), LORIS (1000),
 # BODIES (500), RATE (500 connections a second), TARGETS ("usher usher-epoll haproxy nginx"),
-# USHER_BIN (an usher binary to use as it is; without it the script builds build/src/app/usher).
+# USHER_BIN (an usher binary to use as it is; without it the script builds build/src/app/usher),
+# USHER_BUFFER (1: usher buffers bodies up to 16 KiB; 0: streams them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

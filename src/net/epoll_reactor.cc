@@ -79,7 +79,7 @@ long EpollReactor::attempt(IoOp& op) {
       return op.socket->read_ready ? 0 : -EAGAIN;
     case OpKind::kSleep:
       return -EAGAIN;
-    case OpKind::kEndReceive:  // epoll receives nothing on its own
+    case OpKind::kEndReceive:  // completed in submit(): epoll receives nothing on its own
       return 0;
     case OpKind::kSpliceIn:
     case OpKind::kSpliceOut:
