@@ -14,6 +14,7 @@ namespace {
 constexpr std::size_t kGranule = 64;
 constexpr std::size_t kClasses = 64;            // frames up to 4 KiB are pooled
 constexpr std::size_t kMaxFreePerClass = 1024;  // beyond this, a burst's frames go back to malloc
+constexpr std::size_t kMaxSparesAtOnce = 64;
 
 struct FreeFrame {
   FreeFrame* next;
@@ -54,9 +55,13 @@ void* new_frame(std::size_t size) {
 // A class that ran dry gets as many spare frames as it has in use, so it doubles as a vector's
 // capacity does: how many frames a load holds at once swings from one loop turn to the next (a
 // turn's writes keep their coroutines until it ends), and a swing above the busiest moment seen
-// so far then mostly finds its frames waiting instead of reaching the allocator.
+// so far then mostly finds its frames waiting instead of reaching the allocator. At most
+// kMaxSparesAtOnce at a time, though: the spares are fresh memory, and a thousand of them made in
+// one coroutine's turn faulted 500 pages in while every other connection of the worker waited
+// (7 ms on a virtual machine where a page fault costs about 15 µs, docs/benchmarks.md).
 void add_spares(std::size_t cls) {
-  std::size_t spares = std::min(free_lists.live[cls], kMaxFreePerClass - free_lists.counts[cls]);
+  std::size_t spares =
+      std::min({free_lists.live[cls], kMaxSparesAtOnce, kMaxFreePerClass - free_lists.counts[cls]});
   for (; spares > 0; --spares) push_free(cls, new_frame(cls * kGranule));
 }
 

@@ -171,9 +171,10 @@ class Worker {
   bool end_tunnels_seen_ = false;
   std::atomic<bool> tunnels_asked_{false};  // every tunnel of the worker was asked to end
   std::atomic<size_t> ending_tunnels_{0};   // sessions whose tunnel was asked to end
-  size_t released_since_trim_ = 0;
   uint64_t random_state_;
   size_t session_churn_ = 0;
+  bool memory_owed_ = false;  // the allocator may hold pages a burst needed (see on_idle)
+  uint64_t last_memory_check_ms_ = 0;
   uint64_t last_trim_ms_ = 0;
   std::thread thread_;
 };
