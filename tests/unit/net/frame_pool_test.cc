@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "counted_allocations.h"
@@ -44,6 +45,24 @@ TEST(FramePool, ASwingAboveTheBusiestMomentFindsSpares) {
   EXPECT_EQ(counted.count(), 0u);
   hold(400, kSize);  // far beyond: the allocator, counted
   EXPECT_GT(counted.count(), 0u);
+}
+
+// Spares are fresh memory: a thousand made inside one coroutine's turn faulted in hundreds of
+// pages while the worker's other connections waited. However many frames are in use, one
+// allocation makes at most 64 of them.
+TEST(FramePool, AClassThatRunsDryMakesAtMost64SparesAtOnce) {
+  SKIP_UNLESS_RECYCLED();
+  constexpr size_t kSize = 1700;
+  std::vector<void*> frames;
+  size_t most_in_one_call = 0;
+  for (size_t i = 0; i < 1200; ++i) {
+    CountedAllocations counted;
+    frames.push_back(allocate_frame(kSize));
+    if (i >= 100) most_in_one_call = std::max<size_t>(most_in_one_call, counted.count());
+  }
+  for (void* frame : frames) free_frame(frame, kSize);
+  EXPECT_GT(most_in_one_call, 1u);  // still more than one at a time
+  EXPECT_LE(most_in_one_call, 64u);
 }
 
 }  // namespace
