@@ -4,7 +4,7 @@
 # of at most 34 bytes a second) against usher (io_uring and epoll), HAProxy and nginx in turn,
 # while a normal client makes paced requests; its p50/p99 without and with the attack, per proxy.
 #
-#   bash bench/slow_clients.sh                           # 2 rounds: 10 s unloaded + 15 s attacked each
+#   bash bench/slow_clients.sh                           # 2 rounds: 15 s unloaded + 15 s attacked each
 #   ROUNDS=1 USHER_BIN=/path/to/usher bash bench/slow_clients.sh   # a given binary, no build
 #
 # Placement is "one core" (everything on CPU 0, see docs/benchmarks.md): the proxy, the backend,
@@ -150,13 +150,17 @@ class Attack(threading.Thread):
     def run(self):
         while (left := until - time.monotonic()) >= 2:
             out_prefix = f"{prefix}-{self.name}-{len(self.waves)}"
-            out = subprocess.run(["slowhttptest", *self.args, "-l", str(int(left) - 1), "-g", "-o", out_prefix,
-                                  "-u", f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
-            rows = []
-            if os.path.exists(out_prefix + ".csv"):
-                rows = [[int(x) for x in l.split(",")] for l in open(out_prefix + ".csv").read().splitlines()[1:] if l]
-            status = re.search(r"Exit status:\s*(.+)", ANSI.sub("", out))
-            self.waves.append((status.group(1).strip() if status else "?", rows))
+            try:
+                out = subprocess.run(["slowhttptest", *self.args, "-l", str(int(left) - 1), "-g", "-o", out_prefix,
+                                      "-u", f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
+                rows = []
+                if os.path.exists(out_prefix + ".csv"):
+                    rows = [[int(x) for x in l.split(",")] for l in open(out_prefix + ".csv").read().splitlines()[1:] if l]
+                status = re.search(r"Exit status:\s*(.+)", ANSI.sub("", out))
+                self.waves.append((status.group(1).strip() if status else "?", rows))
+            except Exception as e:  # the wave counts, with what went wrong as its status
+                self.waves.append((f"failed: {e!r}", []))
+                time.sleep(1)
 
 attacks = [Attack("loris", ["-H", "-c", loris, "-r", rate, "-i", "1", "-x", "16", "-p", "3"]),
            Attack("body", ["-B", "-c", bodies, "-r", rate, "-i", "1", "-x", "16", "-s", "8192", "-p", "3"])]
@@ -228,7 +232,13 @@ attacker = subprocess.Popen(["taskset", "-c", attack_cpu, "/usr/bin/python3", os
                              str(attack), loris, bodies, rate, os.path.join(run, f"{target}-{round_}")],
                             stdout=subprocess.PIPE, text=True)
 loaded, failures = normal_client(attack, "attack", trace)
-report = json.loads(attacker.communicate()[0])
+try:
+    report = json.loads(attacker.communicate(timeout=attack + 60)[0])
+except (subprocess.TimeoutExpired, ValueError) as e:
+    attacker.kill()
+    print(f"# {target}: the attack process failed ({e!r}, exit {attacker.poll()})")  # on the terminal
+    sys.exit(1)
+trace.close()
 cpu = cpu_seconds() - before
 waves, attacker_cpu = report["waves"], report["cpu"]  # both slowhttptest processes, all waves
 guards = "-"
@@ -292,9 +302,9 @@ for t, v in by.items():
 
 def pooled_p99(target, phase):
     """The p99 of every round's requests of one phase together: a 1 % tail of a few thousand
-    requests, where one round's is of 15 (one round's unloaded p99 moved 0.5-1.0 ms with nothing
+    requests, where one round's is of 15 (one round's unloaded p99 moved 0.49-1.13 ms with nothing
     changed)."""
-    ms = sorted(float(f[2]) for path in glob.glob(os.path.join(sys.argv[2], f"{target}-*-latencies"))
+    ms = sorted(float(f[2]) for path in glob.glob(os.path.join(sys.argv[2], f"{target}-[0-9]*-latencies"))
                 for f in map(str.split, open(path)) if f[0] == phase and f[2] != "failed")
     return ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else float("nan")
 

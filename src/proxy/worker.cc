@@ -340,26 +340,31 @@ void Worker::on_wake() {
 void Worker::on_idle() {
   access_log_.flush();
   // After a burst the allocator keeps the pages the burst needed (buffers, request frames,
-  // closed connections); they go back to the system once the load has settled: a check (once a
-  // second) that finds no connection opened or closed since the one before. While connections
-  // keep coming and going (a load in waves, an attack that reconnects as it is closed), the pages
-  // stay for the next wave: giving them back every second made each wave fault them in again,
-  // up to 500 pages inside one loop turn at about 15 µs a fault on a virtual machine
-  // (docs/benchmarks.md, "Slow clients"). A load that never settles still gives them back every
-  // kTrimBackstopMs, so that idle connections cost what they hold, not what the busiest moment
-  // needed.
-  constexpr uint64_t kCheckIntervalMs = 1000;
+  // closed connections); they go back to the system once the load has settled: a second in which
+  // no connection opened or closed. While connections keep coming and going (a load in waves, an
+  // attack that reconnects as it is closed), the pages stay for the next wave: giving them back
+  // every second made each wave fault them in again, up to 500 pages inside one loop turn at
+  // about 15 µs a fault on the benchmark machine's virtual CPU (docs/benchmarks.md, "Slow
+  // clients"). A load that never settles still gives them back kTrimBackstopMs after it began
+  // owing them, so that idle connections cost what they hold, not what the busiest moment needed.
+  constexpr uint64_t kBufferTrimIntervalMs = 1000;
+  constexpr uint64_t kSettledMs = 1000;
   constexpr uint64_t kTrimBackstopMs = 60'000;
   const uint64_t now = reactor_->now_ms();
-  if (now - last_memory_check_ms_ < kCheckIntervalMs) return;
-  last_memory_check_ms_ = now;
-  buffers_.trim();
-  const bool moving = std::exchange(session_churn_, 0) > 0;
-  if (buffers_.take_released_bytes() > 0 || moving) memory_owed_ = true;
-  if (!memory_owed_ || (moving && now - last_trim_ms_ < kTrimBackstopMs)) return;
+  if (now - last_buffer_trim_ms_ >= kBufferTrimIntervalMs) {
+    last_buffer_trim_ms_ = now;
+    buffers_.trim();
+    if (buffers_.take_released_bytes() > 0) owe_memory(now);
+  }
+  if (!memory_owed_) return;
+  if (now - last_churn_ms_ < kSettledMs && now - owed_since_ms_ < kTrimBackstopMs) return;
   ::malloc_trim(0);
   memory_owed_ = false;
-  last_trim_ms_ = now;
+}
+
+void Worker::owe_memory(uint64_t now) {
+  if (std::exchange(memory_owed_, true)) return;
+  owed_since_ms_ = now;
 }
 
 l4::Outbox& Worker::outbox() {
@@ -373,7 +378,8 @@ void Worker::add_session(SessionLink& link) {
   sessions_.prev->next = &link;
   sessions_.prev = &link;
   session_count_.fetch_add(1, std::memory_order_relaxed);
-  ++session_churn_;
+  last_churn_ms_ = reactor_->now_ms();
+  owe_memory(last_churn_ms_);
 }
 
 void Worker::remove_session(SessionLink& link) {
@@ -381,7 +387,8 @@ void Worker::remove_session(SessionLink& link) {
   link.next->prev = link.prev;
   session_count_.fetch_sub(1, std::memory_order_relaxed);
   if (link.tunnel_ending) ending_tunnels_.fetch_sub(1, std::memory_order_release);
-  ++session_churn_;
+  last_churn_ms_ = reactor_->now_ms();
+  owe_memory(last_churn_ms_);
 }
 
 void Worker::add_tunnel(SessionLink& link, l7::TunnelControl& tunnel) {

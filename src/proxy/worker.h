@@ -139,6 +139,7 @@ class Worker {
   void run();
   void on_wake();
   void on_idle();
+  void owe_memory(uint64_t now);
   void adopt(std::unique_ptr<WorkerGeneration> next);
   void open_endpoints(WorkerGeneration& next);
   void add_endpoint(const config::Listener& listener, size_t index, int fd);
@@ -172,10 +173,10 @@ class Worker {
   std::atomic<bool> tunnels_asked_{false};  // every tunnel of the worker was asked to end
   std::atomic<size_t> ending_tunnels_{0};   // sessions whose tunnel was asked to end
   uint64_t random_state_;
-  size_t session_churn_ = 0;
   bool memory_owed_ = false;  // the allocator may hold pages a burst needed (see on_idle)
-  uint64_t last_memory_check_ms_ = 0;
-  uint64_t last_trim_ms_ = 0;
+  uint64_t owed_since_ms_ = 0;
+  uint64_t last_churn_ms_ = 0;  // a connection opened or closed
+  uint64_t last_buffer_trim_ms_ = 0;
   std::thread thread_;
 };
 
